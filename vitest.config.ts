@@ -8,6 +8,7 @@ const conditions = process.env.VMXLAB_IMPL === 'solutions' ? ['solutions'] : [];
 
 export default defineConfig({
   test: {
+    setupFiles: ['./vitest.setup.ts'],
     projects: [
       { extends: true, test: { name: 'unit', include: ['src/**/*.test.ts', 'scripts/**/*.test.ts'] } },
       {

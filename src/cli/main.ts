@@ -1,0 +1,183 @@
+// `vmxlab` — the learner's command. See README.md ("Commands") for what each one does.
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHAPTERS, allExercises, exercisePaths, type ExerciseRef } from '../../chapters/manifest.ts';
+import { formatGrades, painter } from './format.ts';
+import { GraderClient } from './grader-client.ts';
+import { loadProgress, saveProgress } from './progress.ts';
+import { resetExercise } from './reset.ts';
+import { runWatch } from './watch.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const out = process.stdout;
+const paint = painter(out);
+
+const USAGE = `vmxlab — learn VT-x by building a hypervisor
+
+  vmxlab                       watch mode on the current exercise (re-grades on save)
+  vmxlab grade [chapter]       points per exercise and chapter; exit 1 if anything falls short
+        --solutions              grade the reference solutions instead of your exercises
+        --json                   machine-readable output
+  vmxlab list                  chapters and exercises, done or pending
+  vmxlab hint [exercise]       the next hint for an exercise (default: the current one)
+  vmxlab reset <exercise>      restore the original stub (your file is backed up first)
+  vmxlab help                  this text
+
+A chapter is its number (0) or slug (00-machine). Notes: npm run docs`;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        solutions: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        'no-docs': { type: 'boolean', default: false },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`vmxlab: ${(e as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help || command === 'help') {
+    out.write(`${USAGE}\n`);
+    return 0;
+  }
+  switch (command) {
+    case undefined:
+    case 'watch':
+      return runWatch({ root: ROOT, startExercise: rest[0], serveDocs: !values['no-docs'] });
+    case 'grade':
+      return grade(rest[0], values.solutions, values.json);
+    case 'list':
+      return list();
+    case 'hint':
+      return hint(rest[0]);
+    case 'reset':
+      return reset(rest[0]);
+    default:
+      process.stderr.write(`vmxlab: unknown command '${command}'\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+async function grade(chapterArg: string | undefined, solutions: boolean, json: boolean): Promise<number> {
+  const chapters = chapterArg === undefined ? CHAPTERS : CHAPTERS.filter((c) => String(c.number) === chapterArg || c.slug === chapterArg);
+  if (chapters.length === 0) {
+    process.stderr.write(`vmxlab: no chapter '${chapterArg}'. Chapters: ${CHAPTERS.map((c) => `${c.number} (${c.slug})`).join(', ')}\n`);
+    return 2;
+  }
+  const client = new GraderClient(ROOT, solutions ? 'solutions' : 'exercises');
+  const ids = chapters.flatMap((c) => c.exercises.map((e) => e.id));
+  const results = await client.grade(ids);
+  await client.close();
+  if (!solutions) recordPasses(results.filter((r) => r.passed).map((r) => r.id));
+  const byChapter = chapters.map((chapter) => ({ chapter, results: results.filter((r) => r.chapter === chapter.slug) }));
+  const points = results.reduce((s, r) => s + r.points, 0);
+  const maxPoints = results.reduce((s, r) => s + r.maxPoints, 0);
+  const allPassed = results.every((r) => r.passed);
+  if (json) {
+    const report = {
+      implementation: solutions ? 'solutions' : 'exercises',
+      passed: allPassed,
+      points,
+      maxPoints,
+      chapters: byChapter.map(({ chapter, results: rs }) => ({
+        number: chapter.number,
+        slug: chapter.slug,
+        title: chapter.title,
+        points: rs.reduce((s, r) => s + r.points, 0),
+        maxPoints: rs.reduce((s, r) => s + r.maxPoints, 0),
+        exercises: rs,
+      })),
+    };
+    out.write(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    out.write(`${formatGrades(byChapter, paint)}\n`);
+  }
+  return allPassed ? 0 : 1;
+}
+
+function recordPasses(ids: string[]): void {
+  const { progress } = loadProgress(ROOT);
+  const now = new Date().toISOString();
+  for (const id of ids) progress.passed[id] ??= now;
+  saveProgress(ROOT, progress);
+}
+
+function list(): number {
+  const { progress, warning } = loadProgress(ROOT);
+  if (warning !== undefined) process.stderr.write(`vmxlab: ${warning}\n`);
+  for (const c of CHAPTERS) {
+    out.write(`${paint('bold', `Chapter ${c.number} — ${c.title}`)}  (${c.slug})\n`);
+    for (const e of c.exercises) {
+      const done = progress.passed[e.id] !== undefined;
+      const here = progress.current === e.id ? ' ←' : '';
+      out.write(`  ${done ? paint('green', '✓ done   ') : '· pending'} ${e.id.padEnd(24)} ${e.title}${here}\n`);
+    }
+  }
+  return 0;
+}
+
+function findExercise(id: string | undefined, current: string | undefined): ExerciseRef | string {
+  const all = allExercises();
+  const wanted = id ?? current ?? all.find(() => true)?.exercise.id;
+  const ref = all.find((r) => r.exercise.id === wanted);
+  if (ref !== undefined) return ref;
+  return `no exercise '${wanted}'. Exercises: ${all.map((r) => r.exercise.id).join(', ')}`;
+}
+
+function hint(id: string | undefined): number {
+  const { progress, warning } = loadProgress(ROOT);
+  if (warning !== undefined) process.stderr.write(`vmxlab: ${warning}\n`);
+  const ref = findExercise(id, progress.current);
+  if (typeof ref === 'string') {
+    process.stderr.write(`vmxlab: ${ref}\n`);
+    return 2;
+  }
+  const hints = ref.exercise.hints;
+  const shown = Math.min(hints.length, (progress.hintsShown[ref.exercise.id] ?? 0) + 1);
+  progress.hintsShown[ref.exercise.id] = shown;
+  saveProgress(ROOT, progress);
+  out.write(`${paint('bold', `Hints for ${ref.exercise.id}`)} (${shown}/${hints.length})\n`);
+  hints.slice(0, shown).forEach((h, i) => out.write(`  ${i + 1}. ${h}\n`));
+  if (shown === hints.length) out.write(paint('dim', `  That is every hint. The notes: ${exercisePaths(ref).notes}\n`));
+  return 0;
+}
+
+function reset(id: string | undefined): number {
+  if (id === undefined) {
+    process.stderr.write('vmxlab: reset needs an exercise id (see `vmxlab list`)\n');
+    return 2;
+  }
+  const ref = findExercise(id, undefined);
+  if (typeof ref === 'string') {
+    process.stderr.write(`vmxlab: ${ref}\n`);
+    return 2;
+  }
+  const file = exercisePaths(ref).exercise;
+  const outcome = resetExercise(ROOT, file);
+  if (!outcome.ok) {
+    process.stderr.write(`vmxlab: ${outcome.message}\n`);
+    return 1;
+  }
+  out.write(`${file} is back to its original stub.${outcome.backup !== undefined ? ` Your version is saved at ${outcome.backup}` : ''}\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    // A bug in the kit itself: say so plainly, with the stack for the bug report.
+    process.stderr.write(`vmxlab: internal error (please report): ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = 70;
+  },
+);
