@@ -1,10 +1,13 @@
 // One vitest config, two projects:
 //   unit     — tests of src/ (the emulator, kernel, tools)
 //   chapters — the graded chapter tests; `#impl/...` resolves to exercises/ by default
-//              and to solutions/ when VMXLAB_IMPL=solutions (the package-imports condition).
+//              to solutions/ when VMXLAB_IMPL=solutions, and to the committed stubs (.vmxlab/pristine/)
+//              when VMXLAB_IMPL=pristine — package-imports conditions in package.json.
 import { defineConfig } from 'vitest/config';
 
-const conditions = process.env.VMXLAB_IMPL === 'solutions' ? ['solutions'] : [];
+// VMXLAB_IMPL=solutions grades the reference; =pristine grades the original stubs (author checks).
+const impl = process.env.VMXLAB_IMPL;
+const conditions = impl === 'solutions' || impl === 'pristine' ? [impl] : [];
 
 export default defineConfig({
   test: {

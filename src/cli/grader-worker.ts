@@ -10,7 +10,8 @@ export type WorkerReply =
   | { type: 'error'; requestId: number; message: string };
 
 const root = process.env.VMXLAB_ROOT ?? process.cwd();
-const impl = (process.env.VMXLAB_IMPL === 'solutions' ? 'solutions' : 'exercises') satisfies Implementation;
+const requested = process.env.VMXLAB_IMPL;
+const impl: Implementation = requested === 'solutions' || requested === 'pristine' ? requested : 'exercises';
 
 function send(reply: WorkerReply): void {
   process.send?.(reply);

@@ -8,12 +8,16 @@ import { importedImplNames, precheckExercise } from './precheck.ts';
 import type { ExerciseResult, TestFailure } from './result.ts';
 import { cleanMessage, learnerLocation } from './stack.ts';
 
-export type Implementation = 'exercises' | 'solutions';
+/** Whose code the tests import through `#impl/...`: the learner's, the reference, or the committed stubs. */
+export type Implementation = 'exercises' | 'solutions' | 'pristine';
 
 export interface Grader {
   grade(ids: readonly string[]): Promise<ExerciseResult[]>;
   close(): Promise<void>;
 }
+
+/** Where author checks put the committed exercise stubs (see scripts/author-checks.ts). */
+export const PRISTINE_DIR = '.vmxlab/pristine';
 
 export async function createGrader(root: string, impl: Implementation): Promise<Grader> {
   // The package-imports condition that points `#impl/...` at solutions/ is chosen when the
@@ -64,7 +68,9 @@ function findRef(id: string): ExerciseRef {
 
 function implFile(ref: ExerciseRef, impl: Implementation): string {
   const p = exercisePaths(ref);
-  return impl === 'solutions' ? p.solution : p.exercise;
+  if (impl === 'solutions') return p.solution;
+  if (impl === 'pristine') return `${PRISTINE_DIR}/${ref.chapter.slug}/${ref.exercise.file}`;
+  return p.exercise;
 }
 
 function precheck(root: string, ref: ExerciseRef, impl: Implementation): string | undefined {

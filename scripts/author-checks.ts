@@ -1,0 +1,120 @@
+// Author checks: what must hold for every chapter before it ships.
+//   1. every file the manifest names exists (exercise, solution, test, notes);
+//   2. every exercise has at least one hint, and its file contains a TODO;
+//   3. exercise and solution files export the same names;
+//   4. chapter tests import learner code only through `#impl/...`;
+//   5. every untouched exercise (the committed stub) FAILS its own tests, and every solution passes
+//      (the solution half runs in `npm test` as the chapters project; here we grade the stubs).
+// The stubs are taken from git HEAD (a learner's edits do not count), or from the working tree for
+// exercise files git does not know yet.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { CHAPTERS, allExercises, exercisePaths } from '../chapters/manifest.ts';
+import { GraderClient } from '../src/cli/grader-client.ts';
+import { PRISTINE_DIR } from '../src/cli/grader.ts';
+import { exportedNames } from '../src/cli/precheck.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface Finding {
+  readonly check: string;
+  readonly where: string;
+  readonly message: string;
+}
+
+/** Checks 1–4: static, fast. */
+export function staticChecks(root: string): Finding[] {
+  const findings: Finding[] = [];
+  const seen = new Set<string>();
+  for (const ref of allExercises()) {
+    const p = exercisePaths(ref);
+    const id = ref.exercise.id;
+    if (seen.has(id)) findings.push({ check: 'unique-id', where: p.test, message: `exercise id '${id}' is used twice` });
+    seen.add(id);
+    for (const [what, file] of [['exercise', p.exercise], ['solution', p.solution], ['test', p.test], ['notes', p.notes]] as const) {
+      if (!existsSync(join(root, file))) findings.push({ check: 'files-exist', where: file, message: `the ${what} file of '${id}' is missing` });
+    }
+    if (ref.exercise.hints.length === 0) findings.push({ check: 'has-hint', where: `chapters/${ref.chapter.slug}/chapter.ts`, message: `'${id}' has no hint` });
+    if (!existsSync(join(root, p.exercise)) || !existsSync(join(root, p.solution))) continue;
+    const exerciseText = readFileSync(join(root, p.exercise), 'utf8');
+    if (!/\bTODO\b/.test(exerciseText)) findings.push({ check: 'has-todo', where: p.exercise, message: 'no TODO marks what the learner must write' });
+    const ex = exportsOf(join(root, p.exercise));
+    const sol = exportsOf(join(root, p.solution));
+    const onlyEx = [...ex].filter((n) => !sol.has(n));
+    const onlySol = [...sol].filter((n) => !ex.has(n));
+    if (onlyEx.length + onlySol.length > 0) {
+      findings.push({
+        check: 'same-exports',
+        where: p.exercise,
+        message: `exports differ from ${p.solution}: only in exercise [${onlyEx.join(', ')}], only in solution [${onlySol.join(', ')}]`,
+      });
+    }
+    if (existsSync(join(root, p.test))) {
+      const testText = readFileSync(join(root, p.test), 'utf8');
+      if (/from\s+['"][./]*(exercises|solutions)\//.test(testText)) {
+        findings.push({ check: 'impl-alias', where: p.test, message: 'imports exercises/ or solutions/ directly; use #impl/<chapter>/<file>' });
+      }
+    }
+  }
+  for (const c of CHAPTERS) {
+    if (c.exercises.length < 3 && c.number > 0) findings.push({ check: 'three-exercises', where: `chapters/${c.slug}/chapter.ts`, message: 'a chapter needs at least three graded exercises' });
+  }
+  return findings;
+}
+
+function exportsOf(file: string): Set<string> {
+  return exportedNames(ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS));
+}
+
+/** Copy the committed stubs of every chapter to .vmxlab/pristine/ for the `pristine` condition. */
+export function materializePristine(root: string): void {
+  const target = join(root, PRISTINE_DIR);
+  rmSync(target, { recursive: true, force: true });
+  for (const c of CHAPTERS) {
+    const dir = join(root, 'exercises', c.slug);
+    const files = listFiles(root, `exercises/${c.slug}`);
+    for (const rel of files) {
+      let text: string;
+      try {
+        text = execFileSync('git', ['show', `HEAD:exercises/${c.slug}/${rel}`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch {
+        text = readFileSync(join(dir, rel), 'utf8'); // not committed yet: an author's new file
+      }
+      const out = join(target, c.slug, rel);
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, text);
+    }
+  }
+}
+
+function listFiles(root: string, rel: string): string[] {
+  const out = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', rel], { cwd: root, encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.length > 0).map((l) => l.slice(rel.length + 1));
+}
+
+/** Check 5: grade the committed stubs; each must fail at least one test (and not merely crash). */
+export async function stubsFail(root: string): Promise<Finding[]> {
+  materializePristine(root);
+  const client = new GraderClient(root, 'pristine');
+  const results = await client.grade(allExercises().map((r) => r.exercise.id));
+  await client.close();
+  const findings: Finding[] = [];
+  for (const r of results) {
+    const where = `exercises/${r.chapter}/${allExercises().find((x) => x.exercise.id === r.id)?.exercise.file ?? ''}`;
+    if (r.passed) findings.push({ check: 'stub-fails', where, message: `the untouched stub of '${r.id}' passes its tests: the tests cannot tell it from a solution` });
+    else if (r.problem !== undefined) findings.push({ check: 'stub-fails', where, message: `the untouched stub of '${r.id}' does not even run: ${r.problem}` });
+    else if (r.tests.failed === 0) findings.push({ check: 'stub-fails', where, message: `the untouched stub of '${r.id}' has no failing test` });
+  }
+  return findings;
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const findings = [...staticChecks(ROOT), ...(await stubsFail(ROOT))];
+  const total = allExercises().length;
+  for (const f of findings) process.stdout.write(`✗ [${f.check}] ${f.where}: ${f.message}\n`);
+  process.stdout.write(`author checks: ${total} exercises in ${CHAPTERS.length} chapters, ${findings.length} problem(s)\n`);
+  process.exitCode = findings.length === 0 ? 0 : 1;
+}
