@@ -15,7 +15,8 @@ const paint = painter(out);
 
 const USAGE = `vmxlab — learn VT-x by building a hypervisor
 
-  vmxlab                       watch mode on the current exercise (re-grades on save)
+  vmxlab [watch [exercise]]    watch mode on the current exercise (re-grades on save)
+        --no-docs                do not serve the notes
   vmxlab grade [chapter]       points per exercise and chapter; exit 1 if anything falls short
         --solutions              grade the reference solutions instead of your exercises
         --json                   machine-readable output

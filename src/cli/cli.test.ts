@@ -1,0 +1,154 @@
+// End-to-end tests of the learner CLI on a throwaway copy of the course: what a learner sees for
+// pristine stubs, solutions, and every kind of bad input. Runs `node bin/vmxlab.js` for real.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+
+// These run the real CLI (a node process, then vitest inside it): seconds, not milliseconds.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
+
+const REPO = resolve(import.meta.dirname, '../..');
+let root: string;
+
+function vmxlab(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [join(root, 'bin/vmxlab.js'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', ...env },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface GradeJson {
+  passed: boolean;
+  chapters: { exercises: { id: string; passed: boolean; problem?: string; tests: { total: number; failed: number } }[] }[];
+}
+const exercisesOf = (json: GradeJson) => json.chapters.flatMap((c) => c.exercises);
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'vmxlab-cli-'));
+  for (const p of ['package.json', 'tsconfig.json', 'vitest.config.ts', 'vitest.setup.ts', 'bin', 'chapters', 'exercises', 'solutions', 'src/cli']) {
+    cpSync(join(REPO, p), join(root, p), { recursive: true });
+  }
+  symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, stdio: 'ignore' });
+  git('init', '-q');
+  git('add', '.');
+  git('-c', 'user.email=t@example.invalid', '-c', 'user.name=t', 'commit', '-qm', 'course');
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('vmxlab grade', () => {
+  test('a pristine checkout fails every exercise and exits non-zero', () => {
+    const r = vmxlab(['grade', '--json']);
+    expect(r.code).toBe(1);
+    const json = JSON.parse(r.stdout) as GradeJson;
+    expect(json.passed).toBe(false);
+    const ex = exercisesOf(json);
+    expect(ex.length).toBeGreaterThanOrEqual(3);
+    for (const e of ex) {
+      expect(e.passed, e.id).toBe(false);
+      expect(e.problem, e.id).toBeUndefined(); // a stub fails its tests; it does not crash
+      expect(e.tests.failed, e.id).toBeGreaterThan(0);
+    }
+  });
+
+  test('--solutions passes every exercise and exits 0', () => {
+    const r = vmxlab(['grade', '--solutions', '--json']);
+    expect(r.code).toBe(0);
+    expect(exercisesOf(JSON.parse(r.stdout) as GradeJson).every((e) => e.passed)).toBe(true);
+  });
+
+  test('bad learner code gets a message naming the file, never the kit internals', () => {
+    const ex = (f: string) => join(root, 'exercises/00-machine', f);
+    writeFileSync(ex('selector.ts'), readFileSync(ex('selector.ts'), 'utf8').replace('export function parseSelector(', 'export function parseSelector(('));
+    writeFileSync(ex('descriptor.ts'), `${readFileSync(ex('descriptor.ts'), 'utf8')}\nthrow new Error('boom at import');\n`);
+    writeFileSync(ex('vmx-status.ts'), readFileSync(ex('vmx-status.ts'), 'utf8').replace("throw new Error('TODO: vmxStatus');", 'for (;;) {}'));
+    writeFileSync(ex('calling-convention.ts'), readFileSync(ex('calling-convention.ts'), 'utf8').replace('export function argumentLocation', 'function argumentLocation'));
+    const r = vmxlab(['grade', '0', '--json'], { VMXLAB_TIMEOUT_MS: '5000' });
+    expect(r.code).toBe(1);
+    const byId = new Map(exercisesOf(JSON.parse(r.stdout) as GradeJson).map((e) => [e.id, e]));
+    expect(byId.get('selector')?.problem).toMatch(/^exercises\/00-machine\/selector\.ts:\d+:\d+: syntax error/);
+    expect(byId.get('descriptor')?.problem).toMatch(/exercises\/00-machine\/descriptor\.ts.*boom at import/);
+    expect(byId.get('vmx-status')?.problem).toMatch(/exercises\/00-machine\/vmx-status\.ts: did not finish/);
+    expect(byId.get('calling-convention')?.problem).toMatch(/calling-convention\.ts: does not export 'argumentLocation'/);
+    expect(r.stdout).not.toMatch(/node_modules|src\/cli|grader\.ts/);
+    // Nothing the learner wrote was touched.
+    expect(readFileSync(ex('descriptor.ts'), 'utf8')).toContain('boom at import');
+  });
+
+  test('an unknown chapter is a usage error, not a crash', () => {
+    const r = vmxlab(['grade', '42']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no chapter '42'/);
+  });
+});
+
+describe('progress, hints and reset', () => {
+  test('a corrupt state file is set aside with a warning; nothing is lost', () => {
+    const state = join(root, '.vmxlab/state.json');
+    writeFileSync(state, '{ not json');
+    const r = vmxlab(['list']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/could not be read/);
+    expect(readdirSync(join(root, '.vmxlab')).some((f) => f.startsWith('state.json.corrupt-'))).toBe(true);
+  });
+
+  test('hints are revealed one at a time, and remembered', () => {
+    const first = vmxlab(['hint', 'descriptor']);
+    expect(first.stdout).toMatch(/\(1\/3\)/);
+    expect(first.stdout).not.toMatch(/\n\s+2\. /);
+    const second = vmxlab(['hint', 'descriptor']);
+    expect(second.stdout).toMatch(/\(2\/3\)/);
+    expect(second.stdout).toMatch(/\n\s+2\. /);
+  });
+
+  test('an unknown exercise is named in the error', () => {
+    const r = vmxlab(['hint', 'no-such-exercise']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no exercise 'no-such-exercise'.*selector/);
+  });
+
+  test('reset restores the stub and backs up the learner file', () => {
+    const file = join(root, 'exercises/00-machine/descriptor.ts');
+    const r = vmxlab(['reset', 'descriptor']);
+    expect(r.code).toBe(0);
+    expect(readFileSync(file, 'utf8')).not.toContain('boom at import');
+    const backup = /saved at (\S+)/.exec(r.stdout)?.[1];
+    expect(backup !== undefined && existsSync(backup)).toBe(true);
+    expect(readFileSync(backup!, 'utf8')).toContain('boom at import');
+  });
+});
+
+describe('watch mode without a terminal', () => {
+  test('prints a verdict at once and re-grades on save', async () => {
+    const child = spawn(process.execPath, [join(root, 'bin/vmxlab.js'), 'watch', 'descriptor', '--no-docs'], {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const waitFor = (re: RegExp) =>
+      new Promise<void>((resolveWait, reject) => {
+        const check = () => {
+          if (re.test(output)) resolveWait();
+        };
+        child.stdout.on('data', (d: Buffer) => {
+          output += d.toString();
+          check();
+        });
+        child.on('exit', () => reject(new Error(`watch mode exited early:\n${output}`)));
+        check();
+      });
+    try {
+      await waitFor(/checking…[\s\S]*✗ FAIL descriptor/);
+      expect(output).toMatch(/\[-+\] \d+\/\d+/); // the progress bar
+      writeFileSync(join(root, 'exercises/00-machine/descriptor.ts'), readFileSync(join(root, 'solutions/00-machine/descriptor.ts')));
+      await waitFor(/✓ PASS descriptor[^\n]*\n\s+Reference solution: solutions\/00-machine\/descriptor\.ts/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+});
