@@ -381,6 +381,20 @@ describe('IPIs through the ICR and ApicBusImpl', () => {
   });
 });
 
+describe('register dump', () => {
+  it('names the live register values without side effects', () => {
+    const a = enabled(4);
+    w(a, TPR, 0x20);
+    w(a, TDCR, 0b1010);
+    selfIpi(a, 0x41);
+    const d = a.registers();
+    expect(d).toMatchObject({ mode: 'xapic', id: 4, tpr: 0x20, ppr: 0x20, svr: 0x1ff, timerDivide: 128, esr: 0 });
+    expect(d.irr[2]).toBe(1 << 1);
+    expect(d.apicBase).toBe(0xfee00800n);
+    expect(a.registers()).toEqual(d);
+  });
+});
+
 describe('INIT reset', () => {
   it('clears the registers but keeps the ID, IA32_APIC_BASE and x2APIC mode', () => {
     const a = x2(3);

@@ -108,6 +108,33 @@ export type ApicMode = 'disabled' | 'xapic' | 'x2apic';
 /** Outcome of an MSR access: ok=false means #GP(0); `reason` is for the explanation channel. */
 export type ApicMsrResult = { ok: true; value: bigint } | { ok: false; reason: string };
 
+export interface ApicRegisterDump {
+  mode: ApicMode;
+  apicBase: bigint;
+  id: number;
+  tpr: number;
+  ppr: number;
+  ldr: number;
+  dfr: number;
+  svr: number;
+  esr: number;
+  icr: bigint;
+  lvtTimer: number;
+  lvtThermal: number;
+  lvtPerf: number;
+  lvtLint0: number;
+  lvtLint1: number;
+  lvtError: number;
+  timerInitialCount: number;
+  timerCurrentCount: number;
+  timerDivide: number;
+  /** 256-bit registers as eight 32-bit words, word 0 holding vectors 0–31. */
+  irr: number[];
+  isr: number[];
+  tmr: number[];
+  nmiPending: boolean;
+}
+
 export interface LocalApicOptions {
   /** Initial APIC ID (also the x2APIC ID). */
   apicId: number;
@@ -520,6 +547,36 @@ export class LocalApic implements MmioDevice {
       if (!this.softwareEnabled) entry |= LVT.MASKED; // cannot be unmasked while software-disabled
       this.lvt[i] = entry;
     }
+  }
+
+  /** A named snapshot of the registers, for inspectors and oops reports (no side effects, no ESR logging). */
+  registers(): ApicRegisterDump {
+    const bank = (b: Uint32Array) => Array.from(b);
+    return {
+      mode: this.modeValue,
+      apicBase: this.readApicBase(),
+      id: this.apicId,
+      tpr: this.tpr,
+      ppr: this.processorPriority(),
+      ldr: this.ldr,
+      dfr: this.dfr,
+      svr: this.svr,
+      esr: this.esr,
+      icr: (BigInt(this.icrHigh) << 32n) | BigInt(this.icrLow),
+      lvtTimer: this.lvt[LVT_TIMER]!,
+      lvtThermal: this.lvt[LVT_THERMAL]!,
+      lvtPerf: this.lvt[LVT_PERF]!,
+      lvtLint0: this.lvt[LVT_LINT0]!,
+      lvtLint1: this.lvt[LVT_LINT1]!,
+      lvtError: this.lvt[LVT_ERROR]!,
+      timerInitialCount: this.timerInitial,
+      timerCurrentCount: this.timerCurrent,
+      timerDivide: this.timerDivide(),
+      irr: bank(this.irr),
+      isr: bank(this.isr),
+      tmr: bank(this.tmr),
+      nmiPending: this.nmiPending,
+    };
   }
 
   // ---- interrupt acceptance and priorities -------------------------------------------------------------------

@@ -261,6 +261,8 @@ function buildModel(file: CpuModelFile): CpuModel {
       case CPUID_LEAF.EXTENDED_FEATURES:
         // Subleaf 0 reports the highest subleaf (0) in EAX; other subleaves are all zero.
         return subleaf === 0 ? { eax: 0, ebx: leaf7ebx >>> 0, ecx: leaf7ecx, edx: 0 } : zero();
+      case CPUID_LEAF.TOPOLOGY:
+        return topologyLeaf(subleaf, (lp.apicId ?? 0) >>> 0, lp.logicalProcessorCount ?? 1);
       case CPUID_LEAF.XSAVE:
         return xsaveLeaf(subleaf, lp.xcr0 ?? XCR0_X87);
       case CPUID_LEAF.EXT_MAX:
@@ -278,7 +280,8 @@ function buildModel(file: CpuModelFile): CpuModel {
       case CPUID_LEAF.ADDRESS_SIZES:
         return { eax: (physBits & 0xff) | ((linearBits & 0xff) << 8), ebx: 0, ecx: 0, edx: 0 };
       default:
-        // Leaves 2–6, 8–0CH and 80000005H–80000007H (caches, power, topology) are not modeled: all zero.
+        // Leaves 2–6, 8–0AH, 0CH and 80000005H–80000007H (caches, power, performance monitoring) are not modeled:
+        // all zero.
         return zero();
     }
   }
@@ -306,6 +309,24 @@ function buildModel(file: CpuModelFile): CpuModel {
     msrs,
     cpuid,
   };
+}
+
+/**
+ * Leaf 0BH: every logical processor is modeled as a core with one thread. Level 0 (SMT) holds one logical
+ * processor; level 1 (core) holds the whole package, and its shift is the width of the core ID in the x2APIC ID.
+ * An invalid level returns EAX = EBX = 0 and ECX[15:8] = 0. EDX is always the x2APIC ID.
+ * See SDM Vol. 2A, "CPUID—CPU Identification", "Extended Topology Enumeration Leaf".
+ */
+function topologyLeaf(subleaf: number, x2apicId: number, count: number): CpuidResult {
+  const SMT = 1;
+  const CORE = 2;
+  const level = subleaf & 0xff;
+  if (level === 0) return { eax: 0, ebx: 1, ecx: (SMT << 8) | level, edx: x2apicId };
+  if (level === 1) {
+    const shift = Math.ceil(Math.log2(Math.max(1, count)));
+    return { eax: shift, ebx: Math.max(1, count) & 0xffff, ecx: (CORE << 8) | level, edx: x2apicId };
+  }
+  return { eax: 0, ebx: 0, ecx: level, edx: x2apicId };
 }
 
 function zero(): CpuidResult {

@@ -158,6 +158,24 @@ describe('CPU models', () => {
     expect(m.measured && m.cpuidMeasured).toBe(true);
   });
 
+  it('leaf 0BH reports the x2APIC ID and a topology consistent with CPUID.1:EBX[23:16]', () => {
+    const m = DEFAULT_CPU_MODEL;
+    for (const count of [1, 2, 3, 4, 6, 8]) {
+      const lp = { apicId: count - 1, logicalProcessorCount: count };
+      const smt = m.cpuid(0xb, 0, lp);
+      const core = m.cpuid(0xb, 1, lp);
+      expect(smt.edx).toBe(count - 1);
+      expect((smt.ecx >>> 8) & 0xff).toBe(1); // level type SMT
+      expect((core.ecx >>> 8) & 0xff).toBe(2); // level type core
+      expect(core.ebx).toBe(count);
+      // The core level's shift covers every APIC ID in the package, as the leaf-1 field does.
+      expect(1 << core.eax).toBe((m.cpuid(1, 0, lp).ebx >>> 16) & 0xff);
+      expect(1 << core.eax).toBeGreaterThanOrEqual(count);
+      const past = m.cpuid(0xb, 2, lp);
+      expect([past.eax, past.ebx, (past.ecx >>> 8) & 0xff, past.ecx & 0xff]).toEqual([0, 0, 0, 2]);
+    }
+  });
+
   it('XSAVE leaf sizes follow XCR0', () => {
     const m = DEFAULT_CPU_MODEL; // Skylake: x87, SSE, AVX
     expect(m.cpuid(0xd, 0)).toEqual({ eax: 7, ebx: 576, ecx: 832, edx: 0 });

@@ -11,6 +11,8 @@ export const CPUID_LEAF = {
   FEATURES: 0x1,
   /** Structured extended feature flags (subleaf 0). */
   EXTENDED_FEATURES: 0x7,
+  /** Extended topology enumeration (x2APIC ID in EDX). */
+  TOPOLOGY: 0xb,
   /** Processor extended state (XSAVE) enumeration. */
   XSAVE: 0xd,
   /** Maximum extended leaf. */
