@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ApicBusImpl, LocalApic, type ApicIpi } from './apic.ts';
+import { PhysicalMemory } from './memory.ts';
 
 // Offsets and MSRs are written out here from the SDM tables ("Local APIC Register Address Map", "x2APIC Register
 // Address Space") rather than imported, so a wrong table in apic.ts fails these tests.
@@ -61,6 +62,17 @@ describe('local APIC reset state and registers', () => {
     for (let off = LVT_TIMER; off <= LVT_ERROR; off += 0x10) expect(r(ap, off)).toBe(MASKED);
     expect(r(ap, TPR) | r(ap, LDR) | r(ap, TMICT) | r(ap, TMCCT) | r(ap, TDCR)).toBe(0);
     expect(ap.pendingVector()).toBe(-1);
+  });
+
+  it('works as the MmioDevice of the page at FEE00000H', () => {
+    const mem = new PhysicalMemory({ ramBytes: 1 << 20 });
+    const a = new LocalApic({ apicId: 9 });
+    mem.addMmio(a.baseAddress, 0x1000, a);
+    mem.write32(0xfee000f0, 0x1ff);
+    mem.write32(0xfee00080, 0x30);
+    expect(mem.read32(0xfee00080)).toBe(0x30);
+    expect(mem.read32(0xfee00020)).toBe(9 << 24);
+    expect(a.softwareEnabled).toBe(true);
   });
 
   it('reads sub-dword pieces of a register and zeros in the unused bytes of a slot', () => {
