@@ -1,0 +1,112 @@
+// VM entry after VMLAUNCH/VMRESUME passed their own checks (#UD/#GP, VMfailInvalid, errors 4/5/26): the checks on
+// the VMX controls and host-state area (VMfailValid 7 or 8), the checks on the guest-state area (a VM-entry
+// failure exit with reason 33), loading guest state, loading MSRs (failure: exit reason 34).
+// See SDM Vol. 3C, "VM Entries" and Vol. 2B, "VMLAUNCH/VMRESUME—Launch/Resume Virtual Machine".
+import type { EntryContext } from './context.ts';
+import type { CheckFailure, EntryCheck, MsrLoadCheck, StateCheck } from './rule.ts';
+import { CONTROL_CHECKS } from './controls.ts';
+import { HOST_STATE_CHECKS } from './host-state.ts';
+import { GUEST_REGISTER_CHECKS } from './guest-registers.ts';
+import { GUEST_SEGMENT_CHECKS } from './guest-segments.ts';
+import { GUEST_NON_REGISTER_CHECKS } from './guest-non-register.ts';
+import { MSR_LOAD_CHECKS, loadEntryMsrs } from './msr-load.ts';
+import { loadGuestState } from './load-guest.ts';
+import { EntryView } from './view.ts';
+import { finishWithHostState } from '../exit/index.ts';
+import type { ExitOutcome } from '../exit/index.ts';
+import { INTERRUPTIBILITY } from './bits.ts';
+import { VMX_EXIT_REASONS_FAILED_VMENTRY } from '../exit-reasons.ts';
+
+export type { EntryContext, VmcsAccess, VmTransitionCpu, SegmentState, SegmentName } from './context.ts';
+export type { EntryCheck, StateCheck, MsrLoadCheck, EntryCheckOutcome, CheckFailure, MsrLoadEntry } from './rule.ts';
+export { EntryView } from './view.ts';
+
+/**
+ * Every VM-entry check, in the order this CPU runs them: controls (error 7), host state (error 8), guest state
+ * (exit 33: registers, segments, descriptor tables, RIP/RFLAGS, non-register state, link pointer, PDPTEs), then
+ * the per-entry MSR-loading rules (exit 34). The SDM lets a processor run checks within each group in any order;
+ * this order follows the SDM's text.
+ */
+export const STATE_CHECKS: readonly StateCheck[] = [
+  ...CONTROL_CHECKS,
+  ...HOST_STATE_CHECKS,
+  ...GUEST_REGISTER_CHECKS.filter((c) => c.section === 'Checks on Guest Control Registers, Debug Registers, and MSRs'),
+  ...GUEST_SEGMENT_CHECKS,
+  ...GUEST_REGISTER_CHECKS.filter((c) => c.section !== 'Checks on Guest Control Registers, Debug Registers, and MSRs'),
+  ...GUEST_NON_REGISTER_CHECKS,
+];
+export const ENTRY_CHECKS: readonly EntryCheck[] = [...STATE_CHECKS, ...MSR_LOAD_CHECKS];
+
+/** The explanation channel: which rule failed, where to read about it, and on what value. */
+export interface EntryDiagnosis {
+  /** The check's id, e.g. `guest-cs-ar-type`. */
+  readonly rule: string;
+  /** SDM reference by section title. */
+  readonly sdm: string;
+  readonly field?: string;
+  readonly value?: bigint;
+  readonly expected?: string;
+  readonly message: string;
+  /** The rule's general explanation. */
+  readonly explain: string;
+}
+
+export type VmEntryOutcome =
+  | { readonly kind: 'VMfailValid'; readonly error: 7 | 8; readonly diagnosis: EntryDiagnosis }
+  | {
+    readonly kind: 'entry-failure-exit';
+    readonly reason: 33 | 34;
+    /** Exit qualification: 0, 2 (PDPTE), 3 (NMI under STI), 4 (link pointer) for 33; the entry's 1-based index for 34. */
+    readonly qualification: number;
+    readonly diagnosis: EntryDiagnosis;
+    /** Host state was loaded: where the host continues (HOST_RIP), or a VMX abort. */
+    readonly then: ExitOutcome;
+  }
+  /** Guest state is loaded; the caller marks a launched VMCS, enters VMX non-root operation, delivers any injected event. */
+  | { readonly kind: 'entered' };
+
+export function vmEntry(ctx: EntryContext): VmEntryOutcome {
+  const v = new EntryView(ctx);
+
+  // Checks on the VMX controls, the host-state area and the guest-state area, in order.
+  // See SDM Vol. 3C, "Checks on VMX Controls and Host-State Area" and "Checking and Loading Guest State".
+  for (const check of STATE_CHECKS) {
+    const r = check.check(v);
+    if (r === true) continue;
+    const diagnosis = diagnose(check, r);
+    const o = check.outcome;
+    if (o.kind === 'VMfailValid') return { kind: 'VMfailValid', error: o.error, diagnosis };
+    return entryFailure(ctx, o.reason, o.qualification, diagnosis, null);
+  }
+
+  // Loading guest state, then the VM-entry MSR-load area. See SDM Vol. 3C, "Loading Guest State" and "Loading MSRs".
+  const nmiBlockingBefore = ctx.cpu.interruptibility() & INTERRUPTIBILITY.BLOCKING_BY_NMI;
+  loadGuestState(v, ctx.cpu);
+  const bad = loadEntryMsrs(v);
+  if (bad) return entryFailure(ctx, 34, bad.entry.position, diagnose(bad.check, bad.failure), nmiBlockingBefore);
+  return { kind: 'entered' };
+}
+
+function diagnose(check: StateCheck | MsrLoadCheck, r: false | CheckFailure): EntryDiagnosis {
+  const base = { rule: check.id, sdm: `SDM Vol. 3C, "${check.section}"`, explain: check.explain };
+  if (r === false) return { ...base, message: check.explain };
+  return { ...base, field: r.field, value: r.value, expected: r.expected, message: r.message };
+}
+
+/**
+ * A VM-entry failure during or after loading guest state: record exit reason (bit 31 set) and qualification
+ * only, then load host state and the VM-exit MSR-load area as a VM exit would. The guest-state area is not
+ * written, no MSRs are stored, the VM-entry interruption-information valid bit is not cleared, and blocking by
+ * NMI is what it was before VM entry. See SDM Vol. 3C, "VM-Entry Failures During or After Loading Guest State".
+ */
+function entryFailure(ctx: EntryContext, reason: 33 | 34, qualification: number, diagnosis: EntryDiagnosis,
+  nmiBlockingBefore: number | null): VmEntryOutcome {
+  ctx.vmcs.write('VM_EXIT_REASON', BigInt((reason | VMX_EXIT_REASONS_FAILED_VMENTRY) >>> 0));
+  ctx.vmcs.write('EXIT_QUALIFICATION', BigInt(qualification));
+  const then = finishWithHostState(ctx);
+  if (nmiBlockingBefore !== null) {
+    const i = ctx.cpu.interruptibility() & ~INTERRUPTIBILITY.BLOCKING_BY_NMI;
+    ctx.cpu.setInterruptibility(i | nmiBlockingBefore);
+  }
+  return { kind: 'entry-failure-exit', reason, qualification, diagnosis, then };
+}

@@ -1,0 +1,88 @@
+// A read-only view of the VMCS and the processor for the VM-entry checks: field reads by name, the control fields
+// decoded once, and the handful of derived facts the SDM's checks keep referring to ("IA-32e mode guest",
+// "unrestricted guest", "the guest will be in virtual-8086 mode", the physical-address width).
+import type { EntryContext, VmcsAccess } from './context.ts';
+import type { VmxCapabilities } from '../capabilities.ts';
+import { VMX_CONTROL } from '../controls.ts';
+import { RFLAGS } from '../../x86/flags.ts';
+
+const U64 = 0xffffffffffffffffn;
+
+export class EntryView {
+  readonly vmcs: VmcsAccess;
+  readonly caps: VmxCapabilities;
+  readonly ctx: EntryContext;
+  /** Pin-based VM-execution controls. */
+  readonly pin: number;
+  /** Primary processor-based VM-execution controls. */
+  readonly proc: number;
+  /** Secondary controls, or 0 when "activate secondary controls" is 0 (the SDM treats them as all 0 then). */
+  readonly proc2: number;
+  readonly exitCtls: number;
+  readonly entryCtls: number;
+  readonly physAddrWidth: number;
+  readonly linearAddrWidth: number;
+
+  constructor(ctx: EntryContext) {
+    this.ctx = ctx;
+    this.vmcs = ctx.vmcs;
+    this.caps = ctx.caps;
+    this.pin = this.u32('PIN_BASED_VM_EXEC_CONTROL');
+    this.proc = this.u32('CPU_BASED_VM_EXEC_CONTROL');
+    // See SDM Vol. 3C, "Secondary Processor-Based VM-Execution Controls": with the activate bit clear, the
+    // processor operates as if all secondary controls were 0.
+    this.proc2 = this.proc & VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS ? this.u32('SECONDARY_VM_EXEC_CONTROL') : 0;
+    this.exitCtls = this.u32('VM_EXIT_CONTROLS');
+    this.entryCtls = this.u32('VM_ENTRY_CONTROLS');
+    this.physAddrWidth = ctx.cpu.maxPhysAddr();
+    this.linearAddrWidth = ctx.cpu.linearAddrWidth();
+  }
+
+  /** A 16- or 32-bit field as an unsigned number. */
+  u32(field: string): number {
+    return Number(this.vmcs.read(field) & 0xffffffffn);
+  }
+  /** A 64-bit or natural-width field. */
+  u64(field: string): bigint {
+    return this.vmcs.read(field) & U64;
+  }
+
+  get ia32eModeGuest(): boolean {
+    return (this.entryCtls & VMX_CONTROL.VM_ENTRY_IA32E_MODE) !== 0;
+  }
+  get hostAddressSpaceSize(): boolean {
+    return (this.exitCtls & VMX_CONTROL.VM_EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
+  }
+  get unrestrictedGuest(): boolean {
+    return (this.proc2 & VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST) !== 0;
+  }
+  /** RFLAGS.VM in the guest-state area: the guest will run in virtual-8086 mode. */
+  get v8086(): boolean {
+    return (this.u64('GUEST_RFLAGS') & BigInt(RFLAGS.VM)) !== 0n;
+  }
+
+  /** True when no bit at or above the physical-address width is set. */
+  withinPhysWidth(addr: bigint): boolean {
+    return addr >> BigInt(this.physAddrWidth) === 0n;
+  }
+  /** True when bits 63:N are all equal to bit N-1 (N = linear-address width). */
+  canonical(addr: bigint): boolean {
+    const top = addr >> BigInt(this.linearAddrWidth - 1);
+    return top === 0n || top === U64 >> BigInt(this.linearAddrWidth - 1);
+  }
+
+  /** Processor state outside the VMCS. */
+  get hostInIa32eMode(): boolean {
+    return this.ctx.cpu.ia32eModeActive();
+  }
+  readPhys32(pa: bigint): number {
+    return this.ctx.cpu.readPhysical32(pa);
+  }
+  readPhys64(pa: bigint): bigint {
+    return this.ctx.cpu.readPhysical64(pa);
+  }
+  /** WRMSR without raising; false when it would #GP. Used only by the MSR-loading step. */
+  writeMsr(index: number, value: bigint): boolean {
+    return this.ctx.cpu.writeMsr(index, value);
+  }
+}

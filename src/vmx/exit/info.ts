@@ -1,0 +1,59 @@
+// Recording the VM-exit information fields. A field the SDM leaves undefined for this kind of exit gets a poison
+// value instead of a plausible one, so a hypervisor that reads it (e.g. advances RIP by the instruction length on
+// an exit that is not caused by an instruction) breaks visibly in tests.
+// See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
+import type { VmcsAccess } from '../entry/context.ts';
+import { INTR_INFO } from '../entry/bits.ts';
+
+/** Undefined per SDM: the value of a 32-bit VM-exit information field the SDM does not define for this exit. */
+export const UNDEFINED_32 = 0xdeadbeef;
+/** Undefined per SDM: the value of a 64-bit / natural-width field the SDM does not define for this exit. */
+export const UNDEFINED_64 = 0xdeadbeefdeadbeefn;
+/**
+ * Undefined per SDM, for the interruption-information fields: "marked invalid (bit 31 clear) and the remainder of
+ * the field is undefined". Bit 31 is clear; bits 30:0 are poison.
+ */
+export const UNDEFINED_INVALID_INFO = UNDEFINED_32 & 0x7fffffff;
+
+/** What caused a VM exit, as far as the exit-information fields are concerned. Omitted fields are undefined. */
+export interface VmExitCause {
+  /** Basic exit reason (bits 15:0 of the exit-reason field). */
+  readonly reason: number;
+  /** Defined for some exits; cleared to 0 for all others. See SDM Vol. 3C, "Basic VM-Exit Information". */
+  readonly qualification?: bigint;
+  /** Defined for exits caused by instruction execution (and some event-delivery cases). */
+  readonly instructionLength?: number;
+  /** Defined only for the instructions the SDM lists under "VM-exit instruction information". */
+  readonly instructionInfo?: number;
+  readonly guestLinearAddress?: bigint;
+  readonly guestPhysicalAddress?: bigint;
+  /** VM-exit interruption information (exits due to exceptions, NMIs, acknowledged interrupts). */
+  readonly interruptionInfo?: number;
+  readonly interruptionErrorCode?: number;
+  /** IDT-vectoring information (exits during event delivery). */
+  readonly idtVectoringInfo?: number;
+  readonly idtVectoringErrorCode?: number;
+  /**
+   * Guest RIP to save, when the LP's RIP already moved on (a VMX instruction in VMX non-root operation, which the
+   * interpreter hands over with RIP at the next instruction). Fault-like exits save the instruction's own RIP.
+   */
+  readonly guestRip?: bigint;
+}
+
+export function recordExitInformation(vmcs: VmcsAccess, cause: VmExitCause): void {
+  // Bits 15:0 basic reason; bit 31 clear (a true VM exit, not a VM-entry failure); bits 30:16 clear here.
+  vmcs.write('VM_EXIT_REASON', BigInt(cause.reason & 0xffff));
+  vmcs.write('EXIT_QUALIFICATION', cause.qualification ?? 0n);
+  vmcs.write('GUEST_LINEAR_ADDRESS', cause.guestLinearAddress ?? UNDEFINED_64);
+  vmcs.write('GUEST_PHYSICAL_ADDRESS', cause.guestPhysicalAddress ?? UNDEFINED_64);
+  vmcs.write('VM_EXIT_INTR_INFO', BigInt(cause.interruptionInfo ?? UNDEFINED_INVALID_INFO));
+  vmcs.write('VM_EXIT_INTR_ERROR_CODE', BigInt(cause.interruptionErrorCode ?? UNDEFINED_32));
+  vmcs.write('IDT_VECTORING_INFO_FIELD', BigInt(cause.idtVectoringInfo ?? UNDEFINED_INVALID_INFO));
+  vmcs.write('IDT_VECTORING_ERROR_CODE', BigInt(cause.idtVectoringErrorCode ?? UNDEFINED_32));
+  vmcs.write('VM_EXIT_INSTRUCTION_LEN', BigInt(cause.instructionLength ?? UNDEFINED_32));
+  vmcs.write('VMX_INSTRUCTION_INFO', BigInt(cause.instructionInfo ?? UNDEFINED_32));
+  // Every VM exit clears the valid bit of the VM-entry interruption-information field.
+  // See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
+  const entryInfo = vmcs.read('VM_ENTRY_INTR_INFO_FIELD');
+  vmcs.write('VM_ENTRY_INTR_INFO_FIELD', entryInfo & ~BigInt(INTR_INFO.VALID));
+}
