@@ -177,6 +177,51 @@ describe('round trip through iced-x86', () => {
   });
 });
 
+describe('the instructions the emulated CPU implements', () => {
+  // [source, iced's mnemonic for the decoded bytes]. Every line must decode to exactly one instruction.
+  const table: [string, string][] = [
+    ['mov al, [0x1000]', 'mov'], ['mov ss, ax', 'mov'], ['mov rax, cr8', 'mov'], ['mov dr6, rax', 'mov'],
+    ['movzx ecx, word [rax]', 'movzx'], ['movsx eax, bl', 'movsx'], ['movsxd rax, ecx', 'movsxd'],
+    ['lea eax, [rbx+rcx]', 'lea'], ['xchg eax, ebx', 'xchg'],
+    ['push fs', 'push'], ['pop gs', 'pop'], ['push 0x12345678', 'push'], ['pop qword [rbx]', 'pop'],
+    ['pushfq', 'pushfq'], ['popf', 'popfq'],
+    ['adc rax, rbx', 'adc'], ['sbb ecx, 5', 'sbb'], ['and byte [rax], 0x0f', 'and'], ['or rax, [rbx]', 'or'],
+    ['test qword [rax], 0x100', 'test'], ['inc byte [rax]', 'inc'], ['dec r10', 'dec'], ['neg rax', 'neg'],
+    ['not dword [rbx]', 'not'], ['rol eax, 1', 'rol'], ['ror rax, cl', 'ror'], ['rcl bl, 3', 'rcl'],
+    ['rcr word [rax], 1', 'rcr'], ['shr rdx, 63', 'shr'], ['sar r8, 1', 'sar'], ['sal eax, 2', 'shl'],
+    ['mul rbx', 'mul'], ['imul rcx', 'imul'], ['imul rax, [rbx]', 'imul'], ['div byte [rax]', 'div'], ['idiv r9', 'idiv'],
+    ['cbw', 'cbw'], ['cwde', 'cwde'], ['cdqe', 'cdqe'], ['cwd', 'cwd'], ['cdq', 'cdq'],
+    ['ret', 'ret'], ['ret 16', 'ret'], ['retf', 'retf'], ['call [rax+8]', 'call'], ['jmp rax', 'jmp'],
+    ['loop $', 'loop'], ['jrcxz $', 'jrcxz'], ['jnae $', 'jb'], ['jpo $', 'jnp'],
+    ['seto al', 'seto'], ['setc byte [rax]', 'setb'], ['cmovna ecx, edx', 'cmovbe'],
+    ['bt eax, 3', 'bt'], ['bts [rax], rbx', 'bts'], ['btr rax, rcx', 'btr'], ['btc dword [rax], 31', 'btc'],
+    ['bsf rax, rbx', 'bsf'], ['bsr eax, [rbx]', 'bsr'], ['pause', 'pause'],
+    ['cli', 'cli'], ['sti', 'sti'], ['cld', 'cld'], ['std', 'std'], ['clc', 'clc'], ['stc', 'stc'], ['cmc', 'cmc'],
+    ['in ax, dx', 'in'], ['out dx, eax', 'out'], ['in al, 0x60', 'in'], ['out 0x80, eax', 'out'],
+    ['insb', 'insb'], ['rep insw', 'insw'], ['outsd', 'outsd'], ['movsw', 'movsw'], ['movsd', 'movsd'],
+    ['lodsq', 'lodsq'], ['repe cmpsb', 'cmpsb'], ['scasd', 'scasd'], ['xlatb', 'xlatb'],
+    ['rdtsc', 'rdtsc'], ['sgdt [rax]', 'sgdt'], ['sidt [rax]', 'sidt'], ['lldt ax', 'lldt'], ['sldt ax', 'sldt'],
+    ['str eax', 'str'], ['ltr [rax]', 'ltr'], ['invd', 'invd'], ['wbinvd', 'wbinvd'],
+    ['leave', 'leave'], ['enter 32, 0', 'enter'], ['lock xadd [rax], ebx', 'xadd'], ['lock cmpxchg [rax], rcx', 'cmpxchg'],
+  ];
+  it.each(table)('%s', (source, mnemonic) => {
+    const { bytes } = assembleOrThrow(source, { origin: 0x1000 });
+    withDecoded(bytes, 64, 0x1000, (ins) => expect(Mnemonic[ins.mnemonic]!.toLowerCase()).toBe(mnemonic));
+  });
+
+  it('encodes [rip + disp] with the displacement counted from the next instruction', () => {
+    const { bytes } = assembleOrThrow('lea rax, [rip + 0x10]', { origin: 0x1000 });
+    expect(hex(bytes)).toBe('488d0510000000'); // REX.W 8D /r, ModRM 05 = RIP + disp32
+    expect(errorsOfSource('bits 32\nlea eax, [rip + 4]')[0]!.message).toContain('64-bit mode');
+  });
+});
+
+function errorsOfSource(src: string) {
+  const r = assemble(src);
+  if (r.ok) throw new Error('expected errors');
+  return r.errors;
+}
+
 describe('labels and layout', () => {
   it('resolves backward and forward branches, short when in reach and near otherwise', () => {
     const src = `
@@ -344,6 +389,38 @@ describe('errors are values with line numbers', () => {
 
   it('assembleOrThrow lists file:line: message', () => {
     expect(() => assembleOrThrow('nop\nbogus', { fileName: 'guest.asm' })).toThrow(/^guest\.asm:2: unknown instruction 'bogus'$/);
+  });
+
+  it('random instruction-shaped lines: errors are explained, and what assembles decodes back', () => {
+    const mnemonics = ['mov', 'add', 'sub', 'xor', 'cmp', 'test', 'adc', 'inc', 'neg', 'shl', 'rcr', 'imul', 'div', 'push',
+      'pop', 'xchg', 'lea', 'movzx', 'movsxd', 'jmp', 'call', 'ret', 'jz', 'loop', 'bts', 'bsr', 'in', 'out', 'lgdt',
+      'ltr', 'str', 'invlpg', 'int', 'vmread', 'vmwrite', 'vmxon', 'vmptrld', 'invept', 'cmovz', 'setnz', 'enter', 'retf'];
+    const operand = fc.oneof(
+      fc.constantFrom('rax', 'eax', 'ax', 'al', 'ah', 'r9d', 'r11b', 'cs', 'ds', 'cr3', 'dr7', 'rsp', 'bx', 'si'),
+      fc.constantFrom('0', '1', '-1', '300', '0x12345', '0xffffffffffffffff', 'label', '$', '0x08:0x1000'),
+      fc.tuple(fc.constantFrom('', 'byte ', 'word ', 'dword ', 'qword ', 'far ', 'oword '),
+        fc.constantFrom('[rax]', '[rel label]', '[0x1000]', '[rip+4]', '[ebx+esi*2]', '[bx+si]', 'fs:[rax+rcx*8+16]', '[r13]'))
+        .map(([size, mem]) => size + mem),
+    );
+    const line = fc.record({
+      bits: fc.constantFrom<16 | 32 | 64>(16, 32, 64),
+      mnemonic: fc.constantFrom(...mnemonics),
+      operands: fc.array(operand, { maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(line, ({ bits, mnemonic, operands }) => {
+        const r = assemble(`bits ${bits}\nlabel: ${mnemonic} ${operands.join(', ')}`, { origin: 0x1000 });
+        if (!r.ok) {
+          for (const e of r.errors) expect(e.message).not.toMatch(/internal/);
+          return;
+        }
+        withDecoded(r.bytes, bits, 0x1000, (ins) => {
+          const aliases: Record<string, string> = { jz: 'je', cmovz: 'cmove', setnz: 'setne' };
+          expect(Mnemonic[ins.mnemonic]!.toLowerCase()).toBe(aliases[mnemonic] ?? mnemonic);
+        });
+      }),
+      { numRuns: 1500, seed: 11 },
+    );
   });
 
   it('never throws on arbitrary text', () => {

@@ -54,6 +54,10 @@ export function assemble(source: string, opts: AssembleOptions = {}): AssembleRe
   const parsed = parseSource(source);
   if (parsed.errors.length > 0) return { ok: false, errors: parsed.errors };
   const encoders = { 16: new Encoder(16), 32: new Encoder(32), 64: new Encoder(64) };
+  // Trying a short branch that does not reach makes iced throw; those errors are expected and
+  // their stack traces would dominate the run time, so collect none while assembling.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     const minLengths = new Map<string, number>();
     let previous = new Map<string, bigint>();
@@ -64,6 +68,7 @@ export function assemble(source: string, opts: AssembleOptions = {}): AssembleRe
     }
     return { ok: false, errors: [{ line: 0, message: `label addresses did not settle after ${MAX_PASSES} passes` }] };
   } finally {
+    Error.stackTraceLimit = stackTraceLimit;
     encoders[16].free();
     encoders[32].free();
     encoders[64].free();

@@ -30,7 +30,7 @@ export function encodeInstruction(insn: ParsedInstruction, ctx: EncodeContext, m
   const mnemonic = canonicalMnemonic(insn.mnemonic, ctx.bits);
   if (insn.operands.length === 0) {
     const str = stringInstruction(mnemonic, ctx.bits, insn.prefixes);
-    if (str !== undefined) return encodeBuilt([() => str], ctx, minLength);
+    if (str !== undefined) return encodeBuilt([{ make: () => str, lengthDependent: false }], ctx, minLength);
   }
   const all = formsOf(mnemonic);
   if (all.length === 0) throw new AsmError(`unknown instruction '${insn.mnemonic}'`);
@@ -51,7 +51,10 @@ export function encodeInstruction(insn: ParsedInstruction, ctx: EncodeContext, m
   }
   const prefixes = insn.prefixes;
   return encodeBuilt(
-    matched.map(({ form, args }) => () => withPrefixes(build(form.code, args), prefixes)),
+    matched.map(({ form, args }) => ({
+      make: (length: number) => withPrefixes(build(form.code, args, length), prefixes),
+      lengthDependent: args.some((a) => a.t === 'M' && a.ripBase),
+    })),
     ctx,
     minLength,
   );
@@ -75,24 +78,31 @@ function matchForms(forms: readonly Form[], operands: readonly Operand[], ctx: E
   return matched;
 }
 
+/**
+ * How to build one candidate. `length` is the instruction's own length, needed for `[rip + disp]`:
+ * iced takes the absolute target of a RIP-relative operand, which is the next instruction's address
+ * plus disp. The length of such an instruction does not depend on disp (always disp32), so it is
+ * built once to learn the length and once more with the right target.
+ */
+interface Builder {
+  make(length: number): Instruction;
+  lengthDependent: boolean;
+}
+
 /** Encode every candidate; keep the shortest that is at least `minLength` long (else the shortest). */
-function encodeBuilt(builders: (() => Instruction)[], ctx: EncodeContext, minLength: number): Uint8Array {
+function encodeBuilt(builders: readonly Builder[], ctx: EncodeContext, minLength: number): Uint8Array {
   let best: Uint8Array | undefined;
   let bestShort: Uint8Array | undefined;
   let lastError = '';
-  for (const make of builders) {
-    let ins: Instruction | undefined;
+  for (const b of builders) {
     try {
-      ins = make();
-      ctx.encoder.encode(ins, ctx.address);
-      const bytes = ctx.encoder.takeBuffer();
+      let bytes = encodeOnce(b.make(0), ctx);
+      if (b.lengthDependent) bytes = encodeOnce(b.make(bytes.length), ctx);
       if (bestShort === undefined || bytes.length < bestShort.length) bestShort = bytes;
       if (bytes.length >= minLength && (best === undefined || bytes.length < best.length)) best = bytes;
     } catch (e) {
       lastError = e instanceof Error ? e.message : String(e);
       ctx.encoder.takeBuffer(); // a failed encode may leave partial bytes behind
-    } finally {
-      ins?.free();
     }
   }
   const chosen = best ?? bestShort;
@@ -100,9 +110,18 @@ function encodeBuilt(builders: (() => Instruction)[], ctx: EncodeContext, minLen
   return chosen;
 }
 
+function encodeOnce(ins: Instruction, ctx: EncodeContext): Uint8Array {
+  try {
+    ctx.encoder.encode(ins, ctx.address);
+    return ctx.encoder.takeBuffer();
+  } finally {
+    ins.free();
+  }
+}
+
 type Arg =
   | { readonly t: 'R'; readonly reg: Register }
-  | { readonly t: 'M'; readonly mem: () => MemoryOperand }
+  | { readonly t: 'M'; readonly mem: (length: number) => MemoryOperand; readonly ripBase: boolean }
   | { readonly t: 'I'; readonly signed: boolean; readonly v: bigint }
   | { readonly t: 'B'; readonly target: bigint }
   | { readonly t: 'F'; readonly selector: number; readonly offset: number };
@@ -194,11 +213,16 @@ function readsLow16(kind: OpCodeOperandKind, form: Form, index: number): boolean
 
 const LOW16_READERS = new Set(['ltr', 'lldt', 'verr', 'verw', 'lmsw']);
 
-function matchMemory(op: MemOperand, form: Form, ctx: EncodeContext): Arg | undefined {
+function matchMemory(op: MemOperand, form: Form, ctx: EncodeContext): Arg | string | undefined {
   if (op.far !== form.farPointer) return undefined;
   if (op.size !== undefined && form.memSize !== 0 && op.size !== form.memSize) return undefined;
   const disp = op.disp === undefined ? 0n : ctx.value(op.disp);
   const noRegisters = op.base === undefined && op.index === undefined;
+  if (op.ripBase) {
+    if (ctx.bits !== 64) return 'RIP-relative addressing exists only in 64-bit mode';
+    const next = (length: number) => BigInt.asUintN(64, ctx.address + BigInt(length) + disp);
+    return { t: 'M', ripBase: true, mem: (length) => new MemoryOperand(Register.RIP, Register.None, 1, next(length), 8, false, op.seg ?? Register.None) };
+  }
   const ripRelative = ctx.bits === 64 && noRegisters && (op.rel ?? (ctx.defaultRel && !isFsGs(op.seg)));
   const base = ripRelative ? Register.RIP : (op.base ?? Register.None);
   const index = op.index ?? Register.None;
@@ -207,7 +231,7 @@ function matchMemory(op: MemOperand, form: Form, ctx: EncodeContext): Arg | unde
   // and otherwise 0 for "no displacement" or 1 for "as short as fits".
   const displSize = ripRelative ? 8 : noRegisters ? ctx.bits / 8 : disp === 0n ? 0 : 1;
   const displacement = ripRelative ? BigInt.asUintN(64, disp) : BigInt.asIntN(64, disp);
-  return { t: 'M', mem: () => new MemoryOperand(base, index, op.scale, displacement, displSize, false, seg) };
+  return { t: 'M', ripBase: false, mem: () => new MemoryOperand(base, index, op.scale, displacement, displSize, false, seg) };
 }
 
 function isFsGs(seg: Register | undefined): boolean {
@@ -267,11 +291,11 @@ function resolveOperandSize(
 }
 
 /** Build the iced Instruction for a code from its arguments (iced's create* functions, by operand shape). */
-function build(code: Code, args: readonly Arg[]): Instruction {
+function build(code: Code, args: readonly Arg[], length: number): Instruction {
   const shape = args.map((a) => a.t).join('');
   const [a, b, c] = args;
   const R = (x: Arg | undefined): Register => (x?.t === 'R' ? x.reg : Register.None);
-  const M = (x: Arg | undefined): MemoryOperand => (x?.t === 'M' ? x.mem() : new MemoryOperand(Register.None, Register.None, 1, 0n, 0, false, Register.None));
+  const M = (x: Arg | undefined): MemoryOperand => (x?.t === 'M' ? x.mem(length) : new MemoryOperand(Register.None, Register.None, 1, 0n, 0, false, Register.None));
   const I = (x: Arg | undefined): { signed: boolean; v: bigint } => (x?.t === 'I' ? x : { signed: false, v: 0n });
   const i32 = (x: Arg | undefined): number => Number(I(x).v);
   switch (shape) {

@@ -4,7 +4,7 @@
 // ADD, r/m64, sign-extended imm8). We index all legacy-encoded codes by mnemonic once; the
 // encoder then tries each form whose operand kinds accept the parsed operands and keeps the
 // shortest encoding — the same choice NASM makes for `add rax, 1` (83 /0 ib, not 81 /0 id).
-import { Code, CodeExt, EncodingKind, MemorySize, MemorySizeExt, Mnemonic } from 'iced-x86';
+import { Code, CodeExt, DecoderOptions, EncodingKind, MemorySize, MemorySizeExt, Mnemonic } from 'iced-x86';
 import type { OpCodeOperandKind } from 'iced-x86';
 
 export interface Form {
@@ -23,6 +23,9 @@ export interface Form {
 
 let index: Map<string, Form[]> | undefined;
 
+/** 8086-only POP CS (0FH is the two-byte escape on every later CPU). */
+const EXCLUDED = new Set<Code>([Code.Popw_CS]);
+
 /** All forms of a mnemonic (lower-case, after `canonicalMnemonic`), in iced's order. */
 export function formsOf(mnemonic: string): readonly Form[] {
   index ??= buildIndex();
@@ -34,7 +37,8 @@ function buildIndex(): Map<string, Form[]> {
   for (const [name, value] of Object.entries(Code)) {
     if (typeof value !== 'number') continue;
     const info = CodeExt.opCode(value as Code);
-    if (info.isInstruction && info.encoding === EncodingKind.Legacy) {
+    // Legacy-encoded instructions that a standard decoder decodes (no Cyrix/old-CPU decoder options).
+    if (info.isInstruction && info.encoding === EncodingKind.Legacy && info.decoderOption === DecoderOptions.None && !EXCLUDED.has(value as Code)) {
       const ops: OpCodeOperandKind[] = [];
       for (let i = 0; i < info.opCount; i++) ops.push(info.opKind(i));
       const form: Form = {
@@ -43,7 +47,8 @@ function buildIndex(): Map<string, Form[]> {
         ops,
         memSize: MemorySizeExt.size(info.memorySize),
         farPointer: [MemorySize.SegPtr16, MemorySize.SegPtr32, MemorySize.SegPtr64].includes(info.memorySize),
-        modes: { 16: info.mode16, 32: info.mode32, 64: info.mode64 },
+        // The emulated CPU is an Intel one: only forms Intel's decoders accept in each mode.
+        modes: { 16: info.mode16 && info.intelDecoder16, 32: info.mode32 && info.intelDecoder32, 64: info.mode64 && info.intelDecoder64 },
         defaultOpSize64: info.defaultOpSize64,
       };
       const mnemonic = (Mnemonic[info.mnemonic] ?? '').toLowerCase();

@@ -23,8 +23,10 @@ export interface MemOperand {
   readonly index?: Register;
   readonly scale: number;
   readonly disp?: Expr;
-  /** true: `rel` or `[rip + x]`; false: `abs`; undefined: follow `default rel|abs`. */
+  /** true: `rel`; false: `abs`; undefined: follow `default rel|abs`. */
   readonly rel?: boolean;
+  /** `[rip + disp]`: RIP as the base register, disp counted from the next instruction. */
+  readonly ripBase: boolean;
   /** `far [mem]`: an indirect far JMP/CALL through a pointer in memory. */
   readonly far: boolean;
   readonly text: string;
@@ -257,9 +259,10 @@ function parseMemory(cur: Cursor, scope: ParseScope, p: MemPrefix): Omit<MemOper
   }
   const expr = localExpr(cur, scope);
   cur.expectOp(']');
-  const m: { base?: Register; index?: Register; scale: number; disp?: Expr; rel?: boolean } = { scale: 1, rel };
+  const m: MemTerms = { scale: 1, ripBase: false };
   for (const { sign, term } of splitTerms(expr, 1)) addTerm(m, term, sign);
-  return { kind: 'mem', size: p.size, seg, base: m.base, index: m.index, scale: m.scale, disp: m.disp, rel: m.rel, far: p.far };
+  if (m.ripBase && (m.base !== undefined || m.index !== undefined)) throw new AsmError('RIP cannot be combined with other registers');
+  return { kind: 'mem', size: p.size, seg, base: m.base, index: m.index, scale: m.scale, disp: m.disp, rel, ripBase: m.ripBase, far: p.far };
 }
 
 /** Flatten a sum into signed terms: a - (b + c) → +a, -b, -c. */
@@ -270,10 +273,19 @@ function splitTerms(e: Expr, sign: 1 | -1): { sign: 1 | -1; term: Expr }[] {
   return [{ sign, term: e }];
 }
 
-function addTerm(m: { base?: Register; index?: Register; scale: number; disp?: Expr; rel?: boolean }, term: Expr, sign: 1 | -1): void {
+interface MemTerms {
+  base?: Register;
+  index?: Register;
+  scale: number;
+  disp?: Expr;
+  ripBase: boolean;
+}
+
+function addTerm(m: MemTerms, term: Expr, sign: 1 | -1): void {
   const reg = term.k === 'sym' ? registerNamed(term.name) : undefined;
   if (term.k === 'sym' && term.name.toLowerCase() === 'rip') {
-    m.rel = true; // [rip + label] is read as the label's RIP-relative address, like GAS's label(%rip)
+    if (sign < 0) throw new AsmError('a register cannot be subtracted in an address');
+    m.ripBase = true;
     return;
   }
   if (reg !== undefined) {

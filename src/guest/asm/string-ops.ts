@@ -1,7 +1,8 @@
 // String instructions (MOVS, CMPS, LODS, STOS, SCAS, INS, OUTS) written without operands, as
 // `rep movsb`. Their operands are implicit (DS:rSI, ES:rDI), so iced builds them from the address
 // size and the REP prefix. See SDM Vol. 2, "REP/REPE/REPZ/REPNE/REPNZ—Repeat String Operation Prefix".
-import { Instruction, Register, RepPrefixKind } from 'iced-x86';
+// XLATB addresses memory implicitly too (DS:[rBX + AL]) and is built here the same way.
+import { Code, Instruction, OpKind, Register, RepPrefixKind } from 'iced-x86';
 
 type Maker = (addressSize: number, rep: RepPrefixKind) => Instruction;
 const N = Register.None;
@@ -33,7 +34,17 @@ const STRING_OPS: Readonly<Record<string, Maker>> = {
   outsb: (a, r) => Instruction.createOutsb(a, N, r),
   outsw: (a, r) => Instruction.createOutsw(a, N, r),
   outsd: (a, r) => Instruction.createOutsd(a, N, r),
+  xlatb: (a) => xlat(a),
 };
+
+function xlat(addressSize: number): Instruction {
+  const ins = Instruction.create(Code.Xlat_m8);
+  ins.op0Kind = OpKind.Memory;
+  ins.memoryBase = addressSize === 64 ? Register.RBX : addressSize === 32 ? Register.EBX : Register.BX;
+  ins.memoryIndex = Register.AL;
+  ins.memoryIndexScale = 1;
+  return ins;
+}
 
 /** The instruction, or undefined if `mnemonic` is not a string instruction (or is invalid in this mode). */
 export function stringInstruction(mnemonic: string, bits: 16 | 32 | 64, prefixes: readonly string[]): Instruction | undefined {
