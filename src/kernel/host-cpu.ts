@@ -1,0 +1,167 @@
+// The current logical processor as host (kernel) code sees it: privileged instructions as
+// methods. Each method runs the real instruction on the emulated LP, so it faults and reports
+// exactly like hardware: VMX instructions report through RFLAGS (read it with `rflags()`), and a
+// fault (#UD, #GP, #PF) is thrown as a CpuFault that the kernel turns into an oops.
+//
+// VMX instructions take their operands the way the hardware encodings do: a physical address in
+// memory (m64) for VMXON/VMCLEAR/VMPTRLD, a field encoding in a register for VMREAD/VMWRITE. The
+// memory operand lives in a per-CPU scratch slot; registers used for operands are restored
+// afterwards, so guest register values left in the register file after a VM exit are untouched.
+import { CpuFault, ud } from '../machine/fault.ts';
+import type { LogicalProcessor, SegmentRegisterName } from '../machine/lp.ts';
+import type { PhysicalMemory } from '../machine/memory.ts';
+import type { VmxInstruction, VmxMnemonic } from '../machine/vmx-seam.ts';
+import { IMAGE, imagePa, imageVa, perCpuOffset } from './boot.ts';
+
+const RAX = 0, RBX = 3;
+const DS = 3;
+
+export class HostCpu {
+  constructor(
+    readonly lp: LogicalProcessor,
+    private readonly memory: PhysicalMemory,
+    /** Kernel-text address reported as RIP for instructions run by host code. */
+    private readonly codeAddress: bigint,
+  ) {}
+
+  /** smp_processor_id() of this CPU. */
+  get id(): number {
+    return this.lp.id;
+  }
+
+  // ---- RFLAGS, the status channel of VMX instructions ----
+  rflags(): bigint {
+    return this.lp.getReg('rflags');
+  }
+
+  // ---- CPUID and MSRs ----
+  cpuid(leaf: number, subleaf = 0): { eax: number; ebx: number; ecx: number; edx: number } {
+    return this.lp.cpuid(leaf, subleaf);
+  }
+  rdmsr(msr: number): bigint {
+    return this.lp.rdmsr(msr);
+  }
+  wrmsr(msr: number, value: bigint): void {
+    this.lp.wrmsr(msr, value);
+  }
+  /** Linux's rdmsr_safe(): null instead of an oops when the MSR does not exist (#GP). */
+  rdmsrSafe(msr: number): bigint | null {
+    try {
+      return this.lp.rdmsr(msr);
+    } catch (e) {
+      if (e instanceof CpuFault) return null;
+      throw e;
+    }
+  }
+
+  // ---- Control registers ----
+  readCr0(): bigint { return this.lp.readCr0(); }
+  readCr2(): bigint { return this.lp.readCr2(); }
+  readCr3(): bigint { return this.lp.readCr3(); }
+  readCr4(): bigint { return this.lp.readCr4(); }
+  writeCr0(v: bigint): void { this.lp.writeCr0(v); }
+  writeCr2(v: bigint): void { this.lp.writeCr2(v); }
+  writeCr3(v: bigint): void { this.lp.writeCr3(v); }
+  writeCr4(v: bigint): void { this.lp.writeCr4(v); }
+  readDr7(): bigint { return this.lp.dr[7]!; }
+
+  // ---- Segments and descriptor tables ----
+  sgdt(): { base: bigint; limit: number } { return this.lp.sgdt(); }
+  sidt(): { base: bigint; limit: number } { return this.lp.sidt(); }
+  /** STR: the TR selector. */
+  str(): number { return this.lp.getSegment('tr').selector; }
+  /** SLDT: the LDTR selector. */
+  sldt(): number { return this.lp.getSegment('ldtr').selector; }
+  /** MOV r16, Sreg: a segment register's selector. */
+  readSelector(seg: Exclude<SegmentRegisterName, 'ldtr' | 'tr'>): number {
+    return this.lp.getSegment(seg).selector;
+  }
+  /** RDFSBASE/RDGSBASE (or IA32_FS_BASE/IA32_GS_BASE). */
+  readFsBase(): bigint { return this.lp.getSegment('fs').base; }
+  readGsBase(): bigint { return this.lp.getSegment('gs').base; }
+
+  // ---- VMX instructions (SDM Vol. 3C, "VMX Instruction Reference") ----
+  vmxon(pa: bigint): void { this.withM64('VMXON', pa); }
+  vmxoff(): void { this.run('VMXOFF', {}); }
+  vmclear(pa: bigint): void { this.withM64('VMCLEAR', pa); }
+  vmptrld(pa: bigint): void { this.withM64('VMPTRLD', pa); }
+  /** VMPTRST m64: the current-VMCS pointer (all ones when there is none). */
+  vmptrst(): bigint {
+    const slot = this.scratch();
+    this.run('VMPTRST', { mem: slot });
+    return this.memory.read64(imagePa(this.scratchOffset()));
+  }
+  /** VMREAD r64, r64: the value of `field`; check rflags() for the outcome. */
+  vmread(field: number): bigint {
+    return this.withRegisters([RAX, RBX], () => {
+      this.lp.setGpr(RBX, BigInt(field >>> 0));
+      this.lp.setGpr(RAX, 0n);
+      this.run('VMREAD', { reg: RBX, rmReg: RAX });
+      return this.lp.getGpr(RAX);
+    });
+  }
+  /** VMWRITE r64, r64: write `value` to `field`; check rflags() for the outcome. */
+  vmwrite(field: number, value: bigint): void {
+    this.withRegisters([RAX, RBX], () => {
+      this.lp.setGpr(RBX, BigInt(field >>> 0));
+      this.lp.setGpr(RAX, BigInt.asUintN(64, value));
+      this.run('VMWRITE', { reg: RBX, rmReg: RAX });
+    });
+  }
+  vmlaunch(): void { this.run('VMLAUNCH', {}); }
+  vmresume(): void { this.run('VMRESUME', {}); }
+  /** INVEPT type, m128 (descriptor: EPTP, reserved). */
+  invept(type: bigint, eptp: bigint): void { this.withM128('INVEPT', type, eptp, 0n); }
+  /** INVVPID type, m128 (descriptor: VPID in bits 15:0, linear address). */
+  invvpid(type: bigint, vpid: number, linear = 0n): void { this.withM128('INVVPID', type, BigInt(vpid & 0xffff), linear); }
+
+  // ---- helpers ----
+  private scratchOffset(): number {
+    return perCpuOffset(this.lp.id, IMAGE.PERCPU_SCRATCH);
+  }
+  private scratch(): bigint {
+    return imageVa(this.scratchOffset());
+  }
+
+  private withM64(m: VmxMnemonic, value: bigint): void {
+    this.memory.write64(imagePa(this.scratchOffset()), BigInt.asUintN(64, value));
+    this.run(m, { mem: this.scratch() });
+  }
+
+  private withM128(m: VmxMnemonic, type: bigint, lo: bigint, hi: bigint): void {
+    this.memory.write64(imagePa(this.scratchOffset()), BigInt.asUintN(64, lo));
+    this.memory.write64(imagePa(this.scratchOffset()) + 8, BigInt.asUintN(64, hi));
+    this.withRegisters([RAX], () => {
+      this.lp.setGpr(RAX, type);
+      this.run(m, { reg: RAX, mem: this.scratch() });
+    });
+  }
+
+  private withRegisters<T>(regs: number[], f: () => T): T {
+    const saved = regs.map((r) => this.lp.getGpr(r));
+    try {
+      return f();
+    } finally {
+      regs.forEach((r, i) => this.lp.setGpr(r, saved[i]!));
+    }
+  }
+
+  /** Execute one VMX instruction as if it stood at `codeAddress` in kernel text. */
+  private run(mnemonic: VmxMnemonic, ops: { reg?: number; rmReg?: number; mem?: bigint }): void {
+    const vmx = this.lp.vmx;
+    if (vmx === null) throw ud(`${mnemonic}: this CPU has no VMX unit`, 'SDM Vol. 3C, "VMX Instruction Reference"');
+    const insn: VmxInstruction = {
+      mnemonic,
+      length: 3,
+      rip: this.codeAddress,
+      operandSize: 8,
+      addressSize: 8,
+      reg: ops.reg ?? -1,
+      rmReg: ops.rmReg ?? -1,
+      mem: ops.mem === undefined ? null : { segment: DS, base: -1, index: -1, scale: 0, displacement: ops.mem, effective: ops.mem, linear: ops.mem },
+    };
+    // The instruction's RIP is set to the next instruction before execution, as the interpreter does.
+    this.lp.setReg('rip', this.codeAddress + 3n);
+    vmx.execute(this.lp, insn);
+  }
+}

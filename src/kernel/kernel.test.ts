@@ -1,0 +1,205 @@
+import { describe, expect, test } from 'vitest';
+import fc from 'fast-check';
+import { IoSpace } from '../machine/io.ts';
+import { LogicalProcessor, ACCESS_READ } from '../machine/lp.ts';
+import { PhysicalMemory } from '../machine/memory.ts';
+import { GDT_ENTRY_TSS_SELECTOR, __KERNEL_CS, __KERNEL_DS } from './boot.ts';
+import { Kernel, type KernelModule } from './kernel.ts';
+import { PAGE_OFFSET, VMALLOC_START } from './layout.ts';
+import { ENODEV } from './errno.ts';
+
+function boot(cpus = 1, opts: ConstructorParameters<typeof Kernel>[1] = {}) {
+  const memory = new PhysicalMemory({ ramBytes: 64 * 1024 * 1024 });
+  const io = new IoSpace();
+  const lps = Array.from({ length: cpus }, (_, id) => new LogicalProcessor({ id, memory, io, bsp: id === 0 }));
+  return new Kernel({ memory, cpus: lps }, opts);
+}
+
+/** The CPU's own page walk (src/machine/paging.ts), as an oracle for the kernel's page tables. */
+function cpuTranslate(k: Kernel, va: bigint): number {
+  return k.cpu().lp.translate(Number(BigInt.asIntN(64, va)), ACCESS_READ);
+}
+
+describe('boot state (what chapter 4 copies into the host-state area)', () => {
+  test('every CPU is in 64-bit mode at CPL 0 with Linux selectors', () => {
+    const k = boot(2);
+    for (const cpu of k.allCpus()) {
+      expect(cpu.lp.bits).toBe(64);
+      expect(cpu.readSelector('cs')).toBe(__KERNEL_CS);
+      expect(cpu.readSelector('ss')).toBe(__KERNEL_DS);
+      expect(cpu.str()).toBe(GDT_ENTRY_TSS_SELECTOR);
+      expect(cpu.readCr0() & 0x80000001n).toBe(0x80000001n); // PG, PE
+      expect(cpu.readCr4() & (1n << 13n)).toBe(0n); // VMXE is the module's job
+      expect(cpu.readCr3()).toBe(BigInt(k.cr3));
+    }
+    // Per-CPU GDTs and TSSs, as on Linux: the host-state bases differ per CPU.
+    expect(k.allCpus()[0]!.sgdt().base).not.toBe(k.allCpus()[1]!.sgdt().base);
+  });
+
+  test('the GDT in memory holds what the segment registers cache', () => {
+    const k = boot();
+    const gdt = k.cpu().sgdt();
+    expect(gdt.limit).toBe(16 * 8 - 1);
+    expect(k.read64(gdt.base + BigInt(__KERNEL_CS))).toBe(0x00af9b000000ffffn);
+    expect(k.read64(gdt.base + BigInt(__KERNEL_DS))).toBe(0x00cf93000000ffffn);
+    // The TSS descriptor's base (split over 16 bytes) is TR's hidden base.
+    const lo = k.read64(gdt.base + BigInt(GDT_ENTRY_TSS_SELECTOR));
+    const hi = k.read64(gdt.base + BigInt(GDT_ENTRY_TSS_SELECTOR) + 8n);
+    const base = ((lo >> 16n) & 0xffffffn) | (((lo >> 56n) & 0xffn) << 24n) | ((hi & 0xffffffffn) << 32n);
+    expect(base).toBe(k.cpu().lp.getSegment('tr').base);
+  });
+
+  test('the direct map in the page tables agrees with virt_to_phys (checked by the CPU page walk)', () => {
+    const k = boot();
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 64 * 1024 * 1024 - 1 }), (pa) => {
+        const va = k.phys_to_virt(BigInt(pa));
+        expect(cpuTranslate(k, va)).toBe(pa);
+        expect(k.virt_to_phys(va)).toBe(BigInt(pa));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('allocators', () => {
+  test('kmalloc returns direct-map memory that is not zeroed; kzalloc zeroes', () => {
+    const k = boot();
+    const a = k.kmalloc(4096);
+    expect(a >= PAGE_OFFSET && a < VMALLOC_START).toBe(true);
+    expect([...k.readBytes(a, 64)].some((b) => b !== 0)).toBe(true);
+    const z = k.kzalloc(4096);
+    expect([...k.readBytes(z, 4096)].every((b) => b === 0)).toBe(true);
+  });
+
+  test('power-of-two kmalloc sizes are naturally aligned and physically contiguous', () => {
+    const k = boot();
+    for (const size of [8, 64, 512, 4096, 8192, 16384]) {
+      const va = k.kmalloc(size);
+      const pa = k.virt_to_phys(va);
+      expect(pa % BigInt(Math.min(size, 4096)), `size ${size}`).toBe(0n);
+      for (let off = 0; off < size; off += 4096) expect(cpuTranslate(k, va + BigInt(off))).toBe(Number(pa) + off);
+    }
+  });
+
+  test('the same seed gives the same garbage; another seed gives other garbage', () => {
+    const bytes = (seed: number) => {
+      const k = boot(1, { seed });
+      return [...k.readBytes(k.kmalloc(64), 64)];
+    };
+    expect(bytes(7)).toEqual(bytes(7));
+    expect(bytes(7)).not.toEqual(bytes(8));
+  });
+
+  test('kfree poisons freed objects with 0x6b and reports a double free', () => {
+    const k = boot();
+    const a = k.kmalloc(32);
+    k.kfree(a);
+    expect([...k.readBytes(a, 32)].every((b) => b === 0x6b)).toBe(true);
+    k.kfree(a);
+    expect(k.dmesg()).toMatch(/BUG: kfree\(0x[0-9a-f]+\): double free/);
+  });
+
+  test('get_zeroed_page is zeroed and page aligned; alloc_pages(order) is aligned to its size', () => {
+    const k = boot();
+    const p = k.get_zeroed_page();
+    expect(k.virt_to_phys(p) % 4096n).toBe(0n);
+    expect([...k.readBytes(p, 4096)].every((b) => b === 0)).toBe(true);
+    const block = k.alloc_pages(3)!;
+    expect(block.pfn % 8).toBe(0);
+  });
+
+  test('vmalloc memory is virtually contiguous but its pages are not physically adjacent', () => {
+    const k = boot();
+    const va = k.vmalloc(4 * 4096);
+    // A 64-bit store that straddles two pages of the area lands in two distant frames.
+    k.write64(va + 4096n - 4n, 0x1122334455667788n);
+    expect(k.read64(va + 4096n - 4n)).toBe(0x1122334455667788n);
+    const pfns = [0, 1, 2, 3].map((i) => k.vmalloc_to_pfn(va + BigInt(i * 4096)));
+    for (let i = 1; i < 4; i++) expect(Math.abs(pfns[i]! - pfns[i - 1]!)).toBeGreaterThan(1);
+    // The CPU's page walk through the kernel's CR3 finds the same frames.
+    pfns.forEach((pfn, i) => expect(cpuTranslate(k, va + BigInt(i * 4096))).toBe(pfn * 4096));
+  });
+
+  test('virt_to_phys on vmalloc memory gives what Linux gives: a meaningless address, with a warning', () => {
+    const k = boot();
+    const va = k.vmalloc(4096);
+    const pa = k.virt_to_phys(va);
+    expect(pa >= 1n << 46n).toBe(true); // beyond any MAXPHYADDR
+    expect(pa).not.toBe(BigInt(k.vmalloc_to_pfn(va) * 4096));
+    expect(k.dmesg()).toMatch(/virt_to_phys used for non-linear address.*vmalloc/);
+  });
+});
+
+describe('modules, oopses and host entries', () => {
+  test('a fault in module code is an oops naming the instruction, the cause and the SDM section', () => {
+    const k = boot();
+    const mod: KernelModule = { name: 'bad', init: (kern) => void kern.cpu().rdmsr(0xdead) };
+    const r = k.insmod(mod);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.oops?.vector).toBe(13);
+    expect(r.oops?.instruction).toBe('RDMSR');
+    expect(r.oops?.cause).toMatch(/DEAD/i);
+    expect(r.oops?.sdm).toMatch(/RDMSR/);
+    expect(k.dmesg()).toMatch(/general protection fault: 0000 \[#1\]/);
+    expect(k.isLoaded('bad')).toBe(false);
+  });
+
+  test('a NULL dereference is a page-fault oops', () => {
+    const k = boot();
+    const r = k.insmod({ name: 'null', init: (kern) => void kern.read32(0n) });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.oops?.cause).toMatch(/NULL pointer/);
+  });
+
+  test('init returning -ENODEV fails the load with the errno name; 0 loads; rmmod calls exit', () => {
+    const k = boot();
+    const r = k.insmod({ name: 'nodev', init: () => -ENODEV });
+    expect(r).toMatchObject({ ok: false, errno: ENODEV });
+    if (!r.ok) expect(r.message).toMatch(/No such device/);
+    let exited = false;
+    expect(k.insmod({ name: 'good', init: () => 0, exit: () => void (exited = true) })).toEqual({ ok: true });
+    expect(k.rmmod('good')).toEqual({ ok: true });
+    expect(exited).toBe(true);
+  });
+
+  test('on_each_cpu runs on every CPU with preemption off; smp_processor_id in preemptible code warns', () => {
+    const k = boot(3);
+    const seen: number[] = [];
+    k.on_each_cpu((cpu) => seen.push(cpu, k.smp_processor_id()));
+    expect(seen).toEqual([0, 0, 1, 1, 2, 2]);
+    expect(k.dmesg()).not.toMatch(/preemptible/);
+    k.smp_processor_id();
+    expect(k.dmesg()).toMatch(/BUG: using smp_processor_id\(\) in preemptible/);
+  });
+
+  test('a preemptible task migrates at sleep points; get_cpu pins it', () => {
+    const k = boot(4, { seed: 3 });
+    const cpus = new Set<number>();
+    for (let i = 0; i < 50; i++) {
+      k.kmalloc(16);
+      cpus.add(k.cpu().id);
+    }
+    expect(cpus.size).toBeGreaterThan(1);
+    const pinned = k.get_cpu();
+    for (let i = 0; i < 50; i++) {
+      k.kmalloc(16);
+      expect(k.cpu().id).toBe(pinned);
+    }
+    k.put_cpu();
+  });
+
+  test('hostEntry hands out kernel-text addresses; enterHost calls the function on that CPU', () => {
+    const k = boot(2);
+    const calls: number[] = [];
+    const rip = k.hostEntry('vmexit_handler', (_kern, cpu) => calls.push(cpu.id));
+    expect(rip >= 0xffffffff80000000n).toBe(true);
+    const lp = k.allCpus()[1]!.lp;
+    lp.setReg('rip', rip);
+    expect(k.enterHost(lp)).toBe(true);
+    expect(calls).toEqual([1]);
+    lp.setReg('rip', rip + 1n);
+    expect(k.enterHost(lp)).toBe(false);
+  });
+});

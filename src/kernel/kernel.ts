@@ -1,0 +1,519 @@
+// The host kernel a hypervisor module runs on: Linux-like services with Linux-like guarantees.
+//   memory   kmalloc/kzalloc/kfree (physically contiguous, not zeroed), vmalloc/vfree (virtually
+//            contiguous only), alloc_pages/__get_free_pages/get_zeroed_page/free_pages,
+//            virt_to_phys/phys_to_virt, and kernel-virtual memory access (read32, write64, …)
+//   CPUs     cpu() — the current CPU's privileged instructions (HostCpu), smp_processor_id,
+//            preempt_disable/enable, get_cpu/put_cpu, local_irq_disable/enable, on_each_cpu, per-CPU data
+//   log      printk / dmesg
+//   modules  insmod/rmmod with oops reports for host faults
+//   entries  hostEntry(): a kernel-text address for a TypeScript function (for HOST_RIP)
+import { CpuFault } from '../machine/fault.ts';
+import type { LogicalProcessor } from '../machine/lp.ts';
+import type { PhysicalMemory } from '../machine/memory.ts';
+import { IMAGE, MAX_CPUS, bootCpu, buildIdt, buildPageTables, imagePa, imageVa, perCpuOffset } from './boot.ts';
+import { EINVAL, errnoName } from './errno.ts';
+import { HostCpu } from './host-cpu.ts';
+import {
+  KERNEL_IMAGE_BYTES, PAGE_OFFSET, PAGE_SIZE, PHYS_KERNEL_START, START_KERNEL_MAP, VMALLOC_START,
+  classifyAddress, linuxPhysAddr,
+} from './layout.ts';
+import { MAX_ORDER, PageAllocator } from './page-alloc.ts';
+import { KERN_ERR, KERN_WARNING, KernelLog } from './printk.ts';
+import { oopsFromError, type OopsReport } from './oops.ts';
+import { Slab } from './slab.ts';
+
+/** What the kernel needs of the machine it boots on. */
+export interface KernelMachine {
+  readonly memory: PhysicalMemory;
+  readonly cpus: readonly LogicalProcessor[];
+}
+
+export interface KernelOptions {
+  /** Bytes of RAM the kernel manages (default: what the machine's memory says). */
+  ramBytes?: number;
+  /** Seed for uninitialised memory contents and scheduling decisions (default 1). */
+  seed?: number;
+  /**
+   * What the "BIOS" left in IA32_FEATURE_CONTROL on every CPU (default 'unlocked': the module must
+   * enable and lock it). See SDM Vol. 3C, "Enabling and Entering VMX Operation".
+   */
+  featureControl?: 'unlocked' | 'locked-enabled' | 'locked-disabled';
+}
+
+/** A hypervisor is a kernel module: init returns 0 or a negative errno, like module_init. */
+export interface KernelModule {
+  readonly name: string;
+  init(kernel: Kernel): number | void;
+  exit?(kernel: Kernel): void;
+}
+
+export type LoadResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly errno: number; readonly message: string; readonly oops?: OopsReport };
+
+export interface Page {
+  readonly pfn: number;
+}
+
+export type HostEntry = (kernel: Kernel, cpu: HostCpu) => void;
+
+/** gfp flags that matter here: GFP_ATOMIC never sleeps (so never migrates the caller). */
+export type GfpFlags = 'GFP_KERNEL' | 'GFP_ATOMIC';
+
+const RESERVED_LOW = 0x10_0000; // the first MByte stays firmware's, as on a PC
+
+export class Kernel {
+  readonly memory: PhysicalMemory;
+  readonly log: KernelLog;
+  readonly pages: PageAllocator;
+  private readonly slab: Slab;
+  private readonly hostCpus: HostCpu[];
+  private readonly vmallocMap = new Map<bigint, number>(); // virtual page → pfn
+  private readonly vmallocAreas = new Map<bigint, number[]>(); // start → pfns
+  private vmallocNext = VMALLOC_START;
+  private vmallocTableNext = IMAGE.VMALLOC_TABLES;
+  private readonly entries = new Map<bigint, { name: string; fn: HostEntry }>();
+  private textNext = IMAGE.TEXT + 0x1000;
+  private readonly modules = new Map<string, KernelModule>();
+  private oopsCount = 0;
+  /** The CPU the current task runs on. */
+  private current = 0;
+  private preemptCount = 0;
+  private rng: number;
+  readonly cr3: number;
+  readonly ramBytes: number;
+
+  constructor(
+    readonly machine: KernelMachine,
+    opts: KernelOptions = {},
+  ) {
+    this.memory = machine.memory;
+    this.ramBytes = opts.ramBytes ?? machine.memory.ramBytes;
+    if (machine.cpus.length > MAX_CPUS) throw new Error(`at most ${MAX_CPUS} CPUs`);
+    this.rng = (opts.seed ?? 1) >>> 0 || 1;
+    this.log = new KernelLog(() => Number(machine.cpus[0]?.instructions ?? 0) / 1e9);
+    const imageEnd = PHYS_KERNEL_START + KERNEL_IMAGE_BYTES;
+    if (this.ramBytes < imageEnd + 4 * 1024 * 1024) throw new Error(`the kernel needs more than ${imageEnd} bytes of RAM`);
+    this.pages = new PageAllocator(this.memory, imageEnd / PAGE_SIZE, Math.floor(this.ramBytes / PAGE_SIZE), this.rng);
+    this.slab = new Slab(this.memory, this.pages);
+    // Low memory below the kernel image (except the first MByte) is also usable, as on Linux.
+    void RESERVED_LOW;
+
+    this.cr3 = buildPageTables(this.memory, this.ramBytes);
+    const oopsEntry = this.hostEntry('asm_exc_host_fault', () => undefined);
+    buildIdt(this.memory, oopsEntry);
+    const fc = { unlocked: 0, 'locked-enabled': 0x5, 'locked-disabled': 0x1 }[opts.featureControl ?? 'unlocked'];
+    for (const lp of machine.cpus) {
+      bootCpu(lp, this.memory, this.cr3);
+      lp.featureControl = fc;
+    }
+    const moduleText = imageVa(IMAGE.TEXT + 0x800);
+    this.hostCpus = machine.cpus.map((lp) => new HostCpu(lp, this.memory, moduleText));
+    this.printk(`Linux version 6.1.0-vmxlab (VMX Lab emulated host), ${machine.cpus.length} CPU(s), ${this.ramBytes >> 20} MiB RAM`);
+  }
+
+  // ===================================================================================== printk
+  printk(message: string): void {
+    this.log.printk(this.current, message);
+  }
+  dmesg(): string {
+    return this.log.dmesg();
+  }
+
+  // ===================================================================================== CPUs
+  /** The CPU the calling code runs on (this_cpu). */
+  cpu(): HostCpu {
+    return this.hostCpus[this.current]!;
+  }
+  /** Every online CPU, by id (for inspection; run code on one with on_each_cpu). */
+  allCpus(): readonly HostCpu[] {
+    return this.hostCpus;
+  }
+  num_online_cpus(): number {
+    return this.hostCpus.length;
+  }
+  /**
+   * smp_processor_id(): only meaningful while the task cannot migrate. In preemptible code Linux
+   * (CONFIG_DEBUG_PREEMPT) warns; so do we.
+   */
+  smp_processor_id(): number {
+    if (this.preemptCount === 0 && this.hostCpus.length > 1) {
+      this.log.printk(this.current, `${KERN_ERR}BUG: using smp_processor_id() in preemptible [00000000] code: insmod/1000`);
+    }
+    return this.current;
+  }
+  preempt_disable(): void {
+    this.preemptCount++;
+  }
+  preempt_enable(): void {
+    if (this.preemptCount === 0) {
+      this.log.printk(this.current, `${KERN_WARNING}WARNING: preempt_enable() without preempt_disable()`);
+      return;
+    }
+    this.preemptCount--;
+  }
+  /** get_cpu(): disable preemption and return the current CPU id. */
+  get_cpu(): number {
+    this.preempt_disable();
+    return this.current;
+  }
+  put_cpu(): void {
+    this.preempt_enable();
+  }
+  local_irq_disable(): void {
+    const lp = this.cpu().lp;
+    lp.setReg('rflags', lp.getReg('rflags') & ~0x200n);
+    this.preemptCount++; // no interrupts → no preemption
+  }
+  local_irq_enable(): void {
+    const lp = this.cpu().lp;
+    lp.setReg('rflags', lp.getReg('rflags') | 0x200n);
+    if (this.preemptCount > 0) this.preemptCount--;
+  }
+
+  /** Run fn on every online CPU, one after another, with preemption disabled (as in an IPI handler). */
+  on_each_cpu(fn: (cpu: number) => void): void {
+    const saved = this.current;
+    try {
+      for (let c = 0; c < this.hostCpus.length; c++) {
+        this.current = c;
+        this.preemptCount++;
+        try {
+          fn(c);
+        } finally {
+          this.preemptCount--;
+        }
+      }
+    } finally {
+      this.current = saved;
+    }
+  }
+
+  /** alloc_percpu(): one value per CPU. */
+  alloc_percpu<T>(init: (cpu: number) => T): PerCpu<T> {
+    return new PerCpu(this, this.hostCpus.map((_, c) => init(c)));
+  }
+
+  /** A sleep point: the scheduler may move a preemptible task to another CPU. */
+  might_sleep(): void {
+    if (this.preemptCount > 0 || this.hostCpus.length < 2) return;
+    this.rng ^= this.rng << 13;
+    this.rng ^= this.rng >>> 17;
+    this.rng ^= this.rng << 5;
+    this.rng >>>= 0;
+    if ((this.rng & 3) === 0) this.current = (this.current + 1 + (this.rng >>> 2) % (this.hostCpus.length - 1)) % this.hostCpus.length;
+  }
+  /** schedule()/msleep(): always a sleep point. */
+  schedule(): void {
+    if (this.preemptCount > 0) this.log.printk(this.current, `${KERN_ERR}BUG: scheduling while atomic: insmod/1000/0x${this.preemptCount.toString(16).padStart(8, '0')}`);
+    this.might_sleep();
+  }
+
+  // ===================================================================================== memory
+  kmalloc(size: number, flags: GfpFlags = 'GFP_KERNEL'): bigint {
+    if (flags === 'GFP_KERNEL') this.might_sleep();
+    return this.slab.kmalloc(size, false);
+  }
+  kzalloc(size: number, flags: GfpFlags = 'GFP_KERNEL'): bigint {
+    if (flags === 'GFP_KERNEL') this.might_sleep();
+    return this.slab.kmalloc(size, true);
+  }
+  kfree(va: bigint): void {
+    const r = this.slab.kfree(va);
+    if (r === 'invalid' || r === 'double-free') {
+      this.log.printk(this.current, `${KERN_ERR}BUG: kfree(${hex(va)}): ${r === 'double-free' ? 'double free' : 'not a kmalloc address'}`);
+    }
+  }
+  ksize(va: bigint): number {
+    return this.slab.ksize(va);
+  }
+
+  /** alloc_pages(): 2^order physically contiguous pages, not zeroed; null when out of memory. */
+  alloc_pages(order: number, flags: GfpFlags = 'GFP_KERNEL'): Page | null {
+    if (flags === 'GFP_KERNEL') this.might_sleep();
+    const pfn = this.pages.allocPages(order, false);
+    return pfn < 0 ? null : { pfn };
+  }
+  __free_pages(page: Page, order: number): void {
+    if (!this.pages.freePages(page.pfn, order)) this.log.printk(this.current, `${KERN_ERR}BUG: __free_pages: pfn ${page.pfn} order ${order} was not allocated`);
+  }
+  page_address(page: Page): bigint {
+    return PAGE_OFFSET + BigInt(page.pfn) * BigInt(PAGE_SIZE);
+  }
+  page_to_phys(page: Page): bigint {
+    return BigInt(page.pfn) * BigInt(PAGE_SIZE);
+  }
+  /** __get_free_pages(): like alloc_pages, but returns the direct-map address (0n on failure). */
+  __get_free_pages(order: number, flags: GfpFlags = 'GFP_KERNEL'): bigint {
+    const p = this.alloc_pages(order, flags);
+    return p === null ? 0n : this.page_address(p);
+  }
+  __get_free_page(flags: GfpFlags = 'GFP_KERNEL'): bigint {
+    return this.__get_free_pages(0, flags);
+  }
+  get_zeroed_page(flags: GfpFlags = 'GFP_KERNEL'): bigint {
+    if (flags === 'GFP_KERNEL') this.might_sleep();
+    const pfn = this.pages.allocPages(0, true);
+    return pfn < 0 ? 0n : PAGE_OFFSET + BigInt(pfn * PAGE_SIZE);
+  }
+  free_pages(va: bigint, order: number): void {
+    if (va === 0n) return;
+    if (classifyAddress(va) !== 'direct-map') {
+      this.log.printk(this.current, `${KERN_ERR}BUG: free_pages(${hex(va)}): not a page-allocator address`);
+      return;
+    }
+    this.__free_pages({ pfn: Number((va - PAGE_OFFSET) / BigInt(PAGE_SIZE)) }, order);
+  }
+  free_page(va: bigint): void {
+    this.free_pages(va, 0);
+  }
+
+  /** vmalloc(): virtually contiguous, built from pages that are NOT physically adjacent. */
+  vmalloc(size: number): bigint {
+    this.might_sleep();
+    if (!Number.isInteger(size) || size <= 0) return 0n;
+    const count = Math.ceil(size / PAGE_SIZE);
+    const pfns = this.pages.allocScattered(count);
+    if (pfns === null) return 0n;
+    const start = this.vmallocNext;
+    // A guard page after each area, as Linux leaves one.
+    this.vmallocNext += BigInt((count + 1) * PAGE_SIZE);
+    pfns.forEach((pfn, i) => {
+      const va = start + BigInt(i * PAGE_SIZE);
+      this.vmallocMap.set(va, pfn);
+      this.mapVmallocPage(va, pfn);
+    });
+    this.vmallocAreas.set(start, pfns);
+    return start;
+  }
+  vzalloc(size: number): bigint {
+    const va = this.vmalloc(size);
+    if (va !== 0n) this.memset(va, 0, Math.ceil(size / PAGE_SIZE) * PAGE_SIZE);
+    return va;
+  }
+  vfree(va: bigint): void {
+    const pfns = this.vmallocAreas.get(va);
+    if (pfns === undefined) {
+      if (va !== 0n) this.log.printk(this.current, `${KERN_ERR}BUG: vfree(${hex(va)}): not a vmalloc area`);
+      return;
+    }
+    pfns.forEach((pfn, i) => {
+      this.vmallocMap.delete(va + BigInt(i * PAGE_SIZE));
+      this.pages.freePages(pfn, 0);
+    });
+    this.vmallocAreas.delete(va);
+  }
+  /** vmalloc_to_pfn(): the page frame behind one page of a vmalloc area. */
+  vmalloc_to_pfn(va: bigint): number {
+    return this.vmallocMap.get(va & ~0xfffn) ?? 0;
+  }
+
+  /**
+   * virt_to_phys(): correct for the direct map (kmalloc, __get_free_pages) and the kernel image.
+   * For vmalloc addresses it returns what Linux returns — a meaningless number — and warns like
+   * CONFIG_DEBUG_VIRTUAL, because vmalloc memory is not physically contiguous.
+   */
+  virt_to_phys(va: bigint): bigint {
+    const kind = classifyAddress(va);
+    if (kind !== 'direct-map' && kind !== 'kernel-image') {
+      this.log.printk(this.current, `${KERN_WARNING}WARNING: virt_to_phys used for non-linear address: ${hex(va)} (${kind === 'vmalloc' ? 'vmalloc memory is only virtually contiguous; use kmalloc or alloc_pages' : kind})`);
+    }
+    return linuxPhysAddr(va);
+  }
+  __pa(va: bigint): bigint {
+    return this.virt_to_phys(va);
+  }
+  phys_to_virt(pa: bigint): bigint {
+    return PAGE_OFFSET + pa;
+  }
+  __va(pa: bigint): bigint {
+    return this.phys_to_virt(pa);
+  }
+
+  // ---- kernel-virtual memory access (what C code does with a pointer) ----
+  // Little-endian; an access that crosses a page boundary is split, as the CPU splits it (the two
+  // pages of a vmalloc area need not be physically adjacent).
+  read8(va: bigint): number { return this.memory.read8(this.translatePage(va, 'read')); }
+  read16(va: bigint): number { return Number(this.read(va, 2)); }
+  read32(va: bigint): number { return Number(this.read(va, 4)); }
+  read64(va: bigint): bigint { return this.read(va, 8); }
+  write8(va: bigint, v: number): void { this.memory.write8(this.translatePage(va, 'write'), v & 0xff); }
+  write16(va: bigint, v: number): void { this.write(va, 2, BigInt(v & 0xffff)); }
+  write32(va: bigint, v: number): void { this.write(va, 4, BigInt(v >>> 0)); }
+  write64(va: bigint, v: bigint): void { this.write(va, 8, BigInt.asUintN(64, v)); }
+  memset(va: bigint, byte: number, length: number): void {
+    for (let i = 0; i < length; i++) this.write8(va + BigInt(i), byte);
+  }
+  readBytes(va: bigint, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    for (let i = 0; i < length; i++) out[i] = this.read8(va + BigInt(i));
+    return out;
+  }
+  writeBytes(va: bigint, bytes: ArrayLike<number>): void {
+    for (let i = 0; i < bytes.length; i++) this.write8(va + BigInt(i), bytes[i]!);
+  }
+
+  private read(va: bigint, size: 2 | 4 | 8): bigint {
+    if ((va & 0xfffn) + BigInt(size) <= 0x1000n) return this.memory.read(this.translatePage(va, 'read'), size);
+    let v = 0n;
+    for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(this.read8(va + BigInt(i)));
+    return v;
+  }
+
+  private write(va: bigint, size: 2 | 4 | 8, v: bigint): void {
+    if ((va & 0xfffn) + BigInt(size) <= 0x1000n) return this.memory.write(this.translatePage(va, 'write'), size, v);
+    for (let i = 0; i < size; i++) this.write8(va + BigInt(i), Number((v >> BigInt(8 * i)) & 0xffn));
+  }
+
+  private translatePage(va: bigint, access: 'read' | 'write'): number {
+    switch (classifyAddress(va)) {
+      case 'direct-map': {
+        const pa = Number(va - PAGE_OFFSET);
+        if (pa < this.ramBytes) return pa;
+        break;
+      }
+      case 'kernel-image': {
+        const off = Number(va - START_KERNEL_MAP);
+        if (off < KERNEL_IMAGE_BYTES) return PHYS_KERNEL_START + off;
+        break;
+      }
+      case 'vmalloc': {
+        const pfn = this.vmallocMap.get(va & ~0xfffn);
+        if (pfn !== undefined) return pfn * PAGE_SIZE + Number(va & 0xfffn);
+        break;
+      }
+      default:
+        break;
+    }
+    throw this.pageFault(va, access, va === 0n || va < 0x1000n ? 'a NULL pointer dereference' : 'an address that is not mapped');
+  }
+
+  private pageFault(va: bigint, access: 'read' | 'write', what: string): CpuFault {
+    // Supervisor access to a not-present page: error code P=0, W/R per access, U/S=0.
+    // See SDM Vol. 3A, "Interrupt 14—Page-Fault Exception (#PF)".
+    return new CpuFault(14, access === 'write' ? 2 : 0, `kernel ${access} at ${hex(va)}: ${what}`, 'SDM Vol. 3A, "Interrupt 14—Page-Fault Exception (#PF)"');
+  }
+
+  private mapVmallocPage(va: bigint, pfn: number): void {
+    // Walk PDPT → PD → PT for the vmalloc area, creating tables from the image's table pool.
+    let table = imagePa(IMAGE.PDPT_VMALLOC);
+    for (const shift of [30n, 21n]) {
+      const slot = table + 8 * Number((va >> shift) & 511n);
+      let e = this.memory.read64(slot);
+      if ((e & 1n) === 0n) {
+        const fresh = imagePa(this.vmallocTableNext);
+        this.vmallocTableNext += PAGE_SIZE;
+        this.memory.writeBytes(fresh, new Uint8Array(PAGE_SIZE));
+        e = BigInt(fresh) | 3n;
+        this.memory.write64(slot, e);
+      }
+      table = Number(e & 0x000f_ffff_ffff_f000n);
+    }
+    this.memory.write64(table + 8 * Number((va >> 12n) & 511n), BigInt(pfn * PAGE_SIZE) | 3n | (1n << 63n));
+    for (const lp of this.machine.cpus) lp.tlb.flushAll();
+  }
+
+  // ===================================================================================== host entries
+  /**
+   * Give a TypeScript function an address in kernel text, for HOST_RIP: when a VM exit loads that
+   * RIP, the machine calls `fn` on that CPU (as the CPU would run the code found there).
+   */
+  hostEntry(name: string, fn: HostEntry): bigint {
+    const va = imageVa(this.textNext);
+    this.textNext += 0x40;
+    if (this.textNext > IMAGE.TEXT + IMAGE.TEXT_BYTES) throw new Error('out of kernel text for host entry points');
+    this.entries.set(va, { name, fn });
+    return va;
+  }
+  /** The host entry registered at `rip`, if any. */
+  entryAt(rip: bigint): { name: string; fn: HostEntry } | undefined {
+    return this.entries.get(BigInt.asUintN(64, rip));
+  }
+  /** Call the host entry point an LP has just jumped to (the machine's run loop does this). */
+  enterHost(lp: LogicalProcessor): boolean {
+    const entry = this.entryAt(lp.getReg('rip'));
+    if (entry === undefined) return false;
+    const saved = this.current;
+    this.current = lp.id;
+    this.preemptCount++; // exit handlers run with interrupts off
+    try {
+      entry.fn(this, this.hostCpus[lp.id]!);
+    } catch (e) {
+      const oops = oopsFromError(e, lp.id, ++this.oopsCount);
+      this.log.printk(lp.id, `${KERN_ERR}${oops.text}`);
+      lp.activity = 'hlt';
+    } finally {
+      this.preemptCount--;
+      this.current = saved;
+    }
+    return true;
+  }
+
+  /** Stack top of a CPU's kernel stack (a good HOST_RSP for a small hypervisor). */
+  kernelStackTop(cpu: number): bigint {
+    return imageVa(perCpuOffset(cpu, IMAGE.PERCPU_STACK_TOP));
+  }
+
+  // ===================================================================================== modules
+  insmod(mod: KernelModule): LoadResult {
+    if (this.modules.has(mod.name)) return { ok: false, errno: 17, message: `insmod: ERROR: could not insert module ${mod.name}: File exists` };
+    let rc: number | void;
+    try {
+      rc = mod.init(this);
+    } catch (e) {
+      const oops = oopsFromError(e, this.current, ++this.oopsCount);
+      this.log.printk(this.current, `${KERN_ERR}${oops.text}`);
+      return { ok: false, errno: -1, message: `insmod ${mod.name}: the kernel oopsed while loading the module (Segmentation fault)`, oops };
+    }
+    if (typeof rc === 'number' && rc !== 0) {
+      const errno = rc < 0 ? -rc : rc;
+      if (rc > 0) this.log.printk(this.current, `${KERN_WARNING}${mod.name}: init returned positive ${rc}; module_init must return 0 or -errno`);
+      return { ok: false, errno, message: `insmod: ERROR: could not insert module ${mod.name}: ${errnoName(errno || EINVAL)}` };
+    }
+    this.modules.set(mod.name, mod);
+    return { ok: true };
+  }
+
+  rmmod(name: string): LoadResult {
+    const mod = this.modules.get(name);
+    if (mod === undefined) return { ok: false, errno: 2, message: `rmmod: ERROR: Module ${name} is not currently loaded` };
+    this.modules.delete(name);
+    try {
+      mod.exit?.(this);
+    } catch (e) {
+      const oops = oopsFromError(e, this.current, ++this.oopsCount);
+      this.log.printk(this.current, `${KERN_ERR}${oops.text}`);
+      return { ok: false, errno: -1, message: `rmmod ${name}: the kernel oopsed while unloading the module`, oops };
+    }
+    return { ok: true };
+  }
+
+  isLoaded(name: string): boolean {
+    return this.modules.has(name);
+  }
+}
+
+/** Per-CPU data (DEFINE_PER_CPU / alloc_percpu). */
+export class PerCpu<T> {
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly values: T[],
+  ) {}
+  /** per_cpu(var, cpu) */
+  get(cpu: number): T {
+    return this.values[cpu]!;
+  }
+  set(cpu: number, value: T): void {
+    this.values[cpu] = value;
+  }
+  /** this_cpu_ptr(): the current CPU's value (call with preemption disabled). */
+  this_cpu(): T {
+    return this.values[this.kernel.smp_processor_id()]!;
+  }
+}
+
+function hex(v: bigint): string {
+  return `0x${BigInt.asUintN(64, v).toString(16)}`;
+}
+
+export { MAX_ORDER, VMALLOC_START };
