@@ -273,6 +273,11 @@ describe('labels and layout', () => {
     expect(r.labels.get('here')).toBe(0x108);
   });
 
+  it('understands C escapes in backquoted strings, and a ; inside a string is not a comment', () => {
+    const r = assembleOrThrow("db `Hi\\n\\x41\\0;\\``, 'a;b' ; comment", { origin: 0 });
+    expect(hex(r.bytes)).toBe('48690a41003b60' + '613b62');
+  });
+
   it('pads align with NOPs by default, and times repeats an instruction', () => {
     const r = assembleOrThrow('nop\nalign 4\ntimes 2 inc eax', { origin: 0 });
     expect(hex(r.bytes)).toBe('90909090' + 'ffc0ffc0');
@@ -385,6 +390,10 @@ describe('errors are values with line numbers', () => {
     expect(errorsOf('a: nop\na: nop')[0]!.message).toContain("'a' defined twice");
     expect(errorsOf('align 3')[0]!.message).toContain('power of two');
     expect(errorsOf('loop far\ntimes 300 nop\nfar: nop')[0]!.line).toBe(1); // LOOP has only rel8
+  });
+
+  it('rejects a bad origin', () => {
+    expect(assemble('nop', { origin: -1 })).toMatchObject({ ok: false, errors: [{ line: 0 }] });
   });
 
   it('assembleOrThrow lists file:line: message', () => {

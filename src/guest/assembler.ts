@@ -51,6 +51,8 @@ const MAX_PASSES = 16;
 const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 
 export function assemble(source: string, opts: AssembleOptions = {}): AssembleResult {
+  const origin = opts.origin ?? 0;
+  if (!Number.isSafeInteger(origin) || origin < 0) return { ok: false, errors: [{ line: 0, message: `origin ${origin} is not a non-negative integer` }] };
   const parsed = parseSource(source);
   if (parsed.errors.length > 0) return { ok: false, errors: parsed.errors };
   const encoders = { 16: new Encoder(16), 32: new Encoder(32), 64: new Encoder(64) };

@@ -37,10 +37,14 @@ export function tokenize(text: string): Token[] {
     const c = text[i]!;
     if (c === ' ' || c === '\t' || c === '\r') {
       i++;
-    } else if (c === "'" || c === '"' || c === '`') {
+    } else if (c === "'" || c === '"') {
       const end = text.indexOf(c, i + 1);
       if (end < 0) throw new AsmError('unterminated string', i + 1);
       out.push({ k: 'str', v: text.slice(i + 1, end), col: i + 1 });
+      i = end + 1;
+    } else if (c === '`') {
+      const { value, end } = backquoted(text, i);
+      out.push({ k: 'str', v: value, col: i + 1 });
       i = end + 1;
     } else if (/[0-9]/.test(c)) {
       let j = i;
@@ -68,6 +72,29 @@ export function tokenize(text: string): Token[] {
     }
   }
   return out;
+}
+
+const ESCAPES: Readonly<Record<string, string>> = { n: '\n', t: '\t', r: '\r', '0': '\0', '\\': '\\', "'": "'", '"': '"', '`': '`', a: '\x07', b: '\b', e: '\x1b' };
+
+/** NASM's backquoted strings understand C escapes: `Hello\n` is six bytes. `\xHH` gives any byte. */
+function backquoted(text: string, start: number): { value: string; end: number } {
+  let value = '';
+  for (let i = start + 1; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '`') return { value, end: i };
+    if (c !== '\\') {
+      value += c;
+      continue;
+    }
+    const e = text[++i] ?? '';
+    const hex = /^x([0-9a-fA-F]{1,2})/.exec(text.slice(i));
+    if (hex) {
+      value += String.fromCharCode(parseInt(hex[1]!, 16));
+      i += hex[0].length - 1;
+    } else if (ESCAPES[e] !== undefined) value += ESCAPES[e];
+    else throw new AsmError(`unknown escape '\\${e}' in string`, i);
+  }
+  throw new AsmError('unterminated string', start + 1);
 }
 
 /** 123, 0x7B, 7Bh, 0b1111011, 1111011b, 0o173, 173q — underscores allowed as digit separators. */

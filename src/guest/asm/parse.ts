@@ -97,6 +97,7 @@ function stripComment(text: string): string {
       if (c === quote) quote = '';
     } else if (c === "'" || c === '"' || c === '`') quote = c;
     else if (c === ';') return text.slice(0, i);
+    if (quote === '`' && c === '\\') i++; // an escaped character cannot end a backquoted string
   }
   return text;
 }
