@@ -1,0 +1,171 @@
+// How a VMX instruction ends, and the conventions every VMX instruction shares: the #UD conditions common to all
+// of them, and VMsucceed / VMfailInvalid / VMfailValid(n) / VMfail(n).
+// See SDM Vol. 3C, "VMX Instruction Reference", section "Conventions".
+import { CpuFault } from '../../machine/fault.ts';
+import { GP_VECTOR, UD_VECTOR } from '../../x86/exceptions.ts';
+import { CR0 } from '../../x86/control-registers.ts';
+import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
+import type { VmxCpu } from '../cpu-view.ts';
+import type { ExitOutcome } from '../exit/index.ts';
+import type { Diagnosis } from '../diagnosis.ts';
+import { VMCS_SLOT } from '../vmcs.ts';
+import type { VmxState } from '../state.ts';
+
+/** The end of a VMX instruction, as a value. Exceptions are values too: the caller delivers them (or oopses). */
+export type VmxOutcome =
+  /** All six status flags cleared. `value` is the result of VMREAD/VMPTRST when the destination is 'result'. */
+  | { readonly kind: 'VMsucceed'; readonly value?: bigint }
+  /** CF = 1; PF, AF, ZF, SF, OF cleared. No current VMCS, so no error number. */
+  | { readonly kind: 'VMfailInvalid' }
+  /** ZF = 1; CF, PF, AF, SF, OF cleared; `error` written into VM_INSTRUCTION_ERROR of the current VMCS. */
+  | { readonly kind: 'VMfailValid'; readonly error: number }
+  /** #UD, #GP(0), #PF, … — no flags changed. */
+  | { readonly kind: 'fault'; readonly fault: CpuFault }
+  /** In VMX non-root operation the instruction causes a VM exit with this basic reason (the caller performs it). */
+  | { readonly kind: 'vm-exit'; readonly reason: number }
+  /** VMLAUNCH/VMRESUME: VM entry succeeded; the LP is in VMX non-root operation. */
+  | { readonly kind: 'vm-entered' }
+  /**
+   * VMLAUNCH/VMRESUME: VM entry failed while or after loading guest state; host state was loaded and the exit
+   * reason (with bit 31 set) and qualification are in the VMCS. Execution continues at HOST_RIP.
+   */
+  | { readonly kind: 'vm-entry-failed'; readonly exitReason: number; readonly qualification: bigint; readonly then: ExitOutcome };
+
+/** An m64 or register operand as the instruction sees it. 'value' is the host-API form: the operand's contents. */
+export type SourceOperand =
+  | { readonly kind: 'memory'; readonly linear: bigint }
+  | { readonly kind: 'register'; readonly reg: number }
+  | { readonly kind: 'value'; readonly value: bigint };
+
+/** Where VMREAD/VMPTRST put their result. 'result' returns it in the outcome (host API). */
+export type DestinationOperand =
+  | { readonly kind: 'memory'; readonly linear: bigint }
+  | { readonly kind: 'register'; readonly reg: number }
+  | { readonly kind: 'result' };
+
+/** Everything an instruction needs: the LP view and its VMX state. */
+export interface VmxContext {
+  readonly cpu: VmxCpu;
+  readonly state: VmxState;
+}
+
+export const CONVENTIONS_SDM = 'SDM Vol. 3C, "VMX Instruction Reference" ("Conventions")';
+
+const SUCCEED: VmxOutcome = Object.freeze({ kind: 'VMsucceed' });
+const FAIL_INVALID: VmxOutcome = Object.freeze({ kind: 'VMfailInvalid' });
+const ERROR_SLOT = VMCS_SLOT.VM_INSTRUCTION_ERROR!;
+
+/** VMsucceed: CF, PF, AF, ZF, SF, OF := 0. */
+export function vmSucceed(cpu: VmxCpu, value?: bigint): VmxOutcome {
+  cpu.writeRflags(cpu.readRflags() & ~RFLAGS_STATUS);
+  return value === undefined ? SUCCEED : { kind: 'VMsucceed', value };
+}
+
+/** VMfailInvalid: CF := 1; PF, AF, ZF, SF, OF := 0. */
+export function vmFailInvalid(ctx: VmxContext, d: DiagnosisInput): VmxOutcome {
+  ctx.cpu.writeRflags((ctx.cpu.readRflags() & ~RFLAGS_STATUS) | RFLAGS.CF);
+  record(ctx.state, d, 'VMfailInvalid');
+  return FAIL_INVALID;
+}
+
+/** VMfailValid(n): ZF := 1; CF, PF, AF, SF, OF := 0; VM-instruction error field := n. Needs a current VMCS. */
+export function vmFailValid(ctx: VmxContext, error: number, d: DiagnosisInput): VmxOutcome {
+  ctx.cpu.writeRflags((ctx.cpu.readRflags() & ~RFLAGS_STATUS) | RFLAGS.ZF);
+  ctx.state.current!.writeLow(ERROR_SLOT, error);
+  record(ctx.state, d, `VMfailValid(${error})`);
+  return { kind: 'VMfailValid', error };
+}
+
+/** VMfail(n): VMfailValid(n) if there is a current VMCS, else VMfailInvalid. */
+export function vmFail(ctx: VmxContext, error: number, d: DiagnosisInput): VmxOutcome {
+  return ctx.state.current !== null ? vmFailValid(ctx, error, d) : vmFailInvalid(ctx, d);
+}
+
+/** A fault as an outcome, with its diagnosis. */
+export function fault(ctx: VmxContext, vector: number, d: DiagnosisInput): VmxOutcome {
+  const outcome = vector === UD_VECTOR ? '#UD' : vector === GP_VECTOR ? '#GP(0)' : `vector ${vector}`;
+  record(ctx.state, d, outcome);
+  return { kind: 'fault', fault: new CpuFault(vector, vector === GP_VECTOR ? 0 : -1, `${d.instruction}: ${d.message}`, d.sdm) };
+}
+
+/** A fault raised by a memory access (e.g. #PF on the operand), passed through with a diagnosis. */
+export function memoryFault(ctx: VmxContext, f: CpuFault, instruction: string, sdm: string): VmxOutcome {
+  record(ctx.state, { rule: 'operand-access-fault', sdm, instruction, message: `accessing the memory operand raised ${f.message}` }, f.message);
+  return { kind: 'fault', fault: f };
+}
+
+export type DiagnosisInput = Omit<Diagnosis, 'outcome'>;
+
+function record(state: VmxState, d: DiagnosisInput, outcome: string): void {
+  state.lastDiagnosis = { ...d, outcome };
+}
+
+/** 64-bit mode: IA32_EFER.LMA = 1 and CS.L = 1. */
+export function in64BitMode(cpu: VmxCpu): boolean {
+  return cpu.ia32eModeActive() && cpu.csL();
+}
+
+/**
+ * The #UD conditions shared by every VMX instruction except VMXON: not in VMX operation, CR0.PE = 0 (real mode),
+ * RFLAGS.VM = 1 (virtual-8086 mode), or IA-32e mode with CS.L = 0 (compatibility mode). Returns the outcome or null.
+ */
+export function commonUd(ctx: VmxContext, instruction: string, sdm: string): VmxOutcome | null {
+  const { cpu, state } = ctx;
+  if (!state.inVmxOperation) {
+    return fault(ctx, UD_VECTOR, {
+      rule: 'not-in-vmx-operation', sdm, instruction,
+      message: `${instruction} outside VMX operation raises #UD; execute VMXON first (and read VM_INSTRUCTION_ERROR before VMXOFF, not after).`,
+    });
+  }
+  return modeUd(ctx, instruction, sdm);
+}
+
+/** The mode-dependent #UD conditions (also checked by VMXON, which has no "in VMX operation" requirement). */
+export function modeUd(ctx: VmxContext, instruction: string, sdm: string): VmxOutcome | null {
+  const { cpu } = ctx;
+  if ((cpu.readCr0() & BigInt(CR0.PE)) === 0n) {
+    return fault(ctx, UD_VECTOR, { rule: 'real-mode', sdm, instruction, field: 'CR0', value: cpu.readCr0(), expected: 'CR0.PE = 1', message: `${instruction} is not available in real-address mode (CR0.PE = 0).` });
+  }
+  if ((cpu.readRflags() & RFLAGS.VM) !== 0) {
+    return fault(ctx, UD_VECTOR, { rule: 'virtual-8086-mode', sdm, instruction, field: 'RFLAGS', value: BigInt(cpu.readRflags()), expected: 'RFLAGS.VM = 0', message: `${instruction} is not available in virtual-8086 mode.` });
+  }
+  if (cpu.ia32eModeActive() && !cpu.csL()) {
+    return fault(ctx, UD_VECTOR, { rule: 'compatibility-mode', sdm, instruction, field: 'CS.L', value: 0n, expected: 'CS.L = 1 in IA-32e mode', message: `${instruction} is not available in compatibility mode (IA32_EFER.LMA = 1 but CS.L = 0).` });
+  }
+  return null;
+}
+
+/** #GP(0) when CPL > 0 (VMX instructions are privileged). */
+export function cplGp(ctx: VmxContext, instruction: string, sdm: string): VmxOutcome | null {
+  const cpl = ctx.cpu.cpl();
+  if (cpl === 0) return null;
+  return fault(ctx, GP_VECTOR, { rule: 'cpl-not-0', sdm, instruction, field: 'CPL', value: BigInt(cpl), expected: '0', message: `${instruction} requires CPL 0.` });
+}
+
+/** Read a 64-bit source operand (m64 or register), or the fault the read raised. */
+export function readSource(ctx: VmxContext, op: SourceOperand, size: 4 | 8): { ok: true; value: bigint } | { ok: false; fault: CpuFault } {
+  if (op.kind === 'value') return { ok: true, value: size === 8 ? BigInt.asUintN(64, op.value) : BigInt.asUintN(32, op.value) };
+  if (op.kind === 'register') {
+    const v = ctx.cpu.readGpr(op.reg);
+    return { ok: true, value: size === 8 ? v : v & 0xffffffffn };
+  }
+  return ctx.cpu.readLinear(op.linear, size);
+}
+
+/** Physical-address width for the VMXON region, VMCS regions and the structures they reference. */
+export function structureAddressWidth(cpu: VmxCpu): number {
+  // IA32_VMX_BASIC[48] = 1 limits these addresses to 32 bits. See SDM Vol. 3D, "Basic VMX Information".
+  return cpu.caps.basic.physAddr32 ? 32 : cpu.maxPhysAddr();
+}
+
+/** A VMXON/VMCS pointer must be 4-KByte aligned and within the physical-address width. */
+export function badRegionAddress(cpu: VmxCpu, addr: bigint): string | null {
+  if ((addr & 0xfffn) !== 0n) return 'is not 4-KByte aligned (bits 11:0 must be 0)';
+  const width = structureAddressWidth(cpu);
+  if (addr >> BigInt(width) !== 0n) return `sets bits beyond the physical-address width (${width} bits)`;
+  return null;
+}
+
+export function hex(v: bigint | number): string {
+  return `0x${BigInt(v).toString(16).toUpperCase()}`;
+}
