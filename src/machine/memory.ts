@@ -32,7 +32,16 @@ export interface PhysicalMemoryOptions {
 export class PhysicalMemory {
   readonly ramBytes: number;
   private readonly frames = new Map<number, Uint8Array>();
+  private readonly views = new Map<number, DataView>();
   private readonly mmio: MemoryRegion[] = [];
+  /**
+   * Frames that hold decoded (cached) guest code. A write to one of them calls the code-write listeners,
+   * which drop the cached code: self-modifying code then runs the new bytes. The CPU's fast write path
+   * never covers a watched frame, so every such write passes through here.
+   */
+  private readonly codeFrames = new Set<number>();
+  private readonly codeWriteListeners: ((pfn: number) => void)[] = [];
+  private readonly codeWatchListeners: ((pfn: number) => void)[] = [];
   /** Bumped whenever a frame's bytes change through write paths that code caches care about. */
   writeGeneration = 0;
 
@@ -72,7 +81,35 @@ export class PhysicalMemory {
     if (!create) return undefined;
     f = new Uint8Array(PAGE_SIZE);
     this.frames.set(pfn, f);
+    this.views.set(pfn, new DataView(f.buffer));
     return f;
+  }
+
+  /** A DataView on a RAM frame (little-endian multi-byte access for the CPU's fast paths). */
+  frameView(pfn: number, create: boolean): DataView | undefined {
+    const v = this.views.get(pfn);
+    if (v !== undefined) return v;
+    return this.frame(pfn, create) === undefined ? undefined : this.views.get(pfn);
+  }
+
+  /** Mark a frame as holding cached code (see `codeFrames`). Listeners revoke fast write access to it. */
+  watchCode(pfn: number): void {
+    if (this.codeFrames.has(pfn)) return;
+    this.codeFrames.add(pfn);
+    for (const l of this.codeWatchListeners) l(pfn);
+  }
+  isCodeFrame(pfn: number): boolean {
+    return this.codeFrames.has(pfn);
+  }
+  /** `onWrite(pfn)` runs when a watched frame is written (then the frame is unwatched). */
+  addCodeListeners(onWrite: (pfn: number) => void, onWatch: (pfn: number) => void): void {
+    this.codeWriteListeners.push(onWrite);
+    this.codeWatchListeners.push(onWatch);
+  }
+  private noteWrite(pfn: number): void {
+    if (this.codeFrames.size !== 0 && this.codeFrames.delete(pfn)) {
+      for (const l of this.codeWriteListeners) l(pfn);
+    }
   }
 
   read8(pa: number): number {
@@ -82,15 +119,28 @@ export class PhysicalMemory {
   }
 
   write8(pa: number, v: number): void {
-    const f = this.frame(Math.floor(pa / PAGE_SIZE), true);
-    if (f !== undefined) f[pa & PAGE_MASK] = v;
-    else this.slowWrite(pa, 1, BigInt(v & 0xff));
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const f = this.frame(pfn, true);
+    if (f !== undefined) {
+      this.noteWrite(pfn);
+      f[pa & PAGE_MASK] = v;
+    } else this.slowWrite(pa, 1, BigInt(v & 0xff));
   }
 
   read16(pa: number): number {
+    const off = pa & PAGE_MASK;
+    if (off <= PAGE_SIZE - 2) {
+      const v = this.views.get(Math.floor(pa / PAGE_SIZE));
+      if (v !== undefined) return v.getUint16(off, true);
+    }
     return Number(this.read(pa, 2));
   }
   read32(pa: number): number {
+    const off = pa & PAGE_MASK;
+    if (off <= PAGE_SIZE - 4) {
+      const v = this.views.get(Math.floor(pa / PAGE_SIZE));
+      if (v !== undefined) return v.getUint32(off, true);
+    }
     return Number(this.read(pa, 4));
   }
   read64(pa: number): bigint {
@@ -100,6 +150,16 @@ export class PhysicalMemory {
     this.write(pa, 2, BigInt(v & 0xffff));
   }
   write32(pa: number, v: number): void {
+    const off = pa & PAGE_MASK;
+    if (off <= PAGE_SIZE - 4) {
+      const pfn = Math.floor(pa / PAGE_SIZE);
+      const view = this.views.get(pfn);
+      if (view !== undefined) {
+        this.noteWrite(pfn);
+        view.setUint32(off, v >>> 0, true);
+        return;
+      }
+    }
     this.write(pa, 4, BigInt(v >>> 0));
   }
   write64(pa: number, v: bigint): void {

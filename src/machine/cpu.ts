@@ -1,0 +1,266 @@
+// The execution loop of one logical processor: instruction-boundary events (NMI, interrupts, single-step),
+// fetch through the code cache, execute, and fault delivery.
+// See SDM Vol. 3A, "Priority Among Concurrent Events" and "Exception and Interrupt Handling".
+
+import { RFLAGS } from '../x86/flags.ts';
+import { DB_VECTOR, NMI_VECTOR } from '../x86/exceptions.ts';
+import { CpuFault } from './fault.ts';
+import { decode, type ByteSource } from './decoder.ts';
+import { Insn, OP_INVALID } from './insn.ts';
+import { execute, deliverFault } from './execute.ts';
+import { deliverWithDoubleFault, EVENT_EXTERNAL, EVENT_HW_EXCEPTION, EVENT_NMI } from './interrupts.ts';
+import type { LogicalProcessor } from './lp.ts';
+import { Block, CodeCache, codeCacheFor, MAX_BLOCK } from './code-cache.ts';
+import { ACCESS_EXEC } from './paging.ts';
+import { compileBlock, JIT_THRESHOLD } from './jit.ts';
+
+/** Fetches instruction bytes through the LP's paging (faults like an instruction fetch). */
+class FetchSource implements ByteSource {
+  lp!: LogicalProcessor;
+  base = 0;
+  byte(i: number): number {
+    return this.lp.fetch8(this.base + i);
+  }
+}
+
+/** Fetches from one RAM frame only; reading past its end throws PAGE_END (the block stops there). */
+const PAGE_END = { pageEnd: true };
+class FrameSource implements ByteSource {
+  frame!: Uint8Array;
+  off = 0;
+  byte(i: number): number {
+    const o = this.off + i;
+    if (o >= 4096) throw PAGE_END;
+    return this.frame[o]!;
+  }
+}
+
+/** Per-LP execution helpers (decoded-instruction scratch, byte sources). */
+export class Executor {
+  readonly cache: CodeCache;
+  private readonly scratchInsn = new Insn();
+  private readonly fetchSrc = new FetchSource();
+  private readonly frameSrc = new FrameSource();
+  /** Called after every instruction retires in single-step mode (tests, tracers, breakpoints). */
+  breakpoints = new Set<number>();
+  hitBreakpoint = -1;
+  /** Use the code cache (false: decode every instruction, for differential testing of the cache). */
+  useCache = true;
+  useJit = true;
+
+  constructor(readonly lp: LogicalProcessor) {
+    this.cache = codeCacheFor(lp.memory);
+    this.cache.onWatch.push(() => lp.tlb.flushAll());
+    this.fetchSrc.lp = lp;
+  }
+
+  /**
+   * Run up to `budget` instruction steps. Returns the number executed (a faulting attempt counts as one, so a
+   * guest that faults forever still ends). Stops early when the LP stops being active or hits a breakpoint.
+   */
+  run(budget: number): number {
+    const lp = this.lp;
+    let done = 0;
+    while (done < budget) {
+      if (lp.activity !== 'active') {
+        if (!this.wake()) break;
+        continue;
+      }
+      if (this.acceptEvents()) {
+        continue;
+      }
+      if (this.breakpoints.size !== 0 && this.breakpoints.has(lp.rip)) {
+        if (this.hitBreakpoint !== lp.rip) {
+          this.hitBreakpoint = lp.rip;
+          break;
+        }
+      }
+      this.hitBreakpoint = -1;
+      if (lp.rflagsRaw & RFLAGS.TF || lp.shadowAt >= lp.instructions || !this.useCache || this.breakpoints.size !== 0) {
+        this.stepOne();
+        done++;
+        continue;
+      }
+      done += this.runBlock(budget - done);
+    }
+    return done;
+  }
+
+  /** One instruction with full decode (no cache), plus TF single-step. */
+  stepOne(): void {
+    const lp = this.lp;
+    const start = lp.rip;
+    const tf = (lp.rflagsRaw & RFLAGS.TF) !== 0;
+    try {
+      this.fetchSrc.base = lp.segEffBase[1]! + start;
+      if (lp.bits !== 64) this.fetchSrc.base = (lp.segBase[1]! + start) >>> 0;
+      decode(this.scratchInsn, lp.bits, this.fetchSrc);
+      execute(lp, this.scratchInsn);
+      lp.instructions++;
+    } catch (e) {
+      if (!(e instanceof CpuFault)) throw e;
+      deliverFault(lp, e, start);
+      return;
+    }
+    // Single-step trap after the instruction. See SDM Vol. 3A, "Single-Step Exception Condition".
+    if (tf && lp.activity !== 'shutdown') {
+      lp.dr[6] = lp.dr[6]! | 0x4000n;
+      deliverWithDoubleFault(lp, { vector: DB_VECTOR, errorCode: -1, explanation: 'single-step trap (RFLAGS.TF)' }, EVENT_HW_EXCEPTION, lp.rip, 0);
+    }
+  }
+
+  private runBlock(budget: number): number {
+    const lp = this.lp;
+    const start = lp.rip;
+    let pa: number;
+    try {
+      const la = lp.bits === 64 ? start : (lp.segBase[1]! + start) >>> 0;
+      pa = lp.translate(la, ACCESS_EXEC);
+    } catch (e) {
+      if (!(e instanceof CpuFault)) throw e;
+      deliverFault(lp, e, start);
+      return 1;
+    }
+    const key = CodeCache.keyOf(pa, lp.bits);
+    let block: Block | null | undefined = this.cache.get(key);
+    if (block === undefined) block = this.buildBlock(pa, key);
+    if (block === null) {
+      this.stepOne();
+      return 1;
+    }
+    const insns = block.insns;
+    const n = insns.length;
+    if (n <= budget && block.compiled !== null) {
+      block.compiled(lp);
+      return n;
+    }
+    if (++block.hits >= JIT_THRESHOLD && block.compiled === null && !block.jitFailed && this.useJit) {
+      block.compiled = compileBlock(block);
+      if (block.compiled === null) block.jitFailed = true;
+    }
+    const epoch = this.cache.epoch;
+    let i = 0;
+    try {
+      for (; i < n && i < budget; i++) {
+        const d = insns[i]!;
+        const end = execute(lp, d);
+        lp.instructions++;
+        if (end || this.cache.epoch !== epoch) return i + 1;
+      }
+    } catch (e) {
+      if (!(e instanceof CpuFault)) throw e;
+      deliverFault(lp, e, lp.rip);
+      return i + 1;
+    }
+    return i;
+  }
+
+  /** Decode a block at physical `pa`. Null when the first instruction is not cacheable (MMIO, page-crossing). */
+  private buildBlock(pa: number, key: number): Block | null {
+    const lp = this.lp;
+    const pfn = Math.floor(pa / 4096);
+    const frame = lp.memory.frame(pfn, false);
+    if (frame === undefined) return null;
+    const src = this.frameSrc;
+    src.frame = frame;
+    const insns: Insn[] = [];
+    let off = pa & 0xfff;
+    let bytes = 0;
+    while (insns.length < MAX_BLOCK) {
+      src.off = off;
+      const d = new Insn();
+      try {
+        decode(d, lp.bits, src);
+      } catch (e) {
+        if (e === PAGE_END || e instanceof CpuFault) break;
+        throw e;
+      }
+      insns.push(d);
+      off += d.len;
+      bytes += d.len;
+      if (!isStraightLine(d)) break;
+    }
+    if (insns.length === 0) return null;
+    const block = new Block(key, insns, bytes);
+    this.cache.add(block, pfn);
+    return block;
+  }
+
+  /** Wake from HLT on a deliverable NMI/interrupt. See SDM Vol. 2A, "HLT—Halt". */
+  private wake(): boolean {
+    const lp = this.lp;
+    if (lp.activity !== 'hlt') return false;
+    if (nmiRequested(lp) && !lp.nmiBlocked) {
+      lp.activity = 'active';
+      return true;
+    }
+    if (lp.rflagsRaw & RFLAGS.IF && lp.interruptSource !== null && lp.interruptSource.pendingVector() >= 0) {
+      lp.activity = 'active';
+      return true;
+    }
+    return false;
+  }
+
+  /** Deliver a pending NMI or maskable interrupt at this instruction boundary. Returns true if one was taken. */
+  private acceptEvents(): boolean {
+    const lp = this.lp;
+    // The instruction after STI / MOV SS runs before any interrupt (and, for MOV SS, NMI) is recognised.
+    if (lp.shadowAt === lp.instructions) return false;
+    if (nmiRequested(lp) && !lp.nmiBlocked) {
+      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'nmi' })) return true;
+      lp.nmiPending = false;
+      if (lp.apic) lp.apic.nmiPending = false;
+      deliverWithDoubleFault(lp, { vector: NMI_VECTOR, errorCode: -1, explanation: 'NMI' }, EVENT_NMI, lp.rip, 0);
+      return true;
+    }
+    if (lp.rflagsRaw & RFLAGS.IF && lp.interruptSource !== null) {
+      const v = lp.interruptSource.pendingVector();
+      if (v >= 0) {
+        if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'external-interrupt', vector: v })) return true;
+        lp.interruptSource.acknowledge(v);
+        deliverWithDoubleFault(lp, { vector: v, errorCode: -1, explanation: `external interrupt ${v}` }, EVENT_EXTERNAL, lp.rip, 0);
+        return true;
+      }
+    }
+    return false;
+  }
+}
+
+/** An NMI is requested by the LP itself (tests, the machine) or its local APIC. */
+function nmiRequested(lp: LogicalProcessor): boolean {
+  return lp.nmiPending || (lp.apic !== null && lp.apic.nmiPending);
+}
+
+/**
+ * Instructions after which a block may continue: they change no mode, no privilege, no interrupt state and
+ * do not branch. Everything else ends the block.
+ */
+export function isStraightLine(d: Insn): boolean {
+  const op = d.op;
+  if (op === OP_INVALID) return false;
+  if (op < 0x40) return (op & 7) < 6;
+  if (op < 0x100) {
+    if (op >= 0x40 && op <= 0x6b) return true;
+    if (op >= 0x80 && op <= 0x8d) return true;
+    if (op === 0x8f || (op >= 0x90 && op <= 0x9c)) return true;
+    if (op >= 0xa0 && op <= 0xc1) return true;
+    if (op === 0xc6 || op === 0xc7 || op === 0xc9) return true;
+    if (op >= 0xd0 && op <= 0xd3) return true;
+    if (op === 0xf5 || op === 0xf6 || op === 0xf7 || op === 0xf8 || op === 0xf9 || op === 0xfc || op === 0xfd) return true;
+    if (op === 0xfe) return true;
+    if (op === 0xff) return (d.reg & 7) <= 1 || (d.reg & 7) === 6;
+    return false;
+  }
+  if (op >= 0x140 && op <= 0x14f) return true;
+  if (op >= 0x190 && op <= 0x19f) return true;
+  switch (op) {
+    case 0x118: case 0x119: case 0x11a: case 0x11b: case 0x11c: case 0x11d: case 0x11e: case 0x11f:
+    case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb: case 0x1ba: case 0x1af: case 0x1b0: case 0x1b1:
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: case 0x1bc: case 0x1bd: case 0x1c0: case 0x1c1:
+    case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
+      return true;
+  }
+  return false;
+}
+
+void EVENT_HW_EXCEPTION;

@@ -1,0 +1,145 @@
+// The emulated PC: physical memory, I/O ports, logical processors (each with its local APIC), and a
+// deterministic run loop: round-robin over the LPs with a fixed quantum, ending on a budget.
+
+import { PhysicalMemory } from './memory.ts';
+import { IoSpace } from './io.ts';
+import { LogicalProcessor } from './lp.ts';
+import { Executor } from './cpu.ts';
+import { LocalApic, ApicBusImpl } from './apic.ts';
+import type { CpuModel } from './cpu-model.ts';
+import { MSR_IA32_FEATURE_CONTROL } from '../x86/msr.ts';
+
+export interface MachineOptions {
+  /** Number of logical processors (default 1). LP 0 is the bootstrap processor. */
+  cpus?: number;
+  /** RAM size in bytes (default 64 MiB). */
+  ramBytes?: number;
+  /** CPU model: CPUID, MAXPHYADDR, MSR defaults (default: the built-in minimal CPUID). */
+  model?: CpuModel;
+  /** Instructions per LP turn in the round-robin (default 1000). */
+  quantum?: number;
+  /** Give every LP a local APIC (default true). */
+  apic?: boolean;
+}
+
+export type StopReason = 'all-halted' | 'shutdown' | 'budget' | 'breakpoint';
+
+export interface RunResult {
+  reason: StopReason;
+  /** Instructions executed by this call (all LPs). */
+  instructions: number;
+  /** The LP that caused the stop (shutdown, breakpoint). */
+  lp?: LogicalProcessor;
+  /** E.g. the shutdown reason or the breakpoint address. */
+  detail?: string;
+}
+
+export class Machine {
+  readonly memory: PhysicalMemory;
+  readonly io: IoSpace;
+  readonly cpus: LogicalProcessor[] = [];
+  readonly apicBus: ApicBusImpl | null;
+  readonly model: CpuModel | undefined;
+  quantum: number;
+  private nextLp = 0;
+
+  constructor(opts: MachineOptions = {}) {
+    const n = opts.cpus ?? 1;
+    this.memory = new PhysicalMemory({ ramBytes: opts.ramBytes ?? 64 * 1024 * 1024 });
+    this.io = new IoSpace();
+    this.quantum = opts.quantum ?? 1000;
+    this.model = opts.model;
+    this.apicBus = opts.apic === false ? null : new ApicBusImpl();
+    for (let i = 0; i < n; i++) {
+      const lp = new LogicalProcessor({
+        id: i, memory: this.memory, io: this.io, bsp: i === 0, maxPhysAddr: opts.model?.maxPhysAddr,
+      });
+      if (opts.model) applyModel(lp, opts.model, n);
+      lp.executor = new Executor(lp);
+      if (this.apicBus) {
+        const apic = new LocalApic({ apicId: i, bsp: i === 0, maxPhysAddr: lp.maxPhysAddr });
+        this.apicBus.attach(apic);
+        lp.apic = apic;
+        lp.interruptSource = apic;
+        // INIT and SIPI from other processors' IPIs. See SDM Vol. 3A, "MP Initialization Protocol Algorithm for MP Systems".
+        apic.onInit = () => {
+          if (lp.vmx?.handleInit?.(lp)) return;
+          lp.init();
+          apic.initReset();
+        };
+        apic.onStartup = (vector) => lp.startup(vector);
+      }
+      this.cpus.push(lp);
+    }
+  }
+
+  /**
+   * Run until every LP is halted (or waiting for SIPI / shut down), one shuts down, a breakpoint is hit, or
+   * `maxInstructions` have executed. Deterministic: LPs take turns of `quantum` instructions in id order.
+   */
+  run(opts: { maxInstructions: number }): RunResult {
+    let executed = 0;
+    const max = opts.maxInstructions;
+    while (executed < max) {
+      let progress = false;
+      for (let k = 0; k < this.cpus.length && executed < max; k++) {
+        const lp = this.cpus[this.nextLp]!;
+        this.nextLp = (this.nextLp + 1) % this.cpus.length;
+        let slice = Math.min(this.quantum, max - executed);
+        const apic = lp.apic as LocalApic | null;
+        // End the slice exactly when the APIC timer fires, so timer interrupts are deterministic and prompt.
+        if (apic !== null) slice = Math.max(1, Math.min(slice, apic.cyclesUntilTimer()));
+        const before = lp.instructions;
+        const n = lp.executor!.run(slice);
+        executed += n;
+        if (n > 0) progress = true;
+        if (apic !== null) {
+          // One APIC timer clock per retired instruction; a halted LP's timer runs on with the slice.
+          const elapsed = lp.instructions - before;
+          apic.tick(lp.activity === 'hlt' && elapsed === 0 ? slice : elapsed);
+          if (lp.activity === 'hlt' && apic.pendingVector() >= 0) progress = true;
+        }
+        if (lp.activity === 'shutdown') return { reason: 'shutdown', instructions: executed, lp, detail: lp.shutdownReason };
+        if (lp.executor!.hitBreakpoint >= 0 && lp.executor!.hitBreakpoint === lp.rip) {
+          return { reason: 'breakpoint', instructions: executed, lp, detail: `RIP ${BigInt.asUintN(64, BigInt(lp.rip)).toString(16)}H` };
+        }
+      }
+      if (!progress) {
+        if (!this.anyTimerRunning()) return { reason: 'all-halted', instructions: executed };
+        // Everyone is halted waiting for a timer: idle time counts against the budget, so this ends too.
+        executed += Math.min(this.quantum, max - executed);
+      }
+    }
+    return { reason: 'budget', instructions: executed };
+  }
+
+  private anyTimerRunning(): boolean {
+    return this.cpus.some((lp) => lp.activity === 'hlt' && lp.apic !== null && (lp.apic as LocalApic).cyclesUntilTimer() !== Infinity);
+  }
+
+  /** Stop when `lp` (default LP 0) is about to execute the instruction at `rip`. */
+  addBreakpoint(rip: bigint | number, lp = 0): void {
+    this.cpus[lp]!.executor!.breakpoints.add(Number(BigInt.asIntN(64, BigInt(rip))));
+  }
+  removeBreakpoint(rip: bigint | number, lp = 0): void {
+    this.cpus[lp]!.executor!.breakpoints.delete(Number(BigInt.asIntN(64, BigInt(rip))));
+  }
+}
+
+/** Configure an LP from a CPU model: CPUID, and the model's MSRs as read-only values (except IA32_FEATURE_CONTROL). */
+function applyModel(lp: LogicalProcessor, model: CpuModel, count: number): void {
+  lp.cpuidSource = (leaf, subleaf, p) => model.cpuid(leaf, subleaf, {
+    apicId: p.id,
+    logicalProcessorCount: count,
+    cr4: p.cr4,
+    xcr0: p.xcr0,
+    apicGlobalEnable: p.apic === null || p.apic.mode !== 'disabled',
+    in64BitMode: p.bits === 64,
+  });
+  for (const [msr, value] of model.msrs) {
+    if (msr === MSR_IA32_FEATURE_CONTROL || lp.hasMsr(msr)) continue;
+    lp.definePlainMsr(msr, value, false);
+  }
+  // The register state after reset reports the model's signature in EDX.
+  lp.regLo[2] = model.cpuid(1, 0).eax | 0;
+}

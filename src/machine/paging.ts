@@ -1,0 +1,201 @@
+// IA-32e 4-level paging: the page walk behind every TLB miss.
+// See SDM Vol. 3A, "4-Level Paging and 5-Level Paging", "Access Rights", "Accessed and Dirty Flags" and
+// "Interrupt 14—Page-Fault Exception (#PF)".
+//
+// Paging-structure entries are read as two 32-bit halves, so no BigInt is needed. Physical addresses are
+// plain numbers (< 2^52).
+
+import { CR0, CR4, EFER } from '../x86/control-registers.ts';
+import { PF_ERROR } from '../x86/exceptions.ts';
+import { CpuFault } from './fault.ts';
+import type { LogicalProcessor } from './lp.ts';
+import { PERM_ALL, PERM_EXEC_S, PERM_EXEC_U, PERM_LARGE, PERM_READ_S, PERM_READ_U, PERM_WRITE_S, PERM_WRITE_U } from './tlb.ts';
+
+export const ACCESS_READ = 0;
+export const ACCESS_WRITE = 1;
+export const ACCESS_EXEC = 2;
+export type Access = 0 | 1 | 2;
+
+/** Paging-structure entry bits (low dword). */
+export const PTE = {
+  P: 1 << 0,
+  RW: 1 << 1,
+  US: 1 << 2,
+  PWT: 1 << 3,
+  PCD: 1 << 4,
+  A: 1 << 5,
+  D: 1 << 6,
+  PS: 1 << 7,
+  G: 1 << 8,
+} as const;
+/** XD is bit 63 = bit 31 of the high dword. */
+export const PTE_HI_XD = 1 << 31;
+
+const TWO32 = 4294967296;
+const LEVEL_NAMES = ['PML4E', 'PDPTE', 'PDE', 'PTE'] as const;
+
+/** One step of a walk, for the page-walk explainer in src/debug. */
+export interface WalkStep {
+  level: (typeof LEVEL_NAMES)[number];
+  /** Physical address of the entry. */
+  entryAddress: number;
+  /** The entry's value. */
+  entry: bigint;
+}
+
+/** Result of an inspection walk (no side effects). */
+export interface WalkResult {
+  steps: WalkStep[];
+  /** Physical address, or null if the walk stops at a non-present or reserved-bit entry. */
+  physical: number | null;
+  pageSize: 4096 | 2097152 | 1073741824 | null;
+  fault: string | null;
+}
+
+/**
+ * Translate `la` for an access, set A/D bits, fill the LP's TLB, and return the physical address.
+ * Throws #PF with the SDM error code and CR2 = la on failure.
+ */
+export function walk(lp: LogicalProcessor, la: number, access: Access, user: number): number {
+  const vpn = Math.floor(la / 4096);
+  if (!(lp.cr0 & CR0.PG)) {
+    // No paging: linear = physical (32 bits outside IA-32e mode). See SDM Vol. 3A, "Paging Modes and Control Bits".
+    const pa = la >>> 0;
+    lp.fillTlb(vpn, pa - (pa & 0xfff), PERM_ALL);
+    return pa;
+  }
+  if (!(lp.efer & EFER.LMA)) {
+    throw new CpuFault(13, 0, '32-bit and PAE paging (CR0.PG = 1 outside IA-32e mode) are not implemented by VMX Lab');
+  }
+  const hiAddr = Math.floor(la / TWO32) | 0;
+  const loAddr = la >>> 0;
+  const idx = [
+    (hiAddr >>> 7) & 0x1ff,
+    ((hiAddr & 0x7f) << 2) | (loAddr >>> 30),
+    (loAddr >>> 21) & 0x1ff,
+    (loAddr >>> 12) & 0x1ff,
+  ];
+  const nxe = (lp.efer & EFER.NXE) !== 0;
+  const wp = (lp.cr0 & CR0.WP) !== 0;
+  const physHiMask = physHighMask(lp.maxPhysAddr);
+  const fetchBit = access === ACCESS_EXEC && (nxe || (lp.cr4 & CR4.SMEP) !== 0) ? PF_ERROR.ID : 0;
+  const baseError = (access === ACCESS_WRITE ? PF_ERROR.WR : 0) | (user ? PF_ERROR.US : 0) | fetchBit;
+
+  let table = lp.cr3Base();
+  let rw = true, us = true, xd = false;
+  const entryAddrs: number[] = [0, 0, 0, 0];
+  let level = 0;
+  let pageBase = 0;
+  let large = false;
+  for (; level < 4; level++) {
+    const ea = table + idx[level]! * 8;
+    entryAddrs[level] = ea;
+    const lo = lp.memory.read32(ea);
+    const hi = lp.memory.read32(ea + 4);
+    if (!(lo & PTE.P)) {
+      throw pageFault(lp, la, baseError, `${LEVEL_NAMES[level]} not present (entry at physical ${hex(ea)})`);
+    }
+    // Reserved bits: physical-address bits at or above MAXPHYADDR, XD without EFER.NXE, PS in a PML4E,
+    // and the low address bits of a large-page entry. See SDM Vol. 3A, "Formats of Paging Structures".
+    let rsvd = (hi & physHiMask) !== 0 || (!nxe && (hi & PTE_HI_XD) !== 0);
+    const ps = (lo & PTE.PS) !== 0 && level > 0 && level < 3;
+    if (level === 0 && lo & PTE.PS) rsvd = true;
+    if (ps && level === 1 && (lo & 0x3fffe000) !== 0) rsvd = true;
+    if (ps && level === 2 && (lo & 0x001fe000) !== 0) rsvd = true;
+    if (rsvd) {
+      throw pageFault(lp, la, baseError | PF_ERROR.P | PF_ERROR.RSVD,
+        `reserved bit set in ${LEVEL_NAMES[level]} ${hex(hi * TWO32 + (lo >>> 0))} at physical ${hex(ea)}`);
+    }
+    rw &&= (lo & PTE.RW) !== 0;
+    us &&= (lo & PTE.US) !== 0;
+    xd ||= nxe && (hi & PTE_HI_XD) !== 0;
+    const addr = (hi & 0xfffff) * TWO32 + ((lo & 0xfffff000) >>> 0);
+    if (ps) {
+      large = true;
+      const size = level === 1 ? 1073741824 : 2097152;
+      const frame = addr - (addr % size);
+      pageBase = frame + ((la - size * Math.floor(la / size)) - (la & 0xfff));
+      break;
+    }
+    if (level === 3) {
+      pageBase = addr;
+      break;
+    }
+    table = addr;
+  }
+  const lastLevel = Math.min(level, 3);
+
+  // Access rights. See SDM Vol. 3A, "Access Rights".
+  let ok: boolean;
+  let why = '';
+  if (access === ACCESS_READ) {
+    ok = !user || us;
+    if (!ok) why = 'user-mode read of a supervisor page';
+  } else if (access === ACCESS_WRITE) {
+    ok = user ? us && rw : rw || !wp;
+    if (!ok) why = user ? (us ? 'user-mode write to a read-only page' : 'user-mode write to a supervisor page') : 'supervisor write to a read-only page with CR0.WP = 1';
+  } else {
+    ok = !xd && (!user || us) && !(!user && us && (lp.cr4 & CR4.SMEP));
+    if (!ok) why = xd ? 'instruction fetch from an execute-disable (XD) page' : user ? 'user-mode fetch from a supervisor page' : 'supervisor fetch from a user page with CR4.SMEP = 1';
+  }
+  if (!ok) throw pageFault(lp, la, baseError | PF_ERROR.P, why);
+
+  // Accessed and dirty flags, set only once the access is known to succeed.
+  for (let l = 0; l <= lastLevel; l++) {
+    const ea = entryAddrs[l]!;
+    const lo = lp.memory.read32(ea);
+    let nlo = lo | PTE.A;
+    if (l === lastLevel && access === ACCESS_WRITE) nlo |= PTE.D;
+    if (nlo !== lo) lp.memory.write32(ea, nlo);
+  }
+  const dirty = (lp.memory.read32(entryAddrs[lastLevel]!) & PTE.D) !== 0;
+  let perm = PERM_READ_S;
+  if (us) perm |= PERM_READ_U;
+  if (dirty && (rw || !wp)) perm |= PERM_WRITE_S;
+  if (dirty && rw && us) perm |= PERM_WRITE_U;
+  if (!xd && !(us && lp.cr4 & CR4.SMEP)) perm |= PERM_EXEC_S;
+  if (!xd && us) perm |= PERM_EXEC_U;
+  if (large) perm |= PERM_LARGE;
+  lp.fillTlb(vpn, pageBase, perm);
+  return pageBase + (la & 0xfff);
+}
+
+function pageFault(lp: LogicalProcessor, la: number, code: number, why: string): CpuFault {
+  lp.pendingCr2 = la;
+  return new CpuFault(14, code, `page fault at linear ${hex(la)}: ${why}`,
+    'SDM Vol. 3A, "Interrupt 14—Page-Fault Exception (#PF)"');
+}
+
+/** Mask of the high-dword bits that are reserved for MAXPHYADDR (bits 51:MAXPHYADDR). */
+function physHighMask(maxPhys: number): number {
+  let m = 0;
+  for (let b = maxPhys; b < 52; b++) m |= 1 << (b - 32);
+  return m;
+}
+
+function hex(n: number): string {
+  return n < 0 ? '-' + (-n).toString(16).toUpperCase() + 'H' : n.toString(16).toUpperCase() + 'H';
+}
+
+/** Walk without side effects, for inspectors (`src/debug`'s page-walk explanation). */
+export function inspectWalk(lp: LogicalProcessor, linear: bigint): WalkResult {
+  const steps: WalkStep[] = [];
+  if (!(lp.cr0 & CR0.PG)) return { steps, physical: Number(linear & 0xffffffffn), pageSize: null, fault: null };
+  const la = BigInt.asUintN(64, linear);
+  const idx = [(la >> 39n) & 0x1ffn, (la >> 30n) & 0x1ffn, (la >> 21n) & 0x1ffn, (la >> 12n) & 0x1ffn];
+  let table = BigInt(lp.cr3Base());
+  const addrMask = ((1n << BigInt(lp.maxPhysAddr)) - 1n) & ~0xfffn;
+  for (let level = 0; level < 4; level++) {
+    const ea = table + idx[level]! * 8n;
+    const e = lp.memory.read64(Number(ea));
+    steps.push({ level: LEVEL_NAMES[level]!, entryAddress: Number(ea), entry: e });
+    if (!(e & 1n)) return { steps, physical: null, pageSize: null, fault: `${LEVEL_NAMES[level]} not present` };
+    if ((e & 0x80n) && (level === 1 || level === 2)) {
+      const size = level === 1 ? 1n << 30n : 1n << 21n;
+      const pa = (e & addrMask & ~(size - 1n)) | (la & (size - 1n));
+      return { steps, physical: Number(pa), pageSize: level === 1 ? 1073741824 : 2097152, fault: null };
+    }
+    table = e & addrMask;
+  }
+  return { steps, physical: Number(table | (la & 0xfffn)), pageSize: 4096, fault: null };
+}

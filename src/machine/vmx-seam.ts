@@ -1,0 +1,127 @@
+// The seam between the CPU core (src/machine) and VMX (src/vmx).
+//
+// The CPU core knows nothing about VMCS layouts or VM-entry checks. It does two things:
+//  1. Every VMX instruction (VMXON … VMFUNC) is decoded and handed to `lp.vmx.execute(lp, insn)` with its
+//     operands resolved (register numbers, or a memory operand's effective and linear address). With no
+//     VMX unit attached (`lp.vmx === null`) the instruction raises #UD, as on a CPU without VMX.
+//  2. While `lp.vmx.nonRoot` is true, anything that can cause a VM exit first calls
+//     `lp.vmx.intercept(lp, event)`. If it returns true, a VM exit took the event over: the interpreter does
+//     not execute the instruction (or deliver the event). The VMX unit has then loaded host state itself.
+//
+// Faults: `execute` and `intercept` may throw a `CpuFault` (e.g. #GP(0), #UD); the interpreter delivers it with
+// RIP at the start of the instruction. Before calling `execute`, the interpreter has already set `lp.rip` to
+// the next instruction (so VMsucceed/VMfail just return; VMLAUNCH/VM exits overwrite `lp.rip`).
+//
+// TLB tagging: the LP's software TLB (`src/machine/tlb.ts`) has a `tag` field folded into every entry's key.
+// VMX sets `lp.tlb.setTag(vpid, eptp)` on VM entry/exit so transitions need not flush; INVVPID/INVEPT call
+// `lp.tlb.flushAll()` (or a tagged subset later). Guest-physical → host-physical translation (EPT) plugs in via
+// `lp.gpaTranslate` (see lp.ts), called by the page walker for every guest-physical access while non-root.
+//
+// See SDM Vol. 3C, "VMX Instruction Reference" and "Instructions That Cause VM Exits Conditionally".
+
+import type { LogicalProcessor } from './lp.ts';
+
+export type VmxMnemonic =
+  | 'VMXON' | 'VMXOFF' | 'VMCLEAR' | 'VMPTRLD' | 'VMPTRST' | 'VMREAD' | 'VMWRITE'
+  | 'VMLAUNCH' | 'VMRESUME' | 'VMCALL' | 'INVEPT' | 'INVVPID' | 'VMFUNC';
+
+/** A memory operand as the VM-exit instruction-information field describes it. */
+export interface VmxMemOperand {
+  /** Segment register index (ES=0 CS=1 SS=2 DS=3 FS=4 GS=5). */
+  segment: number;
+  /** Base GPR number or -1. */
+  base: number;
+  /** Index GPR number or -1. */
+  index: number;
+  /** Scale factor as a shift: 0..3 (×1, ×2, ×4, ×8). */
+  scale: number;
+  /** Displacement (sign-extended), the exit qualification of VMX instructions. */
+  displacement: bigint;
+  /** Effective address (offset within the segment), after address-size truncation. */
+  effective: bigint;
+  /** Linear address = segment base + effective address (canonical check already done). */
+  linear: bigint;
+}
+
+export interface VmxInstruction {
+  mnemonic: VmxMnemonic;
+  /** Instruction length in bytes (for VM-exit instruction length). */
+  length: number;
+  /** RIP of the instruction itself. */
+  rip: bigint;
+  /** Operand size in bytes: 8 in 64-bit mode, 4 otherwise (VMREAD/VMWRITE); 8 for the m64 operands. */
+  operandSize: 4 | 8;
+  /** Address size in bytes (2, 4 or 8). */
+  addressSize: 2 | 4 | 8;
+  /** ModRM.reg operand (VMREAD source-field register, VMWRITE field register, INVEPT/INVVPID type register), or -1. */
+  reg: number;
+  /** ModRM.rm register operand, or -1 when the operand is in memory (see `mem`) or there is no operand. */
+  rmReg: number;
+  /** The memory operand, when there is one. */
+  mem: VmxMemOperand | null;
+}
+
+/** I/O instruction description (for the I/O exit qualification). See SDM Vol. 3C, "Exit Qualification for I/O Instructions". */
+export interface IoAccess {
+  port: number;
+  size: 1 | 2 | 4;
+  direction: 'in' | 'out';
+  string: boolean;
+  rep: boolean;
+  /** Port given as an immediate (true) or in DX (false). */
+  immediate: boolean;
+}
+
+/**
+ * Events that may cause VM exits in VMX non-root operation. Instruction events carry the instruction length.
+ * See SDM Vol. 3C, "Instructions That Cause VM Exits Conditionally" and "Other Causes of VM Exits".
+ */
+export type VmxInterceptEvent =
+  | { kind: 'cpuid'; length: number }
+  | { kind: 'hlt'; length: number }
+  | { kind: 'pause'; length: number }
+  | { kind: 'invd'; length: number }
+  | { kind: 'wbinvd'; length: number }
+  | { kind: 'rdtsc'; length: number }
+  | { kind: 'rdtscp'; length: number }
+  | { kind: 'xsetbv'; length: number }
+  | { kind: 'rdmsr'; length: number; msr: number }
+  | { kind: 'wrmsr'; length: number; msr: number; value: bigint }
+  | { kind: 'io'; length: number; io: IoAccess }
+  /** MOV to/from CRn (access 0 = to CR, 1 = from CR), CLTS (2), LMSW (3). `gpr` as in the exit qualification. */
+  | { kind: 'cr-access'; length: number; cr: number; access: 0 | 1 | 2 | 3; gpr: number; lmswSource: number }
+  | { kind: 'dr-access'; length: number; dr: number; direction: 'to' | 'from'; gpr: number }
+  | { kind: 'invlpg'; length: number; linear: bigint }
+  /**
+   * An exception about to be delivered. `type` follows the interruption-information types: 3 hardware exception,
+   * 5 privileged software exception (INT1), 6 software exception (INT3, INTO). `length` is the instruction
+   * length for software exceptions, else 0.
+   */
+  | { kind: 'exception'; vector: number; errorCode: number; type: 3 | 5 | 6; length: number; cr2?: bigint }
+  /** INT n: software interrupt (type 4). */
+  | { kind: 'software-interrupt'; vector: number; length: number }
+  /** An external interrupt the interrupt source has pending (not yet acknowledged). */
+  | { kind: 'external-interrupt'; vector: number }
+  | { kind: 'nmi' }
+  | { kind: 'triple-fault'; reason: string };
+
+export interface VmxUnit {
+  /** True while the LP is in VMX non-root operation. */
+  readonly nonRoot: boolean;
+  /** Execute one VMX instruction. Set RFLAGS/registers/memory as the SDM says, or throw a CpuFault. */
+  execute(lp: LogicalProcessor, insn: VmxInstruction): void;
+  /** Called only while `nonRoot`. Return true if a VM exit took the event over. */
+  intercept(lp: LogicalProcessor, event: VmxInterceptEvent): boolean;
+  /**
+   * Optional: called before a MOV to CR0/CR4 (in any VMX mode) takes effect, after the architectural #GP checks.
+   * In VMX operation, CR0/CR4 must respect the IA32_VMX_CR0/CR4_FIXED0/1 MSRs: throw #GP(0) otherwise.
+   * See SDM Vol. 3C, "VMX-Fixed Bits in CR0 and CR4" (appendix "VMX Capability Reporting Facility").
+   */
+  checkControlRegisterWrite?(lp: LogicalProcessor, cr: 0 | 4, value: bigint): void;
+  /**
+   * Optional: an INIT signal arrived. Return true if VMX handled it (INIT is blocked in VMX root operation and
+   * causes a VM exit in non-root operation); false lets the LP perform the INIT reset.
+   * See SDM Vol. 3C, "VMX Operation and INIT" (“INIT signals are blocked whenever a logical processor is in VMX root operation”).
+   */
+  handleInit?(lp: LogicalProcessor): boolean;
+}

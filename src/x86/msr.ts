@@ -1,0 +1,45 @@
+// Model-specific register indices, with their Linux names. See SDM Vol. 4, "Model-Specific Registers (MSRs)".
+export const MSR_IA32_TIME_STAMP_COUNTER = 0x10;
+export const MSR_IA32_APICBASE = 0x1b;
+export const MSR_IA32_FEATURE_CONTROL = 0x3a;
+export const MSR_IA32_TSC_ADJUST = 0x3b;
+export const MSR_IA32_SPEC_CTRL = 0x48;
+export const MSR_IA32_BIOS_SIGN_ID = 0x8b;
+export const MSR_IA32_MTRRCAP = 0xfe;
+export const MSR_IA32_SYSENTER_CS = 0x174;
+export const MSR_IA32_SYSENTER_ESP = 0x175;
+export const MSR_IA32_SYSENTER_EIP = 0x176;
+export const MSR_IA32_MISC_ENABLE = 0x1a0;
+export const MSR_IA32_DEBUGCTLMSR = 0x1d9;
+export const MSR_IA32_CR_PAT = 0x277;
+export const MSR_MTRRdefType = 0x2ff;
+export const MSR_IA32_VMX_BASIC = 0x480;
+export const MSR_IA32_VMX_VMFUNC = 0x491;
+export const MSR_IA32_TSC_DEADLINE = 0x6e0;
+/** x2APIC registers occupy MSRs 800H–8FFH. See SDM Vol. 3A, "x2APIC Register Address Space". */
+export const MSR_X2APIC_FIRST = 0x800;
+export const MSR_X2APIC_LAST = 0x8ff;
+export const MSR_EFER = 0xc0000080;
+export const MSR_STAR = 0xc0000081;
+export const MSR_LSTAR = 0xc0000082;
+export const MSR_CSTAR = 0xc0000083;
+export const MSR_SYSCALL_MASK = 0xc0000084;
+export const MSR_FS_BASE = 0xc0000100;
+export const MSR_GS_BASE = 0xc0000101;
+export const MSR_KERNEL_GS_BASE = 0xc0000102;
+export const MSR_TSC_AUX = 0xc0000103;
+
+/** IA32_FEATURE_CONTROL bits. See SDM Vol. 3C, "Enabling and Entering VMX Operation". */
+export const FEATURE_CONTROL = {
+  LOCKED: 1 << 0,
+  VMXON_INSIDE_SMX: 1 << 1,
+  VMXON_OUTSIDE_SMX: 1 << 2,
+} as const;
+
+/** IA32_APIC_BASE bits. See SDM Vol. 3A, "Local APIC Status and Location". */
+export const APIC_BASE = {
+  BSP: 1 << 8,
+  EXTD: 1 << 10,
+  ENABLE: 1 << 11,
+  DEFAULT_BASE: 0xfee00000,
+} as const;
