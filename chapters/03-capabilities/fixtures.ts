@@ -99,6 +99,8 @@ const CR0_MP = 1n << 1n;
 const CR0_ET = 1n << 4n;
 const CR0_NE = 1n << 5n;
 const CR0_WP = 1n << 16n;
+const CR0_NW = 1n << 29n;
+const CR0_CD = 1n << 30n;
 const CR0_PG = 1n << 31n;
 const CR4_VMXE = 1n << 13n;
 const CR4_PAE = 1n << 5n;
@@ -118,7 +120,7 @@ export interface GenOptions {
  * allowed-0 in the non-TRUE MSRs; TRUE allowed-0 ⊆ non-TRUE allowed-0 and the allowed-1 halves agree; the TRUE
  * MSRs exist iff BASIC[55] = 1; PROCBASED_CTLS2 exists iff primary bit 63 is 1; EPT_VPID_CAP iff "enable EPT" or
  * "enable VPID" may be 1; FIXED0 ⊆ FIXED1 for CR0 and CR4 (CR0.PE/NE/PG and CR4.VMXE fixed to 1, as on every
- * real processor; never CR0.NW/CD).
+ * real processor; CR0.NW/CD always flexible).
  */
 export function arbCapabilityMsrs(opts: GenOptions = {}): fc.Arbitrary<FakeMsrs> {
   const control = (default1: number) =>
@@ -173,7 +175,8 @@ export function arbCapabilityMsrs(opts: GenOptions = {}): fc.Arbitrary<FakeMsrs>
       m.set(IA32_VMX_MISC, g.misc);
       const cr0f0 = CR0_PE | CR0_NE | CR0_PG | g.cr0Extra0.reduce((a, b) => a | b, 0n);
       m.set(IA32_VMX_CR0_FIXED0, cr0f0);
-      m.set(IA32_VMX_CR0_FIXED1, cr0f0 | BigInt(g.cr0Free));
+      // Every processor lets CR0.NW and CR0.CD be 1 in VMX operation (VM entry never checks them in guest CR0).
+      m.set(IA32_VMX_CR0_FIXED1, cr0f0 | CR0_NW | CR0_CD | BigInt(g.cr0Free));
       const cr4f0 = CR4_VMXE | g.cr4Extra0.reduce((a, b) => a | b, 0n);
       m.set(IA32_VMX_CR4_FIXED0, cr4f0);
       m.set(IA32_VMX_CR4_FIXED1, cr4f0 | BigInt(g.cr4Free));
