@@ -87,6 +87,17 @@ describe('x/nfu output as gdb prints it', () => {
   });
 });
 
+describe('symbols', () => {
+  it('labels addresses <symbol+offset> like gdb, and x/a values too', () => {
+    const m = memoryAt(0x8000n, [0xb8, 1, 0, 0, 0, 0xf4, 0, 0, 0x05, 0x80, 0, 0, 0, 0, 0, 0]);
+    const symbols = new Map([['start', 0x8000], ['start.done', 0x8005], ['ptr', 0x8008]]);
+    expect(examine('x/2i 0x8000', m, { symbols }).text).toBe('   0x8000 <start>:\tmov    eax,0x1\n   0x8005 <start.done>:\thlt');
+    expect(examine('x/3xb 0x8005', m, { symbols }).text).toBe('0x8005 <start.done>:\t0xf4\t0x00\t0x00');
+    expect(examine('x/a 0x8008', m, { symbols }).text).toBe('0x8008 <ptr>:\t0x8005 <start.done>');
+    expect(examine('x/xb 0x8001', m, { symbols }).text).toBe('0x8001 <start+1>:\t0x01');
+  });
+});
+
 describe('errors', () => {
   const mem = memoryAt(0x1ffen, [1, 2]);
 

@@ -20,6 +20,8 @@ export interface ExamineOptions {
   regs?: Record<string, bigint>;
   /** Code size for `i` (default 64). */
   bits?: 16 | 32 | 64;
+  /** Symbols (e.g. the assembler's labels): addresses are shown as gdb does, `0x8005 <start+5>`. */
+  symbols?: ReadonlyMap<string, number | bigint>;
 }
 
 export type ExamineResult =
@@ -45,9 +47,26 @@ export function examine(spec: string, read: ReadMemory, opts: ExamineOptions = {
     return { ok: false, text: message, error: message };
   }
   const { count, format, unit, address } = parsed;
-  if (format === 'i') return examineInstructions(count, address, read, opts);
-  if (format === 's') return examineStrings(count, address, read);
-  return examineValues(count, format, unit, address, read);
+  const label = addressLabeler(opts.symbols);
+  if (format === 'i') return examineInstructions(count, address, read, label, opts);
+  if (format === 's') return examineStrings(count, address, read, label);
+  return examineValues(count, format, unit, address, read, label);
+}
+
+/** "0x8005 <start+5>" — the nearest symbol at or below the address, as gdb prints it (no "+0"). */
+type Labeler = (a: bigint) => string;
+
+function addressLabeler(symbols: ReadonlyMap<string, number | bigint> | undefined): Labeler {
+  const sorted = [...(symbols ?? new Map<string, number | bigint>())]
+    .map(([name, v]) => ({ name, at: BigInt(v) }))
+    .sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
+  return (a) => {
+    let best: { name: string; at: bigint } | undefined;
+    for (const s of sorted) if (s.at <= a) best = s;
+    if (best === undefined) return hexAddr(a);
+    const off = a - best.at;
+    return `${hexAddr(a)} <${best.name}${off === 0n ? '' : `+${off}`}>`;
+  };
 }
 
 /** "x/nfu ADDR", "/nfu ADDR" or "x ADDR". */
@@ -105,19 +124,20 @@ function cannotAccess(a: bigint): string {
   return `Cannot access memory at address ${hexAddr(a)}`;
 }
 
-function examineValues(count: number, format: Format, unit: Unit, start: bigint, read: ReadMemory): ExamineResult {
+function examineValues(count: number, format: Format, unit: Unit, start: bigint, read: ReadMemory, label: Labeler): ExamineResult {
   const lines: string[] = [];
   const perLine = PER_LINE[unit];
   let addr = start;
   for (let done = 0; done < count; ) {
-    let line = `${hexAddr(addr)}:`;
+    let line = `${label(addr)}:`;
     for (let i = 0; i < perLine && done < count; i++, done++) {
       const bytes = read(addr, unit);
       if (bytes === null || bytes.length < unit) {
         lines.push(`${line}\t${cannotAccess(addr)}`);
         return failed(lines, cannotAccess(addr));
       }
-      line += `\t${formatValue(littleEndian(bytes, unit), format, unit)}`;
+      const v = littleEndian(bytes, unit);
+      line += `\t${format === 'a' ? label(v) : formatValue(v, format, unit)}`;
       addr += BigInt(unit);
     }
     lines.push(line);
@@ -191,7 +211,7 @@ function charEscape(c: number, quote: string): string {
   return `\\${c.toString(8).padStart(3, '0')}`;
 }
 
-function examineStrings(count: number, start: bigint, read: ReadMemory): ExamineResult {
+function examineStrings(count: number, start: bigint, read: ReadMemory, label: Labeler): ExamineResult {
   const lines: string[] = [];
   let addr = start;
   for (let n = 0; n < count; n++) {
@@ -201,7 +221,7 @@ function examineStrings(count: number, start: bigint, read: ReadMemory): Examine
     for (;;) {
       const b = read(p, 1);
       if (b === null || b.length < 1) {
-        lines.push(`${hexAddr(addr)}:\t${text === '' ? '' : `"${text}"`}${text === '' ? '' : '\t'}<error: ${cannotAccess(p)}>`);
+        lines.push(`${label(addr)}:\t${text === '' ? '' : `"${text}"\t`}<error: ${cannotAccess(p)}>`);
         return failed(lines, cannotAccess(p));
       }
       p += 1n;
@@ -212,7 +232,7 @@ function examineStrings(count: number, start: bigint, read: ReadMemory): Examine
       }
       text += charEscape(b[0]!, '"');
     }
-    lines.push(`${hexAddr(addr)}:\t"${text}"${truncated ? '...' : ''}`);
+    lines.push(`${label(addr)}:\t"${text}"${truncated ? '...' : ''}`);
     addr = p;
   }
   return { ok: true, text: lines.join('\n'), next: addr };
@@ -221,7 +241,7 @@ function examineStrings(count: number, start: bigint, read: ReadMemory): Examine
 /** The longest x86 instruction is 15 bytes. See SDM Vol. 2, "Instruction Format". */
 const MAX_INSTRUCTION_LENGTH = 15;
 
-function examineInstructions(count: number, start: bigint, read: ReadMemory, opts: ExamineOptions): ExamineResult {
+function examineInstructions(count: number, start: bigint, read: ReadMemory, label: Labeler, opts: ExamineOptions): ExamineResult {
   const lines: string[] = [];
   const pc = opts.regs?.['rip'] ?? opts.regs?.['pc'];
   let addr = start;
@@ -232,12 +252,12 @@ function examineInstructions(count: number, start: bigint, read: ReadMemory, opt
     // Fewer readable bytes than the instruction needs is an access error, as in gdb.
     if (ins === undefined || (ins.mnemonic === '(bad)' && bytes.length < MAX_INSTRUCTION_LENGTH)) {
       const at = addr + BigInt(bytes.length);
-      lines.push(`${marker}${hexAddr(addr)}:\t${cannotAccess(at)}`);
+      lines.push(`${marker}${label(addr)}:\t${cannotAccess(at)}`);
       return failed(lines, cannotAccess(at));
     }
     // gdb (objdump) pads the mnemonic to six characters: "mov    eax,0x1".
     const operands = ins.operands.replace(/, /g, ',');
-    lines.push(`${marker}${hexAddr(addr)}:\t${operands === '' ? ins.mnemonic : `${ins.mnemonic.padEnd(6)} ${operands}`}`);
+    lines.push(`${marker}${label(addr)}:\t${operands === '' ? ins.mnemonic : `${ins.mnemonic.padEnd(6)} ${operands}`}`);
     addr += BigInt(ins.bytes.length);
   }
   return { ok: true, text: lines.join('\n'), next: addr };
