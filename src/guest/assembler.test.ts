@@ -374,6 +374,11 @@ describe('errors are values with line numbers', () => {
     expect(errors[6]!.message).toContain('REX');
   });
 
+  it('reports syntax errors together with the other lines\' errors, in line order', () => {
+    const errors = errorsOf('jmp nowhere\r\nmov rax, (\r\nbogus');
+    expect(errors.map((e) => e.line)).toEqual([1, 2, 3]);
+  });
+
   it('reports syntax errors with a column', () => {
     const [e] = errorsOf('\n  mov rax, [rbx + ]');
     expect(e!.line).toBe(2);

@@ -53,8 +53,8 @@ const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 export function assemble(source: string, opts: AssembleOptions = {}): AssembleResult {
   const origin = opts.origin ?? 0;
   if (!Number.isSafeInteger(origin) || origin < 0) return { ok: false, errors: [{ line: 0, message: `origin ${origin} is not a non-negative integer` }] };
+  // Lines that do not parse are reported, and the rest is still assembled for its own errors.
   const parsed = parseSource(source);
-  if (parsed.errors.length > 0) return { ok: false, errors: parsed.errors };
   const encoders = { 16: new Encoder(16), 32: new Encoder(32), 64: new Encoder(64) };
   // Trying a short branch that does not reach makes iced throw; those errors are expected and
   // their stack traces would dominate the run time, so collect none while assembling.
@@ -65,7 +65,7 @@ export function assemble(source: string, opts: AssembleOptions = {}): AssembleRe
     let previous = new Map<string, bigint>();
     for (let pass = 0; pass < MAX_PASSES; pass++) {
       const result = runPass(parsed.statements, opts, previous, minLengths, encoders);
-      if (sameSymbols(result.symbols, previous) || result.fatal) return finish(result);
+      if (sameSymbols(result.symbols, previous) || result.fatal) return finish(result, parsed.errors);
       previous = result.symbols;
     }
     return { ok: false, errors: [{ line: 0, message: `label addresses did not settle after ${MAX_PASSES} passes` }] };
@@ -89,7 +89,7 @@ function parseSource(source: string): { statements: Statement[]; errors: Assembl
   const statements: Statement[] = [];
   const errors: AssembleError[] = [];
   const scope = { global: '' };
-  source.split('\n').forEach((text, i) => {
+  source.split(/\r?\n/).forEach((text, i) => {
     try {
       statements.push(parseLine(text, i + 1, scope));
     } catch (e) {
@@ -296,8 +296,10 @@ function sameSymbols(a: Map<string, bigint>, b: Map<string, bigint>): boolean {
   return true;
 }
 
-function finish(r: PassResult): AssembleResult {
-  if (r.errors.length > 0) return { ok: false, errors: r.errors };
+function finish(r: PassResult, parseErrors: readonly AssembleError[]): AssembleResult {
+  if (r.errors.length + parseErrors.length > 0) {
+    return { ok: false, errors: [...parseErrors, ...r.errors].sort((a, b) => a.line - b.line) };
+  }
   const labels = new Map<string, number>();
   for (const [k, v] of r.labels) labels.set(k, Number(v));
   return { ok: true, bytes: Uint8Array.from(r.bytes), labels, listing: r.listing };
