@@ -234,7 +234,9 @@ export function decode(d: Insn, bits: 16 | 32 | 64, src: ByteSource): void {
   // ModRM / SIB / displacement.
   if (flags & MODRM) {
     const m = next();
-    const mod = m >>> 6;
+    // MOV to/from CR/DR ignore ModRM.mod: the r/m operand is always a register, no SIB/displacement follows.
+    // See SDM Vol. 2B, "MOV—Move to/from Control Registers".
+    const mod = key >= 0x120 && key <= 0x123 ? 3 : m >>> 6;
     const reg = ((m >>> 3) & 7) | ((rex & 4) << 1);
     let rm = m & 7;
     d.mod = mod;
@@ -383,13 +385,10 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
     case 0x120: case 0x122: {
       const cr = d.reg;
       if (!(cr === 0 || cr === 2 || cr === 3 || cr === 4 || cr === 8)) bad = `CR${cr} does not exist`;
-      d.mod = 3; // MOV CR/DR ignore mod: the r/m operand is always a register
-      d.mem = false;
       break;
     }
     case 0x121: case 0x123:
       if (d.reg > 7) bad = `DR${d.reg} does not exist`;
-      d.mod = 3; d.mem = false;
       break;
     case 0x178: case 0x179: if (bits === 64 || bits === 32) { /* fine */ } break;
     case 0x1ae:
@@ -447,4 +446,15 @@ function classifyInvalid(d: Insn, key: number, bits: number): void {
 
 function hex2(n: number): string {
   return n.toString(16).toUpperCase().padStart(2, '0');
+}
+
+/** Opcode keys the decoder accepts (for the differential test against iced-x86 and for docs). */
+export function supportedOpcodeKeys(): number[] {
+  const keys: number[] = [];
+  for (let k = 0; k < TABLE.length; k++) if (TABLE[k]! & SUPPORTED) keys.push(k);
+  return keys;
+}
+/** True when the opcode has a ModRM byte. */
+export function opcodeHasModrm(key: number): boolean {
+  return (TABLE[key]! & MODRM) !== 0;
 }

@@ -1,0 +1,156 @@
+// Differential test: for every opcode the decoder supports, random prefixes/ModRM/SIB/displacement/immediate
+// bytes must decode to the same length and operands as iced-x86's decoder (an independent implementation).
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Decoder, DecoderOptions, Code, OpKind, Register } from 'iced-x86';
+import { decode, supportedOpcodeKeys, opcodeHasModrm } from './decoder.ts';
+import { Insn, OP_INVALID } from './insn.ts';
+
+/** Opcodes whose ModRM.reg is an opcode extension, not a register. */
+const REG_IS_EXTENSION = new Set([0x80, 0x81, 0x82, 0x83, 0x8f, 0xc0, 0xc1, 0xc6, 0xc7, 0xd0, 0xd1, 0xd2, 0xd3, 0xf6, 0xf7,
+  0xfe, 0xff, 0x100, 0x101, 0x118, 0x119, 0x11a, 0x11b, 0x11c, 0x11d, 0x11e, 0x11f, 0x1ae, 0x1ba, 0x1c7,
+  // SETcc ignores ModRM.reg.
+  0x190, 0x191, 0x192, 0x193, 0x194, 0x195, 0x196, 0x197, 0x198, 0x199, 0x19a, 0x19b, 0x19c, 0x19d, 0x19e, 0x19f]);
+
+const GPR_BASE = ['AX', 'CX', 'DX', 'BX', 'SP', 'BP', 'SI', 'DI'];
+/** iced register → our number (GPRs 0–15, segment 0–5, CRn/DRn n); null for others. */
+function regNumber(r: Register): number | null {
+  const name = Register[r] as string;
+  let m = /^R(\d+)[DWL]?$/.exec(name);
+  if (m) return Number(m[1]);
+  m = /^[RE]?([A-Z]{2})$/.exec(name);
+  if (m && GPR_BASE.includes(m[1]!)) return GPR_BASE.indexOf(m[1]!);
+  if (/^(SP|BP|SI|DI)L$/.test(name)) return GPR_BASE.indexOf(name.slice(0, 2));
+  if (['AL', 'CL', 'DL', 'BL'].includes(name)) return ['AL', 'CL', 'DL', 'BL'].indexOf(name);
+  if (['AH', 'CH', 'DH', 'BH'].includes(name)) return 4 + ['AH', 'CH', 'DH', 'BH'].indexOf(name);
+  const seg = ['ES', 'CS', 'SS', 'DS', 'FS', 'GS'].indexOf(name);
+  if (seg >= 0) return seg;
+  m = /^(CR|DR)(\d+)$/.exec(name);
+  if (m) return Number(m[2]);
+  return null;
+}
+
+function opcodeBytes(key: number): number[] {
+  if (key < 0x100) return [key];
+  if (key < 0x200) return [0x0f, key & 0xff];
+  if (key < 0x300) return [0x0f, 0x38, key & 0xff];
+  return [0x0f, 0x3a, key & 0xff];
+}
+
+interface Compared { checked: number; skipped: number }
+
+function compareOne(bits: 16 | 32 | 64, bytes: Uint8Array, stats: Compared): void {
+  const ours = new Insn();
+  let faulted = false;
+  try {
+    decode(ours, bits, { byte: (i) => (i < bytes.length ? bytes[i]! : 0) });
+  } catch {
+    faulted = true; // > 15 bytes: #GP
+  }
+  const dec = new Decoder(bits, bytes, DecoderOptions.None);
+  dec.ip = 0n;
+  const ins = dec.decode();
+  try {
+    if (ins.code === Code.INVALID || faulted || ours.op === OP_INVALID) {
+      stats.skipped++;
+      return;
+    }
+    stats.checked++;
+    const where = `bytes ${Buffer.from(bytes.subarray(0, ins.length || 15)).toString('hex')} (${bits}-bit)`;
+    expect(ours.len, `length of ${where}`).toBe(ins.length);
+    const regs: number[] = [];
+    for (let i = 0; i < ins.opCount; i++) {
+      const k = ins.opKind(i);
+      if (k === OpKind.Register) {
+        const n = regNumber(ins.opRegister(i));
+        if (n !== null) regs.push(n);
+      } else if (k === OpKind.Memory) {
+        expect(ours.mem, `memory operand of ${where}`).toBe(true);
+        if (ins.memoryBase === Register.RIP || ins.memoryBase === Register.EIP) {
+          expect(ours.ripRel, where).toBe(true);
+          expect(BigInt.asUintN(bits === 64 && ours.addrSize === 8 ? 64 : 32, BigInt(ours.len + ours.disp)), `rip-relative target of ${where}`)
+            .toBe(BigInt.asUintN(ours.addrSize === 8 ? 64 : 32, ins.memoryDisplacement));
+        } else if (ours.op < 0xa0 || ours.op > 0xa3) {
+          const base = ins.memoryBase === Register.None ? -1 : regNumber(ins.memoryBase);
+          const index = ins.memoryIndex === Register.None ? -1 : regNumber(ins.memoryIndex);
+          expect(ours.base, `base of ${where}`).toBe(base);
+          expect(ours.index, `index of ${where}`).toBe(index);
+          if (index !== -1) expect(1 << ours.scale, `scale of ${where}`).toBe(ins.memoryIndexScale);
+          const w = ours.addrSize * 8;
+          expect(BigInt.asUintN(w, BigInt(ours.disp)), `displacement of ${where}`).toBe(BigInt.asUintN(w, ins.memoryDisplacement));
+        } else {
+          const off = ours.addrSize === 8 ? (BigInt(ours.immHi >>> 0) << 32n) | BigInt(ours.disp >>> 0) : BigInt(ours.disp >>> 0);
+          expect(off, `moffs of ${where}`).toBe(BigInt.asUintN(64, ins.memoryDisplacement));
+        }
+      } else if (k >= OpKind.Immediate8 && k <= OpKind.Immediate32to64 && k !== OpKind.Immediate8_2nd && ours.op !== 0xd0 && ours.op !== 0xd1) {
+        // (D0/D1 "shift by 1": iced shows the implicit 1 as an immediate operand.)
+        const v = ins.immediate(i);
+        const width = k === OpKind.Immediate8 ? 8 : k === OpKind.Immediate16 ? 16 : k === OpKind.Immediate64 || k === OpKind.Immediate32to64 || k === OpKind.Immediate8to64 ? 64 : 32;
+        const mine = width === 64 ? (BigInt(ours.immHi >>> 0) << 32n) | BigInt(ours.imm >>> 0) : BigInt(ours.imm >>> 0);
+        expect(BigInt.asUintN(width, mine), `immediate of ${where}`).toBe(BigInt.asUintN(width, v));
+      } else if (k === OpKind.NearBranch64 || k === OpKind.NearBranch32 || k === OpKind.NearBranch16) {
+        const target = k === OpKind.NearBranch64 ? ins.nearBranch64 : BigInt(k === OpKind.NearBranch32 ? ins.nearBranch32 : ins.nearBranch16);
+        const w = k === OpKind.NearBranch64 ? 64 : k === OpKind.NearBranch32 ? 32 : 16;
+        expect(BigInt.asUintN(w, BigInt(ours.len + ours.imm)), `branch target of ${where}`).toBe(BigInt.asUintN(w, target));
+      } else if (k === OpKind.FarBranch16 || k === OpKind.FarBranch32) {
+        expect(ours.imm2, `far selector of ${where}`).toBe(ins.farBranchSelector);
+        expect(ours.imm >>> 0, `far offset of ${where}`).toBe(k === OpKind.FarBranch16 ? ins.farBranch16 : ins.farBranch32);
+      }
+    }
+    // Explicit register operands from ModRM.
+    if (opcodeHasModrm(ours.op)) {
+      const explicit: number[] = [];
+      // MOV Sreg ignores REX.R (the segment is reg & 7).
+      if (!REG_IS_EXTENSION.has(ours.op)) explicit.push(ours.op === 0x8c || ours.op === 0x8e ? ours.reg & 7 : ours.reg);
+      // 0F 01 with mod = 3 encodes VMCALL/VMLAUNCH/… in rm: no register, except SMSW/LMSW.
+      const rmIsOpcode = (ours.op === 0x101 && (ours.reg & 7) !== 4 && (ours.reg & 7) !== 6) || ours.op === 0x1ae;
+      if (!ours.mem && !rmIsOpcode) explicit.push(ours.rm);
+      for (const r of explicit) expect(regs, `register operands of ${where}`).toContain(r);
+    }
+  } finally {
+    ins.free();
+    dec.free();
+  }
+}
+
+const PREFIXES = [0x66, 0x67, 0xf0, 0x2e, 0x3e, 0x26, 0x36, 0x64, 0x65, 0xf2, 0xf3];
+
+describe('decoder vs iced-x86', () => {
+  for (const bits of [64, 32, 16] as const) {
+    it(`every supported opcode, ${bits}-bit mode`, () => {
+      const stats: Compared = { checked: 0, skipped: 0 };
+      for (const key of supportedOpcodeKeys()) {
+        fc.assert(fc.property(
+          fc.subarray(PREFIXES, { maxLength: 3 }),
+          fc.option(fc.integer({ min: 0x40, max: 0x4f }), { nil: undefined }),
+          fc.uint8Array({ minLength: 12, maxLength: 12 }),
+          (prefixes, rex, tail) => {
+            // F2/F3 select different instructions for many 0F opcodes (POPCNT, TZCNT …): only legacy opcodes get them.
+            const pre = key >= 0x100 ? prefixes.filter((p) => p !== 0xf2 && p !== 0xf3 && p !== 0x66) : prefixes;
+            const bytes = new Uint8Array([...pre, ...(bits === 64 && rex !== undefined ? [rex] : []), ...opcodeBytes(key), ...tail]);
+            compareOne(bits, bytes, stats);
+          }), { numRuns: bits === 64 ? 60 : 25, seed: key * 7919 + bits });
+      }
+      // The test must actually compare most forms, not skip them.
+      expect(stats.checked).toBeGreaterThan(stats.skipped);
+    });
+  }
+  it('decodes every VMX instruction form', () => {
+    const forms: [string, number[]][] = [
+      ['VMXON [rax]', [0xf3, 0x0f, 0xc7, 0x30]], ['VMCLEAR [rax]', [0x66, 0x0f, 0xc7, 0x30]], ['VMPTRLD [rax]', [0x0f, 0xc7, 0x30]],
+      ['VMPTRST [rax]', [0x0f, 0xc7, 0x38]], ['VMREAD rax, rcx', [0x0f, 0x78, 0xc8]], ['VMWRITE rcx, rax', [0x0f, 0x79, 0xc8]],
+      ['VMLAUNCH', [0x0f, 0x01, 0xc2]], ['VMRESUME', [0x0f, 0x01, 0xc3]], ['VMXOFF', [0x0f, 0x01, 0xc4]], ['VMCALL', [0x0f, 0x01, 0xc1]],
+      ['VMFUNC', [0x0f, 0x01, 0xd4]], ['INVEPT rax, [rcx]', [0x66, 0x0f, 0x38, 0x80, 0x01]], ['INVVPID rax, [rcx]', [0x66, 0x0f, 0x38, 0x81, 0x01]],
+    ];
+    for (const [name, b] of forms) {
+      const d = new Insn();
+      decode(d, 64, { byte: (i) => b[i] ?? 0x90 });
+      expect(d.op, name).not.toBe(OP_INVALID);
+      const dec = new Decoder(64, new Uint8Array(b), DecoderOptions.None);
+      const ins = dec.decode();
+      expect(d.len, name).toBe(ins.length);
+      ins.free();
+      dec.free();
+    }
+  });
+});
