@@ -18,6 +18,7 @@ const U64 = (1n << 64n) - 1n;
 const arbU64 = fc.bigInt({ min: 0n, max: U64 });
 
 function noFaults(m: FakeMsrs): void {
+  if (m.faults.length === 0) return;
   expect(m.faults.map(hex), `${m.name}: your code read MSR(s) this processor does not implement (#GP on hardware)`).toEqual([]);
 }
 

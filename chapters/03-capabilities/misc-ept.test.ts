@@ -9,6 +9,7 @@ import {
 } from './fixtures.ts';
 
 function noFaults(m: FakeMsrs): void {
+  if (m.faults.length === 0) return;
   expect(m.faults.map(hex), `${m.name}: your code read MSR(s) this processor does not implement — real hardware raises #GP and the kernel oopses`).toEqual([]);
 }
 const has = (v: bigint, n: number) => ((v >> BigInt(n)) & 1n) === 1n;
