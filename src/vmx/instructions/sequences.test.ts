@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
 import { VM_INSTRUCTION_ERRORS } from '../errors.ts';
+import { lastDiagnosis } from '../diagnosis.ts';
 import { VMCS } from '../fields.ts';
 import { VMCS_SLOT } from '../vmcs.ts';
 import type { VmEntryOutcome } from '../entry/index.ts';
@@ -62,19 +63,19 @@ describe('random VMX instruction sequences', () => {
                 break;
               case 'VMfailInvalid':
                 expect(status).toBe(RFLAGS.CF);
-                expect(ctx.state.lastDiagnosis?.outcome).toBe('VMfailInvalid');
+                expect(lastDiagnosis(ctx.state)?.outcome).toBe('VMfailInvalid');
                 break;
               case 'VMfailValid':
                 expect(status).toBe(RFLAGS.ZF);
                 expect(ctx.state.current).not.toBeNull();
                 expect(ctx.state.current!.readLow(ERR)).toBe(o.error);
-                expect(ctx.state.lastDiagnosis?.outcome).toBe(`VMfailValid(${o.error})`);
+                expect(lastDiagnosis(ctx.state)?.outcome).toBe(`VMfailValid(${o.error})`);
                 expect(VM_INSTRUCTION_ERRORS.some((e) => e.number === o.error)).toBe(true);
                 break;
               case 'fault':
                 expect(ctx.cpu.rflags).toBe(FLAGS_BEFORE);
                 expect([6, 13, 14]).toContain(o.fault.vector);
-                expect(ctx.state.lastDiagnosis?.sdm).toMatch(/^SDM Vol\. 3[CD], "/);
+                expect(lastDiagnosis(ctx.state)?.sdm).toMatch(/^SDM Vol\. 3[CD], "/);
                 break;
               case 'vm-exit':
                 expect(ctx.cpu.rflags).toBe(FLAGS_BEFORE);
