@@ -104,6 +104,7 @@ export class Executor {
     }
     // Single-step trap after the instruction. See SDM Vol. 3A, "Single-Step Exception Condition".
     if (tf && lp.activity !== 'shutdown') {
+      if (lp.activity === 'hlt') lp.activity = 'active'; // the trap is an event: it ends the halt
       lp.dr[6] = lp.dr[6]! | 0x4000n;
       deliverWithDoubleFault(lp, { vector: DB_VECTOR, errorCode: -1, explanation: 'single-step trap (RFLAGS.TF)' }, EVENT_HW_EXCEPTION, lp.rip, 0);
     }

@@ -1,0 +1,388 @@
+// Exceptions and interrupts (delivery, #DF, triple fault, fault vs trap RIP, IST, privilege change),
+// interrupt shadow, single-step, NMI, run-loop budget, bad input, self-modifying code, whole guest
+// programs printing to port E9H, and a real-mode → long-mode trampoline.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { assembleOrThrow } from '../guest/assembler.ts';
+import { Machine } from './machine.ts';
+import { DebugConsole, DEBUG_CONSOLE_PORT } from './devices/debug-console.ts';
+import { enterLongMode, writeIdtGate, LONG_MODE_LAYOUT as L, SELECTORS } from './testing/long-mode.ts';
+import { prepareGuest, runGuest } from './testing/run-guest.ts';
+import { AR } from '../x86/segments.ts';
+import type { InterruptSource } from './lp.ts';
+
+/** Handler that stores the vector in R15, the stack pointer in R14 and halts. */
+function handler(m: Machine, at: number, vector: number): void {
+  const { bytes } = assembleOrThrow(`bits 64\nmov r15, ${vector}\nmov r14, rsp\nhlt`, { origin: at });
+  m.memory.writeBytes(at, bytes);
+  writeIdtGate(m.memory, L.idt, vector, at);
+}
+
+describe('exception delivery', () => {
+  it('#UD is a fault (pushed RIP = the instruction), INT3 a trap (pushed RIP = the next one)', () => {
+    const g = prepareGuest('nop\nud2\n');
+    handler(g.machine, 0x200000, 6);
+    g.machine.run({ maxInstructions: 100 });
+    expect(g.lp.getReg('r15')).toBe(6n);
+    const rsp = Number(g.lp.getReg('r14'));
+    expect(g.machine.memory.read64(rsp)).toBe(BigInt(L.code + 1)); // UD2 is at code + 1
+    expect(g.machine.memory.read64(rsp + 8)).toBe(BigInt(SELECTORS.CODE64)); // CS
+    expect(rsp).toBe(L.stackTop - 5 * 8); // SS, RSP, RFLAGS, CS, RIP (no error code)
+
+    const h = prepareGuest('int3\nnop\n');
+    handler(h.machine, 0x200000, 3);
+    h.machine.run({ maxInstructions: 100 });
+    expect(h.lp.getReg('r15')).toBe(3n);
+    expect(h.machine.memory.read64(Number(h.lp.getReg('r14')))).toBe(BigInt(L.code + 1));
+  });
+
+  it('#GP(0) for a non-canonical address pushes error code 0; iretq returns', () => {
+    const g = prepareGuest(`
+      mov rax, 0x0000800000000000
+      mov rbx, [rax]
+      mov r12, 0x77
+      hlt`);
+    // #GP handler: skip the faulting 3-byte instruction, record the error code, iretq.
+    const { bytes } = assembleOrThrow('bits 64\npop r13\nadd qword [rsp], 3\niretq', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 13, 0x200000);
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(g.lp.getReg('r13')).toBe(0n);
+    expect(g.lp.getReg('r12')).toBe(0x77n);
+    expect(g.lp.getReg('rsp')).toBe(BigInt(L.stackTop));
+  });
+
+  it('#GP whose gate is not present → #NP during delivery → #DF with error code 0', () => {
+    const g = prepareGuest('mov rax, 0x0000800000000000\nmov rbx, [rax]\nhlt');
+    const { bytes } = assembleOrThrow('bits 64\nmov r15, 8\npop r13\nmov r12, [rsp]\nhlt', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 8, 0x200000, { ist: 1 });
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(g.lp.getReg('r15')).toBe(8n);
+    expect(g.lp.getReg('r13')).toBe(0n); // #DF error code
+    expect(g.lp.getReg('r12')).toBe(BigInt(L.code + 10)); // RIP of the faulting MOV (after the 10-byte MOV imm64)
+    expect(g.lp.getReg('rsp')).toBeLessThan(BigInt(L.istTop)); // ran on IST1
+    expect(g.lp.getReg('rsp')).toBeGreaterThan(BigInt(L.istTop - 64));
+  });
+
+  it('a fault with an empty IDT ends in a triple fault → shutdown', () => {
+    const g = runGuest('ud2');
+    expect(g.result.reason).toBe('shutdown');
+    expect(g.result.detail).toMatch(/triple fault/);
+    expect(g.lp.activity).toBe('shutdown');
+  });
+
+  it('a #PF in the #PF handler\'s stack becomes #DF; a fault in #DF delivery a triple fault', () => {
+    const g = prepareGuest('mov rax, 0x7fffffff000\nmov rax, [rax]\nhlt'); // not mapped (beyond 4 GiB)
+    writeIdtGate(g.machine.memory, L.idt, 14, 0x200000, { ist: 2 }); // IST2 = 0 in the TSS → stack at 0 - 8 …
+    // IST2 slot holds a non-present address: 0x7ffffff0000 (beyond the identity map).
+    g.machine.memory.write32(L.tss + 0x2c, 0xffff0000);
+    g.machine.memory.write32(L.tss + 0x30, 0x7ff);
+    handler(g.machine, 0x201000, 8);
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(g.lp.getReg('r15')).toBe(8n);
+    // The same with no #DF gate: triple fault.
+    const h = prepareGuest('mov rax, 0x7fffffff000\nmov rax, [rax]\nhlt');
+    writeIdtGate(h.machine.memory, L.idt, 14, 0x200000, { ist: 2 });
+    h.machine.memory.write32(L.tss + 0x2c, 0xffff0000);
+    h.machine.memory.write32(L.tss + 0x30, 0x7ff);
+    expect(h.machine.run({ maxInstructions: 100 }).reason).toBe('shutdown');
+  });
+
+  it('interrupt from CPL 3 switches to RSP0 and pushes the user SS:RSP', () => {
+    const g = prepareGuest('int 0x80', { longMode: { userPages: true } });
+    writeIdtGate(g.machine.memory, L.idt, 0x80, 0x200000, { dpl: 3 });
+    const { bytes } = assembleOrThrow('bits 64\nmov r15, 0x80\nmov r14, rsp\nhlt', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    const lp = g.lp;
+    lp.setSegment('cs', { selector: SELECTORS.USER_CODE64, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.CODE | AR.RW | AR.L | AR.G | (3 << AR.DPL_SHIFT) });
+    lp.setSegment('ss', { selector: SELECTORS.USER_DATA, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.RW | AR.DB | AR.G | (3 << AR.DPL_SHIFT) });
+    lp.setReg('rsp', 0x60000n);
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    const rsp = Number(lp.getReg('r14'));
+    expect(rsp).toBe(L.stackTop - 40);
+    expect(g.machine.memory.read64(rsp + 24)).toBe(0x60000n); // old RSP
+    expect(g.machine.memory.read64(rsp + 32)).toBe(BigInt(SELECTORS.USER_DATA)); // old SS
+    expect(lp.cpl).toBe(0);
+    // INT n through a DPL-0 gate from CPL 3 is #GP(vector × 8 + 2).
+    const h = prepareGuest('int 0x81', { longMode: { userPages: true } });
+    writeIdtGate(h.machine.memory, L.idt, 0x81, 0x200000, { dpl: 0 });
+    const gpH = assembleOrThrow('bits 64\npop r13\nhlt', { origin: 0x201000 });
+    h.machine.memory.writeBytes(0x201000, gpH.bytes);
+    writeIdtGate(h.machine.memory, L.idt, 13, 0x201000);
+    h.lp.setSegment('cs', { selector: SELECTORS.USER_CODE64, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.CODE | AR.RW | AR.L | AR.G | (3 << AR.DPL_SHIFT) });
+    h.lp.setSegment('ss', { selector: SELECTORS.USER_DATA, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.RW | AR.DB | AR.G | (3 << AR.DPL_SHIFT) });
+    h.machine.run({ maxInstructions: 100 });
+    expect(h.lp.getReg('r13')).toBe(BigInt(0x81 * 8 + 2));
+  });
+
+  it('privileged instructions at CPL 3 raise #GP(0); unimplemented and invalid opcodes #UD', () => {
+    const g = prepareGuest('mov rax, cr0', { longMode: { userPages: true } });
+    handler(g.machine, 0x200000, 13);
+    g.lp.setSegment('cs', { selector: SELECTORS.USER_CODE64, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.CODE | AR.RW | AR.L | AR.G | (3 << AR.DPL_SHIFT) });
+    g.machine.run({ maxInstructions: 100 });
+    expect(g.lp.getReg('r15')).toBe(13n);
+  });
+});
+
+describe('interrupts', () => {
+  class Source implements InterruptSource {
+    pending: number[] = [];
+    acked: number[] = [];
+    pendingVector(): number { return this.pending.length ? this.pending[0]! : -1; }
+    acknowledge(v: number): void { this.pending.shift(); this.acked.push(v); }
+  }
+  function withSource(src: string) {
+    const g = prepareGuest(src);
+    g.lp.apic = null;
+    const s = new Source();
+    g.lp.interruptSource = s;
+    const { bytes } = assembleOrThrow('bits 64\nmov r15, rax\nmov r14, [rsp]\nhlt', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 0x30, 0x200000);
+    return { ...g, s };
+  }
+  it('STI blocks interrupts for one more instruction (interrupt shadow)', () => {
+    const g = withSource('xor eax, eax\nsti\ninc eax\ninc eax\ninc eax\nhlt');
+    g.s.pending.push(0x30);
+    g.machine.run({ maxInstructions: 100 });
+    expect(g.s.acked).toEqual([0x30]);
+    expect(g.lp.getReg('r15')).toBe(1n); // exactly one instruction after STI ran
+  });
+  it('MOV SS blocks interrupts for the next instruction', () => {
+    const g = withSource('xor eax, eax\nmov bx, ss\nsti\nnop\nmov ss, bx\ninc eax\ninc eax\nhlt');
+    g.machine.run({ maxInstructions: 3 }); // xor, mov, sti
+    g.s.pending.push(0x30);
+    g.machine.run({ maxInstructions: 100 });
+    expect(g.lp.getReg('r15')).toBe(0n); // taken after NOP (the STI shadow ended), before MOV SS
+    const h = withSource('xor eax, eax\nmov bx, ss\nsti\nnop\nmov ss, bx\ninc eax\ninc eax\nhlt');
+    h.machine.run({ maxInstructions: 5 }); // … nop, mov ss
+    h.s.pending.push(0x30);
+    h.machine.run({ maxInstructions: 100 });
+    expect(h.lp.getReg('r15')).toBe(1n); // MOV SS, then one INC, then the interrupt
+  });
+  it('HLT wakes on an interrupt; the pushed RIP is after HLT; CLI masks', () => {
+    const g = withSource('sti\nhlt\nmov eax, 5\nhlt');
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(g.lp.activity).toBe('hlt');
+    g.s.pending.push(0x30);
+    g.machine.run({ maxInstructions: 100 });
+    expect(g.lp.getReg('r14')).toBe(BigInt(L.code + 2));
+    const h = withSource('cli\nmov eax, 9\nhlt');
+    h.s.pending.push(0x30);
+    h.machine.run({ maxInstructions: 100 });
+    expect(h.s.acked).toEqual([]);
+  });
+  it('NMI is taken with IF = 0 and blocks further NMIs until IRET', () => {
+    const g = prepareGuest('cli\nmov ecx, 1000\n.l: dec ecx\njnz .l\nhlt');
+    const { bytes } = assembleOrThrow('bits 64\ninc r15\niretq', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 2, 0x200000);
+    g.machine.run({ maxInstructions: 10 });
+    g.lp.nmiPending = true;
+    g.machine.run({ maxInstructions: 1 }); // delivery + first handler instruction
+    g.lp.nmiPending = true; // blocked until the handler's IRETQ
+    expect(g.machine.run({ maxInstructions: 100000 }).reason).toBe('all-halted');
+    expect(g.lp.getReg('r15')).toBe(2n);
+  });
+  it('RFLAGS.TF single-steps: #DB after each instruction', () => {
+    const g = prepareGuest(`
+      pushfq
+      or qword [rsp], 0x100
+      popfq
+      nop
+      nop
+      nop
+      mov r14, r15
+      hlt`);
+    const { bytes } = assembleOrThrow('bits 64\ninc r15\niretq', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 1, 0x200000);
+    g.machine.run({ maxInstructions: 1000 });
+    // TF set by POPF traps after the instruction *following* POPF: three NOPs have trapped when MOV runs.
+    expect(g.lp.getReg('r14')).toBe(3n);
+  });
+});
+
+describe('run loop', () => {
+  it('a runaway loop ends exactly at the budget', () => {
+    const g = runGuest('.x: jmp .x', { maxInstructions: 12345 });
+    expect(g.result).toEqual({ reason: 'budget', instructions: 12345 });
+    const again = g.machine.run({ maxInstructions: 7 });
+    expect(again.instructions).toBe(7);
+  });
+  it('two LPs run deterministically in round robin; all-halted when both halt', () => {
+    const m = new Machine({ cpus: 2, quantum: 10 });
+    const con = new DebugConsole();
+    m.io.register(DEBUG_CONSOLE_PORT, 1, con);
+    for (const [i, ch] of [[0, 'A'], [1, 'B']] as const) {
+      const lp = m.cpus[i]!;
+      const origin = 0x100000 + i * 0x1000;
+      enterLongMode(lp, { rip: origin });
+      lp.setReg('rsp', BigInt(0x80000 - i * 0x1000));
+      const { bytes } = assembleOrThrow(`bits 64\nmov ecx, 3\n.l: mov al, '${ch}'\nout 0xe9, al\nmov ebx, 5\n.d: dec ebx\njnz .d\ndec ecx\njnz .l\nhlt`, { origin });
+      m.memory.writeBytes(origin, bytes);
+    }
+    const r = m.run({ maxInstructions: 10000 });
+    expect(r.reason).toBe('all-halted');
+    expect([...con.text()].filter((c) => c === 'A').length).toBe(3);
+    // Determinism: the same program gives the same interleaving.
+    const m2 = new Machine({ cpus: 2, quantum: 10 });
+    const con2 = new DebugConsole();
+    m2.io.register(DEBUG_CONSOLE_PORT, 1, con2);
+    for (const i of [0, 1]) {
+      const lp = m2.cpus[i]!;
+      const origin = 0x100000 + i * 0x1000;
+      enterLongMode(lp, { rip: origin });
+      lp.setReg('rsp', BigInt(0x80000 - i * 0x1000));
+      m2.memory.writeBytes(origin, m.memory.readBytes(origin, 64));
+    }
+    m2.run({ maxInstructions: 10000 });
+    expect(con2.text()).toBe(con.text());
+    expect(con.text()).not.toBe('AAABBB'); // they did interleave
+  });
+  it('garbage bytes end in an architectural outcome, never a JS exception', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 64, maxLength: 64 }), (bytes) => {
+      const m = new Machine({ apic: false });
+      const lp = m.cpus[0]!;
+      enterLongMode(lp);
+      m.memory.writeBytes(L.code, bytes);
+      for (let v = 0; v < 32; v++) handler(m, 0x200000 + v * 32, v);
+      const r = m.run({ maxInstructions: 2000 });
+      expect(['all-halted', 'shutdown', 'budget']).toContain(r.reason);
+    }), { numRuns: 150, seed: 7 });
+  });
+  it('a jump into unmapped memory raises #PF with the target in CR2', () => {
+    const g = prepareGuest('mov rax, 0x7ff00000000\njmp rax');
+    const { bytes } = assembleOrThrow('bits 64\npop r13\nmov r12, cr2\nhlt', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 14, 0x200000);
+    g.machine.run({ maxInstructions: 100 });
+    expect(g.lp.getReg('r12')).toBe(0x7ff00000000n);
+    expect(g.lp.getReg('r13')).toBe(0x10n); // not present, fetch
+  });
+  it('self-modifying code runs the new bytes', () => {
+    const g = runGuest(`
+      mov ecx, 2
+    .again:
+      mov eax, 1          ; B8 imm32: the immediate is patched below
+      lea rbx, [rel .again]
+      mov dword [rbx + 1], 42
+      dec ecx
+      jnz .again
+      hlt`);
+    expect(g.result.reason).toBe('all-halted');
+    expect(g.lp.getReg('rax')).toBe(42n);
+  });
+});
+
+describe('guest programs', () => {
+  it('print to port E9H with calls, loops and string output', () => {
+    const g = runGuest(`
+      lea rsi, [rel msg]
+      call puts
+      mov ecx, 3
+    .l: mov al, '0'
+      add al, cl
+      out 0xe9, al
+      loop .l
+      mov dx, 0xe9
+      lea rsi, [rel tail]
+      mov ecx, 2
+      rep outsb
+      hlt
+    puts:
+      lodsb
+      test al, al
+      jz .done
+      out 0xe9, al
+      jmp puts
+    .done: ret
+    msg: db "Hello, VMX Lab!", 10, 0
+    tail: db "!", 10`);
+    expect(g.result.reason).toBe('all-halted');
+    expect(g.console.text()).toBe('Hello, VMX Lab!\n321!\n');
+  });
+  it('CPUID, RDMSR/WRMSR, RDTSC and IA32_FEATURE_CONTROL lock semantics', () => {
+    const g = prepareGuest(`
+      xor eax, eax
+      cpuid
+      mov r8d, ebx
+      mov ecx, 0x3a
+      mov eax, 5
+      xor edx, edx
+      wrmsr
+      rdmsr
+      mov r9d, eax
+      mov eax, 1
+      wrmsr            ; locked now: #GP(0)
+      hlt`);
+    handler(g.machine, 0x200000, 13);
+    g.machine.run({ maxInstructions: 100 });
+    expect(g.lp.getReg('r8')).toBe(0x756e6547n); // "Genu"
+    expect(g.lp.getReg('r9')).toBe(5n);
+    expect(g.lp.getReg('r15')).toBe(13n);
+    expect(g.lp.rdmsr(0x3a)).toBe(5n);
+    expect(() => g.lp.rdmsr(0x12345)).toThrow(/does not implement/);
+  });
+  it('real mode → protected mode → long mode trampoline (started by INIT/SIPI)', () => {
+    const m = new Machine();
+    const con = new DebugConsole();
+    m.io.register(DEBUG_CONSOLE_PORT, 1, con);
+    const lp = m.cpus[0]!;
+    enterLongMode(lp); // builds the page tables at L.pml4 …
+    lp.init(); // … then back to the reset state, waiting for SIPI
+    const src = `
+      bits 16
+      org 0x8000
+      cli
+      xor ax, ax
+      mov ds, ax
+      mov ss, ax
+      mov sp, 0x7000
+      lgdt [gdtr]
+      mov eax, cr0
+      or eax, 1
+      mov cr0, eax
+      jmp 0x18:pm32
+      bits 32
+    pm32:
+      mov ax, 0x10
+      mov ds, ax
+      mov ss, ax
+      mov eax, cr4
+      or eax, 0x20
+      mov cr4, eax
+      mov eax, ${L.pml4}
+      mov cr3, eax
+      mov ecx, 0xc0000080
+      rdmsr
+      or eax, 0x100
+      wrmsr
+      mov eax, cr0
+      or eax, 0x80000000
+      mov cr0, eax
+      jmp 0x08:lm64
+      bits 64
+    lm64:
+      mov rsp, 0x80000
+      mov al, 'L'
+      out 0xe9, al
+      mov rax, 0x123456789
+      hlt
+      align 8
+    gdt: dq 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF, 0x00CF9A000000FFFF
+    gdtr: dw 31
+      dd gdt`;
+    const { bytes } = assembleOrThrow(src, { origin: 0x8000, bits: 16 });
+    m.memory.writeBytes(0x8000, bytes);
+    lp.startup(0x08);
+    expect(lp.getSegment('cs').base).toBe(0x8000n);
+    const r = m.run({ maxInstructions: 1000 });
+    expect(r.reason).toBe('all-halted');
+    expect(con.text()).toBe('L');
+    expect(lp.bits).toBe(64);
+    expect(lp.getReg('rax')).toBe(0x123456789n);
+    expect(lp.snapshot().mode).toBe('64-bit');
+  });
+});
