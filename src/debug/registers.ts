@@ -7,8 +7,10 @@
 //   cr0 0x0000000080010031 [ PE ET NE WP PG ]  cr2 0x0000000000000000  ...
 //
 // Keys are register names (any case); missing registers are left out, so a partial snapshot works.
+import type { LpSnapshot } from '../machine/lp.ts';
 import { CR0, CR4, EFER } from '../x86/control-registers.ts';
 import { RFLAGS } from '../x86/flags.ts';
+import { GPR64 } from '../x86/registers.ts';
 
 const ROWS: readonly (readonly string[])[] = [
   ['rax', 'rbx', 'rcx', 'rdx'],
@@ -56,4 +58,13 @@ export function flagNames(v: bigint, bits: Readonly<Record<string, number>>, wit
   const iopl = Number((v >> 12n) & 3n);
   if (withIopl && iopl !== 0) names.push(`IOPL=${iopl}`);
   return names;
+}
+
+/** A logical processor's snapshot as name → value: GPRs, RIP, RFLAGS, control registers, EFER, selectors. */
+export function registersFromSnapshot(s: LpSnapshot): Record<string, bigint> {
+  const regs: Record<string, bigint> = {};
+  for (const name of GPR64) regs[name] = s[name];
+  Object.assign(regs, { rip: s.rip, rflags: s.rflags, cr0: s.cr0, cr2: s.cr2, cr3: s.cr3, cr4: s.cr4, cr8: s.cr8, efer: s.efer });
+  for (const [name, seg] of Object.entries(s.segments)) regs[name] = BigInt(seg.selector);
+  return regs;
 }
