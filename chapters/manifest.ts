@@ -3,10 +3,11 @@
 // author checks all read it.
 import type { Chapter, Exercise } from '../src/cli/chapter.ts';
 import machine from './00-machine/chapter.ts';
+import vmxon from './01-vmxon/chapter.ts';
 
 export type { Chapter, Exercise };
 
-export const CHAPTERS: readonly Chapter[] = [machine];
+export const CHAPTERS: readonly Chapter[] = [machine, vmxon];
 
 export interface ExerciseRef {
   readonly chapter: Chapter;

@@ -9,6 +9,7 @@
 //   entries  hostEntry(): a kernel-text address for a TypeScript function (for HOST_RIP)
 import { CpuFault } from '../machine/fault.ts';
 import type { LogicalProcessor } from '../machine/lp.ts';
+import type { RunResult } from '../machine/machine.ts';
 import type { PhysicalMemory } from '../machine/memory.ts';
 import { IMAGE, MAX_CPUS, bootCpu, buildIdt, buildPageTables, imagePa, imageVa, perCpuOffset } from './boot.ts';
 import { EINVAL, errnoName } from './errno.ts';
@@ -22,10 +23,18 @@ import { KERN_ERR, KERN_WARNING, KernelLog } from './printk.ts';
 import { oopsFromError, type OopsReport } from './oops.ts';
 import { Slab } from './slab.ts';
 
-/** What the kernel needs of the machine it boots on. */
+/** What the kernel needs of the machine it boots on (a Machine, or memory and CPUs alone in unit tests). */
 export interface KernelMachine {
   readonly memory: PhysicalMemory;
   readonly cpus: readonly LogicalProcessor[];
+  run?(opts: { maxInstructions: number }): RunResult;
+  addBreakpoint?(rip: bigint | number, lp?: number): void;
+}
+
+/** How `Kernel.run` ended: the machine's stop reason, plus the host entries it called on the way. */
+export interface KernelRunResult extends RunResult {
+  /** Host entry points called (VM exits handled), in order. */
+  readonly hostCalls: number;
 }
 
 export interface KernelOptions {
@@ -60,7 +69,8 @@ export type HostEntry = (kernel: Kernel, cpu: HostCpu) => void;
 /** gfp flags that matter here: GFP_ATOMIC never sleeps (so never migrates the caller). */
 export type GfpFlags = 'GFP_KERNEL' | 'GFP_ATOMIC';
 
-const RESERVED_LOW = 0x10_0000; // the first MByte stays firmware's, as on a PC
+/** Offset in kernel text of the idle loop's HLT. */
+const IDLE_HLT = 1;
 
 export class Kernel {
   readonly memory: PhysicalMemory;
@@ -96,16 +106,17 @@ export class Kernel {
     if (this.ramBytes < imageEnd + 4 * 1024 * 1024) throw new Error(`the kernel needs more than ${imageEnd} bytes of RAM`);
     this.pages = new PageAllocator(this.memory, imageEnd / PAGE_SIZE, Math.floor(this.ramBytes / PAGE_SIZE), this.rng);
     this.slab = new Slab(this.memory, this.pages);
-    // Low memory below the kernel image (except the first MByte) is also usable, as on Linux.
-    void RESERVED_LOW;
 
     this.cr3 = buildPageTables(this.memory, this.ramBytes);
     const oopsEntry = this.hostEntry('asm_exc_host_fault', () => undefined);
     buildIdt(this.memory, oopsEntry);
     const fc = { unlocked: 0, 'locked-enabled': 0x5, 'locked-disabled': 0x1 }[opts.featureControl ?? 'unlocked'];
+    // The idle loop every CPU sits in when no host or guest code runs: cli; hlt; jmp back to hlt.
+    this.memory.writeBytes(imagePa(IMAGE.TEXT), [0xfa, 0xf4, 0xeb, 0xfd]);
     for (const lp of machine.cpus) {
       bootCpu(lp, this.memory, this.cr3);
       lp.featureControl = fc;
+      this.idle(lp);
     }
     const moduleText = imageVa(IMAGE.TEXT + 0x800);
     this.hostCpus = machine.cpus.map((lp) => new HostCpu(lp, this.memory, moduleText));
@@ -423,6 +434,8 @@ export class Kernel {
     this.textNext += 0x40;
     if (this.textNext > IMAGE.TEXT + IMAGE.TEXT_BYTES) throw new Error('out of kernel text for host entry points');
     this.entries.set(va, { name, fn });
+    // The machine stops an LP that is about to execute this address, and run() calls `fn`.
+    this.machine.cpus.forEach((lp) => this.machine.addBreakpoint?.(va, lp.id));
     return va;
   }
   /** The host entry registered at `rip`, if any. */
@@ -447,6 +460,41 @@ export class Kernel {
       this.current = saved;
     }
     return true;
+  }
+
+  /**
+   * Run the machine (guests in VMX non-root operation, host entry points on VM exits) until every CPU
+   * is idle, one shuts down, or `maxInstructions` guest instructions have run. A host entry point that
+   * returns without resuming a guest leaves its CPU in the kernel's idle loop (HLT with interrupts off).
+   */
+  run(opts: { maxInstructions: number }): KernelRunResult {
+    const machine = this.machine;
+    if (machine.run === undefined) throw new Error('this kernel was booted without a runnable machine');
+    let left = opts.maxInstructions;
+    let executed = 0;
+    let hostCalls = 0;
+    for (;;) {
+      const r = machine.run({ maxInstructions: Math.max(0, left) });
+      executed += r.instructions;
+      left -= r.instructions;
+      if (r.reason !== 'breakpoint' || r.lp === undefined || this.entryAt(r.lp.getReg('rip')) === undefined) {
+        return { ...r, instructions: executed, hostCalls };
+      }
+      const lp = r.lp;
+      const at = lp.getReg('rip');
+      this.enterHost(lp);
+      hostCalls++;
+      const stillThere = lp.getReg('rip') === at && !(lp.vmx?.nonRoot ?? false);
+      if (stillThere) this.idle(lp);
+      if (left <= 0) return { reason: 'budget', instructions: executed, hostCalls };
+    }
+  }
+
+  /** Park an LP in the kernel's idle loop. */
+  idle(lp: LogicalProcessor): void {
+    lp.setReg('rip', imageVa(IMAGE.TEXT + IDLE_HLT));
+    lp.setReg('rflags', lp.getReg('rflags') & ~0x200n);
+    lp.activity = 'hlt';
   }
 
   /** Stack top of a CPU's kernel stack (a good HOST_RSP for a small hypervisor). */

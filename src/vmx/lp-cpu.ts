@@ -1,0 +1,155 @@
+// The real logical processor seen through the narrow views VMX code is written against (VmxCpu,
+// VmTransitionCpu). Everything VMX instructions, VM entries and VM exits do to the LP goes through here.
+import { CpuFault } from '../machine/fault.ts';
+import type { LogicalProcessor, SegmentRegisterName } from '../machine/lp.ts';
+import { CR0, EFER } from '../x86/control-registers.ts';
+import { AR } from '../x86/segments.ts';
+import type { VmxCapabilities } from './capabilities.ts';
+import type { MemAccess, MemWrite } from './cpu-view.ts';
+import type { SegmentName, SegmentState, VmTransitionCpu } from './entry/context.ts';
+
+const ACTIVITY = ['active', 'hlt', 'shutdown', 'wait-for-sipi'] as const;
+// Interruptibility-state bits. See SDM Vol. 3C, "Guest Non-Register State".
+const BLOCKING_BY_STI = 1, BLOCKING_BY_MOV_SS = 2, BLOCKING_BY_NMI = 8;
+
+export class LpVmxCpu implements VmTransitionCpu {
+  private pendingDbg = 0n;
+  constructor(
+    readonly lp: LogicalProcessor,
+    readonly caps: VmxCapabilities,
+  ) {}
+
+  cpl(): number { return this.lp.cpl; }
+  readCr0(): bigint { return this.lp.readCr0(); }
+  readCr4(): bigint { return this.lp.readCr4(); }
+  readCr3(): bigint { return this.lp.readCr3(); }
+  readEfer(): bigint { return BigInt(this.lp.efer >>> 0); }
+  ia32eModeActive(): boolean { return (this.lp.efer & EFER.LMA) !== 0; }
+  csL(): boolean { return (this.lp.getSegment('cs').ar & AR.L) !== 0; }
+  readRflags(): number { return this.lp.getRflags() >>> 0; }
+  writeRflags(value: number): void { this.lp.setRflags(value | 2); }
+  readGpr(reg: number): bigint { return this.lp.getGpr(reg); }
+  writeGpr(reg: number, value: bigint, size: 4 | 8): void {
+    this.lp.setGpr(reg, size === 4 ? value & 0xffffffffn : value);
+  }
+
+  readLinear(linear: bigint, size: 4 | 8): MemAccess {
+    const la = Number(BigInt.asIntN(64, linear));
+    try {
+      if (size === 4) return { ok: true, value: BigInt(this.lp.read32(la) >>> 0) };
+      const lo = this.lp.read64(la);
+      return { ok: true, value: (BigInt(this.lp.hi >>> 0) << 32n) | BigInt(lo >>> 0) };
+    } catch (e) {
+      if (e instanceof CpuFault) return { ok: false, fault: e };
+      throw e;
+    }
+  }
+  writeLinear(linear: bigint, size: 4 | 8, value: bigint): MemWrite {
+    const la = Number(BigInt.asIntN(64, linear));
+    try {
+      if (size === 4) this.lp.write32(la, Number(value & 0xffffffffn) | 0);
+      else this.lp.write64(la, Number(value & 0xffffffffn) | 0, Number((value >> 32n) & 0xffffffffn) | 0);
+      return { ok: true };
+    } catch (e) {
+      if (e instanceof CpuFault) return { ok: false, fault: e };
+      throw e;
+    }
+  }
+
+  readPhysical32(pa: bigint): number { return this.lp.memory.read32(Number(pa)) >>> 0; }
+  readPhysical64(pa: bigint): bigint { return this.lp.memory.read64(Number(pa)); }
+  writePhysical32(pa: bigint, value: number): void { this.lp.memory.write32(Number(pa), value); }
+  writePhysical64(pa: bigint, value: bigint): void { this.lp.memory.write64(Number(pa), value); }
+
+  featureControl(): bigint { return BigInt(this.lp.featureControl >>> 0); }
+  inSmxOperation(): boolean { return false; }
+  movSsBlocking(): boolean { return this.lp.shadowAt === this.lp.instructions && this.lp.shadowKind === 'mov-ss'; }
+  maxPhysAddr(): number { return this.lp.maxPhysAddr; }
+  linearAddrWidth(): number { return 48; }
+
+  // TLB entries are not tagged by EPTP/VPID yet: invalidate everything (always correct, never stale).
+  invalidateEpt(): void { this.lp.tlb.flushAll(); }
+  invalidateVpid(): void { this.lp.tlb.flushAll(); }
+
+  // --- VmTransitionCpu: loads without the MOV-to-CR #GP checks (the VMCS was checked) ---
+  loadCr0(value: bigint): void {
+    const lp = this.lp;
+    lp.cr0 = Number(value & 0xffffffffn) >>> 0;
+    // IA32_EFER.LMA follows from the loaded EFER/controls; VM transitions set EFER explicitly after CR0.
+    lp.tlb.flushAll();
+    lp.updateMode();
+  }
+  loadCr3(value: bigint): void { this.lp.cr3 = Number(value); this.lp.tlb.flushAll(); }
+  loadCr4(value: bigint): void { this.lp.cr4 = Number(value & 0xffffffffn) >>> 0; this.lp.tlb.flushAll(); }
+  readDr7(): bigint { return this.lp.dr[7]!; }
+  loadDr7(value: bigint): void { this.lp.dr[7] = value; }
+
+  readMsr(index: number): bigint | null {
+    try {
+      return this.lp.rdmsr(index);
+    } catch (e) {
+      if (e instanceof CpuFault) return null;
+      throw e;
+    }
+  }
+  writeMsr(index: number, value: bigint): boolean {
+    try {
+      if (index === 0xc0000080) {
+        // EFER loaded by a VM transition: LMA comes with the value (the checks made it consistent).
+        this.lp.efer = Number(value & 0xffffffffn);
+        this.lp.updateMode();
+        return true;
+      }
+      this.lp.wrmsr(index, value);
+      return true;
+    } catch (e) {
+      if (e instanceof CpuFault) return false;
+      throw e;
+    }
+  }
+
+  readSegment(seg: SegmentName): SegmentState {
+    return this.lp.getSegment(seg.toLowerCase() as SegmentRegisterName);
+  }
+  loadSegment(seg: SegmentName, s: SegmentState): void {
+    this.lp.setSegment(seg.toLowerCase() as SegmentRegisterName, s);
+  }
+  readDescriptorTable(table: 'GDTR' | 'IDTR'): { base: bigint; limit: number } {
+    return table === 'GDTR' ? this.lp.sgdt() : this.lp.sidt();
+  }
+  loadDescriptorTable(table: 'GDTR' | 'IDTR', base: bigint, limit: number): void {
+    if (table === 'GDTR') this.lp.lgdt(base, limit);
+    else this.lp.lidt(base, limit);
+  }
+  readRip(): bigint { return this.lp.getReg('rip'); }
+  loadRip(value: bigint): void { this.lp.setReg('rip', value); }
+
+  activityState(): number { return ACTIVITY.indexOf(this.lp.activity); }
+  setActivityState(state: number): void { this.lp.activity = ACTIVITY[state] ?? 'active'; }
+
+  interruptibility(): number {
+    const lp = this.lp;
+    let v = lp.nmiBlocked ? BLOCKING_BY_NMI : 0;
+    if (lp.shadowAt === lp.instructions) v |= lp.shadowKind === 'mov-ss' ? BLOCKING_BY_MOV_SS : BLOCKING_BY_STI;
+    return v;
+  }
+  setInterruptibility(value: number): void {
+    const lp = this.lp;
+    lp.nmiBlocked = (value & BLOCKING_BY_NMI) !== 0;
+    if (value & (BLOCKING_BY_STI | BLOCKING_BY_MOV_SS)) {
+      lp.shadowAt = lp.instructions;
+      lp.shadowKind = value & BLOCKING_BY_MOV_SS ? 'mov-ss' : 'sti';
+    } else {
+      lp.shadowAt = -1;
+      lp.shadowKind = '';
+    }
+  }
+  pendingDebugExceptions(): bigint { return this.pendingDbg; }
+  setPendingDebugExceptions(value: bigint): void { this.pendingDbg = value; }
+  /** PAE paging without IA-32e mode is not emulated; the PDPTEs are kept for inspection only. */
+  loadPdptes(pdptes: readonly bigint[]): void { this.pdptes = [...pdptes]; }
+  pdptes: bigint[] = [];
+
+  /** Paging on (for inspectors). */
+  pagingEnabled(): boolean { return (this.lp.cr0 & CR0.PG) !== 0; }
+}
