@@ -132,7 +132,7 @@ describe('adjustControls on real processors (hand-checked)', () => {
   test('pin-based: a Core 2 (Penryn) has no VMX-preemption timer — the request fails, naming bit 6', () => {
     const m = realModel('penryn-core2-duo-t9600');
     const r = adjustControls(m.rdmsr, 'pin', PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER);
-    expect(r).toEqual({ ok: false, errors: [{ bit: 6, name: 'PIN_BASED_VMX_PREEMPTION_TIMER', msr: 0x481, reason: 'not allowed to be 1' }] });
+    expect(r, 'IA32_VMX_PINBASED_CTLS = 0000003F_00000016: allowed-1 has no bit 6, so asking for the preemption timer is an error — never drop it silently').toEqual({ ok: false, errors: [{ bit: 6, name: 'PIN_BASED_VMX_PREEMPTION_TIMER', msr: 0x481, reason: 'not allowed to be 1' }] });
     noFaults(m);
   });
   test('CR3-load/store exiting are default1: clearable with the TRUE MSR (Skylake) ...', () => {
@@ -140,13 +140,13 @@ describe('adjustControls on real processors (hand-checked)', () => {
     const r = adjustControls(m.rdmsr, 'proc', PROC_HLT_EXITING | PROC_USE_MSR_BITMAPS | PROC_ACTIVATE_SECONDARY,
       PROC_CR3_LOAD_EXITING | PROC_CR3_STORE_EXITING);
     // TRUE_PROCBASED allowed-0 = 0x04006172; plus HLT exiting, MSR bitmaps, activate secondary controls.
-    expect(describeResult(r)).toBe(describeResult({ ok: true, value: 0x940061f2 }));
+    expect(describeResult(r), 'BASIC[55] = 1: use IA32_VMX_TRUE_PROCBASED_CTLS (48EH), whose allowed-0 lets bits 15 and 16 be 0').toBe(describeResult({ ok: true, value: 0x940061f2 }));
     noFaults(m);
   });
   test('... but must be 1 on a CPU without TRUE MSRs (Penryn): report it, do not pretend', () => {
     const m = realModel('penryn-core2-duo-t9600');
     const r = adjustControls(m.rdmsr, 'proc', PROC_HLT_EXITING, PROC_CR3_LOAD_EXITING | PROC_CR3_STORE_EXITING);
-    expect(r).toEqual({
+    expect(r, 'BASIC[55] = 0: IA32_VMX_PROCBASED_CTLS (0401E172H allowed-0) is the truth, and it forces bits 15 and 16 to 1').toEqual({
       ok: false,
       errors: [
         { bit: 15, name: 'CPU_BASED_CR3_LOAD_EXITING', msr: 0x482, reason: 'must be 1' },
@@ -165,9 +165,9 @@ describe('adjustControls on real processors (hand-checked)', () => {
     const wanted = EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_EFER | EXIT_LOAD_EFER;
     const sky = realModel('skylake-i5-6300u');
     // TRUE_EXIT allowed-0 = 0x36dfb (bit 2 clear) | bits 9, 20, 21.
-    expect(describeResult(adjustControls(sky.rdmsr, 'exit', wanted, EXIT_SAVE_DEBUG_CONTROLS))).toBe(describeResult({ ok: true, value: 0x336ffb }));
+    expect(describeResult(adjustControls(sky.rdmsr, 'exit', wanted, EXIT_SAVE_DEBUG_CONTROLS)), 'Skylake: IA32_VMX_TRUE_EXIT_CTLS allows "save debug controls" (bit 2) to be 0').toBe(describeResult({ ok: true, value: 0x336ffb }));
     const pen = realModel('penryn-core2-duo-t9600');
-    expect(adjustControls(pen.rdmsr, 'exit', wanted, EXIT_SAVE_DEBUG_CONTROLS)).toEqual({
+    expect(adjustControls(pen.rdmsr, 'exit', wanted, EXIT_SAVE_DEBUG_CONTROLS), 'Penryn: IA32_VMX_EXIT_CTLS = 0003FFFF_00036DFF').toEqual({
       ok: false,
       errors: [
         { bit: 2, name: 'VM_EXIT_SAVE_DEBUG_CONTROLS', msr: 0x483, reason: 'must be 1' },
@@ -180,11 +180,11 @@ describe('adjustControls on real processors (hand-checked)', () => {
   });
   test('secondary controls: Penryn has no EPT; Nehalem has EPT but no unrestricted guest; Ivy Bridge has both', () => {
     const pen = realModel('penryn-core2-duo-t9600');
-    expect(adjustControls(pen.rdmsr, 'proc2', PROC2_ENABLE_EPT)).toEqual({
+    expect(adjustControls(pen.rdmsr, 'proc2', PROC2_ENABLE_EPT), 'Penryn: IA32_VMX_PROCBASED_CTLS2 = 00000041_00000000 (no bit 1)').toEqual({
       ok: false, errors: [{ bit: 1, name: 'SECONDARY_EXEC_ENABLE_EPT', msr: 0x48b, reason: 'not allowed to be 1' }],
     });
     const neh = realModel('nehalem-lynnfield-i7-870');
-    expect(adjustControls(neh.rdmsr, 'proc2', PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST)).toEqual({
+    expect(adjustControls(neh.rdmsr, 'proc2', PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST), 'Nehalem: IA32_VMX_PROCBASED_CTLS2 = 0000007F_00000000 (no bit 7)').toEqual({
       ok: false, errors: [{ bit: 7, name: 'SECONDARY_EXEC_UNRESTRICTED_GUEST', msr: 0x48b, reason: 'not allowed to be 1' }],
     });
     const ivb = realModel('ivybridge-i5-3320m');
@@ -193,7 +193,7 @@ describe('adjustControls on real processors (hand-checked)', () => {
   });
   test('asking for nothing gives exactly the must-be-1 bits', () => {
     const m = realModel('skylake-i5-6300u');
-    expect(describeResult(adjustControls(m.rdmsr, 'entry', 0))).toBe(describeResult({ ok: true, value: 0x11fb }));
+    expect(describeResult(adjustControls(m.rdmsr, 'entry', 0)), 'Skylake: IA32_VMX_TRUE_ENTRY_CTLS allowed-0 = 11FBH').toBe(describeResult({ ok: true, value: 0x11fb }));
     expect(describeResult(adjustControls(m.rdmsr, 'proc2', 0))).toBe(describeResult({ ok: true, value: 0 }));
     noFaults(m);
   });

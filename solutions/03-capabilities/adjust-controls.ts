@@ -1,6 +1,6 @@
 // Adjusting a VMX control field to what this processor allows — and refusing, loudly, what it cannot do.
-// See SDM Vol. 3D, appendix "VMX Capability Reporting Facility", and Vol. 3C, "Reserved Controls and Default
-// Settings".
+// See SDM Vol. 3D, appendix "VMX Capability Reporting Facility", sections "Basic VMX Information" and "Reserved
+// Controls and Default Settings".
 //
 // Each control capability MSR holds two 32-bit halves:
 //
@@ -105,7 +105,7 @@ export function adjustControls(rdmsr: Rdmsr, kind: ControlKind, wanted: number, 
     return { ok: false, errors };
   }
   // Must-be-1 bits are set even if nobody asked: "default1" controls are on unless the TRUE MSR lets them be 0.
-  // See SDM Vol. 3C, "Reserved Controls and Default Settings".
+  // See SDM Vol. 3D, "Reserved Controls and Default Settings".
   return { ok: true, value: (wanted | allowed0) >>> 0 };
 }
 
