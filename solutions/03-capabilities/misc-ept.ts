@@ -147,9 +147,9 @@ const PAGE_MASK = 0xfffn;
  * bit 6 otherwise makes VMLAUNCH fail with VM-instruction error 7). Failures are checked in the order of EptpFailure.
  */
 export function makeEptp(rdmsr: Rdmsr, pml4: bigint, opts: EptpOptions): EptpResult {
+  // "Enable EPT" itself must be allowed-1; the capability MSR also exists on a VPID-only processor.
   const proc2 = secondaryCaps(rdmsr);
-  if (proc2 === null || !bit(proc2, ENABLE_EPT)) return { ok: false, reason: 'EPT not supported' };
-  const caps = decodeEptVpidCap(rdmsr);
+  const caps = proc2 !== null && bit(proc2, ENABLE_EPT) ? decodeEptVpidCap(rdmsr) : null;
   if (caps === null) return { ok: false, reason: 'EPT not supported' };
   if (!caps.pageWalkLength4) return { ok: false, reason: 'page-walk length 4 not supported' };
   if (!caps.memoryTypeWB && !caps.memoryTypeUC) return { ok: false, reason: 'no supported EPT memory type' };
