@@ -22,17 +22,22 @@ function guest(id: string, fields: readonly string[], check: (v: EntryView) => C
   return { id, group: 'guest-state', section: SECTION, fields, outcome: EXIT_INVALID_GUEST_STATE, check, explain };
 }
 
-const sel = (v: EntryView, s: Seg): number => v.u32(`GUEST_${s}_SELECTOR`);
-const ar = (v: EntryView, s: Seg): number => v.u32(`GUEST_${s}_AR_BYTES`);
+/** Field names per register, built once (the checks run on every VM entry). */
+const F = Object.fromEntries((['CS', 'SS', 'DS', 'ES', 'FS', 'GS', 'TR', 'LDTR'] as const).map((s) => [s, {
+  SELECTOR: `GUEST_${s}_SELECTOR`, BASE: `GUEST_${s}_BASE`, LIMIT: `GUEST_${s}_LIMIT`, AR_BYTES: `GUEST_${s}_AR_BYTES`,
+}])) as Record<Seg, { SELECTOR: string; BASE: string; LIMIT: string; AR_BYTES: string }>;
+
+const sel = (v: EntryView, s: Seg): number => v.u32(F[s].SELECTOR);
+const ar = (v: EntryView, s: Seg): number => v.u32(F[s].AR_BYTES);
 const usable = (v: EntryView, s: Seg): boolean => (ar(v, s) & AR.UNUSABLE) === 0;
 const type = (a: number): number => a & AR.TYPE_MASK;
-const arField = (s: Seg): string => `GUEST_${s}_AR_BYTES`;
+const arField = (s: Seg): string => F[s].AR_BYTES;
 /** The access-rights checks on CS always apply; on the others only when the register is usable. */
 const arChecked = (v: EntryView, s: Seg): boolean => !v.v8086 && (s === 'CS' || usable(v, s));
 
 /** Limit vs granularity: a limit with any of bits 11:0 clear needs G = 0; one with any of bits 31:20 set needs G = 1. */
 function granularity(v: EntryView, s: Seg): CheckResult {
-  const limit = v.u32(`GUEST_${s}_LIMIT`);
+  const limit = v.u32(F[s].LIMIT);
   const a = ar(v, s);
   const g = (a & AR.G) !== 0;
   if ((limit & 0xfff) !== 0xfff && g) return fail(arField(s), a, 'G = 0', `${s} limit ${hex(limit)} has a bit of 11:0 clear, which a page-granular limit cannot express`);
@@ -64,13 +69,13 @@ export const GUEST_SEGMENT_CHECKS: readonly StateCheck[] = [
   // --- Base-address fields -----------------------------------------------------------------------------------
   ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-base-v8086`, [`GUEST_${s}_BASE`, `GUEST_${s}_SELECTOR`, 'GUEST_RFLAGS'], (v) => {
     if (!v.v8086) return true;
-    const base = v.u64(`GUEST_${s}_BASE`);
+    const base = v.u64(F[s].BASE);
     const want = BigInt(sel(v, s)) << 4n;
-    return base === want || fail(`GUEST_${s}_BASE`, base, hex(want), `in virtual-8086 mode the ${s} base is the selector times 16`);
+    return base === want || fail(F[s].BASE, base, hex(want), `in virtual-8086 mode the ${s} base is the selector times 16`);
   }, `If the guest will be in virtual-8086 mode, the ${s} base must equal the selector shifted left by 4.`)),
   ...perSegment(['TR', 'FS', 'GS'], (s) => guest(`guest-${s.toLowerCase()}-base-canonical`, [`GUEST_${s}_BASE`], (v) => {
-    const base = v.u64(`GUEST_${s}_BASE`);
-    return v.canonical(base) || fail(`GUEST_${s}_BASE`, base, 'canonical', `the ${s} base must be canonical`);
+    const base = v.u64(F[s].BASE);
+    return v.canonical(base) || fail(F[s].BASE, base, 'canonical', `the ${s} base must be canonical`);
   }, `The guest ${s} base address must be canonical.`)),
   guest('guest-ldtr-base-canonical', ['GUEST_LDTR_BASE', 'GUEST_LDTR_AR_BYTES'], (v) => {
     const base = v.u64('GUEST_LDTR_BASE');
@@ -78,15 +83,15 @@ export const GUEST_SEGMENT_CHECKS: readonly StateCheck[] = [
   }, 'If LDTR is usable, its base address must be canonical.'),
   ...perSegment(['CS', 'SS', 'DS', 'ES'], (s) => guest(`guest-${s.toLowerCase()}-base-high`, [`GUEST_${s}_BASE`, `GUEST_${s}_AR_BYTES`], (v) => {
     if (s !== 'CS' && !usable(v, s)) return true;
-    const base = v.u64(`GUEST_${s}_BASE`);
-    return base >> 32n === 0n || fail(`GUEST_${s}_BASE`, base, 'bits 63:32 clear', `the ${s} base is a 32-bit value even in 64-bit mode`);
+    const base = v.u64(F[s].BASE);
+    return base >> 32n === 0n || fail(F[s].BASE, base, 'bits 63:32 clear', `the ${s} base is a 32-bit value even in 64-bit mode`);
   }, s === 'CS' ? 'Bits 63:32 of the guest CS base must be 0.' : `If ${s} is usable, bits 63:32 of its base must be 0.`)),
 
   // --- Limit fields ------------------------------------------------------------------------------------------
   ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-limit-v8086`, [`GUEST_${s}_LIMIT`, 'GUEST_RFLAGS'], (v) => {
     if (!v.v8086) return true;
-    const limit = v.u32(`GUEST_${s}_LIMIT`);
-    return limit === 0xffff || fail(`GUEST_${s}_LIMIT`, limit, '0000FFFFH', `in virtual-8086 mode the ${s} limit is 64 KBytes - 1`);
+    const limit = v.u32(F[s].LIMIT);
+    return limit === 0xffff || fail(F[s].LIMIT, limit, '0000FFFFH', `in virtual-8086 mode the ${s} limit is 64 KBytes - 1`);
   }, `If the guest will be in virtual-8086 mode, the ${s} limit must be 0000FFFFH.`)),
 
   // --- Access-rights fields: CS, SS, DS, ES, FS, GS -------------------------------------------------------------

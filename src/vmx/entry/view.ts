@@ -22,6 +22,14 @@ export class EntryView {
   readonly entryCtls: number;
   readonly physAddrWidth: number;
   readonly linearAddrWidth: number;
+  /** The "IA-32e mode guest" VM-entry control. */
+  readonly ia32eModeGuest: boolean;
+  /** The "host address-space size" VM-exit control. */
+  readonly hostAddressSpaceSize: boolean;
+  /** The "unrestricted guest" VM-execution control (0 when secondary controls are not active). */
+  readonly unrestrictedGuest: boolean;
+  /** RFLAGS.VM in the guest-state area: the guest will run in virtual-8086 mode. */
+  readonly v8086: boolean;
 
   constructor(ctx: EntryContext) {
     this.ctx = ctx;
@@ -36,29 +44,34 @@ export class EntryView {
     this.entryCtls = this.u32('VM_ENTRY_CONTROLS');
     this.physAddrWidth = ctx.cpu.maxPhysAddr();
     this.linearAddrWidth = ctx.cpu.linearAddrWidth();
+    this.ia32eModeGuest = (this.entryCtls & VMX_CONTROL.VM_ENTRY_IA32E_MODE) !== 0;
+    this.hostAddressSpaceSize = (this.exitCtls & VMX_CONTROL.VM_EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
+    this.unrestrictedGuest = (this.proc2 & VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST) !== 0;
+    this.v8086 = (this.u64('GUEST_RFLAGS') & BigInt(RFLAGS.VM)) !== 0n;
   }
+
+  // The checks read the same fields many times (RFLAGS, access rights, controls); a VM entry reads each field of
+  // the VMCS once. The VMCS does not change while the checks and the loading run.
+  private readonly wide = new Map<string, bigint>();
+  private readonly narrow = new Map<string, number>();
 
   /** A 16- or 32-bit field as an unsigned number. */
   u32(field: string): number {
-    return Number(this.vmcs.read(field) & 0xffffffffn);
+    let v = this.narrow.get(field);
+    if (v === undefined) {
+      v = Number(this.u64(field) & 0xffffffffn);
+      this.narrow.set(field, v);
+    }
+    return v;
   }
   /** A 64-bit or natural-width field. */
   u64(field: string): bigint {
-    return this.vmcs.read(field) & U64;
-  }
-
-  get ia32eModeGuest(): boolean {
-    return (this.entryCtls & VMX_CONTROL.VM_ENTRY_IA32E_MODE) !== 0;
-  }
-  get hostAddressSpaceSize(): boolean {
-    return (this.exitCtls & VMX_CONTROL.VM_EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
-  }
-  get unrestrictedGuest(): boolean {
-    return (this.proc2 & VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST) !== 0;
-  }
-  /** RFLAGS.VM in the guest-state area: the guest will run in virtual-8086 mode. */
-  get v8086(): boolean {
-    return (this.u64('GUEST_RFLAGS') & BigInt(RFLAGS.VM)) !== 0n;
+    let v = this.wide.get(field);
+    if (v === undefined) {
+      v = this.vmcs.read(field) & U64;
+      this.wide.set(field, v);
+    }
+    return v;
   }
 
   /** True when no bit at or above the physical-address width is set. */
