@@ -199,6 +199,14 @@ function emitBody(
       return;
     case 'times': {
       const n = count(body.count, st);
+      // `times 4096 db 0` or `times 16 nop`: the bytes do not depend on where they land, so encode once.
+      if (n > 0 && sameBytesEverywhere(body.body)) {
+        const start = st.out.length;
+        emitBody(body.body, s, st, minLengths, encoders, `${key}#0`);
+        const chunk = st.out.slice(start);
+        for (let i = 1; i < n && st.out.length <= MAX_IMAGE_BYTES; i++) for (const b of chunk) st.out.push(b);
+        return;
+      }
       for (let i = 0; i < n; i++) {
         emitBody(body.body, s, st, minLengths, encoders, `${key}#${i}`);
         if (st.out.length > MAX_IMAGE_BYTES) return;
@@ -235,6 +243,20 @@ function emitBody(
       st.symbols.set(body.name, value(body.value, st));
       return;
   }
+}
+
+/** Data without `$`, or an instruction without operands (NOP, HLT, MOVSB): position-independent bytes. */
+function sameBytesEverywhere(body: Body): boolean {
+  if (body.k === 'insn') return body.operands.length === 0;
+  if (body.k === 'data') return body.items.every((item) => typeof item === 'string' || !mentionsHere(item));
+  return false;
+}
+
+function mentionsHere(e: Expr): boolean {
+  if (e.k === 'here') return true;
+  if (e.k === 'un') return mentionsHere(e.e);
+  if (e.k === 'bin') return mentionsHere(e.a) || mentionsHere(e.b);
+  return false;
 }
 
 function emit(st: PassState, bytes: Uint8Array): void {
