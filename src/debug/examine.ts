@@ -238,7 +238,7 @@ function examineStrings(count: number, start: bigint, read: ReadMemory, label: L
   return { ok: true, text: lines.join('\n'), next: addr };
 }
 
-/** The longest x86 instruction is 15 bytes. See SDM Vol. 2, "Instruction Format". */
+/** The longest x86 instruction is 15 bytes. See SDM Vol. 2A, "AVX Instruction Length" ("remains 15 bytes"). */
 const MAX_INSTRUCTION_LENGTH = 15;
 
 function examineInstructions(count: number, start: bigint, read: ReadMemory, label: Labeler, opts: ExamineOptions): ExamineResult {

@@ -9,6 +9,17 @@
 //            jnz .loop
 //            hlt`, { origin: 0x8000 });
 //
+// The syntax, as in NASM:
+//   labels        `name:` (global), `.name:` (local to the previous global label: `start.loop`)
+//   directives    bits 16|32|64, org N (first: the origin; later: pad up to N), align N [, fill],
+//                 db/dw/dd/dq items ('text', "text", `C escapes\n`, expressions), resb/resw/resd/resq N,
+//                 times N <line>, NAME equ expr, default rel|abs
+//   expressions   + - * / % << >> & | ^ ~ ( ), $ (this line's address), $$ (the origin), 'c' constants
+//   operands      rax, [rbx + rcx*8 + disp], byte/word/dword/qword [..], fs:[..], [rel label],
+//                 [rip + disp], far [..], jmp 0x08:label (far pointer), immediates
+//   instructions  every legacy-encoded instruction iced-x86 knows (incl. VMX), with rep/repe/repne/lock;
+//                 the shortest encoding is chosen; `[label]` is absolute unless `rel`/`default rel`.
+//
 // Layout takes several passes: a forward branch is first assumed short; when a label moves, the
 // affected instructions are re-encoded, and an instruction never shrinks below the size it had in
 // an earlier pass, so the layout settles. The result is taken from the first pass in which no label
