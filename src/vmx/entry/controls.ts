@@ -77,6 +77,12 @@ export const CONTROL_CHECKS: readonly StateCheck[] = [
     (v) => !has(v.proc, VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) ||
       allowedSettings('SECONDARY_VM_EXEC_CONTROL', v.proc2, v.caps.effective.proc2, 'IA32_VMX_PROCBASED_CTLS2'),
     'With "activate secondary controls" = 1, secondary control bits must be allowed by IA32_VMX_PROCBASED_CTLS2.'),
+  control(EXEC, 'tertiary-controls-allowed', ['CPU_BASED_VM_EXEC_CONTROL', 'TERTIARY_VM_EXEC_CONTROL'], (v) => {
+    if (!has(v.proc, VMX_CONTROL.CPU_BASED_ACTIVATE_TERTIARY_CONTROLS)) return true;
+    const t = v.u64('TERTIARY_VM_EXEC_CONTROL');
+    const allowed = v.caps.procbased3 ?? 0n;
+    return (t & ~allowed) === 0n || fail('TERTIARY_VM_EXEC_CONTROL', t, `⊆ IA32_VMX_PROCBASED_CTLS3 = ${hex(allowed)}`, `tertiary control bits ${hex(t & ~allowed)} are not allowed by IA32_VMX_PROCBASED_CTLS3`);
+  }, 'With "activate tertiary controls" = 1, every tertiary control bit set must be allowed by IA32_VMX_PROCBASED_CTLS3.'),
   control(EXEC, 'cr3-target-count', ['CR3_TARGET_COUNT'], (v) => {
     const n = v.u32('CR3_TARGET_COUNT');
     const max = v.caps.misc.cr3TargetCount;
@@ -185,6 +191,17 @@ export const CONTROL_CHECKS: readonly StateCheck[] = [
     (v) => !has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST) || has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) ||
       fail('SECONDARY_VM_EXEC_CONTROL', v.proc2, '"enable EPT" = 1', '"unrestricted guest" needs "enable EPT": an unpaged guest still needs a guest-physical mapping'),
     'If "unrestricted guest" is 1, "enable EPT" must be 1.'),
+  control(EXEC, 'mode-based-ept-exec-needs-ept', ['SECONDARY_VM_EXEC_CONTROL'],
+    (v) => !has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_MODE_BASED_EPT_EXEC) || has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) ||
+      fail('SECONDARY_VM_EXEC_CONTROL', v.proc2, '"enable EPT" = 1', '"mode-based execute control for EPT" needs "enable EPT"'),
+    'If "mode-based execute control for EPT" is 1, "enable EPT" must be 1.'),
+  control(EXEC, 'pt-guest-physical-addresses-prerequisites', ['SECONDARY_VM_EXEC_CONTROL', 'VM_EXIT_CONTROLS', 'VM_ENTRY_CONTROLS'], (v) => {
+    if (!has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_PT_USE_GPA)) return true;
+    if (!has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return fail('SECONDARY_VM_EXEC_CONTROL', v.proc2, '"enable EPT" = 1', '"Intel PT uses guest physical addresses" needs "enable EPT"');
+    if (!has(v.entryCtls, VMX_CONTROL.VM_ENTRY_LOAD_IA32_RTIT_CTL)) return fail('VM_ENTRY_CONTROLS', v.entryCtls, '"load IA32_RTIT_CTL" = 1', '"Intel PT uses guest physical addresses" needs the entry control "load IA32_RTIT_CTL"');
+    if (!has(v.exitCtls, VMX_CONTROL.VM_EXIT_CLEAR_IA32_RTIT_CTL)) return fail('VM_EXIT_CONTROLS', v.exitCtls, '"clear IA32_RTIT_CTL" = 1', '"Intel PT uses guest physical addresses" needs the exit control "clear IA32_RTIT_CTL"');
+    return true;
+  }, 'If "Intel PT uses guest physical addresses" is 1, "enable EPT", the entry control "load IA32_RTIT_CTL" and the exit control "clear IA32_RTIT_CTL" must be 1.'),
   control(EXEC, 'vm-function-controls-allowed', ['SECONDARY_VM_EXEC_CONTROL', 'VM_FUNCTION_CONTROL'], (v) => {
     if (!has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_VMFUNC)) return true;
     const f = v.u64('VM_FUNCTION_CONTROL');

@@ -24,6 +24,8 @@ function guest(section: string, id: string, fields: readonly string[], check: (v
 const has = (value: number, bit: number): boolean => (value & bit) !== 0;
 const bit = (value: bigint, mask: number): boolean => (value & BigInt(mask)) !== 0n;
 
+/** IA32_BNDCFGS bits 11:2 are reserved. See SDM Vol. 1, "Intel MPX" (IA32_BNDCFGS). */
+const BNDCFGS_RESERVED = 0xffcn;
 /** RFLAGS bits 63:22, 15, 5 and 3 are reserved (0); bit 1 is reserved (1). See SDM Vol. 1, "EFLAGS Register". */
 const RFLAGS_RESERVED_ZERO = (0xffffffffffffffffn & ~0x3fffffn) | (1n << 15n) | (1n << 5n) | (1n << 3n);
 
@@ -97,6 +99,13 @@ export const GUEST_REGISTER_CHECKS: readonly StateCheck[] = [
     const efer = v.u64('GUEST_IA32_EFER');
     return bit(efer, EFER.LME) === v.ia32eModeGuest || fail('GUEST_IA32_EFER', efer, `LME = ${v.ia32eModeGuest ? 1 : 0} ("IA-32e mode guest")`, 'with paging on, guest EFER.LME must match the "IA-32e mode guest" entry control');
   }, 'With "load IA32_EFER" and CR0.PG = 1, guest EFER.LME must equal the "IA-32e mode guest" entry control.'),
+
+  guest(CRS, 'guest-bndcfgs', ['VM_ENTRY_CONTROLS', 'GUEST_BNDCFGS'], (v) => {
+    if (!has(v.entryCtls, VMX_CONTROL.VM_ENTRY_LOAD_BNDCFGS)) return true;
+    const b = v.u64('GUEST_BNDCFGS');
+    if ((b & BNDCFGS_RESERVED) !== 0n) return fail('GUEST_BNDCFGS', b, 'bits 11:2 clear', 'IA32_BNDCFGS bits 11:2 are reserved');
+    return v.canonical(b & ~0xfffn) || fail('GUEST_BNDCFGS', b, 'bits 63:12 canonical', 'the bound-directory base in IA32_BNDCFGS must be canonical');
+  }, 'With "load IA32_BNDCFGS", bits 11:2 of the guest IA32_BNDCFGS must be 0 and its base (bits 63:12) canonical.'),
 
   // --- Descriptor-table registers ---------------------------------------------------------------------------
   ...(['GDTR', 'IDTR'] as const).flatMap((r) => [

@@ -21,6 +21,8 @@ export function mergeCr0(current: bigint, fromVmcs: bigint): bigint {
 }
 
 const has = (value: number, bit: number): boolean => (value & bit) !== 0;
+/** IA32_BNDCFGS (MPX bound configuration). */
+export const MSR_IA32_BNDCFGS = 0xd90;
 
 export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
   // --- Control registers, debug registers, MSRs. See SDM Vol. 3C, "Loading Guest Control Registers, Debug
@@ -37,6 +39,7 @@ export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
   cpu.writeMsr(MSR_IA32_SYSENTER_ESP, v.u64('GUEST_SYSENTER_ESP'));
   cpu.writeMsr(MSR_IA32_SYSENTER_EIP, v.u64('GUEST_SYSENTER_EIP'));
   if (has(v.entryCtls, VMX_CONTROL.VM_ENTRY_LOAD_IA32_PAT)) cpu.writeMsr(MSR_IA32_CR_PAT, v.u64('GUEST_IA32_PAT'));
+  if (has(v.entryCtls, VMX_CONTROL.VM_ENTRY_LOAD_BNDCFGS)) cpu.writeMsr(MSR_IA32_BNDCFGS, v.u64('GUEST_BNDCFGS'));
   if (has(v.entryCtls, VMX_CONTROL.VM_ENTRY_LOAD_IA32_EFER)) {
     cpu.writeMsr(MSR_EFER, v.u64('GUEST_IA32_EFER'));
   } else {

@@ -131,6 +131,13 @@ export const M: Record<string, Mutation> = {
   'pin-based-controls-allowed': (f, r) => breakAllowed(f, 'pin', r),
   'proc-based-controls-allowed': (f, r) => breakAllowed(f, 'proc', r),
   'secondary-controls-allowed': (f, r) => f.canSet('proc', C.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) && breakAllowed(f, 'proc2', r),
+  'tertiary-controls-allowed': (f, r) => {
+    if (!enable(f, 'proc', C.CPU_BASED_ACTIVATE_TERTIARY_CONTROLS)) return false;
+    const allowed = f.caps.procbased3 ?? 0n;
+    const bad = [...Array(64).keys()].filter((b) => ((allowed >> BigInt(b)) & 1n) === 0n);
+    f.set('TERTIARY_VM_EXEC_CONTROL', 1n << BigInt(pickOf(bad, r.n)));
+    return true;
+  },
   'cr3-target-count': (f, r) => { f.set('CR3_TARGET_COUNT', f.caps.misc.cr3TargetCount + 1 + (r.n % 100)); return true; },
   'io-bitmap-a-address': (f, r) => { f.or('CPU_BASED_VM_EXEC_CONTROL', C.CPU_BASED_USE_IO_BITMAPS); f.set('IO_BITMAP_B', f.page(2)); f.set('IO_BITMAP_A', badAddress(f, r, 4096)); return true; },
   'io-bitmap-b-address': (f, r) => { f.or('CPU_BASED_VM_EXEC_CONTROL', C.CPU_BASED_USE_IO_BITMAPS); f.set('IO_BITMAP_A', f.page(1)); f.set('IO_BITMAP_B', badAddress(f, r, 4096)); return true; },
@@ -187,6 +194,16 @@ export const M: Record<string, Mutation> = {
   'pml-needs-ept': (f) => disable(f, 'proc2', C.SECONDARY_EXEC_ENABLE_EPT) && enable(f, 'proc2', C.SECONDARY_EXEC_ENABLE_PML),
   'pml-address': (f, r) => enableEpt(f) && enable(f, 'proc2', C.SECONDARY_EXEC_ENABLE_PML) && (f.set('PML_ADDRESS', badAddress(f, r, 4096)), true),
   'unrestricted-guest-needs-ept': (f) => disable(f, 'proc2', C.SECONDARY_EXEC_ENABLE_EPT) && enable(f, 'proc2', C.SECONDARY_EXEC_UNRESTRICTED_GUEST),
+  'mode-based-ept-exec-needs-ept': (f) => disable(f, 'proc2', C.SECONDARY_EXEC_ENABLE_EPT) && enable(f, 'proc2', C.SECONDARY_EXEC_MODE_BASED_EPT_EXEC),
+  'pt-guest-physical-addresses-prerequisites': (f, r) => {
+    if (!enable(f, 'proc2', C.SECONDARY_EXEC_PT_USE_GPA)) return false;
+    const k = r.n % 3;
+    if (k === 0) return disable(f, 'proc2', C.SECONDARY_EXEC_ENABLE_EPT);
+    if (!enableEpt(f)) return false;
+    if (k === 1) return disable(f, 'entry', C.VM_ENTRY_LOAD_IA32_RTIT_CTL);
+    return (f.canSet('entry', C.VM_ENTRY_LOAD_IA32_RTIT_CTL) ? enable(f, 'entry', C.VM_ENTRY_LOAD_IA32_RTIT_CTL) : true) &&
+      disable(f, 'exit', C.VM_EXIT_CLEAR_IA32_RTIT_CTL) && f.canSet('entry', C.VM_ENTRY_LOAD_IA32_RTIT_CTL);
+  },
   'vm-function-controls-allowed': (f, r) => {
     if (!enable(f, 'proc2', C.SECONDARY_EXEC_ENABLE_VMFUNC)) return false;
     const bad = [...Array(64).keys()].filter((b) => ((f.caps.vmfunc >> BigInt(b)) & 1n) === 0n);
@@ -287,6 +304,8 @@ export const M: Record<string, Mutation> = {
   'guest-efer-reserved': (f, r) => enable(f, 'entry', C.VM_ENTRY_LOAD_IA32_EFER) && (f.or('GUEST_IA32_EFER', 1n << BigInt(pickOf([1, 2, 3, 7, 9, 12, 20, 63], r.n))), true),
   'guest-efer-lma': (f) => enable(f, 'entry', C.VM_ENTRY_LOAD_IA32_EFER) && (f.clear('GUEST_IA32_EFER', EFER.LMA), true),
   'guest-efer-lme': (f) => enable(f, 'entry', C.VM_ENTRY_LOAD_IA32_EFER) && (f.clear('GUEST_IA32_EFER', EFER.LME), true),
+  'guest-bndcfgs': (f, r) => enable(f, 'entry', C.VM_ENTRY_LOAD_BNDCFGS) &&
+    (f.set('GUEST_BNDCFGS', r.pick ? 1n << BigInt(2 + (r.n % 10)) : nonCanonical(lin(f), r.b) & ~0xfffn), true),
   // ------------------------------------------------------------------- guest segment registers
   'guest-tr-selector-ti': (f) => { f.or('GUEST_TR_SELECTOR', 4); return true; },
   'guest-ldtr-selector-ti': (f) => { makeLdtrUsable(f); f.or('GUEST_LDTR_SELECTOR', 4); return true; },

@@ -1,7 +1,7 @@
 // Loading host state from the host-state area, on every VM exit and on a VM-entry failure during or after
 // loading guest state. See SDM Vol. 3C, "Loading Host State".
 import type { SegmentName, VmcsAccess, VmTransitionCpu } from '../entry/context.ts';
-import { mergeCr0 } from '../entry/load-guest.ts';
+import { MSR_IA32_BNDCFGS, mergeCr0 } from '../entry/load-guest.ts';
 import { INTERRUPTIBILITY } from '../entry/bits.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { CR4, DR7_FIXED1, EFER } from '../../x86/control-registers.ts';
@@ -38,6 +38,7 @@ export function loadHostState(vmcs: VmcsAccess, cpu: VmTransitionCpu): void {
   cpu.writeMsr(MSR_IA32_SYSENTER_ESP, narrow(vmcs.read('HOST_IA32_SYSENTER_ESP')));
   cpu.writeMsr(MSR_IA32_SYSENTER_EIP, narrow(vmcs.read('HOST_IA32_SYSENTER_EIP')));
   if (has(exitCtls, VMX_CONTROL.VM_EXIT_LOAD_IA32_PAT)) cpu.writeMsr(MSR_IA32_CR_PAT, vmcs.read('HOST_IA32_PAT'));
+  if (has(exitCtls, VMX_CONTROL.VM_EXIT_CLEAR_BNDCFGS)) cpu.writeMsr(MSR_IA32_BNDCFGS, 0n);
   if (has(exitCtls, VMX_CONTROL.VM_EXIT_LOAD_IA32_EFER)) {
     cpu.writeMsr(MSR_EFER, vmcs.read('HOST_IA32_EFER'));
   } else {
