@@ -31,11 +31,14 @@ export type VmxOutcome =
    */
   | { readonly kind: 'vm-entry-failed'; readonly exitReason: number; readonly qualification: bigint; readonly then: ExitOutcome };
 
-/** An m64 or register operand as the instruction sees it. 'value' is the host-API form: the operand's contents. */
+/**
+ * An m64 or register operand as the instruction sees it. 'value' is the host-API form: the operand's contents
+ * (a number is accepted for values below 2^53, e.g. field encodings, and avoids BigInt work on hot paths).
+ */
 export type SourceOperand =
   | { readonly kind: 'memory'; readonly linear: bigint }
   | { readonly kind: 'register'; readonly reg: number }
-  | { readonly kind: 'value'; readonly value: bigint };
+  | { readonly kind: 'value'; readonly value: bigint | number };
 
 /** Where VMREAD/VMPTRST put their result. 'result' returns it in the outcome (host API). */
 export type DestinationOperand =
@@ -54,6 +57,7 @@ export const CONVENTIONS_SDM = 'SDM Vol. 3C, "VMX Instruction Reference" ("Conve
 const SUCCEED: VmxOutcome = Object.freeze({ kind: 'VMsucceed' });
 const FAIL_INVALID: VmxOutcome = Object.freeze({ kind: 'VMfailInvalid' });
 const ERROR_SLOT = VMCS_SLOT.VM_INSTRUCTION_ERROR!;
+const CR0_PE = BigInt(CR0.PE);
 
 /** VMsucceed: CF, PF, AF, ZF, SF, OF := 0. */
 export function vmSucceed(cpu: VmxCpu, value?: bigint): VmxOutcome {
@@ -123,7 +127,7 @@ export function commonUd(ctx: VmxContext, instruction: string, sdm: string): Vmx
 /** The mode-dependent #UD conditions (also checked by VMXON, which has no "in VMX operation" requirement). */
 export function modeUd(ctx: VmxContext, instruction: string, sdm: string): VmxOutcome | null {
   const { cpu } = ctx;
-  if ((cpu.readCr0() & BigInt(CR0.PE)) === 0n) {
+  if ((cpu.readCr0() & CR0_PE) === 0n) {
     return fault(ctx, UD_VECTOR, { rule: 'real-mode', sdm, instruction, field: 'CR0', value: cpu.readCr0(), expected: 'CR0.PE = 1', message: `${instruction} is not available in real-address mode (CR0.PE = 0).` });
   }
   if ((cpu.readRflags() & RFLAGS.VM) !== 0) {
@@ -135,6 +139,19 @@ export function modeUd(ctx: VmxContext, instruction: string, sdm: string): VmxOu
   return null;
 }
 
+/**
+ * The VMREAD/VMWRITE fast path: the #UD checks of `commonUd` folded with the operand-size question.
+ * Returns 8 in 64-bit mode, 4 otherwise, or the #UD outcome.
+ */
+export function operandSizeOrUd(ctx: VmxContext, instruction: string, sdm: string): 4 | 8 | VmxOutcome {
+  const { cpu } = ctx;
+  if (ctx.state.inVmxOperation && (cpu.readRflags() & RFLAGS.VM) === 0 && (cpu.readCr0() & CR0_PE) !== 0n) {
+    if (!cpu.ia32eModeActive()) return 4;
+    if (cpu.csL()) return 8;
+  }
+  return commonUd(ctx, instruction, sdm) ?? 4;
+}
+
 /** #GP(0) when CPL > 0 (VMX instructions are privileged). */
 export function cplGp(ctx: VmxContext, instruction: string, sdm: string): VmxOutcome | null {
   const cpl = ctx.cpu.cpl();
@@ -144,7 +161,11 @@ export function cplGp(ctx: VmxContext, instruction: string, sdm: string): VmxOut
 
 /** Read a 64-bit source operand (m64 or register), or the fault the read raised. */
 export function readSource(ctx: VmxContext, op: SourceOperand, size: 4 | 8): { ok: true; value: bigint } | { ok: false; fault: CpuFault } {
-  if (op.kind === 'value') return { ok: true, value: size === 8 ? BigInt.asUintN(64, op.value) : BigInt.asUintN(32, op.value) };
+  if (op.kind === 'value') {
+    // A number that is not a finite integer cannot be a register's contents; the host API passes bigints.
+    const v = typeof op.value === 'bigint' ? op.value : Number.isFinite(op.value) ? BigInt(Math.trunc(op.value)) : 0n;
+    return { ok: true, value: size === 8 ? BigInt.asUintN(64, v) : BigInt.asUintN(32, v) };
+  }
   if (op.kind === 'register') {
     const v = ctx.cpu.readGpr(op.reg);
     return { ok: true, value: size === 8 ? v : v & 0xffffffffn };

@@ -173,3 +173,30 @@ describe('property: any encoding and value end in an architectural outcome, neve
     });
   }
 });
+
+describe('number operands (the host API\'s fast path) behave like bigints and never throw', () => {
+  it('any JS number as encoding or value', () => {
+    const ctx = setupWithVmcs();
+    fc.assert(
+      fc.property(fc.oneof(fc.double(), fc.integer(), fc.constantFrom(VMCS.GUEST_RIP, VMCS.GUEST_ES_SELECTOR, VMCS.TSC_OFFSET_HIGH)), fc.oneof(fc.double(), fc.integer({ min: 0, max: 0xffffffff })), (enc, value) => {
+        const w = vmwrite(ctx, { kind: 'value', value: enc }, { kind: 'value', value });
+        const r = vmread(ctx, { kind: 'value', value: enc }, R);
+        const valid = Number.isInteger(enc) && fieldByEncoding(enc) !== undefined && enc !== VMCS.TSC_MULTIPLIER;
+        expect(w.kind).toBe(valid ? 'VMsucceed' : 'VMfailValid');
+        expect(r.kind).toBe(valid ? 'VMsucceed' : 'VMfailValid');
+        if (valid && Number.isInteger(value) && value >= 0) {
+          const wide = decodeEncoding(enc).width;
+          const expected = decodeEncoding(enc).accessType === 'high' || wide === '32' ? BigInt(value) & 0xffffffffn : wide === '16' ? BigInt(value) & 0xffffn : BigInt.asUintN(64, BigInt(value));
+          expect(r).toEqual({ kind: 'VMsucceed', value: expected });
+        }
+      }),
+      { numRuns: 500, seed: 11 },
+    );
+  });
+  it('a number value equals the same bigint value', () => {
+    const a = setupWithVmcs();
+    vmwrite(a, v(VMCS.TSC_OFFSET), v(0xffff_ffff_0000_0000n));
+    vmwrite(a, { kind: 'value', value: VMCS.TSC_OFFSET }, { kind: 'value', value: 7 });
+    expect(vmread(a, v(VMCS.TSC_OFFSET), R)).toEqual({ kind: 'VMsucceed', value: 7n });
+  });
+});

@@ -6,18 +6,23 @@
 // VMREAD and takes the low bits on VMWRITE; a field longer than the operand (64-bit and natural-width fields
 // outside 64-bit mode) is read in its low 32 bits, and VMWRITE clears its high bits. The HIGH access of a 64-bit
 // field reads/writes bits 63:32 only.
+//
+// These two run on every VM exit of every hypervisor, so the success path avoids BigInt work where it can:
+// encodings are handled as numbers and 16/32-bit values go straight into the typed-array cache.
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
-import { fieldByEncoding } from '../fields.ts';
+import { ENC_ACCESS_HIGH, fieldByEncoding } from '../fields.ts';
 import { unsupportedReason } from '../vmcs-support.ts';
-import { isHighEncoding, SLOT_FIELDS, SLOT_READ_ONLY, slotOfEncoding, WIDTH64, SLOT_WIDTH } from '../vmcs.ts';
+import { SLOT_FIELDS, SLOT_READ_ONLY, SLOT_WIDTH, WIDTH64, slotOfEncoding } from '../vmcs.ts';
 import {
-  commonUd, cplGp, hex, in64BitMode, memoryFault, readSource, vmFailInvalid, vmFailValid, vmSucceed,
+  cplGp, hex, memoryFault, operandSizeOrUd, readSource, vmFailInvalid, vmFailValid, vmSucceed,
   type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
 
 const READ_SDM = 'SDM Vol. 3C, "VMREAD—Read Field from Virtual-Machine Control Structure"';
 const WRITE_SDM = 'SDM Vol. 3C, "VMWRITE—Write Field to Virtual-Machine Control Structure"';
+/** Encodings above 7FFFH set reserved bits 31:15 (or bits 63:32 of the register): they name no field. */
+const MAX_ENCODING = 0x7fff;
 
 /**
  * VMREAD r/m, r: `field` is the register (or value) holding the field encoding; `dest` receives the value.
@@ -25,32 +30,31 @@ const WRITE_SDM = 'SDM Vol. 3C, "VMWRITE—Write Field to Virtual-Machine Contro
 export function vmread(ctx: VmxContext, field: SourceOperand, dest: DestinationOperand): VmxOutcome {
   const { cpu, state } = ctx;
   const I = 'VMREAD';
-  const ud = commonUd(ctx, I, READ_SDM);
-  if (ud !== null) return ud;
+  const size = operandSizeOrUd(ctx, I, READ_SDM);
+  if (typeof size !== 'number') return size;
   // In VMX non-root operation VMREAD exits unless VMCS shadowing handles it; shadowing is not modelled, so it exits.
   if (state.nonRoot) return { kind: 'vm-exit', reason: EXIT_REASON.EXIT_REASON_VMREAD };
   const gp = cplGp(ctx, I, READ_SDM);
   if (gp !== null) return gp;
-  const size = in64BitMode(cpu) ? 8 : 4;
   const current = state.current;
   if (current === null) {
     return vmFailInvalid(ctx, { rule: 'vmread-no-current-vmcs', sdm: READ_SDM, instruction: I, message: 'There is no current VMCS: execute VMPTRLD first.' });
   }
-  const enc = readSource(ctx, field, size);
-  if (!enc.ok) return memoryFault(ctx, enc.fault, I, READ_SDM); // (field operand is a register; cannot fault)
-  const slot = supportedSlot(ctx, enc.value);
-  if (slot < 0) return unsupported(ctx, I, READ_SDM, enc.value);
+  const enc = encodingOf(ctx, field, size);
+  const slot = supportedSlot(ctx, enc);
+  if (slot < 0) return unsupported(ctx, I, READ_SDM, field, size);
 
   let value: bigint;
-  if (isHighEncoding(Number(enc.value))) value = BigInt(current.readHigh(slot));
+  if ((enc & ENC_ACCESS_HIGH) !== 0) value = BigInt(current.readHigh(slot));
   else if (size === 4) value = BigInt(current.readLow(slot));
   else value = current.read(slot);
 
+  if (dest.kind === 'result') return vmSucceed(cpu, value);
   if (dest.kind === 'register') cpu.writeGpr(dest.reg, value, size);
-  else if (dest.kind === 'memory') {
+  else {
     const w = cpu.writeLinear(dest.linear, size, value);
     if (!w.ok) return memoryFault(ctx, w.fault, I, READ_SDM);
-  } else return vmSucceed(cpu, value);
+  }
   return vmSucceed(cpu);
 }
 
@@ -58,47 +62,74 @@ export function vmread(ctx: VmxContext, field: SourceOperand, dest: DestinationO
 export function vmwrite(ctx: VmxContext, field: SourceOperand, source: SourceOperand): VmxOutcome {
   const { cpu, state } = ctx;
   const I = 'VMWRITE';
-  const ud = commonUd(ctx, I, WRITE_SDM);
-  if (ud !== null) return ud;
+  const size = operandSizeOrUd(ctx, I, WRITE_SDM);
+  if (typeof size !== 'number') return size;
   if (state.nonRoot) return { kind: 'vm-exit', reason: EXIT_REASON.EXIT_REASON_VMWRITE };
   const gp = cplGp(ctx, I, WRITE_SDM);
   if (gp !== null) return gp;
-  const size = in64BitMode(cpu) ? 8 : 4;
   // The source operand is fetched with the instruction: a #PF on it comes before any VMfail.
-  const src = readSource(ctx, source, size);
-  if (!src.ok) return memoryFault(ctx, src.fault, I, WRITE_SDM);
+  let src: bigint | number;
+  if (source.kind === 'value' && typeof source.value === 'number' && source.value >= 0 && source.value <= 0xffffffff) {
+    src = source.value;
+  } else {
+    const r = readSource(ctx, source, size);
+    if (!r.ok) return memoryFault(ctx, r.fault, I, WRITE_SDM);
+    src = r.value;
+  }
   const current = state.current;
   if (current === null) {
     return vmFailInvalid(ctx, { rule: 'vmwrite-no-current-vmcs', sdm: WRITE_SDM, instruction: I, message: 'There is no current VMCS: execute VMPTRLD first.' });
   }
-  const enc = readSource(ctx, field, size);
-  if (!enc.ok) return memoryFault(ctx, enc.fault, I, WRITE_SDM);
-  const slot = supportedSlot(ctx, enc.value);
-  if (slot < 0) return unsupported(ctx, I, WRITE_SDM, enc.value);
+  const enc = encodingOf(ctx, field, size);
+  const slot = supportedSlot(ctx, enc);
+  if (slot < 0) return unsupported(ctx, I, WRITE_SDM, field, size);
   // VM-exit information fields are read-only unless IA32_VMX_MISC[29] = 1. See SDM Vol. 3D, "Miscellaneous Data".
   if (SLOT_READ_ONLY[slot] === 1 && !cpu.caps.misc.vmwriteAnyField) {
     const f = SLOT_FIELDS[slot]!;
     return vmFailValid(ctx, VMXERR.VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT, {
-      rule: 'vmwrite-read-only-field', sdm: WRITE_SDM, instruction: I, field: f.name, value: enc.value,
+      rule: 'vmwrite-read-only-field', sdm: WRITE_SDM, instruction: I, field: f.name, value: BigInt(enc),
       expected: 'a writable field (or IA32_VMX_MISC[29] = 1)',
       message: `${f.name} is a VM-exit information field: the processor writes it on VM exits; this CPU does not let VMWRITE change it.`,
     });
   }
-  if (isHighEncoding(Number(enc.value))) current.writeHigh(slot, Number(src.value & 0xffffffffn));
-  else if (size === 4 || SLOT_WIDTH[slot] !== WIDTH64) current.writeLow(slot, Number(src.value & 0xffffffffn));
-  else current.write(slot, src.value);
+  const low32 = typeof src === 'number' ? src : Number(src & 0xffffffffn);
+  if ((enc & ENC_ACCESS_HIGH) !== 0) current.writeHigh(slot, low32);
+  else if (size === 4 || SLOT_WIDTH[slot] !== WIDTH64 || typeof src === 'number') current.writeLow(slot, low32);
+  else current.write(slot, src);
   return vmSucceed(cpu);
 }
 
-/** The slot of a supported field, or -1 (unknown encoding, bits 63:15 set, or a field this CPU lacks). */
-function supportedSlot(ctx: VmxContext, enc: bigint): number {
-  if (enc > 0x7fffn) return -1;
-  const slot = slotOfEncoding(Number(enc));
+/** The encoding in the field operand as a number, or -1 if it sets bits above 14 (it then names no field). */
+function encodingOf(ctx: VmxContext, op: SourceOperand, size: 4 | 8): number {
+  let v: bigint | number;
+  if (op.kind === 'value') v = op.value;
+  else if (op.kind === 'register') v = ctx.cpu.readGpr(op.reg);
+  else return -1; // the field operand is always a register (ModRM.reg); a memory form does not exist
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 0) return -1;
+    if (size === 4) v = v % 2 ** 32;
+    return v <= MAX_ENCODING ? v : -1;
+  }
+  // Outside 64-bit mode the register is 32 bits: bits 63:32 of a 64-bit value are not part of the operand.
+  if (size === 4) v &= 0xffffffffn;
+  return v >= 0n && v <= BigInt(MAX_ENCODING) ? Number(v) : -1;
+}
+
+/** The slot of a supported field, or -1 (unknown encoding, reserved bits set, or a field this CPU lacks). */
+function toBigInt(v: bigint | number): bigint {
+  return typeof v === 'bigint' ? v : Number.isInteger(v) ? BigInt(v) : -1n;
+}
+
+function supportedSlot(ctx: VmxContext, enc: number): number {
+  if (enc < 0) return -1;
+  const slot = slotOfEncoding(enc);
   if (slot < 0 || ctx.state.supportedSlots[slot] !== 1) return -1;
   return slot;
 }
 
-function unsupported(ctx: VmxContext, instruction: string, sdm: string, enc: bigint): VmxOutcome {
+function unsupported(ctx: VmxContext, instruction: string, sdm: string, op: SourceOperand, size: 4 | 8): VmxOutcome {
+  const raw = op.kind === 'register' ? ctx.cpu.readGpr(op.reg) : op.kind === 'value' ? toBigInt(op.value) : -1n;
+  const enc = size === 4 ? raw & 0xffffffffn : raw;
   const f = fieldByEncoding(enc);
   const name = f?.name;
   const base = f === undefined ? undefined : unsupportedReason(f.high ? f.name.slice(0, -'_HIGH'.length) : f.name);
