@@ -4,10 +4,12 @@
 import type { Chapter, Exercise } from '../src/cli/chapter.ts';
 import machine from './00-machine/chapter.ts';
 import vmxon from './01-vmxon/chapter.ts';
+import vmcs from './02-vmcs/chapter.ts';
+import capabilities from './03-capabilities/chapter.ts';
 
 export type { Chapter, Exercise };
 
-export const CHAPTERS: readonly Chapter[] = [machine, vmxon];
+export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities];
 
 export interface ExerciseRef {
   readonly chapter: Chapter;
