@@ -158,6 +158,24 @@ describe('round trip through iced-x86', () => {
     expect(bytesOf('mov ax, ss')).toBe('668cd0'); // a 16-bit destination keeps 66: bits 31:16 must not change
   });
 
+  it('reads size keywords on immediates as the operand size, or the field size with strict (NASM)', () => {
+    const bytesOf = (s: string) => hex(assembleOrThrow(s).bytes);
+    expect(bytesOf('push word 5')).toBe('666a05'); // 66 6A ib: 16-bit push
+    expect(bytesOf('push qword 5')).toBe('6a05');
+    expect(bytesOf('add eax, dword 5')).toBe('83c005'); // still the short imm8 form
+    expect(bytesOf('add eax, strict dword 5')).toBe('0505000000'); // imm32 forced
+  });
+
+  it('honours short and near on branches', () => {
+    const bytesOf = (s: string) => hex(assembleOrThrow(s).bytes);
+    expect(bytesOf('jmp near $+5')).toBe('e900000000');
+    expect(bytesOf('jz near x\nx:')).toBe('0f8400000000');
+    expect(bytesOf('jmp short $+2')).toBe('eb00');
+    const r = assemble('jmp short x\ntimes 200 nop\nx:');
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.errors[0]).toMatchObject({ line: 1, message: expect.stringContaining('too far') });
+  });
+
   it('chooses 64-bit absolute [disp32] unless rel or default rel', () => {
     const abs = assembleOrThrow('mov rax, [target]\ntarget: dq 0', { origin: 0x2000 });
     const absAddr = withDecoded(abs.bytes.slice(0, 8), 64, 0x2000, (i) => {

@@ -19,6 +19,8 @@ export interface Form {
   readonly modes: Readonly<Record<16 | 32 | 64, boolean>>;
   /** In 64-bit mode the operand size defaults to 64 (PUSH, POP, near JMP/CALL through memory). */
   readonly defaultOpSize64: boolean;
+  /** Operand size in bits (16, 32, 64), 0 when the form has no operand-size attribute. */
+  readonly operandSize: number;
 }
 
 let index: Map<string, Form[]> | undefined;
@@ -50,6 +52,7 @@ function buildIndex(): Map<string, Form[]> {
         // The emulated CPU is an Intel one: only forms Intel's decoders accept in each mode.
         modes: { 16: info.mode16 && info.intelDecoder16, 32: info.mode32 && info.intelDecoder32, 64: info.mode64 && info.intelDecoder64 },
         defaultOpSize64: info.defaultOpSize64,
+        operandSize: info.operandSize,
       };
       const mnemonic = (Mnemonic[info.mnemonic] ?? '').toLowerCase();
       const list = map.get(mnemonic) ?? [];

@@ -67,6 +67,7 @@ const IMMEDIATE_KINDS = new Map<OpCodeOperandKind, readonly [number, number]>([
 const BRANCH_KINDS = new Map<OpCodeOperandKind, 16 | 32 | 64>([
   [K.br16_1, 16], [K.br16_2, 16], [K.br32_1, 32], [K.br32_4, 32], [K.br64_1, 64], [K.br64_4, 64],
 ]);
+const SHORT_BRANCH_KINDS = new Set<OpCodeOperandKind>([K.br16_1, K.br32_1, K.br64_1]);
 
 /** An Arg if the operand fits the kind; undefined if it is the wrong sort; a string says why a near-fit failed. */
 export function matchOperand(kind: OpCodeOperandKind, op: Operand, form: Form, index: number, ctx: MatchContext): Arg | string | undefined {
@@ -84,11 +85,14 @@ export function matchOperand(kind: OpCodeOperandKind, op: Operand, form: Form, i
     case 'imm': {
       const branchBits = BRANCH_KINDS.get(kind);
       if (branchBits !== undefined) {
-        return branchBits === ctx.bits ? { t: 'B', target: BigInt.asUintN(64, ctx.value(op.expr)) } : undefined;
+        if (branchBits !== ctx.bits) return undefined;
+        if (op.distance !== undefined && (op.distance === 'short') !== SHORT_BRANCH_KINDS.has(kind)) return undefined;
+        return { t: 'B', target: BigInt.asUintN(64, ctx.value(op.expr)) };
       }
       const imm = IMMEDIATE_KINDS.get(kind);
       if (imm === undefined) return undefined;
-      if (op.size !== undefined && op.size !== imm[0]) return undefined;
+      // `push word 5` names the operand size; `strict dword 5` the immediate field's size.
+      if (op.size !== undefined && op.size !== imm[0] && (op.strict || op.size * 8 !== form.operandSize)) return undefined;
       const v = ctx.value(op.expr);
       if (kind === K.imm8_const_1) return v === 1n ? { t: 'I', signed: false, v } : undefined;
       return immediate(v, imm[0], imm[1]);

@@ -10,8 +10,21 @@ import type { ParseScope } from './scope.ts';
 export type Operand =
   | { readonly kind: 'reg'; readonly reg: Register; readonly text: string }
   | MemOperand
-  | { readonly kind: 'imm'; readonly expr: Expr; readonly size?: number; readonly text: string }
+  | ImmOperand
   | { readonly kind: 'far'; readonly selector: Expr; readonly offset: Expr; readonly size?: number; readonly text: string };
+
+/**
+ * An immediate or branch target. `size` (byte/word/dword/qword) is the operand size, as in NASM; with
+ * `strict` it is the size of the immediate field itself. `distance` is `short` (rel8) or `near` (rel16/32).
+ */
+export interface ImmOperand {
+  readonly kind: 'imm';
+  readonly expr: Expr;
+  readonly size?: number;
+  readonly strict: boolean;
+  readonly distance?: 'short' | 'near';
+  readonly text: string;
+}
 
 export interface MemOperand {
   readonly kind: 'mem';
@@ -34,6 +47,8 @@ export interface MemOperand {
 export function parseOperand(cur: Cursor, scope: ParseScope): Operand {
   const start = cur.pos;
   let size: number | undefined;
+  let strict = false;
+  let distance: 'short' | 'near' | undefined;
   let far = false;
   let rel: boolean | undefined;
   for (;;) {
@@ -44,7 +59,9 @@ export function parseOperand(cur: Cursor, scope: ParseScope): Operand {
     else if (w === 'far') far = true;
     else if (w === 'rel') rel = true;
     else if (w === 'abs') rel = false;
-    else if (w !== 'ptr' && w !== 'short' && w !== 'near' && w !== 'strict') break;
+    else if (w === 'strict') strict = true;
+    else if (w === 'short' || w === 'near') distance = w;
+    else if (w !== 'ptr') break;
     cur.next();
   }
   const text = () => tokensText(cur.tokens.slice(start, cur.pos));
@@ -70,7 +87,7 @@ export function parseOperand(cur: Cursor, scope: ParseScope): Operand {
     const offset = localExpr(cur, scope);
     return { kind: 'far', selector: first, offset, size, text: text() };
   }
-  return { kind: 'imm', expr: first, size, text: text() };
+  return { kind: 'imm', expr: first, size, strict, distance, text: text() };
 }
 
 interface MemPrefix {
