@@ -1,0 +1,336 @@
+// Reference pages generated from the project's own tables (src/vmx/*.ts, src/machine/cpu-model.ts,
+// src/vmx/entry/): the site can never drift from what the CPU implements. Each row carries an
+// anchor (field-NAME, exit-N, error-N, check-ID, model-NAME) that pages link to and that the
+// tests use to compare the rendered set with the table.
+import { escapeCell, type Page } from './chapter-pages.ts';
+import { LAYOUTS, type Layout } from './layouts.ts';
+
+// ---- The table shapes this file reads (structural: the owners' modules define the real types). ----
+
+export interface FieldRow {
+  name: string;
+  encoding: number;
+  width: string;
+  type: string;
+  readOnly: boolean;
+  high: boolean;
+  description: string;
+  sdm: string;
+}
+export interface FieldGroup {
+  width: string;
+  type: string;
+  appendix: string;
+}
+export interface ExitReasonRow {
+  number: number;
+  name: string;
+  description: string;
+  qualification: string;
+  qualificationSdm?: string;
+  sdm: string;
+}
+export interface ErrorRow {
+  number: number;
+  name: string;
+  description: string;
+  sdm: string;
+}
+export interface EntryFailureRow {
+  number?: number;
+  value?: number;
+  name: string;
+  description: string;
+}
+export interface EntryCheckRow {
+  id: string;
+  group?: string;
+  section: string;
+  fields: readonly string[];
+  outcome: { kind: string; error?: number; reason?: number; qualification?: number };
+  explain: string;
+}
+export interface CpuModelRow {
+  name: string;
+  description: string;
+  measured: boolean;
+  msrs: ReadonlyMap<number, bigint>;
+  brand?: string;
+  maxPhysAddr?: number;
+}
+/** One decoded view of a capability MSR, as the project's decoder reports it. */
+export interface DecodedMsr {
+  msr: number;
+  name: string;
+  rows: { label: string; value: string }[];
+}
+
+// ---- Helpers ----
+
+/** `SDM Vol. 3C, "Title"` (the tables' form) → `[[SDM 3C: Title]]` (the notes' form). Throws on anything else. */
+export function sdmMarkup(ref: string): string {
+  const m = /^\s*(?:SDM\s+)?(?:Vol(?:ume)?\.?\s*)?([1-4][A-D]?)\s*[,:]\s*[“"]?(.+?)[”"]?\s*$/.exec(ref);
+  if (m === null) throw new Error(`site: cannot read the SDM citation "${ref}" (expected SDM Vol. 3C, "Title")`);
+  return `[[SDM ${m[1]}: ${m[2]}]]`;
+}
+
+/** The part of a citation after the volume: the section title. */
+export function sdmTitle(ref: string): string {
+  return sdmMarkup(ref).replace(/^\[\[SDM [^:]+: /, '').replace(/\]\]$/, '');
+}
+
+export const hex = (n: number | bigint, digits = 0): string =>
+  '0x' + n.toString(16).toUpperCase().padStart(digits, '0');
+
+const cell = (s: string): string => escapeCell(s).replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\{\{/g, '{ {');
+
+const front = (title: string, description: string): string =>
+  `---\ntitle: ${JSON.stringify(title)}\ndescription: ${JSON.stringify(description)}\noutline: [2, 3]\n---\n\n`;
+
+const TYPE_TITLES: Record<string, string> = {
+  control: 'Control fields',
+  'exit-info': 'VM-exit information fields (read-only)',
+  guest: 'Guest-state fields',
+  host: 'Host-state fields',
+};
+const WIDTH_TITLES: Record<string, string> = { '16': '16-bit', '32': '32-bit', '64': '64-bit', natural: 'Natural-width' };
+
+/** A page that says a table has not landed yet — honest, and replaced as soon as the file exists. */
+export function pendingPage(path: string, title: string, source: string, what: string): Page {
+  return {
+    path,
+    content:
+      front(title, `${title} — not generated yet`) +
+      `# ${title}\n\n::: warning Not generated yet\nThis page is generated from \`${source}\` (${what}), ` +
+      `which is not in this build yet. It appears here as soon as that table exists.\n:::\n`,
+  };
+}
+
+// ---- VMCS fields ----
+
+export function vmcsFieldsPage(fields: readonly FieldRow[], groups: readonly FieldGroup[] | null): Page {
+  let md = front('VMCS fields', 'Every VMCS field with its encoding, width, type, access and SDM section.');
+  md += `# VMCS fields\n\n`;
+  md +=
+    `All ${fields.length} field encodings the emulated CPU accepts in VMREAD and VMWRITE, generated from ` +
+    '`src/vmx/fields.ts` and grouped as the SDM appendix groups them (width, then type). A 64-bit field has a second ' +
+    'encoding, `NAME_HIGH` (access type 1), for its upper 32 bits. VMWRITE to a read-only field gives ' +
+    'VM-instruction error 13 unless IA32_VMX_MISC[29] is 1. See [[SDM 3D: Field Encoding in VMCS]] and ' +
+    '[[SDM 3C: Component Encoding]].\n\n';
+  const order: FieldGroup[] =
+    groups !== null && groups.length > 0
+      ? [...groups]
+      : uniqueGroups(fields).map((g) => ({ ...g, appendix: `${WIDTH_TITLES[g.width] ?? g.width} ${TYPE_TITLES[g.type] ?? g.type}` }));
+  const seen = new Set<string>();
+  for (const g of order) {
+    const rows = fields.filter((f) => f.width === g.width && f.type === g.type);
+    if (rows.length === 0) continue;
+    seen.add(`${g.width}/${g.type}`);
+    md += `## ${cell(g.appendix)}\n\n`;
+    md += `Width: ${WIDTH_TITLES[g.width] ?? g.width}. Type: ${TYPE_TITLES[g.type] ?? g.type}.\n\n`;
+    md += fieldTable(rows);
+  }
+  const rest = fields.filter((f) => !seen.has(`${f.width}/${f.type}`));
+  if (rest.length > 0) md += `## Other fields\n\n` + fieldTable(rest);
+  return { path: 'reference/vmcs-fields.md', content: md };
+}
+
+function uniqueGroups(fields: readonly FieldRow[]): { width: string; type: string }[] {
+  const out: { width: string; type: string }[] = [];
+  for (const f of fields) if (!out.some((g) => g.width === f.width && g.type === f.type)) out.push({ width: f.width, type: f.type });
+  return out;
+}
+
+function fieldTable(rows: readonly FieldRow[]): string {
+  let md = `| Field | Encoding | Width | Access | Description | SDM |\n|---|---|---|---|---|---|\n`;
+  for (const f of rows) {
+    const width = f.high ? '32 (high half)' : WIDTH_TITLES[f.width] ?? f.width;
+    md +=
+      `| <span id="field-${f.name}"></span>\`${f.name}\` | \`${hex(f.encoding, 4)}\` | ${width} | ` +
+      `${f.readOnly ? 'read-only' : 'read/write'} | ${cell(f.description)} | ${sdmMarkup(f.sdm)} |\n`;
+  }
+  return md + '\n';
+}
+
+// ---- Exit reasons ----
+
+/** The layout (if any) that draws the qualification format an exit reason cites. */
+export function qualificationLayout(reason: ExitReasonRow, layouts: readonly Layout[] = LAYOUTS): Layout | undefined {
+  if (reason.qualificationSdm === undefined) return undefined;
+  const title = sdmTitle(reason.qualificationSdm);
+  return layouts.find((l) => l.qualificationFor === title);
+}
+
+export function exitReasonsPage(reasons: readonly ExitReasonRow[]): Page {
+  let md = front('Exit reasons', 'Every basic VM-exit reason, what causes it and what the exit qualification holds.');
+  md += `# Exit reasons\n\n`;
+  md +=
+    'Bits 15:0 of `VM_EXIT_REASON` hold the basic exit reason below; bit 31 is set when the "exit" reports a failed ' +
+    'VM entry (reasons 33, 34 and 41), so compare `reason & 0xFFFF`, and check bit 31 first. Generated from ' +
+    '`src/vmx/exit-reasons.ts`. Where a qualification has a bit layout, the name of the format links to its figure. ' +
+    'See [[SDM 3D: VMX Basic Exit Reasons]] and [[SDM 3C: Basic VM-Exit Information]].\n\n';
+  md += `| # | Name | Cause | Exit qualification |\n|---|---|---|---|\n`;
+  for (const r of reasons) {
+    const layout = qualificationLayout(r);
+    let qual = cell(r.qualification);
+    if (r.qualificationSdm !== undefined) {
+      qual += layout !== undefined ? ` — [layout](./layouts#${layout.id}), ${sdmMarkup(r.qualificationSdm)}` : ` — ${sdmMarkup(r.qualificationSdm)}`;
+    }
+    md += `| <span id="exit-${r.number}"></span>${r.number} | \`${r.name}\` | ${cell(r.description)} | ${qual} |\n`;
+  }
+  return { path: 'reference/exit-reasons.md', content: md + '\n' };
+}
+
+// ---- VM-instruction errors ----
+
+export function errorsPage(errors: readonly ErrorRow[], entryFailures: readonly EntryFailureRow[] | null): Page {
+  let md = front('VM-instruction errors', 'The VM-instruction error numbers VMfailValid stores, and VM-entry failure qualifications.');
+  md += `# VM-instruction errors\n\n`;
+  md +=
+    'After **VMfailValid** (ZF = 1) the error number is in the read-only field `VM_INSTRUCTION_ERROR` ' +
+    '([`0x4400`](./vmcs-fields#field-VM_INSTRUCTION_ERROR)). After **VMfailInvalid** (CF = 1) there is no current VMCS ' +
+    'and no error number. Read it with VMREAD *before* VMXOFF: VMREAD outside VMX operation raises #UD. ' +
+    'Generated from `src/vmx/errors.ts`. See [[SDM 3C: VM Instruction Error Numbers]].\n\n';
+  md += `| # | Name | Meaning |\n|---|---|---|\n`;
+  for (const e of errors) {
+    md += `| <span id="error-${e.number}"></span>${e.number} | \`${e.name}\` | ${cell(e.description)} |\n`;
+  }
+  if (entryFailures !== null && entryFailures.length > 0) {
+    md +=
+      `\n## VM-entry failure qualifications\n\nA VM entry that fails while checking or loading guest state is reported as ` +
+      `a VM exit with reason 33 and bit 31 set; the exit qualification says why. See ` +
+      `[[SDM 3C: VM-Entry Failures During or After Loading Guest State]].\n\n| Qualification | Name | Meaning |\n|---|---|---|\n`;
+    for (const q of entryFailures) {
+      const n = q.value ?? q.number ?? '';
+      md += `| ${n} | \`${q.name}\` | ${cell(q.description)} |\n`;
+    }
+  }
+  return { path: 'reference/vm-instruction-errors.md', content: md + '\n' };
+}
+
+// ---- VM-entry checks ----
+
+const GROUP_TITLES: Record<string, string> = {
+  controls: 'Checks on VMX controls',
+  'host-state': 'Checks on the host-state area',
+  'guest-state': 'Checks on the guest-state area',
+  'msr-load': 'Loading MSRs',
+};
+
+export function outcomeText(o: EntryCheckRow['outcome']): string {
+  if (o.kind === 'VMfailValid') return `VMfailValid(${o.error ?? '?'})`;
+  if (o.kind === 'exit') {
+    const q = o.qualification !== undefined && o.qualification !== 0 ? `, qualification ${o.qualification}` : '';
+    return `VM exit ${o.reason ?? '?'} (bit 31 set${q})`;
+  }
+  return o.kind;
+}
+
+export function entryChecksPage(checks: readonly EntryCheckRow[], knownFields: ReadonlySet<string> | null = null): Page {
+  let md = front('VM-entry checks', 'Every VM-entry check the emulated CPU runs, in order, by SDM section.');
+  md += `# VM-entry checks\n\n`;
+  md +=
+    `The ${checks.length} checks VMLAUNCH and VMRESUME run after the basic checks, in the order the CPU runs them, ` +
+    'grouped by SDM section. When one fails, the architectural result is in the *Outcome* column; the emulator ' +
+    'also names the check (its id below), the field and the value. Generated from `src/vmx/entry/`.\n\n';
+  md += '```diagram entry-sequence\n```\n\n';
+  const groups: string[] = [];
+  for (const c of checks) if (!groups.includes(c.group ?? '')) groups.push(c.group ?? '');
+  for (const g of groups) {
+    const inGroup = checks.filter((c) => (c.group ?? '') === g);
+    if (g !== '') md += `## ${GROUP_TITLES[g] ?? g}\n\n`;
+    const sections: string[] = [];
+    for (const c of inGroup) if (!sections.includes(c.section)) sections.push(c.section);
+    for (const s of sections) {
+      const title = sectionTitle(s);
+      md += `### ${cell(title)}\n\n${sectionCitation(s)}\n\n| Check | Fields | Outcome | What it means |\n|---|---|---|---|\n`;
+      for (const c of inGroup.filter((x) => x.section === s)) {
+        const fields = c.fields
+          .map((f) => (knownFields?.has(f) === true ? `[\`${f}\`](./vmcs-fields#field-${f})` : `\`${cell(f)}\``))
+          .join(', ');
+        md += `| <span id="check-${c.id}"></span>\`${c.id}\` | ${fields} | ${outcomeText(c.outcome)} | ${cell(c.explain)} |\n`;
+      }
+      md += '\n';
+    }
+  }
+  return { path: 'reference/entry-checks.md', content: md };
+}
+
+/** Entry-check sections may be a bare title or a full citation; show the title. */
+function sectionTitle(section: string): string {
+  try {
+    return sdmTitle(section);
+  } catch {
+    return section.replace(/^[“"]|[”"]$/g, '');
+  }
+}
+
+function sectionCitation(section: string): string {
+  try {
+    return sdmMarkup(section);
+  } catch {
+    return `[[SDM 3C: ${sectionTitle(section)}]]`;
+  }
+}
+
+// ---- Capability MSRs per CPU model ----
+
+export function capabilityPage(
+  models: readonly CpuModelRow[],
+  msrName: (msr: number) => string | undefined,
+  decode: ((model: CpuModelRow) => DecodedMsr[]) | null,
+): Page {
+  let md = front('Capability MSRs by CPU model', 'The VMX capability MSRs of every emulated CPU model, decoded.');
+  md += `# Capability MSRs by CPU model\n\n`;
+  md +=
+    `The emulator ships ${models.length} CPU models. Each reports the VMX capability MSRs below (the values were read ` +
+    'on real hardware unless marked *modeled*). Generated from `src/machine/cpu-model.ts`' +
+    (decode !== null ? ' and decoded by `src/vmx/capabilities.ts`' : '') +
+    '. The layout of IA32_VMX_BASIC is drawn on the [bit layouts](./layouts#ia32-vmx-basic) page. ' +
+    'See [[SDM 3D: VMX Capability Reporting Facility]].\n\n';
+  md += `| Model | Processor | Source |\n|---|---|---|\n`;
+  for (const m of models) {
+    md += `| [${m.name}](#model-${m.name}) | ${cell(m.description)} | ${m.measured ? 'measured' : 'modeled'} |\n`;
+  }
+  md += '\n';
+  for (const m of models) {
+    md += `## ${m.name} {#model-${m.name}}\n\n${cell(m.description)}${m.measured ? '' : ' (modeled, not measured)'}.\n\n`;
+    md += `| MSR | Name | Value |\n|---|---|---|\n`;
+    for (const [msr, value] of [...m.msrs.entries()].sort((a, b) => a[0] - b[0])) {
+      md += `| \`${hex(msr)}\` | ${msrName(msr) ?? ''} | \`${hex(value, 16)}\` |\n`;
+    }
+    md += '\n';
+    if (decode !== null) {
+      for (const d of decode(m)) {
+        md += `::: details ${d.name} (${hex(d.msr)}) decoded\n| Field | Value |\n|---|---|\n`;
+        for (const r of d.rows) md += `| ${cell(r.label)} | ${cell(r.value)} |\n`;
+        md += `:::\n\n`;
+      }
+    }
+  }
+  return { path: 'reference/capability-msrs.md', content: md };
+}
+
+// ---- Bit layouts, and the VMX-operation diagrams ----
+
+export function layoutsPage(layouts: readonly Layout[] = LAYOUTS): Page {
+  let md = front('Bit layouts', 'Bit layouts of IA32_VMX_BASIC, the interruption-information field, the EPTP and exit qualifications.');
+  md += `# Bit layouts\n\nThe registers and fields whose bits a hypervisor builds or takes apart most often. Bits not shown are reserved.\n\n`;
+  for (const l of layouts) {
+    md += `## ${l.title} {#${l.id}}\n\n\`\`\`bits ${l.width} ${l.caption}\n${l.rows.trim()}\n\`\`\`\n\n${l.sdm}${l.notes !== undefined ? ' ' + l.notes : ''}\n\n`;
+  }
+  return { path: 'reference/layouts.md', content: md };
+}
+
+export function vmxOperationPage(): Page {
+  return {
+    path: 'reference/vmx-operation.md',
+    content:
+      front('VMX operation and VMCS states', 'Diagrams: VMX root and non-root operation, and the launch states of a VMCS.') +
+      `# VMX operation and VMCS states\n\n## VMX operation\n\n\`\`\`diagram vmx-operation\n\`\`\`\n\n` +
+      `## States of a VMCS\n\nThe state a VMCS is in decides which VMX instruction may use it: VMREAD, VMWRITE, VMLAUNCH ` +
+      `and VMRESUME work on the *current* VMCS; VMLAUNCH needs launch state *clear*, VMRESUME needs *launched*.\n\n` +
+      `\`\`\`diagram vmcs-states\n\`\`\`\n\n## VM entry\n\n\`\`\`diagram entry-sequence\n\`\`\`\n\n` +
+      `Every check of the last three stages is listed on the [VM-entry checks](./entry-checks) page.\n`,
+  };
+}

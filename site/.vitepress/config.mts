@@ -1,0 +1,93 @@
+// VMX Lab course site. Before vitepress reads the pages, scripts/site/generate.ts writes the
+// chapter pages (from chapters/manifest.ts and chapters/*/README.md) and the reference pages
+// (from the project's tables), so `vitepress build site` alone produces the whole site.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { defineConfig, type PageData } from 'vitepress';
+import { generateSite } from '../../scripts/site/generate.ts';
+import { REPO_ROOT } from '../../scripts/site/load.ts';
+import { bitsPlugin } from './markdown/bits.ts';
+import { diagramPlugin } from './markdown/diagrams.ts';
+import { exercisePlugin } from './markdown/exercise.ts';
+import { mistakePlugin } from './markdown/mistake.ts';
+import { repoLinksPlugin } from './markdown/repo-links.ts';
+import { sdmPlugin } from './markdown/sdm.ts';
+import { icedBrowserPlugin, icedEsbuildPlugin } from './iced-browser.ts';
+import { regeneratePlugin } from './regenerate.ts';
+
+/** Where the repository is browsed and edited; from package.json "repository", overridable for forks. */
+function repositoryUrl(): string {
+  if (process.env.VMXLAB_REPO_URL !== undefined && process.env.VMXLAB_REPO_URL !== '') return process.env.VMXLAB_REPO_URL;
+  const pkg = JSON.parse(readFileSync(resolve(REPO_ROOT, 'package.json'), 'utf8')) as { repository?: string | { url?: string } };
+  const raw = typeof pkg.repository === 'string' ? pkg.repository : pkg.repository?.url;
+  if (raw !== undefined) return raw.replace(/^git\+/, '').replace(/\.git$/, '');
+  return 'https://github.com/vmx-lab/vmx-lab';
+}
+
+const REPO = repositoryUrl();
+const BRANCH = process.env.VMXLAB_REPO_BRANCH ?? 'main';
+const fileUrl = (repoPath: string): string => `${REPO}/blob/${BRANCH}/${repoPath}`;
+
+const site = await generateSite();
+
+export default defineConfig({
+  title: 'VMX Lab',
+  description: 'Learn to write an Intel VT-x hypervisor by building one, against an emulated x86-64 CPU whose VMX follows the Intel SDM.',
+  lang: 'en-US',
+  cleanUrls: true,
+  lastUpdated: false,
+  // No request leaves the machine: vitepress's Inter font is self-hosted unless this is true.
+  useWebFonts: false,
+  head: [['meta', { name: 'color-scheme', content: 'light dark' }]],
+  markdown: {
+    languageAlias: { x86asm: 'asm', nasm: 'asm' },
+    config(md) {
+      sdmPlugin(md, {
+        onInvalid(text) {
+          throw new Error(`site: malformed SDM citation [[${text}]] (write [[SDM 3C: Section Title]])`);
+        },
+      });
+      repoLinksPlugin(md, { repoFileUrl: fileUrl });
+      exercisePlugin(md, { chapters: site.tables.chapters, fileUrl });
+      mistakePlugin(md);
+      bitsPlugin(md);
+      diagramPlugin(md);
+    },
+  },
+  vite: {
+    plugins: [regeneratePlugin(), icedBrowserPlugin()],
+    worker: { format: 'es', plugins: () => [icedBrowserPlugin()] },
+    optimizeDeps: { esbuildOptions: { plugins: [icedEsbuildPlugin] } },
+    server: { fs: { allow: [REPO_ROOT] } },
+    // Which emulator parts the playground can use, decided when the site is built.
+    define: {
+      __VMXLAB_PLAYGROUND__: JSON.stringify({
+        machine: existsSync(resolve(REPO_ROOT, 'src/machine/machine.ts')),
+        assembler: existsSync(resolve(REPO_ROOT, 'src/guest/assembler.ts')),
+      }),
+    },
+  },
+  // Generated pages name their real source in front matter (`source`); hand-written pages live in site/.
+  transformPageData(page) {
+    const source = page.frontmatter.source;
+    if (typeof source === 'string') page.frontmatter.editUrl = `${REPO}/edit/${BRANCH}/${source}`;
+    else if (page.relativePath.startsWith('reference/')) page.frontmatter.editUrl = `${REPO}/tree/${BRANCH}/scripts/site`;
+    else page.frontmatter.editUrl = `${REPO}/edit/${BRANCH}/site/${page.relativePath}`;
+  },
+  themeConfig: {
+    nav: [
+      { text: 'Chapters', link: '/chapters/', activeMatch: '^/chapters/' },
+      { text: 'Reference', link: '/reference/', activeMatch: '^/reference/' },
+      { text: 'Playground', link: '/playground' },
+    ],
+    sidebar: site.sidebar,
+    search: { provider: 'local' },
+    outline: { level: [2, 3] },
+    editLink: {
+      // Serialized into the client bundle, so it may only read the page (see transformPageData).
+      pattern: (page: PageData) => String(page.frontmatter.editUrl),
+      text: 'Edit this page',
+    },
+    footer: { message: 'VMX Lab — citations name SDM sections by title.' },
+  },
+});
