@@ -9,7 +9,7 @@ import { HOST_STATE_CHECKS } from './host-state.ts';
 import { GUEST_REGISTER_CHECKS } from './guest-registers.ts';
 import { GUEST_SEGMENT_CHECKS } from './guest-segments.ts';
 import { GUEST_NON_REGISTER_CHECKS } from './guest-non-register.ts';
-import { MSR_LOAD_CHECKS, loadEntryMsrs } from './msr-load.ts';
+import { MSR_LIST_TOO_LONG_RULE, MSR_LOAD_CHECKS, loadEntryMsrs } from './msr-load.ts';
 import { loadGuestState } from './load-guest.ts';
 import { EntryView } from './view.ts';
 import { finishWithHostState } from '../exit/index.ts';
@@ -55,7 +55,8 @@ export type VmEntryOutcome =
   | { readonly kind: 'VMfailValid'; readonly error: 7 | 8; readonly diagnosis: EntryDiagnosis }
   | {
     readonly kind: 'entry-failure-exit';
-    readonly reason: 33 | 34;
+    /** 33 invalid guest state, 34 MSR loading, 41 machine check (only for an over-long MSR-load list). */
+    readonly reason: 33 | 34 | 41;
     /** Exit qualification: 0, 2 (PDPTE), 3 (NMI under STI), 4 (link pointer) for 33; the entry's 1-based index for 34. */
     readonly qualification: number;
     readonly diagnosis: EntryDiagnosis;
@@ -83,6 +84,16 @@ export function vmEntry(ctx: EntryContext): VmEntryOutcome {
   const nmiBlockingBefore = ctx.cpu.interruptibility() & INTERRUPTIBILITY.BLOCKING_BY_NMI;
   loadGuestState(v, ctx.cpu);
   const bad = loadEntryMsrs(v);
+  if (bad === 'machine-check') {
+    const count = v.u32('VM_ENTRY_MSR_LOAD_COUNT');
+    const max = ctx.caps.misc.maxMsrListEntries;
+    return entryFailure(ctx, 41, 0, {
+      rule: MSR_LIST_TOO_LONG_RULE, sdm: 'SDM Vol. 3C, "VM-Entry Controls for MSRs"', field: 'VM_ENTRY_MSR_LOAD_COUNT',
+      value: BigInt(count), expected: `≤ ${max} (512 × (IA32_VMX_MISC[27:25] + 1))`,
+      message: `The VM-entry MSR-load count ${count} exceeds the recommended maximum of ${max}; the SDM leaves this undefined ("may result in a machine check") and this CPU takes the machine check.`,
+      explain: 'Keep MSR lists at or below 512 × (IA32_VMX_MISC[27:25] + 1) entries.',
+    }, nmiBlockingBefore);
+  }
   if (bad) return entryFailure(ctx, 34, bad.entry.position, diagnose(bad.check, bad.failure), nmiBlockingBefore);
   return { kind: 'entered' };
 }
@@ -99,7 +110,7 @@ function diagnose(check: StateCheck | MsrLoadCheck, r: false | CheckFailure): En
  * written, no MSRs are stored, the VM-entry interruption-information valid bit is not cleared, and blocking by
  * NMI is what it was before VM entry. See SDM Vol. 3C, "VM-Entry Failures During or After Loading Guest State".
  */
-function entryFailure(ctx: EntryContext, reason: 33 | 34, qualification: number, diagnosis: EntryDiagnosis,
+function entryFailure(ctx: EntryContext, reason: 33 | 34 | 41, qualification: number, diagnosis: EntryDiagnosis,
   nmiBlockingBefore: number | null): VmEntryOutcome {
   ctx.vmcs.write('VM_EXIT_REASON', BigInt((reason | VMX_EXIT_REASONS_FAILED_VMENTRY) >>> 0));
   ctx.vmcs.write('EXIT_QUALIFICATION', BigInt(qualification));

@@ -165,3 +165,23 @@ describe('a failed VM entry', () => {
     expect(f.cpu.msrs.get(MSR_STAR)).toBe(0x0023001000000000n);
   });
 });
+
+describe('an MSR-load list longer than the recommended maximum', () => {
+  it('is taken as a machine check during VM entry: exit reason 41, without reading the list', () => {
+    fc.assert(fc.property(fc.constantFrom(...names), vmcsChoices(), fc.nat({ max: 1000 }), (name, c, extra) => {
+      const f = buildValidVmcs(modelOf(name), c);
+      const max = f.caps.misc.maxMsrListEntries;
+      f.set('VM_ENTRY_MSR_LOAD_ADDR', 0x10000n);
+      f.set('VM_ENTRY_MSR_LOAD_COUNT', max + 1 + extra);
+      const out = vmEntry(f.ctx);
+      expect(out.kind === 'entry-failure-exit' && [out.reason, out.qualification, out.diagnosis.rule]).toEqual([41, 0, 'msr-list-exceeds-recommended-maximum']);
+      expect(f.get('VM_EXIT_REASON')).toBe(BigInt((41 | 2 ** 31) >>> 0));
+      // Exactly the maximum is fine (all entries are MSR 0, which this fake CPU lacks: exit 34 at entry 1).
+      const g = buildValidVmcs(modelOf(name), c);
+      g.set('VM_ENTRY_MSR_LOAD_ADDR', 0x10000n);
+      g.set('VM_ENTRY_MSR_LOAD_COUNT', max);
+      const out2 = vmEntry(g.ctx);
+      expect(out2.kind === 'entry-failure-exit' && [out2.reason, out2.qualification]).toEqual([34, 1]);
+    }), { seed: 24, numRuns: 30 });
+  });
+});

@@ -45,10 +45,19 @@ export function readMsrAreaEntry(v: EntryView, base: bigint, i: number): MsrLoad
   return { position: i + 1, index: v.readPhys32(at), reserved: v.readPhys32(at + 4n), value: v.readPhys64(at + 8n) };
 }
 
+/**
+ * An MSR list longer than the recommended maximum (512 × (IA32_VMX_MISC[27:25] + 1) entries) is undefined
+ * behaviour that "may result in a machine check". This CPU takes that machine check: a VM-entry failure with exit
+ * reason 41. (It also keeps a learner's count of 0xFFFFFFFF from looping for minutes.)
+ * See SDM Vol. 3C, "VM-Entry Controls for MSRs" and "Machine-Check Events During VM Entry".
+ */
+export const MSR_LIST_TOO_LONG_RULE = 'msr-list-exceeds-recommended-maximum';
+
 /** Process the VM-entry MSR-load area; returns the first failure (rule and entry), or null when all loaded. */
-export function loadEntryMsrs(v: EntryView): { check: MsrLoadCheck; entry: MsrLoadEntry; failure: CheckFailure } | null {
+export function loadEntryMsrs(v: EntryView): { check: MsrLoadCheck; entry: MsrLoadEntry; failure: CheckFailure } | 'machine-check' | null {
   const count = v.u32('VM_ENTRY_MSR_LOAD_COUNT');
   const base = v.u64('VM_ENTRY_MSR_LOAD_ADDR');
+  if (count > v.caps.misc.maxMsrListEntries) return 'machine-check';
   for (let i = 0; i < count; i++) {
     const entry = readMsrAreaEntry(v, base, i);
     for (const check of MSR_LOAD_CHECKS) {

@@ -180,4 +180,14 @@ describe('VM-exit MSR areas and VMX aborts', () => {
       expect(f.cpu.activity).toBe(2);
     }), { seed: 34, numRuns: 20 });
   });
+
+  it('an MSR list longer than the recommended maximum is a machine check during the VM exit: VMX abort 5', () => {
+    fc.assert(fc.property(fc.constantFrom('VM_EXIT_MSR_STORE_COUNT', 'VM_EXIT_MSR_LOAD_COUNT'), fc.nat({ max: 0xffff }), (field, extra) => {
+      const { f, ctx } = enteredGuest('skylake-i5-6300u', fc.sample(vmcsChoices(), { seed: 6, numRuns: 1 })[0]!, 0n);
+      f.set(field, f.caps.misc.maxMsrListEntries + 1 + extra);
+      const out = vmExit(ctx, hltExit(1));
+      expect(out.kind === 'vmx-abort' && out.indicator).toBe(5);
+      expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(5);
+    }), { seed: 35, numRuns: 10 });
+  });
 });

@@ -8,7 +8,7 @@ import { saveGuestState } from './save-guest.ts';
 import { loadHostState } from './load-host.ts';
 import { loadExitMsrs, storeExitMsrs } from './msr-areas.ts';
 import { ACTIVITY_STATE, PDPTE } from '../entry/bits.ts';
-import { VMX_ABORT_LOAD_HOST_MSR_FAIL, VMX_ABORT_LOAD_HOST_PDPTE_FAIL, VMX_ABORT_SAVE_GUEST_MSR_FAIL } from '../errors.ts';
+import { VMX_ABORT_LOAD_HOST_MSR_FAIL, VMX_ABORT_LOAD_HOST_PDPTE_FAIL, VMX_ABORT_MACHINE_CHECK, VMX_ABORT_SAVE_GUEST_MSR_FAIL } from '../errors.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 
@@ -35,7 +35,8 @@ export function vmExit(ctx: ExitContext, cause: VmExitCause): ExitOutcome {
   const { cpu, vmcs } = ctx;
   recordExitInformation(vmcs, cause);
   saveGuestState(vmcs, cpu, cause.guestRip);
-  const badStore = storeExitMsrs(vmcs, cpu);
+  const badStore = storeExitMsrs(vmcs, cpu, cpu.caps.misc.maxMsrListEntries);
+  if (badStore === 'machine-check') return vmxAbort(ctx, VMX_ABORT_MACHINE_CHECK, 'the VM-exit MSR-store count exceeds the recommended maximum: machine check during VM exit');
   if (badStore !== 0) return vmxAbort(ctx, VMX_ABORT_SAVE_GUEST_MSR_FAIL, `VM-exit MSR-store entry ${badStore} could not be stored`);
   return finishWithHostState(ctx);
 }
@@ -58,7 +59,8 @@ export function finishWithHostState(ctx: ExitContext): ExitOutcome {
     if (bad) return vmxAbort(ctx, VMX_ABORT_LOAD_HOST_PDPTE_FAIL, 'a host PDPTE sets reserved bits');
     cpu.loadPdptes(pdptes);
   }
-  const badLoad = loadExitMsrs(vmcs, cpu);
+  const badLoad = loadExitMsrs(vmcs, cpu, cpu.caps.misc.maxMsrListEntries);
+  if (badLoad === 'machine-check') return vmxAbort(ctx, VMX_ABORT_MACHINE_CHECK, 'the VM-exit MSR-load count exceeds the recommended maximum: machine check during VM exit');
   if (badLoad !== 0) return vmxAbort(ctx, VMX_ABORT_LOAD_HOST_MSR_FAIL, `VM-exit MSR-load entry ${badLoad} could not be loaded`);
   return { kind: 'host', rip: cpu.readRip() };
 }

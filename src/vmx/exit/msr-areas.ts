@@ -9,9 +9,14 @@ export const MSR_IA32_SMBASE = 0x9e;
 const X2APIC_PREFIX = 0x8;
 const ENTRY_BYTES = 16;
 
-/** Store the MSRs named by the VM-exit MSR-store area; returns the 1-based position of a bad entry, or 0. */
-export function storeExitMsrs(vmcs: VmcsAccess, cpu: VmTransitionCpu): number {
+/**
+ * Store the MSRs named by the VM-exit MSR-store area; returns the 1-based position of a bad entry, or 0.
+ * A list longer than the recommended maximum (512 × (IA32_VMX_MISC[27:25] + 1)) is undefined behaviour that may
+ * cause a machine check; this CPU takes it ('machine-check'), which during a VM exit is a VMX abort.
+ */
+export function storeExitMsrs(vmcs: VmcsAccess, cpu: VmTransitionCpu, maxEntries: number): number | 'machine-check' {
   const count = Number(vmcs.read('VM_EXIT_MSR_STORE_COUNT') & 0xffffffffn);
+  if (count > maxEntries) return 'machine-check';
   const base = vmcs.read('VM_EXIT_MSR_STORE_ADDR');
   for (let i = 0; i < count; i++) {
     const at = base + BigInt(ENTRY_BYTES * i);
@@ -27,8 +32,9 @@ export function storeExitMsrs(vmcs: VmcsAccess, cpu: VmTransitionCpu): number {
 }
 
 /** Load the MSRs of the VM-exit MSR-load area; returns the 1-based position of a bad entry, or 0. */
-export function loadExitMsrs(vmcs: VmcsAccess, cpu: VmTransitionCpu): number {
+export function loadExitMsrs(vmcs: VmcsAccess, cpu: VmTransitionCpu, maxEntries: number): number | 'machine-check' {
   const count = Number(vmcs.read('VM_EXIT_MSR_LOAD_COUNT') & 0xffffffffn);
+  if (count > maxEntries) return 'machine-check';
   const base = vmcs.read('VM_EXIT_MSR_LOAD_ADDR');
   for (let i = 0; i < count; i++) {
     const at = base + BigInt(ENTRY_BYTES * i);
