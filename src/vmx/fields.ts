@@ -187,7 +187,7 @@ const RAW_GROUPS = [
   },
   {
     width: '64', type: 'exit-info', appendix: '64-Bit Read-Only Data Field',
-    rows: [['GUEST_PHYSICAL_ADDRESS', 0x2400, 'Guest-physical address (EPT violations and misconfigurations)', INSN_INFO]],
+    rows: [['GUEST_PHYSICAL_ADDRESS', 0x2400, 'Guest-physical address (EPT violations and misconfigurations)', BASIC_INFO]],
   },
   {
     width: '64', type: 'guest', appendix: '64-Bit Guest-State Fields',
@@ -303,7 +303,7 @@ const RAW_GROUPS = [
       ['IO_RSI', 0x6404, 'I/O RSI (SMIs after I/O instructions)', INSN_INFO, 'supp'],
       ['IO_RDI', 0x6406, 'I/O RDI (SMIs after I/O instructions)', INSN_INFO, 'supp'],
       ['IO_RIP', 0x6408, 'I/O RIP (SMIs after I/O instructions)', INSN_INFO, 'supp'],
-      ['GUEST_LINEAR_ADDRESS', 0x640a, 'Guest-linear address', INSN_INFO],
+      ['GUEST_LINEAR_ADDRESS', 0x640a, 'Guest-linear address (LMSW, INS/OUTS, some EPT violations)', BASIC_INFO],
     ],
   },
   {

@@ -25,6 +25,8 @@ export const VMCS_LAUNCH_STATE_OFFSET = 12;
 export const VMCS_DATA_OFFSET = 16;
 /** 'VMXL' little-endian: written by VMCLEAR so VMPTRLD can tell an initialised region from arbitrary memory. */
 export const VMCS_FORMAT_MARKER = 0x4c584d56;
+/** Bits 30:0 of the first dword: the VMCS revision identifier. See SDM Vol. 3C, "Format of the VMCS Region". */
+export const VMCS_REVISION_ID_MASK = 0x7fffffff;
 /** Bit 31 of the first dword: shadow-VMCS indicator. See SDM Vol. 3C, "VMCS Types: Ordinary and Shadow". */
 export const SHADOW_VMCS_INDICATOR = 2 ** 31;
 

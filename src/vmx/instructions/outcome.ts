@@ -58,6 +58,8 @@ const SUCCEED: VmxOutcome = Object.freeze({ kind: 'VMsucceed' });
 const FAIL_INVALID: VmxOutcome = Object.freeze({ kind: 'VMfailInvalid' });
 const ERROR_SLOT = VMCS_SLOT.VM_INSTRUCTION_ERROR!;
 const CR0_PE = BigInt(CR0.PE);
+/** Bits 11:0: the offset within a 4-KByte page. */
+const PAGE_OFFSET_MASK = 0xfffn;
 
 /** VMsucceed: CF, PF, AF, ZF, SF, OF := 0. */
 export function vmSucceed(cpu: VmxCpu, value?: bigint): VmxOutcome {
@@ -181,7 +183,7 @@ export function structureAddressWidth(cpu: VmxCpu): number {
 
 /** A VMXON/VMCS pointer must be 4-KByte aligned and within the physical-address width. */
 export function badRegionAddress(cpu: VmxCpu, addr: bigint): string | null {
-  if ((addr & 0xfffn) !== 0n) return 'is not 4-KByte aligned (bits 11:0 must be 0)';
+  if ((addr & PAGE_OFFSET_MASK) !== 0n) return 'is not 4-KByte aligned (bits 11:0 must be 0)';
   const width = structureAddressWidth(cpu);
   if (addr >> BigInt(width) !== 0n) return `sets bits beyond the physical-address width (${width} bits)`;
   return null;

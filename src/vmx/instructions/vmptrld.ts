@@ -6,7 +6,7 @@ import { canSet } from '../capabilities.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
-import { loadVmcs, SHADOW_VMCS_INDICATOR } from '../vmcs.ts';
+import { loadVmcs, SHADOW_VMCS_INDICATOR, VMCS_REVISION_ID_MASK } from '../vmcs.ts';
 import {
   badRegionAddress, commonUd, cplGp, fault, hex, memoryFault, readSource, vmFail, vmSucceed,
   type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
@@ -42,11 +42,11 @@ export function vmptrld(ctx: VmxContext, operand: SourceOperand): VmxOutcome {
   const want = cpu.caps.basic.revisionId;
   const shadow = (rev & SHADOW_VMCS_INDICATOR) !== 0;
   const shadowOk = canSet(cpu.caps, 'proc2', VMX_CONTROL.SECONDARY_EXEC_SHADOW_VMCS);
-  if ((rev & 0x7fffffff) !== want || (shadow && !shadowOk)) {
+  if ((rev & VMCS_REVISION_ID_MASK) !== want || (shadow && !shadowOk)) {
     return vmFail(ctx, VMXERR.VMXERR_VMPTRLD_INCORRECT_VMCS_REVISION_ID, {
       rule: 'vmptrld-revision-id', sdm: SDM, instruction: I, field: 'VMCS revision identifier', value: BigInt(rev),
       expected: `${hex(want)} (IA32_VMX_BASIC[30:0])${shadowOk ? '' : ' with bit 31 = 0 (no VMCS shadowing on this CPU)'}`,
-      message: (rev & 0x7fffffff) !== want
+      message: (rev & VMCS_REVISION_ID_MASK) !== want
         ? `The VMCS region must start with the revision identifier ${hex(want)}; it holds ${hex(rev)}.`
         : 'The shadow-VMCS indicator (bit 31) is set, but this processor does not support VMCS shadowing.',
     });

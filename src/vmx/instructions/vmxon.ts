@@ -6,7 +6,7 @@ import { GP_VECTOR, UD_VECTOR } from '../../x86/exceptions.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { FEAT_CTL_LOCKED, FEAT_CTL_VMX_ENABLED_INSIDE_SMX, FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX } from '../msrs.ts';
 import { VMXERR } from '../errors.ts';
-import { writeHeader } from '../vmcs.ts';
+import { SHADOW_VMCS_INDICATOR, VMCS_REVISION_ID_MASK, writeHeader } from '../vmcs.ts';
 import {
   badRegionAddress, cplGp, fault, hex, memoryFault, modeUd, commonUd, readSource, vmFail, vmFailInvalid, vmSucceed,
   type SourceOperand, type VmxContext, type VmxOutcome,
@@ -41,11 +41,12 @@ export function vmxon(ctx: VmxContext, operand: SourceOperand): VmxOutcome {
     // The region's first dword: revision id in bits 30:0, bit 31 must be 0. See SDM Vol. 3C, "VMXON Region".
     const rev = cpu.readPhysical32(addr) >>> 0;
     const want = cpu.caps.basic.revisionId;
-    if ((rev & 0x7fffffff) !== want || rev >>> 31 !== 0) {
+    const bit31 = (rev & SHADOW_VMCS_INDICATOR) !== 0;
+    if ((rev & VMCS_REVISION_ID_MASK) !== want || bit31) {
       return vmFailInvalid(ctx, {
         rule: 'vmxon-revision-id', sdm: VMXON_SDM, instruction: I, field: 'VMXON region revision identifier', value: BigInt(rev),
         expected: `${hex(want)} (IA32_VMX_BASIC[30:0]) with bit 31 = 0`,
-        message: rev >>> 31 !== 0
+        message: bit31
           ? 'Bit 31 of the VMXON region\'s first dword must be 0.'
           : `The VMXON region must start with the VMCS revision identifier ${hex(want)} from IA32_VMX_BASIC bits 30:0 (was the region written at the physical address you passed? vmalloc memory is not physically contiguous).`,
       });
