@@ -43,6 +43,16 @@ describe('disassemble', () => {
     expect(lines.map((l) => [l.address, l.text])).toEqual([[0n, '(bad)'], [1n, 'nop'], [2n, '(bad)']]);
   });
 
+  it('names branch targets and RIP-relative addresses with symbols, as gdb does', () => {
+    // E8 rel32 at 0x8005 → 0x8005 + 5 - 10 = 0x8000; 48 8B 05 disp32 at 0x800a → 0x8011 + 0xf = 0x8020.
+    const code = bytes(0xe8, 0xf6, 0xff, 0xff, 0xff, 0x48, 0x8b, 0x05, 0x0f, 0, 0, 0);
+    const symbols = new Map([['start', 0x8000], ['data', 0x801c]]);
+    expect(disassemble(code, { address: 0x8005, symbols }).map((l) => l.text)).toEqual([
+      'call 0x8000 <start>',
+      'mov rax, qword ptr [rip+0xf]  # 0x8020 <data+4>',
+    ]);
+  });
+
   it('splits prefixes with the mnemonic for aligned layouts', () => {
     const [p] = disassembleParts(bytes(0xf3, 0x48, 0xab), { address: 0 });
     expect([p!.mnemonic, p!.operands]).toEqual(['rep stosq', 'qword ptr [rdi]']);

@@ -5,8 +5,10 @@
 //
 // Undecodable bytes come out as "(bad)", one byte at a time, so a listing of garbage still lines
 // up; an instruction cut off by the end of the buffer is "(bad)" too.
-import { Decoder, DecoderOptions, Formatter, FormatterSyntax, MemorySizeOptions } from 'iced-x86';
+import { Decoder, DecoderOptions, Formatter, FormatterSyntax, MemorySizeOptions, OpKind } from 'iced-x86';
 import type { Instruction } from 'iced-x86';
+import { symbolize } from './symbols.ts';
+import type { Symbols } from './symbols.ts';
 
 export interface DisasmLine {
   address: bigint;
@@ -21,6 +23,8 @@ export interface DisasmOptions {
   bits?: 16 | 32 | 64;
   /** At most this many instructions (default: all of `bytes`). */
   count?: number;
+  /** Labels: branch targets are shown as gdb does, `call 0x8000 <start>`. */
+  symbols?: Symbols;
 }
 
 export function disassemble(bytes: Uint8Array, opts: DisasmOptions): DisasmLine[] {
@@ -35,7 +39,7 @@ export function disassemble(bytes: Uint8Array, opts: DisasmOptions): DisasmLine[
       const offset = decoder.position;
       const ins = decoder.decode();
       try {
-        lines.push(describe(ins, bytes, offset, base, formatter));
+        lines.push(describe(ins, bytes, offset, base, formatter, opts.symbols));
         // After an invalid instruction, resynchronise one byte later, as gdb and objdump do.
         if (ins.isInvalid) decoder.position = offset + 1;
       } finally {
@@ -68,12 +72,20 @@ function splitMnemonic(text: string): [string, string] {
   return [words.slice(0, i + 1).join(' '), words.slice(i + 1).join(' ')];
 }
 
-function describe(ins: Instruction, bytes: Uint8Array, offset: number, base: bigint, formatter: Formatter): DisasmLine {
+const NEAR_BRANCH = new Set([OpKind.NearBranch16, OpKind.NearBranch32, OpKind.NearBranch64]);
+
+function describe(ins: Instruction, bytes: Uint8Array, offset: number, base: bigint, formatter: Formatter, symbols?: Symbols): DisasmLine {
   const address = base + BigInt(offset);
   if (ins.isInvalid) return { address, bytes: bytes.slice(offset, offset + 1), text: '(bad)' };
   let text = formatter.format(ins);
-  // Like gdb: show where a RIP-relative operand points.
-  if (ins.isIpRelMemoryOperand) text += `  # 0x${ins.ipRelMemoryAddress.toString(16)}`;
+  // Like gdb: name a branch target, and show where a RIP-relative operand points.
+  const target = NEAR_BRANCH.has(ins.op0Kind) ? symbolize(symbols, ins.nearBranchTarget) : undefined;
+  if (target !== undefined) text += ` <${target}>`;
+  if (ins.isIpRelMemoryOperand) {
+    const at = ins.ipRelMemoryAddress;
+    const name = symbolize(symbols, at);
+    text += `  # 0x${at.toString(16)}${name === undefined ? '' : ` <${name}>`}`;
+  }
   return { address, bytes: bytes.slice(offset, offset + ins.length), text };
 }
 

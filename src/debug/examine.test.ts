@@ -95,6 +95,8 @@ describe('symbols', () => {
     expect(examine('x/3xb 0x8005', m, { symbols }).text).toBe('0x8005 <start.done>:\t0xf4\t0x00\t0x00');
     expect(examine('x/a 0x8008', m, { symbols }).text).toBe('0x8008 <ptr>:\t0x8005 <start.done>');
     expect(examine('x/xb 0x8001', m, { symbols }).text).toBe('0x8001 <start+1>:\t0x01');
+    const call = memoryAt(0x8010n, [0xe8, 0xeb, 0xff, 0xff, 0xff]); // call 0x8000
+    expect(examine('x/i 0x8010', call, { symbols }).text).toBe('   0x8010 <ptr+8>:\tcall   0x8000 <start>');
   });
 });
 

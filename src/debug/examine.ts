@@ -12,6 +12,8 @@
 // halfwords, 4 words or 2 giants; unreadable memory ends the output with gdb's message.
 import { AsmError, Cursor, evaluate, parseExpr, tokenize } from '../guest/asm/expr.ts';
 import { disassembleParts } from './disasm.ts';
+import { addressLabeler } from './symbols.ts';
+import type { AddressLabeler as Labeler, Symbols } from './symbols.ts';
 
 export type ReadMemory = (addr: bigint, size: number) => Uint8Array | null;
 
@@ -21,7 +23,7 @@ export interface ExamineOptions {
   /** Code size for `i` (default 64). */
   bits?: 16 | 32 | 64;
   /** Symbols (e.g. the assembler's labels): addresses are shown as gdb does, `0x8005 <start+5>`. */
-  symbols?: ReadonlyMap<string, number | bigint>;
+  symbols?: Symbols;
 }
 
 export type ExamineResult =
@@ -51,22 +53,6 @@ export function examine(spec: string, read: ReadMemory, opts: ExamineOptions = {
   if (format === 'i') return examineInstructions(count, address, read, label, opts);
   if (format === 's') return examineStrings(count, address, read, label);
   return examineValues(count, format, unit, address, read, label);
-}
-
-/** "0x8005 <start+5>" — the nearest symbol at or below the address, as gdb prints it (no "+0"). */
-type Labeler = (a: bigint) => string;
-
-function addressLabeler(symbols: ReadonlyMap<string, number | bigint> | undefined): Labeler {
-  const sorted = [...(symbols ?? new Map<string, number | bigint>())]
-    .map(([name, v]) => ({ name, at: BigInt(v) }))
-    .sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
-  return (a) => {
-    let best: { name: string; at: bigint } | undefined;
-    for (const s of sorted) if (s.at <= a) best = s;
-    if (best === undefined) return hexAddr(a);
-    const off = a - best.at;
-    return `${hexAddr(a)} <${best.name}${off === 0n ? '' : `+${off}`}>`;
-  };
 }
 
 /** "x/nfu ADDR", "/nfu ADDR" or "x ADDR". */
@@ -248,7 +234,7 @@ function examineInstructions(count: number, start: bigint, read: ReadMemory, lab
   for (let n = 0; n < count; n++) {
     const bytes = readUpTo(addr, MAX_INSTRUCTION_LENGTH, read);
     const marker = addr === pc ? '=> ' : '   ';
-    const [ins] = bytes.length === 0 ? [] : disassembleParts(bytes, { address: addr, bits: opts.bits ?? 64, count: 1 });
+    const [ins] = bytes.length === 0 ? [] : disassembleParts(bytes, { address: addr, bits: opts.bits ?? 64, count: 1, symbols: opts.symbols });
     // Fewer readable bytes than the instruction needs is an access error, as in gdb.
     if (ins === undefined || (ins.mnemonic === '(bad)' && bytes.length < MAX_INSTRUCTION_LENGTH)) {
       const at = addr + BigInt(bytes.length);
