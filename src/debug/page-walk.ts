@@ -12,6 +12,7 @@ import { PTE } from '../machine/paging.ts';
 export type Read64 = (pa: bigint) => bigint | null;
 export type AccessKind = 'read' | 'write' | 'execute';
 
+/** Defaults: CR0 = PE|WP|PG, CR4 = PAE, IA32_EFER = LME|LMA (IA-32e paging, NXE off); a supervisor read. */
 export interface PageWalkOptions {
   cr0?: bigint;
   cr4?: bigint;
