@@ -16,16 +16,26 @@ export const MAX_BLOCK = 48;
 
 export class Block {
   constructor(
+    readonly cache: CodeCache,
     readonly key: number,
     readonly insns: Insn[],
     /** Sum of instruction lengths (the block's bytes are contiguous). */
     readonly bytes: number,
   ) {}
+  /** Offset of instruction i from the block start. */
+  offsetOf(i: number): number {
+    let o = 0;
+    for (let j = 0; j < i; j++) o += this.insns[j]!.len;
+    return o;
+  }
   /** Times entered; hot blocks may be compiled (src/machine/jit.ts). */
   hits = 0;
   /** Compiled form, when the JIT accepted the block: runs the whole block, returns nothing. */
-  compiled: ((lp: unknown) => void) | null = null;
+  compiled: ((lp: never, budget: number) => number) | null = null;
   jitFailed = false;
+  /** How many leading instructions the compiled form covers, and whether it ends with the block's branch. */
+  compiledCount = 0;
+  compiledEnds = false;
 }
 
 export class CodeCache {

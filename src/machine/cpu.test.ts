@@ -251,7 +251,7 @@ describe('run loop', () => {
       const r = m.run({ maxInstructions: 2000 });
       expect(['all-halted', 'shutdown', 'budget']).toContain(r.reason);
     }), { numRuns: 150, seed: 7 });
-  });
+  }, 60_000);
   it('a jump into unmapped memory raises #PF with the target in CR2', () => {
     const g = prepareGuest('mov rax, 0x7ff00000000\njmp rax');
     const { bytes } = assembleOrThrow('bits 64\npop r13\nmov r12, cr2\nhlt', { origin: 0x200000 });

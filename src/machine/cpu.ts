@@ -131,16 +131,27 @@ export class Executor {
     }
     const insns = block.insns;
     const n = insns.length;
-    if (n <= budget && block.compiled !== null) {
-      block.compiled(lp);
-      return n;
-    }
-    if (++block.hits >= JIT_THRESHOLD && block.compiled === null && !block.jitFailed && this.useJit) {
-      block.compiled = compileBlock(block);
+    let i = 0;
+    let done = 0;
+    if (block.compiled !== null && n <= budget) {
+      const before = lp.instructions;
+      try {
+        done = block.compiled(lp as never, budget);
+      } catch (e) {
+        if (!(e instanceof CpuFault)) throw e;
+        // The compiled code left RIP at the faulting instruction and counted those before it.
+        deliverFault(lp, e, lp.rip);
+        return lp.instructions - before + 1;
+      }
+      // Continue in the interpreter only if the compiled prefix ran to its end without branching.
+      if (block.compiledEnds || done !== block.compiledCount || lp.rip !== start + block.offsetOf(done)) {
+        if (done > 0) return done;
+      } else i = done;
+    } else if (++block.hits >= JIT_THRESHOLD && block.compiled === null && !block.jitFailed && this.useJit) {
+      block.compiled = compileBlock(block) as typeof block.compiled;
       if (block.compiled === null) block.jitFailed = true;
     }
     const epoch = this.cache.epoch;
-    let i = 0;
     try {
       for (; i < n && i < budget; i++) {
         const d = insns[i]!;
@@ -182,7 +193,7 @@ export class Executor {
       if (!isStraightLine(d)) break;
     }
     if (insns.length === 0) return null;
-    const block = new Block(key, insns, bytes);
+    const block = new Block(this.cache, key, insns, bytes);
     this.cache.add(block, pfn);
     return block;
   }

@@ -133,7 +133,7 @@ describe('decoder vs iced-x86', () => {
       }
       // The test must actually compare most forms, not skip them.
       expect(stats.checked).toBeGreaterThan(stats.skipped);
-    });
+    }, 60_000);
   }
   it('decodes every VMX instruction form', () => {
     const forms: [string, number[]][] = [

@@ -18,7 +18,7 @@ import { OP_INVALID } from './insn.ts';
 import { CF, DF_MASK, condition, lazyCF, lazyZF, OF, ZF, STATUS_MASK } from './exec-flags.ts';
 import { alu, incDec, shiftRotate, setFlags, szp, multiply, divide, toBig, fromBig, SIZE_MASK, ALU_CMP, mulu32 } from './alu.ts';
 import {
-  getReg, setReg, readRM, writeRM, readMem, writeMem, linearAddress, effectiveAddress, segmentLinear,
+  getReg, setReg, readRM, writeRM, readMem, writeMem, linearAddress, effectiveAddress, effectiveAddressBig, segmentLinear,
   push, pop, peek, adjustSp, stackAddrSize, regNumber, scratch, TWO32,
 } from './operands.ts';
 import { LDTR, TR, type LogicalProcessor } from './lp.ts';
@@ -191,7 +191,10 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     }
     case 0x8d: { // LEA
       const ea = effectiveAddress(lp, d);
-      setReg(lp, d.reg, d.opSize, d.rex, ea >>> 0 | 0, d.opSize === 8 ? Math.floor(ea / TWO32) | 0 : 0);
+      if (ea >= 2 ** 52 || ea <= -(2 ** 52)) {
+        const v = effectiveAddressBig(lp, d);
+        setReg(lp, d.reg, d.opSize, d.rex, Number(v & 0xffffffffn) | 0, Number((v >> 32n) & 0xffffffffn) | 0);
+      } else setReg(lp, d.reg, d.opSize, d.rex, ea >>> 0 | 0, d.opSize === 8 ? Math.floor(ea / TWO32) | 0 : 0);
       lp.rip = next;
       return false;
     }

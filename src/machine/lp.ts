@@ -272,9 +272,8 @@ export class LogicalProcessor {
 
   read8(la: number): number {
     const t = this.tlb;
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & TLB_MASK;
-    if (t.vpn[i] === vpn && t.stamp[i] === t.current && (t.perm[i]! & (1 << this.user)) !== 0) {
+    const i = (la >>> 12) & TLB_MASK;
+    if (t.page[i] === la - (la & 0xfff) && t.stamp[i] === t.current && (t.perm[i]! & (1 << this.user)) !== 0) {
       const b = t.bytes[i];
       if (b !== null) return b![la & 0xfff]!;
     }
@@ -282,10 +281,9 @@ export class LogicalProcessor {
   }
   read16(la: number): number {
     const t = this.tlb;
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & TLB_MASK;
+    const i = (la >>> 12) & TLB_MASK;
     const off = la & 0xfff;
-    if (t.vpn[i] === vpn && t.stamp[i] === t.current && (t.perm[i]! & (1 << this.user)) !== 0 && off <= 4094) {
+    if (t.page[i] === la - off && t.stamp[i] === t.current && (t.perm[i]! & (1 << this.user)) !== 0 && off <= 4094) {
       const v = t.views[i];
       if (v !== null) return v!.getUint16(off, true);
     }
@@ -294,10 +292,9 @@ export class LogicalProcessor {
   /** Returns the value as a signed int32. */
   read32(la: number): number {
     const t = this.tlb;
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & TLB_MASK;
+    const i = (la >>> 12) & TLB_MASK;
     const off = la & 0xfff;
-    if (t.vpn[i] === vpn && t.stamp[i] === t.current && (t.perm[i]! & (1 << this.user)) !== 0 && off <= 4092) {
+    if (t.page[i] === la - off && t.stamp[i] === t.current && (t.perm[i]! & (1 << this.user)) !== 0 && off <= 4092) {
       const v = t.views[i];
       if (v !== null) return v!.getInt32(off, true);
     }
@@ -306,10 +303,9 @@ export class LogicalProcessor {
   /** Returns the low half; the high half is left in `this.hi`. */
   read64(la: number): number {
     const t = this.tlb;
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & TLB_MASK;
+    const i = (la >>> 12) & TLB_MASK;
     const off = la & 0xfff;
-    if (t.vpn[i] === vpn && t.stamp[i] === t.current && (t.perm[i]! & (1 << this.user)) !== 0 && off <= 4088) {
+    if (t.page[i] === la - off && t.stamp[i] === t.current && (t.perm[i]! & (1 << this.user)) !== 0 && off <= 4088) {
       const v = t.views[i];
       if (v !== null) {
         this.hi = v!.getInt32(off + 4, true);
@@ -321,9 +317,8 @@ export class LogicalProcessor {
 
   write8(la: number, value: number): void {
     const t = this.tlb;
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & TLB_MASK;
-    if (t.vpn[i] === vpn && t.stamp[i] === t.current && (t.perm[i]! & (4 << this.user)) !== 0) {
+    const i = (la >>> 12) & TLB_MASK;
+    if (t.page[i] === la - (la & 0xfff) && t.stamp[i] === t.current && (t.perm[i]! & (4 << this.user)) !== 0) {
       const b = t.bytes[i];
       if (b !== null) {
         b![la & 0xfff] = value;
@@ -334,10 +329,9 @@ export class LogicalProcessor {
   }
   write16(la: number, value: number): void {
     const t = this.tlb;
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & TLB_MASK;
+    const i = (la >>> 12) & TLB_MASK;
     const off = la & 0xfff;
-    if (t.vpn[i] === vpn && t.stamp[i] === t.current && (t.perm[i]! & (4 << this.user)) !== 0 && off <= 4094) {
+    if (t.page[i] === la - off && t.stamp[i] === t.current && (t.perm[i]! & (4 << this.user)) !== 0 && off <= 4094) {
       const v = t.views[i];
       if (v !== null) {
         v!.setUint16(off, value, true);
@@ -348,10 +342,9 @@ export class LogicalProcessor {
   }
   write32(la: number, value: number): void {
     const t = this.tlb;
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & TLB_MASK;
+    const i = (la >>> 12) & TLB_MASK;
     const off = la & 0xfff;
-    if (t.vpn[i] === vpn && t.stamp[i] === t.current && (t.perm[i]! & (4 << this.user)) !== 0 && off <= 4092) {
+    if (t.page[i] === la - off && t.stamp[i] === t.current && (t.perm[i]! & (4 << this.user)) !== 0 && off <= 4092) {
       const v = t.views[i];
       if (v !== null) {
         v!.setInt32(off, value, true);
@@ -362,10 +355,9 @@ export class LogicalProcessor {
   }
   write64(la: number, lo: number, hi: number): void {
     const t = this.tlb;
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & TLB_MASK;
+    const i = (la >>> 12) & TLB_MASK;
     const off = la & 0xfff;
-    if (t.vpn[i] === vpn && t.stamp[i] === t.current && (t.perm[i]! & (4 << this.user)) !== 0 && off <= 4088) {
+    if (t.page[i] === la - off && t.stamp[i] === t.current && (t.perm[i]! & (4 << this.user)) !== 0 && off <= 4088) {
       const v = t.views[i];
       if (v !== null) {
         v!.setInt32(off, lo, true);

@@ -61,9 +61,18 @@ export function effectiveAddress(lp: LogicalProcessor, d: Insn): number {
   if (d.addrSize === 8) {
     if (d.ripRel) return lp.rip + d.len + d.disp;
     off = d.disp;
-    if (d.base >= 0) off += lp.regHi[d.base]! * TWO32 + (lp.regLo[d.base]! >>> 0);
-    if (d.index >= 0) off += (lp.regHi[d.index]! * TWO32 + (lp.regLo[d.index]! >>> 0)) * (1 << d.scale);
-    if (off >= 2 ** 52 || off < -(2 ** 52)) off = exactAddress(lp, d);
+    // Double arithmetic is exact while every register is below 2^48 in magnitude (high half within ±2^16):
+    // the sum stays below 2^53. Otherwise compute modulo 2^64 exactly.
+    if (d.base >= 0) {
+      const h = lp.regHi[d.base]!;
+      if (((h + 0x10000) >>> 0) >= 0x20000) return exactAddress(lp, d);
+      off += h * TWO32 + (lp.regLo[d.base]! >>> 0);
+    }
+    if (d.index >= 0) {
+      const h = lp.regHi[d.index]!;
+      if (((h + 0x10000) >>> 0) >= 0x20000) return exactAddress(lp, d);
+      off += (h * TWO32 + (lp.regLo[d.index]! >>> 0)) * (1 << d.scale);
+    }
     return off;
   }
   if (d.ripRel) return (lp.rip + d.len + d.disp) >>> 0; // 67H + RIP-relative: 32-bit
@@ -73,12 +82,20 @@ export function effectiveAddress(lp: LogicalProcessor, d: Insn): number {
   return d.addrSize === 4 ? off >>> 0 : off & 0xffff;
 }
 
-/** 64-bit wrap-around for huge register values (rare): exact arithmetic, result as a signed number. */
+/**
+ * 64-bit wrap-around for huge register values (rare): exact arithmetic, result as a signed number. Results of
+ * 2^53 or more are not exact as numbers, but such addresses are non-canonical anyway (LEA uses effectiveAddressBig).
+ */
 function exactAddress(lp: LogicalProcessor, d: Insn): number {
-  let v = BigInt(d.disp);
-  if (d.base >= 0) v += lp.getGpr(d.base);
-  if (d.index >= 0) v += lp.getGpr(d.index) << BigInt(d.scale);
-  return Number(BigInt.asIntN(64, v));
+  return Number(BigInt.asIntN(64, effectiveAddressBig(lp, d)));
+}
+
+/** The effective address modulo 2^64, exactly (LEA with huge values). */
+export function effectiveAddressBig(lp: LogicalProcessor, d: Insn): bigint {
+  let v = BigInt(d.ripRel ? lp.rip + d.len + d.disp : d.disp);
+  if (!d.ripRel && d.base >= 0) v += lp.getGpr(d.base);
+  if (!d.ripRel && d.index >= 0) v += lp.getGpr(d.index) << BigInt(d.scale);
+  return BigInt.asUintN(d.addrSize * 8, v);
 }
 
 /**

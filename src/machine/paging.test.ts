@@ -90,7 +90,7 @@ describe('4-level paging permissions and #PF error codes', () => {
           expect((pte & 0x40) !== 0).toBe(c.dirty || write); // dirty only on write
         }
       }), { numRuns: 150, seed: 42 });
-  });
+  }, 60_000);
 
   it('a 2-MByte page: translation, and a write sets D in the PDE', () => {
     const { m, lp } = setup({ wp: true, nxe: true });

@@ -29,6 +29,11 @@ const CONTEXT_SCALE = 2 ** 32;
 
 export class Tlb {
   readonly vpn = new Float64Array(TLB_ENTRIES).fill(NaN);
+  /**
+   * Linear address of the entry's page (vpn × 4096): hot paths compare `la - (la & 0xfff)` with it and index
+   * with `(la >>> 12) & TLB_MASK`, which needs no division.
+   */
+  readonly page = new Float64Array(TLB_ENTRIES).fill(NaN);
   readonly stamp = new Float64Array(TLB_ENTRIES).fill(-1);
   readonly perm = new Int32Array(TLB_ENTRIES);
   /** Physical address of the page (4-KByte aligned). */
@@ -45,6 +50,7 @@ export class Tlb {
   fill(vpn: number, phys: number, perm: number, bytes: Uint8Array | null, view: DataView | null): number {
     const i = vpn & TLB_MASK;
     this.vpn[i] = vpn;
+    this.page[i] = vpn * 4096;
     this.stamp[i] = this.current;
     this.perm[i] = perm;
     this.phys[i] = phys;
@@ -75,7 +81,10 @@ export class Tlb {
       return;
     }
     const i = vpn & TLB_MASK;
-    if (this.vpn[i] === vpn) this.vpn[i] = NaN;
+    if (this.vpn[i] === vpn) {
+      this.vpn[i] = NaN;
+      this.page[i] = NaN;
+    }
   }
 
   /** Select the tagging context (see the file comment). Context 0 is VMX root operation. */
