@@ -17,6 +17,9 @@ import {
   vmcsFieldsPage,
   vmxOperationPage,
   type CpuModelRow,
+  describeCapabilities,
+  type CapabilitiesView,
+  type ControlBitRow,
   type DecodedMsr,
   type EntryCheckRow,
   type EntryFailureRow,
@@ -125,11 +128,15 @@ async function loadMsrNames(): Promise<Map<number, string>> {
   return names;
 }
 
-/** The capability decoder from src/vmx/capabilities.ts, adapted to rows of text (null until it exists). */
+/** The capability decoder from src/vmx/capabilities.ts, shown as rows of text (null until it exists). */
 async function loadCapabilityDecoder(): Promise<((model: CpuModelRow) => DecodedMsr[]) | null> {
-  const mod = await loadOptional('src/vmx/capabilities.ts');
-  if (mod === null) return null;
-  return null; // wired up once the decoder's API is known (see capabilityDecoder in capabilities.ts)
+  const caps = await loadOptional('src/vmx/capabilities.ts');
+  const controls = await loadOptional('src/vmx/controls.ts');
+  if (caps === null) return null;
+  const decode = caps.decodeCapabilities;
+  if (typeof decode !== 'function') throw new Error('site: src/vmx/capabilities.ts does not export decodeCapabilities');
+  const bits = Array.isArray(controls?.CONTROL_BITS) ? (controls.CONTROL_BITS as ControlBitRow[]) : [];
+  return (model) => describeCapabilities(decode(model.msrs) as CapabilitiesView, bits);
 }
 
 export function referencePages(t: SiteTables): Page[] {

@@ -58,14 +58,104 @@ export interface CpuModelRow {
   brand?: string;
   maxPhysAddr?: number;
 }
-/** One decoded view of a capability MSR, as the project's decoder reports it. */
+/** One decoded view of capability MSRs, as rows of text. */
 export interface DecodedMsr {
-  msr: number;
-  name: string;
+  title: string;
   rows: { label: string; value: string }[];
 }
 
+/** The parts of src/vmx/capabilities.ts's VmxCapabilities the page shows. */
+export interface AllowedView {
+  allowed0: number;
+  allowed1: number;
+}
+export interface CapabilitiesView {
+  basic: Record<string, number | boolean>;
+  effective: Record<'pin' | 'proc' | 'proc2' | 'exit' | 'entry', AllowedView>;
+  procbased2: AllowedView | null;
+  procbased3: bigint | null;
+  truePinbased: AllowedView | null;
+  misc: Record<string, number | boolean | bigint>;
+  cr0Fixed0: bigint;
+  cr0Fixed1: bigint;
+  cr4Fixed0: bigint;
+  cr4Fixed1: bigint;
+  vmcsEnumMaxIndex: number;
+  eptVpidCap: bigint;
+  vmfunc: bigint;
+  notes: readonly string[];
+}
+export interface ControlBitRow {
+  field: string;
+  name: string;
+  bit: number;
+  description: string;
+}
+
+const CONTROL_TITLES: Record<string, string> = {
+  pin: 'Pin-based VM-execution controls',
+  proc: 'Primary processor-based VM-execution controls',
+  proc2: 'Secondary processor-based VM-execution controls',
+  proc3: 'Tertiary processor-based VM-execution controls',
+  exit: 'VM-exit controls',
+  entry: 'VM-entry controls',
+};
+
+/**
+ * A control bit is fixed to 1 when its allowed-0 bit is 1 (default1), fixed to 0 when its allowed-1 bit is 0, and
+ * flexible otherwise. See SDM Vol. 3D, "VMX Capability Reporting Facility".
+ */
+export function controlSetting(a: AllowedView, bit: number): 'must be 1' | 'must be 0' | 'flexible' {
+  const mask = 2 ** bit;
+  if (((a.allowed0 >>> 0) & mask) >>> 0 !== 0) return 'must be 1';
+  if (((a.allowed1 >>> 0) & mask) >>> 0 === 0) return 'must be 0';
+  return 'flexible';
+}
+
+/** Rows of text for one model's decoded capabilities. */
+export function describeCapabilities(c: CapabilitiesView, bits: readonly ControlBitRow[]): DecodedMsr[] {
+  const out: DecodedMsr[] = [];
+  const show = (v: number | boolean | bigint): string =>
+    typeof v === 'boolean' ? (v ? 'yes' : 'no') : typeof v === 'bigint' ? hex(v) : String(v);
+  out.push({ title: 'IA32_VMX_BASIC (480H)', rows: Object.entries(c.basic).map(([k, v]) => ({ label: k, value: show(v) })) });
+  const fields: ('pin' | 'proc' | 'proc2' | 'exit' | 'entry')[] = ['pin', 'proc', 'proc2', 'exit', 'entry'];
+  for (const f of fields) {
+    if (f === 'proc2' && c.procbased2 === null) continue;
+    const a = c.effective[f];
+    const rows = bits
+      .filter((b) => b.field === f)
+      .map((b) => ({ label: `${b.name} (bit ${b.bit})`, value: controlSetting(a, b.bit) }));
+    const source = c.truePinbased !== null && f !== 'proc2' ? 'TRUE_* MSR' : 'capability MSR';
+    out.push({ title: `${CONTROL_TITLES[f]} — from the ${source}`, rows });
+  }
+  if (c.procbased3 !== null) {
+    const p3 = c.procbased3;
+    const rows = bits
+      .filter((b) => b.field === 'proc3')
+      .map((b) => ({ label: `${b.name} (bit ${b.bit})`, value: ((p3 >> BigInt(b.bit)) & 1n) === 1n ? 'flexible' : 'must be 0' }));
+    out.push({ title: `${CONTROL_TITLES.proc3} — IA32_VMX_PROCBASED_CTLS3 (492H)`, rows });
+  }
+  out.push({ title: 'IA32_VMX_MISC (485H)', rows: Object.entries(c.misc).map(([k, v]) => ({ label: k, value: show(v) })) });
+  out.push({
+    title: 'Fixed bits, VMCS enumeration, EPT/VPID, VM functions',
+    rows: [
+      { label: 'IA32_VMX_CR0_FIXED0 (486H)', value: hex(c.cr0Fixed0) },
+      { label: 'IA32_VMX_CR0_FIXED1 (487H)', value: hex(c.cr0Fixed1) },
+      { label: 'IA32_VMX_CR4_FIXED0 (488H)', value: hex(c.cr4Fixed0) },
+      { label: 'IA32_VMX_CR4_FIXED1 (489H)', value: hex(c.cr4Fixed1) },
+      { label: 'highest VMCS field index (IA32_VMX_VMCS_ENUM[9:1])', value: String(c.vmcsEnumMaxIndex) },
+      { label: 'IA32_VMX_EPT_VPID_CAP (48CH)', value: hex(c.eptVpidCap) },
+      { label: 'IA32_VMX_VMFUNC (491H)', value: hex(c.vmfunc) },
+      ...c.notes.map((n) => ({ label: 'note', value: n })),
+    ],
+  });
+  return out;
+}
+
 // ---- Helpers ----
+
+/** The anchor of one table row; the site tests read these back to compare pages with tables. */
+export const anchor = (id: string): string => `<span class="vmx-anchor" id="${id}"></span>`;
 
 /** `SDM Vol. 3C, "Title"` (the tables' form) → `[[SDM 3C: Title]]` (the notes' form). Throws on anything else. */
 export function sdmMarkup(ref: string): string {
@@ -146,7 +236,7 @@ function fieldTable(rows: readonly FieldRow[]): string {
   for (const f of rows) {
     const width = f.high ? '32 (high half)' : WIDTH_TITLES[f.width] ?? f.width;
     md +=
-      `| <span id="field-${f.name}"></span>\`${f.name}\` | \`${hex(f.encoding, 4)}\` | ${width} | ` +
+      `| ${anchor(`field-${f.name}`)}\`${f.name}\` | \`${hex(f.encoding, 4)}\` | ${width} | ` +
       `${f.readOnly ? 'read-only' : 'read/write'} | ${cell(f.description)} | ${sdmMarkup(f.sdm)} |\n`;
   }
   return md + '\n';
@@ -176,7 +266,7 @@ export function exitReasonsPage(reasons: readonly ExitReasonRow[]): Page {
     if (r.qualificationSdm !== undefined) {
       qual += layout !== undefined ? ` — [layout](./layouts#${layout.id}), ${sdmMarkup(r.qualificationSdm)}` : ` — ${sdmMarkup(r.qualificationSdm)}`;
     }
-    md += `| <span id="exit-${r.number}"></span>${r.number} | \`${r.name}\` | ${cell(r.description)} | ${qual} |\n`;
+    md += `| ${anchor(`exit-${r.number}`)}${r.number} | \`${r.name}\` | ${cell(r.description)} | ${qual} |\n`;
   }
   return { path: 'reference/exit-reasons.md', content: md + '\n' };
 }
@@ -193,7 +283,7 @@ export function errorsPage(errors: readonly ErrorRow[], entryFailures: readonly 
     'Generated from `src/vmx/errors.ts`. See [[SDM 3C: VM Instruction Error Numbers]].\n\n';
   md += `| # | Name | Meaning |\n|---|---|---|\n`;
   for (const e of errors) {
-    md += `| <span id="error-${e.number}"></span>${e.number} | \`${e.name}\` | ${cell(e.description)} |\n`;
+    md += `| ${anchor(`error-${e.number}`)}${e.number} | \`${e.name}\` | ${cell(e.description)} |\n`;
   }
   if (entryFailures !== null && entryFailures.length > 0) {
     md +=
@@ -248,7 +338,7 @@ export function entryChecksPage(checks: readonly EntryCheckRow[], knownFields: R
         const fields = c.fields
           .map((f) => (knownFields?.has(f) === true ? `[\`${f}\`](./vmcs-fields#field-${f})` : `\`${cell(f)}\``))
           .join(', ');
-        md += `| <span id="check-${c.id}"></span>\`${c.id}\` | ${fields} | ${outcomeText(c.outcome)} | ${cell(c.explain)} |\n`;
+        md += `| ${anchor(`check-${c.id}`)}\`${c.id}\` | ${fields} | ${outcomeText(c.outcome)} | ${cell(c.explain)} |\n`;
       }
       md += '\n';
     }
@@ -294,7 +384,7 @@ export function capabilityPage(
   }
   md += '\n';
   for (const m of models) {
-    md += `## ${m.name} {#model-${m.name}}\n\n${cell(m.description)}${m.measured ? '' : ' (modeled, not measured)'}.\n\n`;
+    md += `## ${m.name}\n\n${anchor(`model-${m.name}`)}${cell(m.description)}${m.measured ? '' : ' (modeled, not measured)'}.\n\n`;
     md += `| MSR | Name | Value |\n|---|---|---|\n`;
     for (const [msr, value] of [...m.msrs.entries()].sort((a, b) => a[0] - b[0])) {
       md += `| \`${hex(msr)}\` | ${msrName(msr) ?? ''} | \`${hex(value, 16)}\` |\n`;
@@ -302,7 +392,7 @@ export function capabilityPage(
     md += '\n';
     if (decode !== null) {
       for (const d of decode(m)) {
-        md += `::: details ${d.name} (${hex(d.msr)}) decoded\n| Field | Value |\n|---|---|\n`;
+        md += `::: details ${d.title}\n| Field | Value |\n|---|---|\n`;
         for (const r of d.rows) md += `| ${cell(r.label)} | ${cell(r.value)} |\n`;
         md += `:::\n\n`;
       }

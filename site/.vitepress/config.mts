@@ -62,7 +62,7 @@ export default defineConfig({
     // Which emulator parts the playground can use, decided when the site is built.
     define: {
       __VMXLAB_PLAYGROUND__: JSON.stringify({
-        machine: existsSync(resolve(REPO_ROOT, 'src/machine/machine.ts')),
+        machine: existsSync(resolve(REPO_ROOT, 'src/machine/machine.ts')) && existsSync(resolve(REPO_ROOT, 'src/machine/testing/run-guest.ts')),
         assembler: existsSync(resolve(REPO_ROOT, 'src/guest/assembler.ts')),
       }),
     },

@@ -38,8 +38,12 @@ test('chapters are in manifest order in the sidebar, with prev/next from the man
       if (JSON.stringify(chapterLinks) !== JSON.stringify(expected)) {
         problems.push(`sidebar on ${c.slug}: ${JSON.stringify(chapterLinks)} ≠ manifest ${JSON.stringify(expected)}`);
       }
-      const prev = await w.page.locator('.VPDocFooter .pager-link.prev').getAttribute('href').catch(() => null);
-      const next = await w.page.locator('.VPDocFooter .pager-link.next').getAttribute('href').catch(() => null);
+      const hrefOf = async (selector: string): Promise<string | null> => {
+        const l = w.page.locator(selector);
+        return (await l.count()) === 0 ? null : l.first().getAttribute('href');
+      };
+      const prev = await hrefOf('.VPDocFooter .pager-link.prev');
+      const next = await hrefOf('.VPDocFooter .pager-link.next');
       const wantPrev = i > 0 ? `/chapters/${CHAPTERS[i - 1].slug}` : null;
       const wantNext = i + 1 < CHAPTERS.length ? `/chapters/${CHAPTERS[i + 1].slug}` : null;
       if ((prev === null ? null : new URL(prev, t.site.baseUrl).pathname) !== wantPrev) problems.push(`prev on ${c.slug}: ${prev} ≠ ${wantPrev}`);
@@ -56,7 +60,7 @@ test('chapters are in manifest order in the sidebar, with prev/next from the man
         if (!text.includes(`exercises/${c.slug}/${e.file}`)) problems.push(`${c.slug}: exercise ${e.id} box does not name its file`);
         if (!/npx vmxlab grade/.test(text)) problems.push(`${c.slug}: exercise ${e.id} box has no grade command`);
       }
-      const edit = await w.page.locator('.VPDocFooter .edit-link a').getAttribute('href');
+      const edit = await hrefOf('.VPDocFooter .edit-link a');
       if (edit === null || !edit.endsWith(`chapters/${c.slug}/README.md`)) problems.push(`edit link on ${c.slug}: ${edit}`);
       if (i === 0) await w.page.screenshot({ path: join(t.site.screenshotDir, 'chapter.png'), fullPage: false });
     }

@@ -18,6 +18,18 @@ export interface PageVisit {
 
 let visits: Promise<PageVisit[]> | null = null;
 
+const PAGE_INFO = `(() => {
+  const where = (a) =>
+    a.closest('.VPSidebar') ? 'sidebar' : a.closest('.VPNav') ? 'nav' : a.closest('.VPDocFooter') ? 'footer'
+      : a.closest('.VPDocAside') ? 'outline' : 'content';
+  return {
+    title: document.title,
+    h1: (document.querySelector('h1')?.textContent ?? '').trim(),
+    links: [...document.querySelectorAll('a[href]')].map((a) => ({ href: a.href, where: where(a) })),
+    ids: [...document.querySelectorAll('[id]')].map((e) => e.id),
+  };
+})()`;
+
 export function crawl(t: TestContext): Promise<PageVisit[]> {
   visits ??= doCrawl(t);
   return visits;
@@ -32,16 +44,8 @@ async function doCrawl(t: TestContext): Promise<PageVisit[]> {
       w.offMachine.length = 0;
       await w.page.goto(path, { waitUntil: 'load', timeout: 30_000 });
       await w.page.waitForSelector('#app > *', { timeout: 10_000 });
-      const info = await w.page.evaluate(() => {
-        const where = (a: Element): string =>
-          a.closest('.VPSidebar') ? 'sidebar' : a.closest('.VPNav') ? 'nav' : a.closest('.VPDocFooter') ? 'footer' : a.closest('.VPDocAside') ? 'outline' : 'content';
-        return {
-          title: document.title,
-          h1: document.querySelector('h1')?.textContent?.trim() ?? '',
-          links: [...document.querySelectorAll('a[href]')].map((a) => ({ href: (a as HTMLAnchorElement).href, where: where(a) })),
-          ids: [...document.querySelectorAll('[id]')].map((e) => e.id),
-        };
-      });
+      // A string, not a function: tsx would wrap named functions in a helper the page does not have.
+      const info = (await w.page.evaluate(PAGE_INFO)) as { title: string; h1: string; links: { href: string; where: string }[]; ids: string[] };
       out.push({ path, title: info.title, h1: info.h1, errors: [...w.errors], offMachine: [...w.offMachine], links: info.links, ids: new Set(info.ids) });
     }
   } finally {
@@ -51,6 +55,12 @@ async function doCrawl(t: TestContext): Promise<PageVisit[]> {
 }
 
 const idCache = new Map<string, Set<string>>();
+
+/** Ids of the row anchors the reference generators emit (`<span class="vmx-anchor" id="…">`). */
+export function anchorIdsInFile(file: string): string[] {
+  const html = readFileSync(file, 'utf8');
+  return [...html.matchAll(/<span class="vmx-anchor" id="([^"]+)"/g)].map((m) => decodeHtml(m[1]));
+}
 
 /** Element ids in a built HTML file (server-rendered, so anchors exist without scripts). */
 export function idsInFile(file: string): Set<string> {

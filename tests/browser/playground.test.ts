@@ -7,7 +7,7 @@ import { EXAMPLE_EXPECTED_OUTPUT } from '../../site/.vitepress/theme/playground/
 import { assert, assertEqual, assertNone, test } from './harness.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const hasMachine = existsSync(join(ROOT, 'src/machine/machine.ts')) && existsSync(join(ROOT, 'src/guest/assembler.ts'));
+const hasMachine = ['src/machine/machine.ts', 'src/machine/testing/run-guest.ts', 'src/guest/assembler.ts'].every((f) => existsSync(join(ROOT, f)));
 
 test(hasMachine ? 'playground runs its example and prints the expected output' : 'playground says the machine has not arrived', async (t) => {
   const w = await t.newPage();
@@ -28,8 +28,10 @@ test(hasMachine ? 'playground runs its example and prints the expected output' :
       const out = w.page.locator('.vmx-playground-console');
       await out.waitFor({ state: 'visible', timeout: 60_000 });
       assertEqual(await out.textContent(), EXAMPLE_EXPECTED_OUTPUT, 'debug console output');
-      const regs = await w.page.locator('.vmx-playground-registers').textContent();
-      assert(regs !== null && /RAX/.test(regs) && /0x0*1234\b/i.test(regs), `RAX should be 0x1234 after the example: ${regs}`);
+      const rax = await w.page.locator('.vmx-playground-registers tr', { hasText: 'RAX' }).locator('td').textContent();
+      assertEqual(rax?.trim(), '0x0000000000001234', 'RAX after the example (mov rax, 0x1234; hlt)');
+      const stop = (await w.page.locator('.vmx-playground-stop').textContent()) ?? '';
+      assert(/HLT/.test(stop), `the example should stop at HLT: ${stop}`);
     }
     await w.page.screenshot({ path: join(t.site.screenshotDir, 'playground.png') });
     assertNone(w.errors, 'errors on the playground page');

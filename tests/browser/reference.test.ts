@@ -2,12 +2,12 @@
 // the built HTML, compared with the tables loaded from src/.
 import { join } from 'node:path';
 import { loadSiteTables } from '../../scripts/site/generate.ts';
-import { idsInFile } from './crawl.ts';
+import { anchorIdsInFile } from './crawl.ts';
 import { assertNone, test, type TestContext } from './harness.ts';
 
 function idsWithPrefix(t: TestContext, page: string, prefix: string): string[] {
-  const ids = idsInFile(join(t.site.distDir, `${page}.html`));
-  return [...ids].filter((id) => id.startsWith(prefix)).map((id) => id.slice(prefix.length));
+  const ids = anchorIdsInFile(join(t.site.distDir, `${page}.html`));
+  return ids.filter((id) => id.startsWith(prefix)).map((id) => id.slice(prefix.length));
 }
 
 function compareSets(what: string, onPage: readonly string[], inTable: readonly string[]): string[] {

@@ -124,7 +124,9 @@ async function main(): Promise<number> {
       });
       page.on('pageerror', (err) => errors.push(`uncaught ${err.name} on ${page.url()}: ${err.message}`));
       page.on('requestfailed', (req: Request) => {
-        if (req.url().startsWith(origin)) errors.push(`request failed: ${req.url()} (${req.failure()?.errorText ?? '?'})`);
+        // ERR_ABORTED is a prefetch cut short by the next navigation, not a broken resource.
+        const why = req.failure()?.errorText ?? '?';
+        if (req.url().startsWith(origin) && why !== 'net::ERR_ABORTED') errors.push(`request failed: ${req.url()} (${why})`);
       });
       page.on('response', (res) => {
         if (res.url().startsWith(origin) && res.status() >= 400) errors.push(`HTTP ${res.status()} for ${res.url()}`);
