@@ -421,6 +421,7 @@ describe('errors are values with line numbers', () => {
 
   it('assembleOrThrow lists file:line: message', () => {
     expect(() => assembleOrThrow('nop\nbogus', { fileName: 'guest.asm' })).toThrow(/^guest\.asm:2: unknown instruction 'bogus'$/);
+    expect(() => assembleOrThrow('bogus\nmov al, #')).toThrow(/^<asm>:1: unknown instruction 'bogus'\n<asm>:2: unexpected character '#'$/);
   });
 
   it('random instruction-shaped lines: errors are explained, and what assembles decodes back', () => {

@@ -93,7 +93,7 @@ export function assembleOrThrow(source: string, opts: AssembleOptions = {}): { b
   const r = assemble(source, opts);
   if (r.ok) return r;
   const file = opts.fileName ?? '<asm>';
-  throw new Error(r.errors.map((e) => `${file}:${e.line}${e.column !== undefined ? `:${e.column}` : ''}: ${e.message}`).join('\n'));
+  throw new Error(r.errors.map((e) => `${file}:${e.line}: ${e.message}`).join('\n'));
 }
 
 function parseSource(source: string): { statements: Statement[]; errors: AssembleError[] } {
