@@ -44,19 +44,22 @@ export function guestUsesPaePaging(v: EntryView): boolean {
 
 /** The four PDPTEs VM entry will use: from the VMCS with EPT, else from guest memory at CR3[31:5]. */
 export function guestPdptes(v: EntryView): { values: bigint[]; fromVmcs: boolean } {
-  // See SDM Vol. 3C, "Loading Page-Directory-Pointer-Table Entries".
-  if (has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) {
-    return { values: [0, 1, 2, 3].map((i) => v.u64(`GUEST_PDPTR${i}`)), fromVmcs: true };
-  }
-  const base = v.u64('GUEST_CR3') & 0xffffffe0n;
-  return { values: [0, 1, 2, 3].map((i) => v.readPhys64(base + BigInt(8 * i))), fromVmcs: false };
+  return { values: [0, 1, 2, 3].map((i) => guestPdpte(v, i)), fromVmcs: has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) };
 }
 
+/** PDPTE `i`: from GUEST_PDPTRi with EPT, else the i-th quadword at guest-physical CR3[31:5]. */
+function guestPdpte(v: EntryView, i: number): bigint {
+  // See SDM Vol. 3C, "Loading Page-Directory-Pointer-Table Entries".
+  if (has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return v.u64(PDPTR_FIELDS[i]!);
+  return v.readPhys64((v.u64('GUEST_CR3') & 0xffffffe0n) + BigInt(8 * i));
+}
+const PDPTR_FIELDS = ['GUEST_PDPTR0', 'GUEST_PDPTR1', 'GUEST_PDPTR2', 'GUEST_PDPTR3'];
+
 function pdpteCheck(i: number): StateCheck {
-  return guest(PDPTES, `guest-pdpte${i}-reserved`, ['GUEST_CR0', 'GUEST_CR4', 'VM_ENTRY_CONTROLS', 'GUEST_CR3', `GUEST_PDPTR${i}`], (v) => {
+  return guest(PDPTES, `guest-pdpte${i}-reserved`, ['GUEST_CR0', 'GUEST_CR4', 'VM_ENTRY_CONTROLS', 'SECONDARY_VM_EXEC_CONTROL', 'GUEST_CR3', `GUEST_PDPTR${i}`], (v) => {
     if (!guestUsesPaePaging(v)) return true;
-    const { values, fromVmcs } = guestPdptes(v);
-    const e = values[i]!;
+    const fromVmcs = has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT);
+    const e = guestPdpte(v, i);
     if ((e & PDPTE.P) === 0n) return true;
     const field = fromVmcs ? `GUEST_PDPTR${i}` : 'GUEST_CR3';
     const where = fromVmcs ? `GUEST_PDPTR${i}` : `PDPTE ${i} in memory at CR3[31:5]`;

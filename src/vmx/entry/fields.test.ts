@@ -1,0 +1,35 @@
+// The `fields` of each rule are data the site and the diagnosis rely on: check that a rule's predicate reads no
+// VMCS field it does not declare, over valid VMCSs and over every rule's violating mutation.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { CPU_MODELS } from '../../machine/cpu-model.ts';
+import { STATE_CHECKS } from './index.ts';
+import { EntryView } from './view.ts';
+import type { EntryContext } from './context.ts';
+import { buildValidVmcs, vmcsChoices } from './testkit.ts';
+import { M, rnd } from './mutations.ts';
+
+describe('declared fields', () => {
+  it('each state check reads only the VMCS fields it declares', () => {
+    const undeclared = new Map<string, Set<string>>();
+    const samples = fc.sample(fc.tuple(fc.constantFrom(...CPU_MODELS), vmcsChoices(), rnd, fc.constantFrom(...Object.keys(M))), { seed: 51, numRuns: 400 });
+    for (const [model, c, r, mutation] of samples) {
+      const f = buildValidVmcs(model, c);
+      M[mutation]!(f, r);
+      for (const check of STATE_CHECKS) {
+        const reads = new Set<string>();
+        const ctx: EntryContext = { ...f.ctx, vmcs: { read: (n) => (reads.add(n), f.vmcs.read(n)), write: f.vmcs.write } };
+        const v = new EntryView(ctx);
+        reads.clear(); // the view's constructor reads the control fields and RFLAGS for every rule
+        check.check(v);
+        for (const n of reads) {
+          if (!check.fields.includes(n)) {
+            if (!undeclared.has(check.id)) undeclared.set(check.id, new Set());
+            undeclared.get(check.id)!.add(n);
+          }
+        }
+      }
+    }
+    expect(Object.fromEntries([...undeclared].map(([k, v]) => [k, [...v]]))).toEqual({});
+  });
+});
