@@ -362,8 +362,10 @@ type RawRow = RawGroup['rows'][number];
 type Names64 = Extract<RawGroup, { width: '64' }>['rows'][number][0];
 type NamesWide = Extract<RawGroup, { width: '64' | 'natural' }>['rows'][number][0];
 
+/** Names of the full fields (one per field; no NAME_HIGH). */
+export type VmcsFullFieldName = RawRow[0];
 /** Every field name, including NAME_HIGH for 64-bit fields. */
-export type VmcsFieldName = RawRow[0] | `${Names64}_HIGH`;
+export type VmcsFieldName = VmcsFullFieldName | `${Names64}_HIGH`;
 
 /**
  * The value type of a field at the learner-facing API: bigint for 64-bit and natural-width fields (full access),

@@ -15,7 +15,7 @@
 //              of their own.
 // While a VMCS is active, the processor works on a cached copy (ActiveVmcs, a Uint32Array of lo/hi pairs indexed
 // by slot); VMCLEAR writes it back. See SDM Vol. 3C, "VMCS Life Cycle" ("the processor may cache VMCS data").
-import { ENC_ACCESS_HIGH, VMCS_FIELDS, type VmcsField } from './fields.ts';
+import { ENC_ACCESS_HIGH, VMCS_FIELDS, type VmcsField, type VmcsFullFieldName } from './fields.ts';
 
 /** Offsets of the architectural and implementation-specific header words. */
 export const VMCS_REVISION_OFFSET = 0;
@@ -86,10 +86,12 @@ export function isHighEncoding(enc: number): boolean {
   return (enc & ENC_ACCESS_HIGH) !== 0;
 }
 
-/** Slots by Linux field name (full fields only): `VMCS_SLOT.GUEST_RIP`. */
+/** Slots by Linux field name (full fields only), for lookups by a name held in a string. */
 export const VMCS_SLOT: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(SLOT_FIELDS.map((f, i) => [f.name, i])),
 );
+/** The same slots with one typed property per field: `SLOT.GUEST_RIP` (hot paths: no string lookup, no `!`). */
+export const SLOT = VMCS_SLOT as { readonly [N in VmcsFullFieldName]: number };
 
 // ---------------------------------------------------------------------------------------------------------------
 // The processor's copy of an active VMCS.

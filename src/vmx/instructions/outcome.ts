@@ -8,7 +8,7 @@ import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
 import type { VmxCpu } from '../cpu-view.ts';
 import type { ExitOutcome } from '../exit/index.ts';
 import type { Diagnosis } from '../diagnosis.ts';
-import { VMCS_SLOT } from '../vmcs.ts';
+import { SLOT } from '../vmcs.ts';
 import type { VmxState } from '../state.ts';
 
 /** The end of a VMX instruction, as a value. Exceptions are values too: the caller delivers them (or oopses). */
@@ -56,7 +56,7 @@ export const CONVENTIONS_SDM = 'SDM Vol. 3C, "VMX Instruction Reference" ("Conve
 
 const SUCCEED: VmxOutcome = Object.freeze({ kind: 'VMsucceed' });
 const FAIL_INVALID: VmxOutcome = Object.freeze({ kind: 'VMfailInvalid' });
-const ERROR_SLOT = VMCS_SLOT.VM_INSTRUCTION_ERROR!;
+const ERROR_SLOT = SLOT.VM_INSTRUCTION_ERROR;
 const CR0_PE = BigInt(CR0.PE);
 /** Bits 11:0: the offset within a 4-KByte page. */
 const PAGE_OFFSET_MASK = 0xfffn;

@@ -3,7 +3,10 @@ import { CR0, CR4 } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { MSR_EFER } from '../../x86/msr.ts';
 import { AR } from '../../x86/segments.ts';
+import { getCpuModel } from '../../machine/cpu-model.ts';
+import { decodeCapabilities } from '../capabilities.ts';
 import { lastDiagnosis } from '../diagnosis.ts';
+import { fakeVmxContext } from '../fake-cpu.ts';
 import { VMCS_SLOT } from '../vmcs.ts';
 import { vmxoff, vmxon } from './vmxon.ts';
 import { vmread, vmwrite } from './vmread-vmwrite.ts';
@@ -217,5 +220,20 @@ describe('VMXOFF', () => {
     vmxon(ctx, op(VMXON_PA));
     vmptrld(ctx, op(0x20000n));
     expect(vmread(ctx, op(0x681en), { kind: 'result' })).toEqual({ kind: 'VMsucceed', value: 0x5678n });
+  });
+});
+
+describe('IA32_VMX_BASIC[48]: VMX structures limited to 32-bit physical addresses', () => {
+  it('a VMXON region above 4 GBytes: VMfailInvalid with BASIC[48] = 1, VMsucceed without', () => {
+    const msrs = new Map(getCpuModel('skylake-i5-6300u')!.msrs);
+    for (const limited of [true, false]) {
+      if (limited) msrs.set(0x480, msrs.get(0x480)! | (1n << 48n));
+      else msrs.set(0x480, msrs.get(0x480)! & ~(1n << 48n));
+      const caps = decodeCapabilities(msrs);
+      expect(caps.basic.physAddr32).toBe(limited);
+      const ctx = fakeVmxContext(caps);
+      ctx.cpu.writePhysical32(0x1_0000_0000n, caps.basic.revisionId);
+      expect(vmxon(ctx, op(0x1_0000_0000n)).kind).toBe(limited ? 'VMfailInvalid' : 'VMsucceed');
+    }
   });
 });
