@@ -331,7 +331,8 @@ describe('guest programs', () => {
     m.io.register(DEBUG_CONSOLE_PORT, 1, con);
     const lp = m.cpus[0]!;
     enterLongMode(lp); // builds the page tables at L.pml4 …
-    lp.init(); // … then back to the reset state, waiting for SIPI
+    lp.init(); // … then back to the reset state (the BSP restarts; make it wait for a SIPI like an AP)
+    lp.activity = 'wait-for-sipi';
     const src = `
       bits 16
       org 0x8000

@@ -1314,6 +1314,7 @@ function vmxInstruction(lp: LogicalProcessor, d: Insn, next: number, mnemonic: V
 /** Deliver a CpuFault raised by the instruction at `faultRip` (fault semantics). */
 export function deliverFault(lp: LogicalProcessor, f: CpuFault, faultRip: number): void {
   lp.rip = faultRip;
+  lp.lastFault = f;
   deliverWithDoubleFault(lp, f, EVENT_HW_EXCEPTION, faultRip, 0);
 }
 

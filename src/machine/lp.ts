@@ -161,6 +161,11 @@ export class LogicalProcessor {
   nmiBlocked = false;
   /** Set by the page walker: the CR2 value a #PF about to be delivered carries. */
   pendingCr2 = 0;
+  /**
+   * The last fault raised by an instruction (before delivery), with its explanation and SDM section: the
+   * explanation channel for inspectors and oops reports. Never read by the architecture.
+   */
+  lastFault: CpuFault | null = null;
 
   // ---- Seams to other layers. ----
   interruptSource: InterruptSource | null = null;
@@ -710,7 +715,8 @@ export class LogicalProcessor {
     for (const [k, v] of keepMsrs) this.plainMsrs.set(k, v);
     this.featureControl = fc;
     this.apicBase = apicBase;
-    this.activity = 'wait-for-sipi';
+    // The BSP restarts at the reset vector; application processors wait for a start-up IPI.
+    this.activity = apicBase & MSR.APIC_BASE.BSP ? 'active' : 'wait-for-sipi';
   }
 
   /** Start-up IPI: real mode at CS = vector << 8 (base vector << 12), IP = 0. SIPI is ignored unless waiting. */
