@@ -258,22 +258,23 @@ export const CONTROL_CHECKS: readonly StateCheck[] = [
     if (e.type === INTR_TYPE.OTHER_EVENT && e.vector !== 0) return fail('VM_ENTRY_INTR_INFO_FIELD', e.raw, 'vector 0', 'other event must use vector 0 (pending MTF VM exit)');
     return true;
   }, 'The vector must fit the type: NMI uses 2, hardware exceptions 0–31, other event 0.'),
-  control(ENTRY, 'event-injection-deliver-error-code', ['VM_ENTRY_INTR_INFO_FIELD', 'GUEST_CR0'], (v) => {
+  control(ENTRY, 'event-injection-deliver-error-code', ['VM_ENTRY_INTR_INFO_FIELD', 'SECONDARY_VM_EXEC_CONTROL', 'GUEST_CR0'], (v) => {
     const e = injected(v);
     if (!e.valid) return true;
     const hw = e.type === INTR_TYPE.HARDWARE_EXCEPTION;
-    const pe = (v.u64('GUEST_CR0') & 1n) !== 0n;
+    // "Protected mode" here means: "unrestricted guest" is 0, or the CR0 field has PE set.
+    const pe = !v.unrestrictedGuest || (v.u64('GUEST_CR0') & 1n) !== 0n;
     const relaxed = v.caps.basic.noHwErrcodeCheck;
     const pushes = VECTORS_WITH_ERROR_CODE.includes(e.vector);
     if (e.deliverErrorCode && (!hw || !pe)) {
-      return fail('VM_ENTRY_INTR_INFO_FIELD', e.raw, 'bit 11 clear', 'an error code can be delivered only with a hardware exception to a guest with CR0.PE = 1');
+      return fail('VM_ENTRY_INTR_INFO_FIELD', e.raw, 'bit 11 clear', 'an error code can be delivered only with a hardware exception, and not to a real-mode unrestricted guest (CR0.PE = 0)');
     }
     if (!relaxed && hw && pe && e.deliverErrorCode !== pushes) {
       return fail('VM_ENTRY_INTR_INFO_FIELD', e.raw, pushes ? 'bit 11 set' : 'bit 11 clear',
         `vector ${e.vector} ${pushes ? 'pushes' : 'does not push'} an error code, so deliver-error-code must be ${pushes ? 1 : 0}`);
     }
     return true;
-  }, 'Deliver-error-code (bit 11) must be 1 exactly for hardware exceptions #DF, #TS, #NP, #SS, #GP, #PF and #AC into a guest with CR0.PE = 1 (any vector when IA32_VMX_BASIC[56] = 1).'),
+  }, 'Deliver-error-code (bit 11) must be 1 exactly for hardware exceptions #DF, #TS, #NP, #SS, #GP, #PF and #AC, unless the guest is an unrestricted guest with CR0.PE = 0 (then 0); with IA32_VMX_BASIC[56] = 1 any hardware exception may have one.'),
   control(ENTRY, 'event-injection-reserved', ['VM_ENTRY_INTR_INFO_FIELD'], (v) => {
     const e = injected(v);
     return !e.valid || (e.raw & INTR_INFO.RESERVED) === 0 || fail('VM_ENTRY_INTR_INFO_FIELD', e.raw, 'bits 30:12 clear', 'reserved bits 30:12 are set');

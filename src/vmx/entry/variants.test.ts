@@ -74,3 +74,35 @@ describe('valid guests outside 64-bit mode', () => {
     }), { seed: 63, numRuns: 60 });
   });
 });
+
+describe('event injection and the deliver-error-code bit', () => {
+  it('#GP into a real-mode unrestricted guest must not deliver an error code; into a protected-mode guest it must', () => {
+    const name = 'skylake-i5-6300u';
+    const make = (): Fixture => {
+      const f = buildValidVmcs(byName(name), fc.sample(vmcsChoices(), { seed: 4, numRuns: 1 })[0]!);
+      f.or('SECONDARY_VM_EXEC_CONTROL', C.SECONDARY_EXEC_ENABLE_EPT | C.SECONDARY_EXEC_UNRESTRICTED_GUEST);
+      f.set('EPT_POINTER', validEptp(f.caps, f.page(3)));
+      legacyGuest(f, 0x7c00n);
+      f.clear('GUEST_CR0', CR0.PE | CR0.PG);
+      f.clear('GUEST_CR4', CR4.PAE);
+      for (const s of SEGS6) setSegment(f.vmcs, s, 0, 0n, 0xffff, 0x93);
+      setSegment(f.vmcs, 'TR', 0, 0n, 0xffff, 0x8b);
+      f.set('GUEST_RFLAGS', RFLAGS.FIXED1);
+      return f;
+    };
+    const withCode = make();
+    withCode.set('VM_ENTRY_INTR_INFO_FIELD', (2 ** 31 | (3 << 8) | (1 << 11) | 13) >>> 0);
+    const a = vmEntry(withCode.ctx);
+    expect(a.kind === 'VMfailValid' && [a.error, a.diagnosis.rule]).toEqual([7, 'event-injection-deliver-error-code']);
+    const without = make();
+    without.set('VM_ENTRY_INTR_INFO_FIELD', (2 ** 31 | (3 << 8) | 13) >>> 0);
+    expect(vmEntry(without.ctx).kind).toBe('entered');
+    // Without "unrestricted guest" the guest counts as protected mode even if the CR0 field says otherwise: #GP
+    // needs its error code, and the CR0 field then fails the guest-state checks instead.
+    const restricted = make();
+    restricted.clear('SECONDARY_VM_EXEC_CONTROL', C.SECONDARY_EXEC_UNRESTRICTED_GUEST);
+    restricted.set('VM_ENTRY_INTR_INFO_FIELD', (2 ** 31 | (3 << 8) | (1 << 11) | 13) >>> 0);
+    const c = vmEntry(restricted.ctx);
+    expect(c.kind === 'entry-failure-exit' && [c.reason, c.diagnosis.rule]).toEqual([33, 'guest-cr0-fixed-bits']);
+  });
+});
