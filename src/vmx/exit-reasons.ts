@@ -106,7 +106,7 @@ const TABLE = [
   r(46, 'EXIT_REASON_GDTR_IDTR', 'LGDT/LIDT/SGDT/SIDT with "descriptor-table exiting" = 1', DISPLACEMENT, Q_BASIC),
   r(47, 'EXIT_REASON_LDTR_TR', 'LLDT/LTR/SLDT/STR with "descriptor-table exiting" = 1', DISPLACEMENT, Q_BASIC),
   r(48, 'EXIT_REASON_EPT_VIOLATION', 'EPT violation: a guest-physical access the EPT entries do not allow',
-    'access type (2:0: read, write, fetch), permissions of the translation (5:3, 10 for user-mode execute), linear-address valid (7), translation of a linear address (8), NMI unblocking due to IRET (12); the address is in GUEST_PHYSICAL_ADDRESS',
+    'the access (0 read, 1 write, 2 instruction fetch), what the EPT entries allowed (3 readable, 4 writable, 5 executable, 6 user-mode executable), guest-linear address valid (7), access to the translated address vs. a paging-structure entry (8), NMI unblocking due to IRET (12); the address is in GUEST_PHYSICAL_ADDRESS',
     'SDM Vol. 3C, "Exit Qualification for EPT Violations"'),
   r(49, 'EXIT_REASON_EPT_MISCONFIG', 'EPT misconfiguration: an EPT entry with an illegal combination (e.g. write without read, reserved bits, bad memory type)'),
   r(50, 'EXIT_REASON_INVEPT', 'Guest executed INVEPT', DISPLACEMENT, Q_BASIC),
