@@ -37,12 +37,12 @@ export interface TableSource {
 }
 
 export const TABLE_SOURCES = {
-  fields: { file: 'src/vmx/fields.ts', exportName: 'VMCS_FIELDS', landed: false },
-  exitReasons: { file: 'src/vmx/exit-reasons.ts', exportName: 'EXIT_REASONS', landed: false },
-  errors: { file: 'src/vmx/errors.ts', exportName: 'VM_INSTRUCTION_ERRORS', landed: false },
+  fields: { file: 'src/vmx/fields.ts', exportName: 'VMCS_FIELDS', landed: true },
+  exitReasons: { file: 'src/vmx/exit-reasons.ts', exportName: 'EXIT_REASONS', landed: true },
+  errors: { file: 'src/vmx/errors.ts', exportName: 'VM_INSTRUCTION_ERRORS', landed: true },
   cpuModels: { file: 'src/machine/cpu-model.ts', exportName: 'CPU_MODELS', landed: true },
   /** The file is found by looking for `export const ENTRY_CHECKS` under src/vmx/entry/. */
-  entryChecks: { file: 'src/vmx/entry', exportName: 'ENTRY_CHECKS', landed: false },
+  entryChecks: { file: 'src/vmx/entry', exportName: 'ENTRY_CHECKS', landed: true },
   manifest: { file: 'chapters/manifest.ts', exportName: 'CHAPTERS', landed: true },
 } satisfies Record<string, TableSource>;
 
@@ -132,10 +132,12 @@ async function loadMsrNames(): Promise<Map<number, string>> {
 async function loadCapabilityDecoder(): Promise<((model: CpuModelRow) => DecodedMsr[]) | null> {
   const caps = await loadOptional('src/vmx/capabilities.ts');
   const controls = await loadOptional('src/vmx/controls.ts');
-  if (caps === null) return null;
+  // Both have landed (decodeCapabilities, CONTROL_BITS): their absence is now a build error.
+  if (caps === null || controls === null) throw new Error('site: src/vmx/capabilities.ts or src/vmx/controls.ts is missing');
   const decode = caps.decodeCapabilities;
   if (typeof decode !== 'function') throw new Error('site: src/vmx/capabilities.ts does not export decodeCapabilities');
-  const bits = Array.isArray(controls?.CONTROL_BITS) ? (controls.CONTROL_BITS as ControlBitRow[]) : [];
+  if (!Array.isArray(controls.CONTROL_BITS)) throw new Error('site: src/vmx/controls.ts does not export CONTROL_BITS');
+  const bits = controls.CONTROL_BITS as ControlBitRow[];
   return (model) => describeCapabilities(decode(model.msrs) as CapabilitiesView, bits);
 }
 

@@ -47,7 +47,7 @@ export interface EntryCheckRow {
   group?: string;
   section: string;
   fields: readonly string[];
-  outcome: { kind: string; error?: number; reason?: number; qualification?: number };
+  outcome: { kind: string; error?: number; reason?: number; qualification?: number | string };
   explain: string;
 }
 export interface CpuModelRow {
@@ -310,7 +310,12 @@ const GROUP_TITLES: Record<string, string> = {
 export function outcomeText(o: EntryCheckRow['outcome']): string {
   if (o.kind === 'VMfailValid') return `VMfailValid(${o.error ?? '?'})`;
   if (o.kind === 'exit') {
-    const q = o.qualification !== undefined && o.qualification !== 0 ? `, qualification ${o.qualification}` : '';
+    const q =
+      o.qualification === 'entry-index'
+        ? ', qualification = index of the failing entry'
+        : o.qualification !== undefined && o.qualification !== 0
+          ? `, qualification ${o.qualification}`
+          : '';
     return `VM exit ${o.reason ?? '?'} (bit 31 set${q})`;
   }
   return o.kind;

@@ -1,0 +1,155 @@
+// The generated pages: chapter pages follow the manifest, and each reference page lists exactly
+// the entries of the project's table — checked on the rendered HTML, so a row broken by a stray
+// `|` in a description would be caught too.
+import MarkdownIt from 'markdown-it';
+import { describe, expect, it } from 'vitest';
+import { CPU_MODELS } from '../../src/machine/cpu-model.ts';
+import { decodeCapabilities } from '../../src/vmx/capabilities.ts';
+import { CONTROL_BITS } from '../../src/vmx/controls.ts';
+import { ENTRY_CHECKS } from '../../src/vmx/entry/index.ts';
+import { VM_ENTRY_FAILURE_QUALIFICATIONS, VM_INSTRUCTION_ERRORS } from '../../src/vmx/errors.ts';
+import { EXIT_REASONS } from '../../src/vmx/exit-reasons.ts';
+import { VMCS_FIELD_GROUPS, VMCS_FIELDS } from '../../src/vmx/fields.ts';
+import { bitsPlugin } from '../../site/.vitepress/markdown/bits.ts';
+import { diagramPlugin } from '../../site/.vitepress/markdown/diagrams.ts';
+import { sdmPlugin } from '../../site/.vitepress/markdown/sdm.ts';
+import { chapterPage, insertAfterTitle } from './chapter-pages.ts';
+import type { SiteChapter } from './course.ts';
+import { LAYOUTS } from './layouts.ts';
+import {
+  capabilityPage,
+  controlSetting,
+  describeCapabilities,
+  entryChecksPage,
+  errorsPage,
+  exitReasonsPage,
+  layoutsPage,
+  qualificationLayout,
+  sdmMarkup,
+  vmcsFieldsPage,
+  type CapabilitiesView,
+} from './reference-pages.ts';
+
+function render(markdown: string): string {
+  const md = new MarkdownIt({ html: true });
+  sdmPlugin(md, {
+    onInvalid(text) {
+      throw new Error(`malformed citation ${text}`);
+    },
+  });
+  bitsPlugin(md);
+  diagramPlugin(md);
+  // Front matter is vitepress's business; strip it for plain markdown-it.
+  return md.render(markdown.replace(/^---\n[^]*?\n---\n/, ''));
+}
+
+function anchors(html: string, prefix: string): string[] {
+  return [...html.matchAll(/<span class="vmx-anchor" id="([^"]+)"/g)].map((m) => m[1]).filter((id) => id.startsWith(prefix)).map((id) => id.slice(prefix.length));
+}
+
+function expectSameSet(onPage: string[], inTable: string[]): void {
+  expect(onPage.length, 'no entry listed twice').toBe(new Set(onPage).size);
+  expect([...onPage].sort()).toEqual([...inTable].sort());
+}
+
+describe('reference pages list exactly the table entries', () => {
+  it('VMCS fields (including the _HIGH accesses), each with its encoding', () => {
+    const html = render(vmcsFieldsPage(VMCS_FIELDS, VMCS_FIELD_GROUPS).content);
+    expectSameSet(anchors(html, 'field-'), VMCS_FIELDS.map((f) => f.name));
+    const rip = VMCS_FIELDS.find((f) => f.name === 'GUEST_RIP')!;
+    expect(html).toMatch(new RegExp(`id="field-GUEST_RIP"></span><code>GUEST_RIP</code></td>\\s*<td><code>0x${rip.encoding.toString(16).toUpperCase()}</code>`));
+  });
+
+  it('exit reasons, linking the qualification formats that have a layout', () => {
+    const html = render(exitReasonsPage(EXIT_REASONS).content);
+    expectSameSet(anchors(html, 'exit-'), EXIT_REASONS.map((r) => String(r.number)));
+    const cr = EXIT_REASONS.find((r) => r.name === 'EXIT_REASON_CR_ACCESS')!;
+    expect(qualificationLayout(cr)?.id).toBe('qual-cr-access');
+    expect(html).toContain('href="./layouts#qual-cr-access"');
+    // Every layout that says it draws a qualification format is reached from some exit reason.
+    for (const l of LAYOUTS.filter((x) => x.qualificationFor !== undefined)) {
+      expect(EXIT_REASONS.some((r) => qualificationLayout(r) === l), l.id).toBe(true);
+    }
+  });
+
+  it('VM-instruction errors and entry-failure qualifications', () => {
+    const html = render(errorsPage(VM_INSTRUCTION_ERRORS, VM_ENTRY_FAILURE_QUALIFICATIONS).content);
+    expectSameSet(anchors(html, 'error-'), VM_INSTRUCTION_ERRORS.map((e) => String(e.number)));
+  });
+
+  it('VM-entry checks, grouped by SDM section in CPU order', () => {
+    const page = entryChecksPage(ENTRY_CHECKS, new Set(VMCS_FIELDS.map((f) => f.name)));
+    const html = render(page.content);
+    expectSameSet(anchors(html, 'check-'), ENTRY_CHECKS.map((c) => c.id));
+    // Sections appear in the order of their first check.
+    const sections = [...new Set(ENTRY_CHECKS.map((c) => sdmMarkup(c.section.includes('"') ? c.section : `3C: ${c.section}`)))];
+    expect(sections.length).toBeGreaterThan(3);
+  });
+
+  it('CPU models, with decoded capability MSRs', () => {
+    const decode = (m: { msrs: ReadonlyMap<number, bigint> }) => describeCapabilities(decodeCapabilities(m.msrs) as unknown as CapabilitiesView, CONTROL_BITS);
+    const html = render(capabilityPage(CPU_MODELS, () => undefined, decode).content);
+    expectSameSet(anchors(html, 'model-'), CPU_MODELS.map((m) => m.name));
+  });
+
+  it('bit layouts all parse and render', () => {
+    const page = layoutsPage().content;
+    const html = render(page);
+    expect((html.match(/<figure class="vmx-bits"/g) ?? []).length).toBe(LAYOUTS.length);
+    // Heading anchors ({#id}) are vitepress syntax; the browser tests check they resolve.
+    for (const id of ['ia32-vmx-basic', 'interruption-information', 'eptp', 'qual-cr-access']) expect(page).toContain(`{#${id}}`);
+  });
+});
+
+describe('control settings from allowed-0/allowed-1', () => {
+  it('default1 when allowed-0 is 1, unsupported when allowed-1 is 0, flexible otherwise', () => {
+    // Skylake-U IA32_VMX_PINBASED_CTLS = 0x7F00000016: allowed-0 0x16, allowed-1 0x7F.
+    const a = { allowed0: 0x16, allowed1: 0x7f };
+    expect(controlSetting(a, 1)).toBe('must be 1');
+    expect(controlSetting(a, 0)).toBe('flexible');
+    expect(controlSetting(a, 7)).toBe('must be 0');
+    expect(controlSetting({ allowed0: 0, allowed1: 0x80000000 }, 31)).toBe('flexible');
+    expect(controlSetting({ allowed0: 0x80000000, allowed1: 0xffffffff }, 31)).toBe('must be 1');
+  });
+});
+
+describe('chapter pages', () => {
+  const ch = (n: number, ids: string[]): SiteChapter => ({
+    number: n,
+    slug: `0${n}-c${n}`,
+    title: `Chapter ${n}`,
+    summary: `Summary ${n}`,
+    objectives: [`Objective ${n}`],
+    exercises: ids.map((id) => ({ id, title: id, file: `${id}.ts`, test: `${id}.test.ts`, points: 1, hints: [] })),
+  });
+  const chapters = [ch(0, ['a']), ch(1, ['b', 'c']), ch(2, [])];
+
+  it('takes prev/next from the manifest order', () => {
+    const notes = (): string => '# T\n\nText.\n';
+    expect(chapterPage(chapters, 0, notes).content).toMatch(/prev: false\nnext:\n {2}text: "1\. Chapter 1"\n {2}link: "\/chapters\/01-c1"/);
+    expect(chapterPage(chapters, 1, notes).content).toMatch(/prev:\n {2}text: "0\. Chapter 0"\n {2}link: "\/chapters\/00-c0"\nnext:\n {2}text: "2\. Chapter 2"/);
+    expect(chapterPage(chapters, 2, notes).content).toContain('next: false');
+  });
+
+  it('adds the exercise boxes the notes did not place, once each', () => {
+    const page = chapterPage(chapters, 1, () => '# T\n\n::: exercise b\nDo b.\n:::\n').content;
+    expect(page.match(/^::: exercise b$/gm)).toHaveLength(1);
+    expect(page.match(/^::: exercise c$/gm)).toHaveLength(1);
+    expect(page.indexOf('::: exercise c')).toBeGreaterThan(page.indexOf('::: exercise b'));
+  });
+
+  it('shows the manifest objectives unless the notes have their own, and a stub without notes', () => {
+    expect(chapterPage(chapters, 0, () => '# T\n\nBody\n').content).toContain('- Objective 0');
+    expect(chapterPage(chapters, 0, () => '# T\n\n## Objectives\n\n- mine\n').content).not.toContain('- Objective 0');
+    const stub = chapterPage(chapters, 0, () => null).content;
+    expect(stub).toContain('# Chapter 0');
+    expect(stub).toContain('chapters/00-c0/README.md');
+    expect(stub).toContain('::: exercise a');
+    expect(chapterPage(chapters, 0, () => null).content).toContain('source: "chapters/00-c0/README.md"');
+  });
+
+  it('inserts after the first heading outside code fences', () => {
+    expect(insertAfterTitle('```\n# not a title\n```\n# Title\nBody', 'X', 'F')).toBe('```\n# not a title\n```\n# Title\n\nX\nBody');
+    expect(insertAfterTitle('No heading', 'X\n', 'F')).toBe('# F\n\nX\nNo heading');
+  });
+});
