@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import constants from '../../data/vmx-constants.json' with { type: 'json' };
 import {
-  VMCS, VMCS_FIELDS, VMCS_MAX_INDEX, decodeEncoding, encodeField, fieldByEncoding, fieldByName,
+  VMCS, VMCS_FIELDS, VMCS_MAX_INDEX, decodeEncoding, encodeField, fieldByEncoding, fieldByName, type VmcsValue,
 } from './fields.ts';
 
 const linux = constants.vmcs_field_encodings as Record<string, number>;
@@ -82,5 +82,17 @@ describe('component encoding', () => {
   });
   it('highest index in the whole table is the one of PID_POINTER_TABLE (21H)', () => {
     expect(VMCS_MAX_INDEX).toBe(0x21); // PID_POINTER_TABLE 2042H: index 21H
+  });
+});
+
+describe('types derived from the table (checked by tsc)', () => {
+  it('VMCS.* are literal encodings and VmcsValue follows the width', () => {
+    const rip: 0x681e = VMCS.GUEST_RIP;
+    const wide: VmcsValue<'GUEST_RIP'> = 0n;
+    const sel: VmcsValue<'GUEST_ES_SELECTOR'> = 0;
+    const high: VmcsValue<'TSC_OFFSET_HIGH'> = 0;
+    // @ts-expect-error a 64-bit field's full access is a bigint, not a number
+    const wrong: VmcsValue<'TSC_OFFSET'> = 0;
+    expect([rip, wide, sel, high, wrong]).toEqual([0x681e, 0n, 0, 0, 0]);
   });
 });
