@@ -8,6 +8,7 @@ import { formatDiagnosis } from '../../src/vmx/diagnosis.ts';
 import { VMX_CONTROL } from '../../src/vmx/controls.ts';
 import { VMCS } from '../../src/vmx/fields.ts';
 import { CR0, CR4 } from '../../src/x86/control-registers.ts';
+import { RFLAGS } from '../../src/x86/flags.ts';
 import { AR, SYSTEM_TYPE, encodeDescriptor } from '../../src/x86/segments.ts';
 import { assembleOrThrow } from '../../src/guest/assembler.ts';
 import { MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../src/x86/msr.ts';
@@ -239,7 +240,9 @@ export function writeReferenceGuestState(host: Host, cpu: HostCpu, g: ReferenceG
   write(host, cpu, 'GUEST_IDTR_LIMIT', 0);
   write(host, cpu, 'GUEST_RIP', g.rip);
   write(host, cpu, 'GUEST_RSP', g.rsp);
-  write(host, cpu, 'GUEST_RFLAGS', 2);
+  // Status flags set on purpose: right after a successful VMLAUNCH the CPU's RFLAGS are these, and code that
+  // reads them as a VMfail (CF/ZF) is wrong.
+  write(host, cpu, 'GUEST_RFLAGS', RFLAGS.FIXED1 | RFLAGS.CF | RFLAGS.ZF);
   write(host, cpu, 'GUEST_ACTIVITY_STATE', 0);
   write(host, cpu, 'GUEST_INTERRUPTIBILITY_INFO', 0);
   write(host, cpu, 'GUEST_PENDING_DBG_EXCEPTIONS', 0);
