@@ -3,6 +3,7 @@
 import type { VmxCpu } from '../cpu-view.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import type { ActiveVmcs } from '../vmcs.ts';
+import { VMCS_SLOT } from '../vmcs.ts';
 
 /**
  * The current VMCS, by Linux field name. Values are raw, zero-extended to 64 bits (a 16-bit selector reads as
@@ -11,6 +12,8 @@ import type { ActiveVmcs } from '../vmcs.ts';
 export interface VmcsAccess {
   read(field: string): bigint;
   write(field: string, value: bigint): void;
+  /** Optional fast path: bits 31:0 of a field as an unsigned number, without creating a BigInt. */
+  read32?(field: string): number;
 }
 
 /** The `VmcsAccess` view of an active VMCS cache entry (the current VMCS of an LP). */
@@ -18,6 +21,10 @@ export function vmcsAccessOf(vmcs: ActiveVmcs): VmcsAccess {
   return {
     read: (field) => vmcs.readByName(field) ?? 0n,
     write: (field, value) => void vmcs.writeByName(field, value),
+    read32: (field) => {
+      const slot = VMCS_SLOT[field];
+      return slot === undefined ? 0 : vmcs.readLow(slot) >>> 0;
+    },
   };
 }
 

@@ -57,6 +57,7 @@ export class EntryView {
 
   /** A 16- or 32-bit field as an unsigned number. */
   u32(field: string): number {
+    if (this.vmcs.read32) return this.vmcs.read32(field);
     let v = this.narrow.get(field);
     if (v === undefined) {
       v = Number(this.u64(field) & 0xffffffffn);
