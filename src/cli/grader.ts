@@ -89,9 +89,11 @@ function fromModule(root: string, ref: ExerciseRef, impl: Implementation, mod: T
     if (r.state === 'passed') passed++;
     else if (r.state === 'failed') {
       const err = r.errors[0];
+      // A failed property (fast-check) carries the assertion that failed as its cause: show both.
+      const cause = err?.cause?.message !== undefined ? `\n${cleanMessage(err.cause.message)}` : '';
       failures.push({
         test: t.fullName,
-        message: cleanMessage(err?.message ?? 'failed'),
+        message: cleanMessage(err?.message ?? 'failed') + cause,
         location: err === undefined ? undefined : learnerLocation(root, err),
         diff: typeof err?.diff === 'string' ? err.diff : undefined,
       });
