@@ -68,6 +68,18 @@ describe('SDM citations', () => {
     expect(formatSdmRef({ volume: '3C', title: 'VMX Basic Exit Reasons' })).toBe('SDM Vol. 3C, “VMX Basic Exit Reasons”');
   });
 
+  it('renders prose citations (SDM Vol. 3A, *Title*) the same way, even across a line break', () => {
+    const html = md().render('See SDM Vol. 3C, *Checks on Host Segment and\nDescriptor-Table Registers*, and [[SDM 3C: Checks on Host Segment and Descriptor-Table Registers]].');
+    const cites = html.match(/<cite[^]*?<\/cite>/g) ?? [];
+    expect(cites).toHaveLength(2);
+    expect(cites[0]).toBe(cites[1]);
+    expect(html).toContain('<p>See <cite');
+    // Other emphasis is left alone.
+    expect(md().render('SDM Vol. 3A, *x* **y**')).toContain('<cite');
+    expect(md().render('The *Segment Selectors* section')).not.toContain('<cite');
+    expect(md().render('Vol. 3A, *Segment Selectors*')).not.toContain('<cite');
+  });
+
   it('rejects section numbers, unknown volumes and empty titles', () => {
     expect(parseSdmRef('3C: 26.3.1.2')).toBeNull();
     expect(parseSdmRef('5A: Something')).toBeNull();

@@ -96,8 +96,10 @@ export function renderBitLayout(layout: BitLayout, renderInline: (s: string) => 
     html += `<div class="vmx-bits-row" style="grid-template-columns: repeat(${rowBits}, minmax(0, 1fr))">`;
     for (const cell of rowCells(layout, rowHi, rowLo)) {
       const span = cell.hi - cell.lo + 1;
-      const cls = cell.field === undefined ? 'vmx-bits-cell reserved' : 'vmx-bits-cell';
       const label = cell.field === undefined ? 'reserved' : cell.field.label;
+      // A label much longer than its cell is wide is set vertically, as datasheets do.
+      const narrow = label.length > span * 3 ? ' narrow' : '';
+      const cls = (cell.field === undefined ? 'vmx-bits-cell reserved' : 'vmx-bits-cell') + narrow;
       const title = `${rangeText(cell.hi, cell.lo)}: ${cell.field === undefined ? 'reserved' : cell.field.label}`;
       html +=
         `<div class="${cls}" style="grid-column: span ${span}" title="${escapeHtml(title)}">` +

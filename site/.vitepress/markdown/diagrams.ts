@@ -27,8 +27,10 @@ export interface DiagramEdge {
   /** Shift a straight arrow sideways (for a pair of arrows in opposite directions). */
   offset?: number;
   dashed?: boolean;
-  /** Where along the route the label sits, 0..1 of the middle segment (default 0.5). */
+  /** Where along the route the label sits, 0..1 of its segment (default 0.5). */
   labelAt?: number;
+  /** Which segment of the route carries the label (default: the middle one). */
+  labelSegment?: number;
   /** Label offset from the line, in pixels (default: above a horizontal line, right of a vertical one). */
   labelDx?: number;
   labelDy?: number;
@@ -69,8 +71,8 @@ const VMX_OPERATION: Diagram = {
       to: 'root',
       label: 'VMfailInvalid / VMfailValid(n): the instruction fails, still in root operation',
       via: [
-        [330, 200],
-        [430, 200],
+        [340, 185],
+        [420, 185],
       ],
       labelDy: 22,
     },
@@ -87,23 +89,23 @@ const VMCS_STATES: Diagram = {
   width: 760,
   height: 430,
   nodes: [
-    { id: 'inactive', x: 120, y: 215, w: 180, h: 64, lines: ['Inactive', 'Not current', 'Clear'], kind: 'start' },
-    { id: 'anc-clear', x: 410, y: 70, w: 170, h: 64, lines: ['Active', 'Not current', 'Clear'], kind: 'state' },
-    { id: 'ac-clear', x: 650, y: 70, w: 170, h: 64, lines: ['Active', 'Current', 'Clear'], kind: 'state' },
-    { id: 'anc-launched', x: 410, y: 360, w: 170, h: 64, lines: ['Active', 'Not current', 'Launched'], kind: 'state' },
-    { id: 'ac-launched', x: 650, y: 360, w: 170, h: 64, lines: ['Active', 'Current', 'Launched'], kind: 'ok' },
+    { id: 'inactive', x: 110, y: 220, w: 180, h: 64, lines: ['Inactive', 'Not current', 'Clear'], kind: 'start' },
+    { id: 'anc-clear', x: 380, y: 80, w: 170, h: 64, lines: ['Active', 'Not current', 'Clear'], kind: 'state' },
+    { id: 'ac-clear', x: 640, y: 80, w: 170, h: 64, lines: ['Active', 'Current', 'Clear'], kind: 'state' },
+    { id: 'anc-launched', x: 380, y: 370, w: 170, h: 64, lines: ['Active', 'Not current', 'Launched'], kind: 'state' },
+    { id: 'ac-launched', x: 640, y: 370, w: 170, h: 64, lines: ['Active', 'Current', 'Launched'], kind: 'ok' },
   ],
   edges: [
-    { from: 'inactive', to: 'ac-clear', label: 'VMPTRLD X', via: [[120, 150], [540, 150], [540, 110]], labelAt: 0.2, labelDy: -8 },
+    { from: 'inactive', to: 'ac-clear', label: 'VMPTRLD X', via: [[60, 22], [640, 22]], labelDy: -5, labelAt: 0.55 },
     { from: 'anc-clear', to: 'ac-clear', label: 'VMPTRLD X', offset: -12 },
     { from: 'ac-clear', to: 'anc-clear', label: 'VMPTRLD Y', offset: -12, labelDy: 18 },
-    { from: 'ac-clear', to: 'ac-launched', label: 'VMLAUNCH', labelDx: 8 },
+    { from: 'ac-clear', to: 'ac-launched', label: 'VMLAUNCH', labelDx: 8, labelAt: 0.3 },
     { from: 'ac-launched', to: 'anc-launched', label: 'VMPTRLD Y', offset: -12, labelDy: 18 },
     { from: 'anc-launched', to: 'ac-launched', label: 'VMPTRLD X', offset: -12 },
-    { from: 'anc-clear', to: 'inactive', label: 'VMCLEAR X', dashed: true, via: [[230, 70]], labelDy: -8 },
-    { from: 'anc-launched', to: 'inactive', label: 'VMCLEAR X', dashed: true, via: [[230, 360]], labelDy: 18 },
-    { from: 'ac-clear', to: 'inactive', label: 'VMCLEAR X (any state)', dashed: true, via: [[740, 70], [740, 215]], labelAt: 0.75, labelDy: -8 },
-    { from: 'ac-launched', to: 'inactive', dashed: true, via: [[740, 360], [740, 215]] },
+    { from: 'anc-clear', to: 'inactive', label: 'VMCLEAR X', dashed: true, via: [[160, 80]], labelSegment: 0, labelDy: -6 },
+    { from: 'anc-launched', to: 'inactive', label: 'VMCLEAR X', dashed: true, via: [[160, 370]], labelSegment: 0, labelDy: 18 },
+    { from: 'ac-clear', to: 'inactive', label: 'VMCLEAR X', dashed: true, via: [[745, 80], [745, 220]], labelSegment: 2, labelAt: 0.8, labelDy: -6 },
+    { from: 'ac-launched', to: 'inactive', dashed: true, via: [[745, 370], [745, 220]] },
   ],
   caption:
     'VMPTRLD X makes X active and current; VMPTRLD Y makes X not current; VMLAUNCH changes a current, clear X to launched; ' +
@@ -193,7 +195,14 @@ export function edgeRoute(d: Diagram, e: DiagramEdge): Point[] {
     const end = boxExit(b, [a.x + shift[0], a.y + shift[1]], shift);
     return [start, end];
   }
-  return [boxExit(a, via[0]), ...via, boxExit(b, via[via.length - 1])];
+  return [orthogonalExit(a, via[0]), ...via, orthogonalExit(b, via[via.length - 1])];
+}
+
+/** Leave a box straight towards a waypoint that lies above/below or beside it, so routes stay orthogonal. */
+function orthogonalExit(n: DiagramNode, p: Point): Point {
+  if (Math.abs(p[0] - n.x) <= n.w / 2) return [p[0], p[1] < n.y ? n.y - n.h / 2 : n.y + n.h / 2];
+  if (Math.abs(p[1] - n.y) <= n.h / 2) return [p[0] < n.x ? n.x - n.w / 2 : n.x + n.w / 2, p[1]];
+  return boxExit(n, p);
 }
 
 const fmt = (n: number): string => String(Math.round(n * 10) / 10);
@@ -212,7 +221,7 @@ export function renderDiagramSvg(d: Diagram): string {
       `<path d="${path}" class="vmx-diagram-edge${e.dashed === true ? ' dashed' : ''}" fill="none" ` +
       `marker-end="url(#vmx-arrow-${d.id})"/>`;
     if (e.label !== undefined) {
-      const mid = Math.floor((pts.length - 1) / 2);
+      const mid = Math.min(e.labelSegment ?? Math.floor((pts.length - 1) / 2), pts.length - 2);
       const t = e.labelAt ?? 0.5;
       const [p, q] = [pts[mid], pts[mid + 1]];
       const horizontal = Math.abs(q[0] - p[0]) >= Math.abs(q[1] - p[1]);

@@ -44,6 +44,20 @@ export function exercisePlugin(md: MarkdownIt, options: ExerciseOptions): void {
       }
       const { chapter, exercise } = found;
       const path = `exercises/${chapter.slug}/${exercise.file}`;
+      return (
+        `<div class="vmx-exercise custom-block" id="exercise-${escapeHtml(exercise.id)}" data-exercise="${escapeHtml(exercise.id)}">\n` +
+        `<p class="custom-block-title"><span class="vmx-exercise-label">Exercise</span> ` +
+        `<code class="vmx-exercise-id">${escapeHtml(exercise.id)}</code> ${escapeHtml(exercise.title)}` +
+        `<span class="vmx-exercise-points">${exercise.points} ${exercise.points === 1 ? 'point' : 'points'}</span></p>\n` +
+        `<p class="vmx-exercise-file">Your file: <a href="${escapeHtml(options.fileUrl(path))}" target="_blank" rel="noreferrer"><code>${escapeHtml(path)}</code></a></p>\n`
+      );
+    },
+    close(args, env) {
+      const id = args.split(/\s+/)[0] ?? '';
+      const found = findExercise(options.chapters, id, pageSlug(env));
+      if (found === null) return '</div>\n';
+      const { exercise } = found;
+      // Hints after the task, folded: watch mode reveals them one at a time, the notes all at once on request.
       const hints =
         exercise.hints.length === 0
           ? ''
@@ -51,19 +65,7 @@ export function exercisePlugin(md: MarkdownIt, options: ExerciseOptions): void {
             exercise.hints.map((h) => `<li>${md.renderInline(h)}</li>`).join('') +
             `</ol></details>\n`;
       return (
-        `<div class="vmx-exercise custom-block" id="exercise-${escapeHtml(exercise.id)}" data-exercise="${escapeHtml(exercise.id)}">\n` +
-        `<p class="custom-block-title"><span class="vmx-exercise-label">Exercise</span> ` +
-        `<code class="vmx-exercise-id">${escapeHtml(exercise.id)}</code> ${escapeHtml(exercise.title)}` +
-        `<span class="vmx-exercise-points">${exercise.points} ${exercise.points === 1 ? 'point' : 'points'}</span></p>\n` +
-        `<p class="vmx-exercise-file">Your file: <a href="${escapeHtml(options.fileUrl(path))}" target="_blank" rel="noreferrer"><code>${escapeHtml(path)}</code></a></p>\n` +
-        hints
-      );
-    },
-    close(args, env) {
-      const id = args.split(/\s+/)[0] ?? '';
-      const found = findExercise(options.chapters, id, pageSlug(env));
-      if (found === null) return '</div>\n';
-      return (
+        hints +
         `<p class="vmx-exercise-grade">Grade it: <code>${escapeHtml(grade(found.chapter))}</code></p>\n` +
         `</div>\n`
       );

@@ -2,7 +2,7 @@
 // renders it the same way: "SDM Vol. 3C, “Checks on Guest Segment Registers”". The project
 // cites the SDM by section *title*, never by chapter number (numbers move between editions).
 import type { MarkdownIt } from 'markdown-it';
-import type { StateInline } from 'markdown-it';
+import type { StateInline, Token } from 'markdown-it';
 import { escapeHtml } from './container.ts';
 
 export interface SdmRef {
@@ -72,4 +72,46 @@ export function sdmPlugin(md: MarkdownIt, options: { onInvalid?: (text: string) 
     return true;
   });
   md.renderer.rules.vmx_sdm = (tokens, idx) => renderSdmRef((tokens[idx].meta as { ref: SdmRef }).ref);
+  md.core.ruler.push('vmx_sdm_prose', (state) => {
+    for (const block of state.tokens) {
+      if (block.type === 'inline' && block.children !== null) block.children = citeProse(block.children, state.Token);
+    }
+  });
+}
+
+/**
+ * Prose citations — `SDM Vol. 3C, *Checks on Guest Segment Registers*` — render like `[[SDM …]]`
+ * ones, so notes written either way look the same. Only the exact shape "SDM Vol. <vol>, " followed
+ * by an emphasised title is recognised; anything else stays as written.
+ */
+function citeProse(children: Token[], TokenCtor: new (type: string, tag: string, nesting: 0 | 1 | -1) => Token): Token[] {
+  const out: Token[] = [];
+  for (let i = 0; i < children.length; i++) {
+    const t = children[i];
+    const m = t.type === 'text' ? /SDM Vol\. ([0-9][A-D]?), $/.exec(t.content) : null;
+    if (m !== null && children[i + 1]?.type === 'em_open') {
+      let j = i + 2;
+      let title = '';
+      while (j < children.length && (children[j].type === 'text' || children[j].type === 'softbreak')) {
+        title += children[j].type === 'softbreak' ? ' ' : children[j].content;
+        j++;
+      }
+      const ref = children[j]?.type === 'em_close' ? parseSdmRef(`${m[1]}: ${title}`) : null;
+      if (ref !== null) {
+        const before = t.content.slice(0, m.index);
+        if (before.length > 0) {
+          const text = new TokenCtor('text', '', 0);
+          text.content = before;
+          out.push(text);
+        }
+        const cite = new TokenCtor('vmx_sdm', 'cite', 0);
+        cite.meta = { ref };
+        out.push(cite);
+        i = j;
+        continue;
+      }
+    }
+    out.push(t);
+  }
+  return out;
 }
