@@ -26,8 +26,9 @@ function guest(section: string, id: string, fields: readonly string[], check: (v
 const has = (value: number, bit: number): boolean => (value & bit) !== 0;
 const activity = (v: EntryView): number => v.u32('GUEST_ACTIVITY_STATE');
 const intr = (v: EntryView): number => v.u32('GUEST_INTERRUPTIBILITY_INFO');
-/** The emulated CPUs do not implement RTM. */
+/** The emulated CPUs implement neither RTM nor SGX. */
 const RTM_SUPPORTED: boolean = false;
+const SGX_SUPPORTED: boolean = false;
 const ACTIVITY_NAMES = ['active', 'HLT', 'shutdown', 'wait-for-SIPI'];
 
 /** The VMCS link pointer value meaning "no link". */
@@ -146,9 +147,12 @@ export const GUEST_NON_REGISTER_CHECKS: readonly StateCheck[] = [
   }, 'With "virtual NMIs", injecting an NMI requires blocking by NMI (bit 3) to be 0.'),
   guest(NONREG, 'guest-interruptibility-enclave', ['GUEST_INTERRUPTIBILITY_INFO'], (v) => {
     const i = intr(v);
-    return !has(i, INTERRUPTIBILITY.ENCLAVE_INTERRUPTION) || !has(i, INTERRUPTIBILITY.BLOCKING_BY_MOV_SS) ||
+    if (!has(i, INTERRUPTIBILITY.ENCLAVE_INTERRUPTION)) return true;
+    // This emulator does not implement SGX, so an enclave interruption can never be pending.
+    if (!SGX_SUPPORTED) return fail('GUEST_INTERRUPTIBILITY_INFO', i, 'bit 4 clear', 'enclave interruption (bit 4) needs SGX, which this CPU does not support');
+    return !has(i, INTERRUPTIBILITY.BLOCKING_BY_MOV_SS) ||
       fail('GUEST_INTERRUPTIBILITY_INFO', i, 'bit 4 clear when bit 1 is set', 'an enclave interruption cannot coexist with MOV-SS blocking');
-  }, 'Enclave interruption (bit 4) must be 0 if blocking by MOV SS is 1.'),
+  }, 'Enclave interruption (bit 4) must be 0 if the processor does not support SGX (as here) or if blocking by MOV SS is 1.'),
   guest(NONREG, 'guest-interruptibility-nmi-sti', ['GUEST_INTERRUPTIBILITY_INFO', 'VM_ENTRY_INTR_INFO_FIELD'], (v) => {
     // Implementation-specific: the SDM lets a processor refuse this with exit qualification 3; this one does.
     const e = entryInterruptionInfo(v);
