@@ -5,6 +5,7 @@
 import { Machine } from '../src/machine/machine.ts';
 import { enterLongMode, LONG_MODE_LAYOUT } from '../src/machine/testing/long-mode.ts';
 import { assembleOrThrow } from '../src/guest/assembler.ts';
+import { benchWatch } from './watch.ts';
 
 const args = new Set(process.argv.slice(2));
 const json = args.has('--json');
@@ -64,4 +65,11 @@ const results = [loop64(quick ? 1_000_000 : 100_000_000)];
 for (const r of results) {
   if (json) console.log(JSON.stringify({ name: r.name, instructions: r.instructions, seconds: Number(r.seconds.toFixed(3)), mips: Number(r.mips.toFixed(1)), wallSeconds: Number(r.wallSeconds.toFixed(3)) }));
   else console.log(`${r.name.padEnd(10)} ${r.instructions.toLocaleString('en')} instructions in ${r.seconds.toFixed(2)} s CPU (${r.wallSeconds.toFixed(2)} s wall): ${r.mips.toFixed(1)} M instructions/s`);
+}
+
+// Watch mode: save → verdict (wall-clock, end to end; skip with --no-watch).
+if (!args.has('--no-watch')) {
+  const w = await benchWatch(quick ? 4 : 8);
+  if (json) console.log(JSON.stringify({ name: w.name, seconds: Number(w.median.toFixed(3)), samples: w.samples.map((s) => Number(s.toFixed(3))) }));
+  else console.log(`${w.name.padEnd(10)} save → verdict: median ${w.median.toFixed(2)} s (${w.samples.map((s) => s.toFixed(2)).join(', ')})`);
 }

@@ -387,3 +387,52 @@ describe('guest programs', () => {
     expect(lp.snapshot().mode).toBe('64-bit');
   });
 });
+
+describe('privilege transitions and explanations', () => {
+  it('IRETQ to CPL 3, then INT back to CPL 0 through RSP0', () => {
+    const g = prepareGuest(`
+      push ${SELECTORS.USER_DATA}      ; SS
+      push 0x60000                     ; RSP
+      pushfq                           ; RFLAGS
+      push ${SELECTORS.USER_CODE64}    ; CS
+      lea rax, [rel user]
+      push rax                         ; RIP
+      iretq
+    user:
+      mov rbx, cs
+      int 0x80
+    `, { longMode: { userPages: true } });
+    const { bytes } = assembleOrThrow('bits 64\nmov r15, rsp\nmov r14, cs\nhlt', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 0x80, 0x200000, { dpl: 3 });
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(g.lp.getReg('rbx')).toBe(BigInt(SELECTORS.USER_CODE64)); // ran at CPL 3
+    expect(g.lp.getReg('r14')).toBe(BigInt(SELECTORS.CODE64)); // handler at CPL 0
+    expect(g.lp.getReg('r15')).toBe(BigInt(L.stackTop - 40)); // on RSP0 from the TSS
+    expect(g.machine.memory.read64(L.stackTop - 16)).toBe(0x60000n); // user RSP in the frame
+  });
+
+  it('#UD explains invalid opcodes vs valid-but-unimplemented ones', () => {
+    const ud = (src: string) => {
+      const g = prepareGuest(src);
+      handler(g.machine, 0x200000, 6);
+      g.machine.run({ maxInstructions: 10 });
+      expect(g.lp.getReg('r15')).toBe(6n);
+      return g.lp.lastFault!.explanation;
+    };
+    expect(ud('db 0x06')).toMatch(/invalid opcode 06 in 64-bit mode/); // PUSH ES
+    expect(ud('db 0x0f, 0xff')).toMatch(/invalid opcode/);
+    expect(ud('fld1')).toMatch(/valid x86 but not implemented by VMX Lab/); // x87
+    expect(ud('ud2')).toMatch(/UD2/);
+  });
+
+  it('a CPU model supplies CPUID and read-only MSRs', async () => {
+    const { DEFAULT_CPU_MODEL } = await import('./cpu-model.ts');
+    const m = new Machine({ model: DEFAULT_CPU_MODEL });
+    const lp = m.cpus[0]!;
+    expect(lp.cpuid(1).eax).toBe(DEFAULT_CPU_MODEL.cpuid(1, 0).eax);
+    expect(lp.rdmsr(0x480)).toBe(DEFAULT_CPU_MODEL.msrs.get(0x480));
+    expect(() => lp.wrmsr(0x480, 0n)).toThrow(/read-only/);
+    expect(lp.rdmsr(0x3a)).toBe(0n); // IA32_FEATURE_CONTROL starts unlocked after reset
+  });
+});

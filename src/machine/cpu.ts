@@ -13,6 +13,7 @@ import type { LogicalProcessor } from './lp.ts';
 import { Block, CodeCache, codeCacheFor, MAX_BLOCK } from './code-cache.ts';
 import { ACCESS_EXEC } from './paging.ts';
 import { compileBlock, JIT_THRESHOLD } from './jit.ts';
+import { VmExitTaken } from './vmx-seam.ts';
 
 /** Fetches instruction bytes through the LP's paging (faults like an instruction fetch). */
 class FetchSource implements ByteSource {
@@ -98,6 +99,7 @@ export class Executor {
       execute(lp, this.scratchInsn);
       lp.instructions++;
     } catch (e) {
+      if (e instanceof VmExitTaken) return;
       if (!(e instanceof CpuFault)) throw e;
       deliverFault(lp, e, start);
       return;
@@ -118,6 +120,7 @@ export class Executor {
       const la = lp.bits === 64 ? start : (lp.segBase[1]! + start) >>> 0;
       pa = lp.translate(la, ACCESS_EXEC);
     } catch (e) {
+      if (e instanceof VmExitTaken) return 1;
       if (!(e instanceof CpuFault)) throw e;
       deliverFault(lp, e, start);
       return 1;
@@ -138,6 +141,7 @@ export class Executor {
       try {
         done = block.compiled(lp as never, budget);
       } catch (e) {
+        if (e instanceof VmExitTaken) return lp.instructions - before + 1;
         if (!(e instanceof CpuFault)) throw e;
         // The compiled code left RIP at the faulting instruction and counted those before it.
         deliverFault(lp, e, lp.rip);
@@ -160,6 +164,7 @@ export class Executor {
         if (end || this.cache.epoch !== epoch) return i + 1;
       }
     } catch (e) {
+      if (e instanceof VmExitTaken) return i + 1;
       if (!(e instanceof CpuFault)) throw e;
       deliverFault(lp, e, lp.rip);
       return i + 1;

@@ -25,8 +25,6 @@ const F64 = 1 << 6;
 /** Invalid in 64-bit mode. */
 const INV64 = 1 << 7;
 const SUPPORTED = 1 << 8;
-/** Valid x86 that VMX Lab does not implement (decoded for length only where cheap; always #UD). */
-const KNOWN = 1 << 9;
 
 const TABLE = new Uint16Array(0x400);
 
@@ -120,16 +118,13 @@ def(range(T + 0xc8, T + 0xcf), 0); // BSWAP
 // Three-byte 0F 38: INVEPT / INVVPID (66H). See SDM Vol. 3C, "INVEPT" and "INVVPID".
 def([0x280, 0x281], MODRM | F64);
 
-// Valid x86 instructions VMX Lab does not implement: a sample so the explanation is right for common ones.
-// Everything else not SUPPORTED and not listed as invalid below is also reported as "not implemented".
+// Opcodes that are invalid (always, or in 64-bit mode). Everything else not SUPPORTED is valid x86 that
+// VMX Lab does not implement, and its #UD explanation says so.
 const INVALID_ALWAYS = new Set<number>([0xd6, T + 0x04, T + 0x0a, T + 0x0c, T + 0x0e, T + 0x0f, T + 0x24, T + 0x25,
   T + 0x26, T + 0x27, T + 0x36, T + 0x39, T + 0x3b, T + 0x3c, T + 0x3d, T + 0x3e, T + 0x3f, T + 0x7a, T + 0x7b, T + 0xff]);
 const INVALID_IN_64 = new Set<number>([0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x60, 0x61,
   0x62, 0x82, 0x9a, 0xce, 0xd4, 0xd5, 0xea]);
-void KNOWN;
 
-const GPR_NAMES16 = ['bx+si', 'bx+di', 'bp+si', 'bp+di', 'si', 'di', 'bp', 'bx'];
-void GPR_NAMES16;
 // 16-bit ModRM addressing: base/index per rm value. See SDM Vol. 2A,
 // "16-Bit Addressing Forms with the ModR/M Byte".
 const RM16_BASE = [3, 3, 5, 5, 6, 7, 5, 3]; // BX BX BP BP SI DI BP BX

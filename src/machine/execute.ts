@@ -15,7 +15,7 @@ import * as MSR from '../x86/msr.ts';
 import { CpuFault, gp, ud } from './fault.ts';
 import type { Insn } from './insn.ts';
 import { OP_INVALID } from './insn.ts';
-import { CF, DF_MASK, condition, lazyCF, lazyZF, OF, ZF, STATUS_MASK } from './exec-flags.ts';
+import { CF, condition, lazyCF, lazyZF, OF, ZF, STATUS_MASK } from './lazy-flags.ts';
 import { alu, incDec, shiftRotate, setFlags, szp, multiply, divide, toBig, fromBig, SIZE_MASK, ALU_CMP, mulu32 } from './alu.ts';
 import {
   getReg, setReg, readRM, writeRM, readMem, writeMem, linearAddress, effectiveAddress, effectiveAddressBig, segmentLinear,
@@ -28,6 +28,7 @@ import type { VmxInterceptEvent, VmxMnemonic } from './vmx-seam.ts';
 import { ACCESS_READ } from './paging.ts';
 
 const CANON = 2 ** 47;
+const DF_MASK = RFLAGS.DF;
 const SDM_PRIV = 'SDM Vol. 3A, "Privileged Instructions"';
 /** Iterations of a REP string instruction per step; the instruction then restarts (an interrupt window). */
 const REP_CHUNK = 4096;

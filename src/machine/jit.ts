@@ -15,6 +15,7 @@
 // A block that jumps back to its own start loops inside the function until the budget runs out.
 
 import type { Block } from './code-cache.ts';
+import { CpuFault } from './fault.ts';
 import type { Insn } from './insn.ts';
 import { LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SUB, condition, lazyCF } from './lazy-flags.ts';
 
@@ -468,6 +469,9 @@ ${lines}
       ${ended ? '' : `lp.rip=base+${g.offs[count]};${writeRegs}${flushEnd}lp.instructions+=total+${count};return total+${count};`}
     }
   } catch (e) {
+    // Only faults (and our own bail-outs) write guest state back; anything else (a VM exit that already
+    // loaded host state, an internal error) passes through untouched.
+    if (e !== EXIT_SIGNAL && !(e instanceof FAULT)) throw e;
     ${exitSwitch()}
     lp.rip = base + OFFS[k];
     lp.instructions += total + k;
@@ -477,8 +481,8 @@ ${lines}
 };`;
   void selfLoop;
   try {
-    const factory = new Function('CC', 'lazyCF', 'condition', 'PAR', 'OFFS', 'EXIT_SIGNAL', src) as (...a: unknown[]) => CompiledBlock;
-    const fn = factory(block.cache, lazyCF, condition, PARITY, g.offs, EXIT_SIGNAL);
+    const factory = new Function('CC', 'lazyCF', 'condition', 'PAR', 'OFFS', 'EXIT_SIGNAL', 'FAULT', src) as (...a: unknown[]) => CompiledBlock;
+    const fn = factory(block.cache, lazyCF, condition, PARITY, g.offs, EXIT_SIGNAL, CpuFault);
     block.compiledCount = count;
     block.compiledEnds = ended;
     if (process.env.VMXLAB_JIT_DUMP) console.log(src);

@@ -20,6 +20,8 @@ import { walk, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, type Access } from './pag
 import type { VmxUnit } from './vmx-seam.ts';
 
 const TWO32 = 4294967296;
+/** Offset of the APIC task-priority register. See SDM Vol. 3A, "Local APIC Register Address Map". */
+const APIC_TPR = 0x80;
 
 export type ActivityState = 'active' | 'hlt' | 'shutdown' | 'wait-for-sipi';
 
@@ -40,6 +42,9 @@ export type LocalApicSeam = MmioDevice & InterruptSource & {
   readonly mode: 'disabled' | 'xapic' | 'x2apic';
   nmiPending: boolean;
   handlesMsr(msr: number): boolean;
+  /** 32-bit register access by offset (CR8 reads and writes the TPR through these). */
+  readXapic?(offset: number): number;
+  writeXapic?(offset: number, value: number): void;
   readMsr(msr: number): { ok: true; value: bigint } | { ok: false; reason: string };
   writeMsr(msr: number, value: bigint): { ok: true; value?: bigint } | { ok: false; reason: string };
 };
@@ -172,6 +177,13 @@ export class LogicalProcessor {
   /** Setting an APIC also makes it the interrupt source (see `attachApic`). */
   apic: LocalApicSeam | null = null;
   executor: ExecutorSeam | null = null;
+  /**
+   * Guest-physical → host-physical translation, installed by VMX while EPT is in use (null otherwise). The page
+   * walker calls it for every paging-structure entry and for the final page; it returns the host-physical
+   * address of the 4-KByte page (or entry) or throws (e.g. VmExitTaken after an EPT violation VM exit).
+   * TLB entries then hold the combined translation; tag them with `tlb.setContext` (see tlb.ts).
+   */
+  gpaTranslate: ((gpa: number, access: Access, info: { linear: number; pagingStructure: boolean }) => number) | null = null;
   vmx: VmxUnit | null = null;
   cpuidSource: CpuidSource | null = null;
   /** Called when the LP shuts down (triple fault): the machine stops the run loop. */
@@ -532,7 +544,12 @@ export class LogicalProcessor {
   readCr2(): bigint { return BigInt.asUintN(64, BigInt(this.cr2)); }
   readCr3(): bigint { return BigInt(this.cr3); }
   readCr4(): bigint { return BigInt(this.cr4 >>> 0); }
-  readCr8(): bigint { return BigInt(this.cr8); }
+  /** CR8 is TPR[7:4] of the local APIC. See SDM Vol. 3A, "Task Priority in IA-32e Mode". */
+  readCr8(): bigint {
+    const a = this.apic;
+    if (a !== null && a.mode !== 'disabled' && a.readXapic) return BigInt((a.readXapic(APIC_TPR) >>> 4) & 0xf);
+    return BigInt(this.cr8);
+  }
 
   /**
    * MOV to CR0 with its #GP checks. See SDM Vol. 2B, "MOV—Move to/from Control Registers" and Vol. 3A,
@@ -595,6 +612,8 @@ export class LogicalProcessor {
   writeCr8(value: bigint): void {
     if (value >> 4n !== 0n) throw gp(0, 'CR8 bits 63:4 are reserved', 'SDM Vol. 3A, "Control Registers"');
     this.cr8 = Number(value);
+    const a = this.apic;
+    if (a !== null && a.mode !== 'disabled' && a.writeXapic) a.writeXapic(APIC_TPR, this.cr8 << 4);
   }
 
   // ---- Descriptor-table registers ----

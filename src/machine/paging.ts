@@ -60,9 +60,10 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   const vpn = Math.floor(la / 4096);
   if (!(lp.cr0 & CR0.PG)) {
     // No paging: linear = physical (32 bits outside IA-32e mode). See SDM Vol. 3A, "Paging Modes and Control Bits".
-    const pa = la >>> 0;
-    lp.fillTlb(vpn, pa - (pa & 0xfff), PERM_ALL);
-    return pa;
+    const gpa = la >>> 0;
+    const pa = lp.gpaTranslate ? lp.gpaTranslate(gpa - (gpa & 0xfff), access, { linear: la, pagingStructure: false }) : gpa - (gpa & 0xfff);
+    lp.fillTlb(vpn, pa, PERM_ALL);
+    return pa + (gpa & 0xfff);
   }
   if (!(lp.efer & EFER.LMA)) {
     throw new CpuFault(13, 0, '32-bit and PAE paging (CR0.PG = 1 outside IA-32e mode) are not implemented by VMX Lab');
@@ -87,8 +88,12 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   let level = 0;
   let pageBase = 0;
   let large = false;
+  // In VMX non-root operation with EPT, every guest-physical address (each paging-structure entry and the
+  // final page) is translated again. See SDM Vol. 3C, "EPT Translation Mechanism".
+  const xlate = lp.gpaTranslate;
   for (; level < 4; level++) {
-    const ea = table + idx[level]! * 8;
+    const gEa = table + idx[level]! * 8;
+    const ea = xlate ? xlate(gEa, ACCESS_READ, { linear: la, pagingStructure: true }) : gEa;
     entryAddrs[level] = ea;
     const lo = lp.memory.read32(ea);
     const hi = lp.memory.read32(ea + 4);
@@ -141,6 +146,8 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   if (!ok) throw pageFault(lp, la, baseError | PF_ERROR.P, why);
 
   // Accessed and dirty flags, set only once the access is known to succeed.
+  // The final guest-physical page (EPT may refuse it: that aborts the access before any A/D update).
+  const hostPage = xlate ? xlate(pageBase, access, { linear: la, pagingStructure: false }) : pageBase;
   for (let l = 0; l <= lastLevel; l++) {
     const ea = entryAddrs[l]!;
     const lo = lp.memory.read32(ea);
@@ -156,8 +163,8 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   if (!xd && !(us && lp.cr4 & CR4.SMEP)) perm |= PERM_EXEC_S;
   if (!xd && us) perm |= PERM_EXEC_U;
   if (large) perm |= PERM_LARGE;
-  lp.fillTlb(vpn, pageBase, perm);
-  return pageBase + (la & 0xfff);
+  lp.fillTlb(vpn, hostPage, perm);
+  return hostPage + (la & 0xfff);
 }
 
 function pageFault(lp: LogicalProcessor, la: number, code: number, why: string): CpuFault {

@@ -86,3 +86,22 @@ describe('SMP', () => {
     expect(ap!.bits).toBe(64);
   });
 });
+
+describe('CR8 and the APIC TPR', () => {
+  it('MOV CR8 writes TPR[7:4] and reads it back', () => {
+    const m = new Machine();
+    const lp = m.cpus[0]!;
+    enterLongMode(lp);
+    const { bytes } = assembleOrThrow(`bits 64
+      mov eax, 5
+      mov cr8, rax
+      mov rbx, 0xfee00000
+      mov ecx, [rbx + 0x80]
+      mov rdx, cr8
+      hlt`, { origin: L.code });
+    m.memory.writeBytes(L.code, bytes);
+    m.run({ maxInstructions: 100 });
+    expect(lp.getReg('rcx')).toBe(0x50n);
+    expect(lp.getReg('rdx')).toBe(5n);
+  });
+});

@@ -104,3 +104,39 @@ describe('VMX seam', () => {
     expect(v.events[0]).toEqual({ kind: 'exception', vector: 3, errorCode: -1, type: 6, length: 1, cr2: undefined });
   });
 });
+
+describe('EPT hook (lp.gpaTranslate) and VmExitTaken', () => {
+  it('translates every guest-physical access; a thrown VmExitTaken abandons the instruction', async () => {
+    const { VmExitTaken } = await import('./vmx-seam.ts');
+    const OFF = 0x1000000;
+    const g = prepareGuest(`
+      mov qword [0x9000], 0x1234
+      mov rax, [0x50008]
+      mov rbx, 1
+      hlt`);
+    const mem = g.machine.memory;
+    // Guest-physical = host-physical − 16 MiB: copy the guest's tables, descriptor tables and code up there.
+    mem.writeBytes(OFF, mem.readBytes(0, 0x20000));
+    mem.writeBytes(OFF + L.code, mem.readBytes(L.code, 0x100));
+    mem.write8(0x300000, 0xf4); // a host "exit handler": HLT
+    const seen: number[] = [];
+    g.lp.gpaTranslate = (gpa, _access, info) => {
+      seen.push(gpa);
+      if (gpa === 0x50000 && !info.pagingStructure) {
+        // The "VMX unit" performs an EPT-violation VM exit: host state, then abandon the instruction.
+        g.lp.gpaTranslate = null;
+        g.lp.tlb.flushAll();
+        g.lp.rip = 0x300000;
+        throw new VmExitTaken('EPT violation');
+      }
+      return gpa + OFF;
+    };
+    g.lp.tlb.flushAll();
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(mem.read64(OFF + 0x9000)).toBe(0x1234n);
+    expect(mem.read64(0x9000)).toBe(0n);
+    expect(g.lp.getReg('rbx')).not.toBe(1n); // the instruction after the exit never ran
+    expect(g.lp.rip).toBe(0x300001);
+    expect(seen).toContain(L.pml4); // paging-structure accesses went through EPT too
+  });
+});

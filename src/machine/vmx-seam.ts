@@ -17,9 +17,18 @@
 // `lp.tlb.flushAll()` (or a tagged subset later). Guest-physical → host-physical translation (EPT) plugs in via
 // `lp.gpaTranslate` (see lp.ts), called by the page walker for every guest-physical access while non-root.
 //
+// A VM exit in the middle of an instruction (EPT violation during a page walk, or any exit VMX decides on its
+// own) is signalled by throwing `VmExitTaken` after the VMX unit has loaded host state: the interpreter then
+// abandons the instruction without further effects and without counting it.
+//
 // See SDM Vol. 3C, "VMX Instruction Reference" and "Instructions That Cause VM Exits Conditionally".
 
 import type { LogicalProcessor } from './lp.ts';
+
+/** Thrown by VMX code to abandon the current instruction because a VM exit has already happened. */
+export class VmExitTaken {
+  constructor(readonly reason: string) {}
+}
 
 export type VmxMnemonic =
   | 'VMXON' | 'VMXOFF' | 'VMCLEAR' | 'VMPTRLD' | 'VMPTRST' | 'VMREAD' | 'VMWRITE'
