@@ -217,7 +217,7 @@ export const REFERENCE_SEGMENTS = {
 
 export function writeReferenceGuestState(host: Host, cpu: HostCpu, g: ReferenceGuest): void {
   const caps = host.vmx[cpu.id]!.caps;
-  write(host, cpu, 'GUEST_CR0', (BigInt(CR0.PE | CR0.NE | CR0.PG) | caps.cr0Fixed0) & caps.cr0Fixed1);
+  write(host, cpu, 'GUEST_CR0', (BigInt(CR0.PE | CR0.NE) | BigInt(CR0.PG) | caps.cr0Fixed0) & caps.cr0Fixed1);
   write(host, cpu, 'GUEST_CR3', g.cr3);
   write(host, cpu, 'GUEST_CR4', (BigInt(CR4.PAE) | caps.cr4Fixed0) & caps.cr4Fixed1);
   write(host, cpu, 'GUEST_DR7', 0x400);

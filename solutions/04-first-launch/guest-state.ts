@@ -142,7 +142,7 @@ export const AR_UNUSABLE = 1 << 16;
  * IA-32e mode and its base has 64 bits. See SDM Vol. 3C, "Guest Register State" (access-rights format).
  */
 export function guestSegment(k: Kernel, g: GuestImage, selector: number): GuestSegment {
-  const at = g.va + BigInt(GUEST_LAYOUT.GDT) + BigInt(selector & ~7);
+  const at = k.phys_to_virt(g.gdtBase) + BigInt(selector & ~7);
   const d = decodeDescriptor(k.read64(at));
   const base = d.s ? BigInt(d.base >>> 0) : BigInt(d.base >>> 0) | (BigInt(k.read32(at + 8n) >>> 0) << 32n);
   return { selector, base, limit: d.effectiveLimit >>> 0, ar: accessRights(d) };
