@@ -14,6 +14,18 @@ export interface VmcsAccess {
   write(field: string, value: bigint): void;
   /** Optional fast path: bits 31:0 of a field as an unsigned number, without creating a BigInt. */
   read32?(field: string): number;
+  /** Optional fast path: write a 16/32-bit field (truncated to its width) from a number. */
+  write32?(field: string, value: number): void;
+}
+
+/** Write a 16/32-bit field from a number, through the fast path when the accessor has one. */
+export function writeField32(vmcs: VmcsAccess, field: string, value: number): void {
+  if (vmcs.write32) vmcs.write32(field, value);
+  else vmcs.write(field, BigInt(value >>> 0));
+}
+/** Read bits 31:0 of a field as a number, through the fast path when the accessor has one. */
+export function readField32(vmcs: VmcsAccess, field: string): number {
+  return vmcs.read32 ? vmcs.read32(field) : Number(vmcs.read(field) & 0xffffffffn);
 }
 
 /** The `VmcsAccess` view of an active VMCS cache entry (the current VMCS of an LP). */
@@ -24,6 +36,10 @@ export function vmcsAccessOf(vmcs: ActiveVmcs): VmcsAccess {
     read32: (field) => {
       const slot = VMCS_SLOT[field];
       return slot === undefined ? 0 : vmcs.readLow(slot) >>> 0;
+    },
+    write32: (field, value) => {
+      const slot = VMCS_SLOT[field];
+      if (slot !== undefined) vmcs.writeLow(slot, value);
     },
   };
 }

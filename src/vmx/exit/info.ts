@@ -3,6 +3,7 @@
 // an exit that is not caused by an instruction) breaks visibly in tests.
 // See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
 import type { VmcsAccess } from '../entry/context.ts';
+import { readField32, writeField32 } from '../entry/context.ts';
 import { INTR_INFO } from '../entry/bits.ts';
 
 /** Undefined per SDM: the value of a 32-bit VM-exit information field the SDM does not define for this exit. */
@@ -42,18 +43,17 @@ export interface VmExitCause {
 
 export function recordExitInformation(vmcs: VmcsAccess, cause: VmExitCause): void {
   // Bits 15:0 basic reason; bit 31 clear (a true VM exit, not a VM-entry failure); bits 30:16 clear here.
-  vmcs.write('VM_EXIT_REASON', BigInt(cause.reason & 0xffff));
+  writeField32(vmcs, 'VM_EXIT_REASON', cause.reason & 0xffff);
   vmcs.write('EXIT_QUALIFICATION', cause.qualification ?? 0n);
   vmcs.write('GUEST_LINEAR_ADDRESS', cause.guestLinearAddress ?? UNDEFINED_64);
   vmcs.write('GUEST_PHYSICAL_ADDRESS', cause.guestPhysicalAddress ?? UNDEFINED_64);
-  vmcs.write('VM_EXIT_INTR_INFO', BigInt(cause.interruptionInfo ?? UNDEFINED_INVALID_INFO));
-  vmcs.write('VM_EXIT_INTR_ERROR_CODE', BigInt(cause.interruptionErrorCode ?? UNDEFINED_32));
-  vmcs.write('IDT_VECTORING_INFO_FIELD', BigInt(cause.idtVectoringInfo ?? UNDEFINED_INVALID_INFO));
-  vmcs.write('IDT_VECTORING_ERROR_CODE', BigInt(cause.idtVectoringErrorCode ?? UNDEFINED_32));
-  vmcs.write('VM_EXIT_INSTRUCTION_LEN', BigInt(cause.instructionLength ?? UNDEFINED_32));
-  vmcs.write('VMX_INSTRUCTION_INFO', BigInt(cause.instructionInfo ?? UNDEFINED_32));
+  writeField32(vmcs, 'VM_EXIT_INTR_INFO', cause.interruptionInfo ?? UNDEFINED_INVALID_INFO);
+  writeField32(vmcs, 'VM_EXIT_INTR_ERROR_CODE', cause.interruptionErrorCode ?? UNDEFINED_32);
+  writeField32(vmcs, 'IDT_VECTORING_INFO_FIELD', cause.idtVectoringInfo ?? UNDEFINED_INVALID_INFO);
+  writeField32(vmcs, 'IDT_VECTORING_ERROR_CODE', cause.idtVectoringErrorCode ?? UNDEFINED_32);
+  writeField32(vmcs, 'VM_EXIT_INSTRUCTION_LEN', cause.instructionLength ?? UNDEFINED_32);
+  writeField32(vmcs, 'VMX_INSTRUCTION_INFO', cause.instructionInfo ?? UNDEFINED_32);
   // Every VM exit clears the valid bit of the VM-entry interruption-information field.
   // See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
-  const entryInfo = vmcs.read('VM_ENTRY_INTR_INFO_FIELD');
-  vmcs.write('VM_ENTRY_INTR_INFO_FIELD', entryInfo & ~BigInt(INTR_INFO.VALID));
+  writeField32(vmcs, 'VM_ENTRY_INTR_INFO_FIELD', (readField32(vmcs, 'VM_ENTRY_INTR_INFO_FIELD') & ~INTR_INFO.VALID) >>> 0);
 }

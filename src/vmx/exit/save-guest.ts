@@ -1,12 +1,17 @@
 // Saving guest state into the guest-state area on a VM exit. See SDM Vol. 3C, "Saving Guest State".
 import type { VmcsAccess, VmTransitionCpu } from '../entry/context.ts';
-import { SEGMENT_NAMES } from '../entry/context.ts';
+import { SEGMENT_NAMES, writeField32 } from '../entry/context.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../x86/msr.ts';
 import { RSP } from '../../x86/registers.ts';
 
 const has = (value: bigint, bit: number): boolean => (value & BigInt(bit)) !== 0n;
+
+/** Guest-state field names per segment register, built once (this runs on every VM exit). */
+const SEGMENT_FIELDS = Object.fromEntries(SEGMENT_NAMES.map((s) => [s, {
+  selector: `GUEST_${s}_SELECTOR`, base: `GUEST_${s}_BASE`, limit: `GUEST_${s}_LIMIT`, ar: `GUEST_${s}_AR_BYTES`,
+}])) as Record<string, { selector: string; base: string; limit: string; ar: string }>;
 
 export function saveGuestState(vmcs: VmcsAccess, cpu: VmTransitionCpu, guestRip?: bigint): void {
   const exitCtls = vmcs.read('VM_EXIT_CONTROLS');
@@ -40,16 +45,18 @@ export function saveGuestState(vmcs: VmcsAccess, cpu: VmTransitionCpu, guestRip?
   // Registers".
   for (const s of SEGMENT_NAMES) {
     const seg = cpu.readSegment(s);
-    vmcs.write(`GUEST_${s}_SELECTOR`, BigInt(seg.selector & 0xffff));
-    vmcs.write(`GUEST_${s}_BASE`, seg.base);
-    vmcs.write(`GUEST_${s}_LIMIT`, BigInt(seg.limit >>> 0));
-    vmcs.write(`GUEST_${s}_AR_BYTES`, BigInt(seg.ar >>> 0));
+    const f = SEGMENT_FIELDS[s];
+    writeField32(vmcs, f.selector, seg.selector & 0xffff);
+    vmcs.write(f.base, seg.base);
+    writeField32(vmcs, f.limit, seg.limit);
+    writeField32(vmcs, f.ar, seg.ar);
   }
-  for (const t of ['GDTR', 'IDTR'] as const) {
-    const d = cpu.readDescriptorTable(t);
-    vmcs.write(`GUEST_${t}_BASE`, d.base);
-    vmcs.write(`GUEST_${t}_LIMIT`, BigInt(d.limit & 0xffff));
-  }
+  const gdtr = cpu.readDescriptorTable('GDTR');
+  vmcs.write('GUEST_GDTR_BASE', gdtr.base);
+  writeField32(vmcs, 'GUEST_GDTR_LIMIT', gdtr.limit & 0xffff);
+  const idtr = cpu.readDescriptorTable('IDTR');
+  vmcs.write('GUEST_IDTR_BASE', idtr.base);
+  writeField32(vmcs, 'GUEST_IDTR_LIMIT', idtr.limit & 0xffff);
 
   // --- RIP, RSP, RFLAGS. See SDM Vol. 3C, "Saving RIP, RSP, RFLAGS, and SSP".
   vmcs.write('GUEST_RIP', guestRip ?? cpu.readRip());
@@ -57,8 +64,8 @@ export function saveGuestState(vmcs: VmcsAccess, cpu: VmTransitionCpu, guestRip?
   vmcs.write('GUEST_RFLAGS', BigInt(cpu.readRflags() >>> 0));
 
   // --- Non-register state. See SDM Vol. 3C, "Saving Non-Register State".
-  vmcs.write('GUEST_ACTIVITY_STATE', BigInt(cpu.activityState()));
-  vmcs.write('GUEST_INTERRUPTIBILITY_INFO', BigInt(cpu.interruptibility() >>> 0));
+  writeField32(vmcs, 'GUEST_ACTIVITY_STATE', cpu.activityState());
+  writeField32(vmcs, 'GUEST_INTERRUPTIBILITY_INFO', cpu.interruptibility());
   vmcs.write('GUEST_PENDING_DBG_EXCEPTIONS', cpu.pendingDebugExceptions());
 
   // --- PDPTEs: saved with EPT and PAE paging. See SDM Vol. 3C, "Saving Non-Register State".
