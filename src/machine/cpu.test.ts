@@ -436,3 +436,27 @@ describe('privilege transitions and explanations', () => {
     expect(lp.rdmsr(0x3a)).toBe(0n); // IA32_FEATURE_CONTROL starts unlocked after reset
   });
 });
+
+describe('breakpoints and interruptibility', () => {
+  it('run() stops at a breakpoint before the instruction, and resumes past it', () => {
+    const g = prepareGuest('mov eax, 1\nstop_here: mov ebx, 2\nmov ecx, 3\nhlt');
+    const at = g.labels.get('stop_here')!;
+    g.machine.addBreakpoint(at);
+    const r = g.machine.run({ maxInstructions: 100 });
+    expect(r.reason).toBe('breakpoint');
+    expect(r.lp).toBe(g.lp);
+    expect(g.lp.rip).toBe(at);
+    expect(g.lp.getReg('rbx')).not.toBe(2n);
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(g.lp.getReg('rcx')).toBe(3n);
+  });
+  it('interruptibility reflects the STI shadow and NMI blocking', () => {
+    const g = prepareGuest('cli\nsti\nnop\nhlt');
+    g.machine.run({ maxInstructions: 2 });
+    expect(g.lp.getInterruptibility()).toBe(1);
+    g.machine.run({ maxInstructions: 1 });
+    expect(g.lp.getInterruptibility()).toBe(0);
+    g.lp.setInterruptibility(2 | 8);
+    expect(g.lp.getInterruptibility()).toBe(10);
+  });
+});

@@ -845,6 +845,32 @@ export class LogicalProcessor {
   }
 
   // =====================================================================================================
+  // Interruptibility (for VM entry/exit: GUEST_INTERRUPTIBILITY_INFO uses the same bit layout)
+  // =====================================================================================================
+
+  /**
+   * Blocking state at the current instruction boundary: bit 0 blocking by STI, bit 1 blocking by MOV SS,
+   * bit 3 blocking by NMI. See SDM Vol. 3C, "Guest Non-Register State" (interruptibility state).
+   */
+  getInterruptibility(): number {
+    let v = 0;
+    if (this.shadowAt === this.instructions) v |= this.shadowKind === 'mov-ss' ? 2 : 1;
+    if (this.nmiBlocked) v |= 8;
+    return v;
+  }
+  /** Load the blocking state (VM entry). */
+  setInterruptibility(v: number): void {
+    if (v & 3) {
+      this.shadowAt = this.instructions;
+      this.shadowKind = v & 2 ? 'mov-ss' : 'sti';
+    } else {
+      this.shadowAt = -1;
+      this.shadowKind = '';
+    }
+    this.nmiBlocked = (v & 8) !== 0;
+  }
+
+  // =====================================================================================================
   // Debug state
   // =====================================================================================================
 
