@@ -52,8 +52,11 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case undefined:
-    case 'watch':
-      return runWatch({ root: ROOT, startExercise: rest[0], serveDocs: !values['no-docs'] });
+    case 'watch': {
+      const code = await runWatch({ root: ROOT, startExercise: rest[0], serveDocs: !values['no-docs'] });
+      // Everything watch mode started is stopped; leave now rather than wait on stray handles.
+      process.exit(code);
+    }
     case 'grade':
       return grade(rest[0], values.solutions, values.json);
     case 'list':

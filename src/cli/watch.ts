@@ -209,7 +209,13 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
   if (interactive) process.stdin.setRawMode(false);
   process.stdin.pause();
   await watcher?.close();
-  docs?.kill();
+  if (docs?.pid !== undefined) {
+    try {
+      process.kill(-docs.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
   grader.kill();
   say('bye');
   return code;
@@ -230,6 +236,7 @@ function startDocs(root: string, onUrl: (url: string) => void): ChildProcess | u
     const child = spawn(process.execPath, [join(root, 'node_modules', 'vitepress', 'bin', 'vitepress.js'), 'dev', 'site', '--host', '127.0.0.1'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true, // its own process group: quitting stops vitepress and the esbuild it starts
     });
     let buffer = '';
     child.stdout?.on('data', (d: Buffer) => {
