@@ -32,6 +32,18 @@ import { UD_VECTOR } from '../x86/exceptions.ts';
 
 const VMCALL_SDM = 'SDM Vol. 3C, "VMCALL—Call to VM Monitor"';
 
+/** The ModRM.rm operand: memory, or a register (which VMXON/VMCLEAR/VMPTRLD/VMPTRST reject with #UD). */
+function rmOperand(insn: VmxInstruction): SourceOperand {
+  return insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg };
+}
+function destOperand(insn: VmxInstruction): DestinationOperand {
+  return insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg };
+}
+/** The ModRM.reg operand (VMREAD/VMWRITE field encoding, INVEPT/INVVPID type). */
+function regOperand(insn: VmxInstruction): SourceOperand {
+  return { kind: 'register', reg: insn.reg };
+}
+
 export class VmxUnitImpl implements VmxUnit {
   readonly state: VmxState;
   readonly cpu: LpVmxCpu;
@@ -55,22 +67,20 @@ export class VmxUnitImpl implements VmxUnit {
 
   execute(lp: LogicalProcessor, insn: VmxInstruction): void {
     const ctx = { cpu: this.cpu, state: this.state };
-    const rm = (): SourceOperand => (insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg });
-    const dest = (): DestinationOperand => (insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg });
-    const reg = (): SourceOperand => ({ kind: 'register', reg: insn.reg });
+    // (Operand helpers are module-level functions, not closures: this runs for every VMREAD/VMWRITE of every exit.)
     let outcome: VmxOutcome;
     switch (insn.mnemonic) {
-      case 'VMXON': outcome = vmxon(ctx, rm()); break;
+      case 'VMXON': outcome = vmxon(ctx, rmOperand(insn)); break;
       case 'VMXOFF': outcome = vmxoff(ctx); break;
-      case 'VMCLEAR': outcome = vmclear(ctx, rm()); break;
-      case 'VMPTRLD': outcome = vmptrld(ctx, rm()); break;
-      case 'VMPTRST': outcome = vmptrst(ctx, dest()); break;
-      case 'VMREAD': outcome = vmread(ctx, reg(), dest()); break;
-      case 'VMWRITE': outcome = vmwrite(ctx, reg(), rm()); break;
+      case 'VMCLEAR': outcome = vmclear(ctx, rmOperand(insn)); break;
+      case 'VMPTRLD': outcome = vmptrld(ctx, rmOperand(insn)); break;
+      case 'VMPTRST': outcome = vmptrst(ctx, destOperand(insn)); break;
+      case 'VMREAD': outcome = vmread(ctx, regOperand(insn), destOperand(insn)); break;
+      case 'VMWRITE': outcome = vmwrite(ctx, regOperand(insn), rmOperand(insn)); break;
       case 'VMLAUNCH': outcome = vmlaunch(ctx); break;
       case 'VMRESUME': outcome = vmresume(ctx); break;
-      case 'INVEPT': outcome = invept(ctx, reg(), insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg }); break;
-      case 'INVVPID': outcome = invvpid(ctx, reg(), insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg }); break;
+      case 'INVEPT': outcome = invept(ctx, regOperand(insn), insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg }); break;
+      case 'INVVPID': outcome = invvpid(ctx, regOperand(insn), insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg }); break;
       case 'VMCALL': outcome = this.vmcall(insn); break;
       case 'VMFUNC':
         // VM functions are not enabled by any VMCS this emulator accepts yet: #UD, as with "enable VM functions" = 0.
