@@ -4,6 +4,7 @@ import { bootHost } from '../../src/kernel/boot-host.ts';
 import { CPU_MODELS } from '../../src/machine/cpu-model.ts';
 import { EIO } from '../../src/kernel/errno.ts';
 import type { Kernel } from '../../src/kernel/kernel.ts';
+import { explain } from '../lib/vmx-setup.ts';
 
 const CR4_VMXE = 1n << 13n;
 const RFLAGS_CF = 1n;
@@ -20,7 +21,8 @@ function inVmxOperation(k: Kernel): boolean {
 
 describe('vmxOn / vmxOff as a kernel module', () => {
   test.each(CPU_MODELS.map((m) => [m.name]))('%s: loads, enters VMX operation, and unloads cleanly', (name) => {
-    const { kernel } = bootHost({ model: name });
+    const host = bootHost({ model: name });
+    const { kernel } = host;
     let region: { va: bigint; pa: bigint } | undefined;
     const loaded = kernel.insmod({
       name: 'vmxon',
@@ -32,7 +34,7 @@ describe('vmxOn / vmxOff as a kernel module', () => {
       },
       exit: (k) => vmxOff(k, region!),
     });
-    expect(loaded, kernel.dmesg()).toEqual({ ok: true });
+    expect(loaded, explain(host)).toEqual({ ok: true });
     expect(inVmxOperation(kernel)).toBe(true);
     const free = kernel.pages.freeCount();
     expect(kernel.rmmod('vmxon')).toEqual({ ok: true });
@@ -57,9 +59,10 @@ describe('vmxOn / vmxOff as a kernel module', () => {
   });
 
   test('VMXON twice on one CPU fails (VMfailInvalid) and the second call cleans up after itself', () => {
-    const { kernel } = bootHost({});
+    const host = bootHost({});
+    const { kernel } = host;
     const first = vmxOn(kernel);
-    expect(first.ok).toBe(true);
+    expect(first.ok, explain(host)).toBe(true);
     const free = kernel.pages.freeCount();
     const second = vmxOn(kernel);
     expect(second.ok).toBe(false);
