@@ -38,7 +38,10 @@ export default defineConfig({
   lastUpdated: false,
   // No request leaves the machine: vitepress's Inter font is self-hosted unless this is true.
   useWebFonts: false,
-  head: [['meta', { name: 'color-scheme', content: 'light dark' }]],
+  head: [
+    ['meta', { name: 'color-scheme', content: 'light dark' }],
+    ['link', { rel: 'icon', type: 'image/svg+xml', href: '/favicon.svg' }],
+  ],
   markdown: {
     languageAlias: { x86asm: 'asm', nasm: 'asm' },
     config(md) {
@@ -57,7 +60,8 @@ export default defineConfig({
   vite: {
     plugins: [regeneratePlugin(), icedBrowserPlugin()],
     worker: { format: 'es', plugins: () => [icedBrowserPlugin()] },
-    optimizeDeps: { esbuildOptions: { plugins: [icedEsbuildPlugin] } },
+    // Pre-bundle iced-x86 at startup (with the browser rewrite), so the playground does not reload mid-run.
+    optimizeDeps: { include: ['iced-x86'], esbuildOptions: { plugins: [icedEsbuildPlugin] } },
     server: { fs: { allow: [REPO_ROOT] } },
     // Which emulator parts the playground can use, decided when the site is built.
     define: {

@@ -54,25 +54,25 @@ export interface Diagram {
 const VMX_OPERATION: Diagram = {
   id: 'vmx-operation',
   title: 'VMX operation and VMX transitions',
-  width: 760,
-  height: 250,
+  width: 800,
+  height: 180,
   nodes: [
-    { id: 'outside', x: 110, y: 110, w: 170, h: 60, lines: ['Outside', 'VMX operation'], kind: 'start' },
-    { id: 'root', x: 380, y: 110, w: 170, h: 60, lines: ['VMX root operation', '(the hypervisor)'], kind: 'state' },
-    { id: 'nonroot', x: 650, y: 110, w: 170, h: 60, lines: ['VMX non-root', 'operation (the guest)'], kind: 'state' },
+    { id: 'outside', x: 90, y: 60, w: 150, h: 60, lines: ['Outside', 'VMX operation'], kind: 'start' },
+    { id: 'root', x: 370, y: 60, w: 170, h: 60, lines: ['VMX root operation', '(the hypervisor)'], kind: 'state' },
+    { id: 'nonroot', x: 700, y: 60, w: 170, h: 60, lines: ['VMX non-root', 'operation (the guest)'], kind: 'state' },
   ],
   edges: [
     { from: 'outside', to: 'root', label: 'VMXON', offset: -14 },
     { from: 'root', to: 'outside', label: 'VMXOFF', offset: -14, labelDy: 18 },
-    { from: 'root', to: 'nonroot', label: 'VM entry (VMLAUNCH / VMRESUME)', offset: -14, labelDy: -10 },
+    { from: 'root', to: 'nonroot', label: 'VMLAUNCH / VMRESUME', offset: -14 },
     { from: 'nonroot', to: 'root', label: 'VM exit', offset: -14, labelDy: 18 },
     {
       from: 'root',
       to: 'root',
       label: 'VMfailInvalid / VMfailValid(n): the instruction fails, still in root operation',
       via: [
-        [340, 185],
-        [420, 185],
+        [330, 130],
+        [410, 130],
       ],
       labelDy: 22,
     },
