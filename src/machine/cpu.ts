@@ -63,6 +63,7 @@ export class Executor {
     const lp = this.lp;
     let done = 0;
     while (done < budget) {
+      if (lp.initPending) lp.performInit();
       if (lp.activity !== 'active') {
         if (!this.wake()) break;
         continue;

@@ -44,6 +44,8 @@ export type LocalApicSeam = MmioDevice & InterruptSource & {
   handlesMsr(msr: number): boolean;
   /** 32-bit register access by offset (CR8 reads and writes the TPR through these). */
   readXapic?(offset: number): number;
+  /** Reset the APIC's INIT-affected state (the LP calls it when it performs an INIT). */
+  initReset?(): void;
   writeXapic?(offset: number, value: number): void;
   readMsr(msr: number): { ok: true; value: bigint } | { ok: false; reason: string };
   writeMsr(msr: number, value: bigint): { ok: true; value?: bigint } | { ok: false; reason: string };
@@ -162,6 +164,11 @@ export class LogicalProcessor {
   shadowAt = -1;
   shadowKind: 'sti' | 'mov-ss' | '' = '';
   nmiPending = false;
+  /**
+   * An INIT signal waits for the next instruction boundary (an INIT IPI can arrive from a memory write in the
+   * middle of an instruction, even this LP's own). See `performInit`.
+   */
+  initPending = false;
   /** NMIs are blocked from the delivery of an NMI until the next IRET. See SDM Vol. 3A, "NMI Handling While Processing an NMI". */
   nmiBlocked = false;
   /** Set by the page walker: the CR2 value a #PF about to be delivered carries. */
@@ -738,8 +745,20 @@ export class LogicalProcessor {
     this.activity = apicBase & MSR.APIC_BASE.BSP ? 'active' : 'wait-for-sipi';
   }
 
+  /**
+   * Act on a pending INIT at an instruction boundary: VMX may block it (root operation) or turn it into a
+   * VM exit (non-root); otherwise the LP and its APIC are reset.
+   */
+  performInit(): void {
+    this.initPending = false;
+    if (this.vmx?.handleInit?.(this)) return;
+    this.init();
+    this.apic?.initReset?.();
+  }
+
   /** Start-up IPI: real mode at CS = vector << 8 (base vector << 12), IP = 0. SIPI is ignored unless waiting. */
   startup(vector: number): void {
+    if (this.initPending) this.performInit(); // the INIT arrived first
     if (this.activity !== 'wait-for-sipi') return;
     const v = vector & 0xff;
     this.segSel[CS] = v << 8;

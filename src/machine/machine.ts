@@ -63,9 +63,7 @@ export class Machine {
         lp.interruptSource = apic;
         // INIT and SIPI from other processors' IPIs. See SDM Vol. 3A, "MP Initialization Protocol Algorithm for MP Systems".
         apic.onInit = () => {
-          if (lp.vmx?.handleInit?.(lp)) return;
-          lp.init();
-          apic.initReset();
+          lp.initPending = true; // acted on at the LP's next instruction boundary
         };
         apic.onStartup = (vector) => lp.startup(vector);
       }
