@@ -190,4 +190,26 @@ describe('VM-exit MSR areas and VMX aborts', () => {
       expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(5);
     }), { seed: 35, numRuns: 10 });
   });
+
+  it('a 32-bit PAE host gets its PDPTEs from memory at HOST_CR3; a bad one is a VMX abort with indicator 2', () => {
+    fc.assert(fc.property(fc.boolean(), fc.constantFrom(1, 2, 5, 6, 7, 8, 40), (bad, bit) => {
+      const { f, ctx } = enteredGuest('skylake-i5-6300u', fc.sample(vmcsChoices(), { seed: 7, numRuns: 1 })[0]!, 0n);
+      // The next VM exit returns to a 32-bit host with PAE paging.
+      f.clear('VM_EXIT_CONTROLS', C.VM_EXIT_HOST_ADDR_SPACE_SIZE | C.VM_EXIT_LOAD_IA32_EFER);
+      const cr3 = f.page(10) | 0x40n;
+      f.set('HOST_CR3', cr3);
+      const pdptes = [f.page(0) | 1n, 0n, f.page(2) | 1n, bad ? (f.page(3) | 1n | (1n << BigInt(bit))) : 0n];
+      pdptes.forEach((e, i) => f.cpu.writePhysical64((cr3 & 0xffffffe0n) + BigInt(8 * i), e));
+      const out = vmExit(ctx, hltExit(1));
+      if (bad) {
+        expect(out.kind === 'vmx-abort' && out.indicator).toBe(2);
+        expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(2);
+      } else {
+        expect(out.kind).toBe('host');
+        expect(f.cpu.pdptes).toEqual(pdptes);
+        expect(f.cpu.msrs.get(MSR_EFER)! & BigInt(EFER.LMA | EFER.LME)).toBe(0n);
+        expect(f.cpu.segments.CS.ar & (AR.L | AR.DB)).toBe(AR.DB);
+      }
+    }), { seed: 36, numRuns: 20 });
+  });
 });
