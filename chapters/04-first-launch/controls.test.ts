@@ -78,7 +78,7 @@ describe('firstLaunchControls', () => {
         const bit = candidates[n % candidates.length]!;
         const request = setIt ? { [kind]: { want: 2 ** bit } } : { [kind]: { avoid: 2 ** bit } };
         const r = firstLaunchControls((msr) => cpu.rdmsr(msr), request);
-        const why = `model ${model}: ${setIt ? 'set' : 'clear'} ${kind} bit ${bit}; your result: ${JSON.stringify(r)}`;
+        const why = explain(host, `model ${model}: ${setIt ? 'set' : 'clear'} ${kind} bit ${bit}; your result: ${JSON.stringify(r)}`);
         expect(r.ok, why).toBe(false);
         if (r.ok) return;
         expect(r.errors.some((e) => e.kind === kind && e.bit === bit && e.reason === (setIt ? 'not allowed to be 1' : 'must be 1')), why).toBe(true);
@@ -96,7 +96,7 @@ describe('firstLaunchControls', () => {
       const can = (caps.effective.proc.allowed1 & VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) !== 0 &&
         (caps.effective.proc2.allowed1 & rdtscp) !== 0;
       const r = firstLaunchControls((msr) => cpu.rdmsr(msr), { proc2: { want: rdtscp } });
-      const why = `model ${model.name}: ${JSON.stringify(r)}`;
+      const why = explain(host, `model ${model.name}: ${JSON.stringify(r)}`);
       expect(r.ok, why).toBe(can);
       if (r.ok) {
         expect(r.controls.proc2 & rdtscp, why).toBe(rdtscp);

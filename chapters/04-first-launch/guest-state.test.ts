@@ -127,7 +127,7 @@ describe('buildGuest + writeGuestState', () => {
           const got = guestSegment(k, g, 0x08);
           const system = (ar & AR.S) === 0;
           const want = { selector: 0x08, base: BigInt(base >>> 0) | (system ? BigInt(high >>> 0) << 32n : 0n), limit, ar: ar & ~(0xf << 8) };
-          expect(got, `descriptor ${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}H${system ? `, high dword ${high.toString(16)}H` : ''}`).toEqual(want);
+          expect(got, explain(host, `descriptor ${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}H${system ? `, high dword ${high.toString(16)}H` : ''}`)).toEqual(want);
         },
       ),
       { numRuns: 200, seed: 42 },

@@ -140,7 +140,7 @@ describe('writeHostState', () => {
         const got = systemSegmentBase(k, gdt.base, slot * 8);
         k.write64(at, saved[0]!);
         k.write64(at + 8n, saved[1]!);
-        expect(`0x${got.toString(16)}`).toBe(`0x${base.toString(16)}`);
+        expect(`0x${got.toString(16)}`, explain(host, `TSS descriptor in GDT slot ${slot}, base 0x${base.toString(16)}`)).toBe(`0x${base.toString(16)}`);
       }),
       { numRuns: 50, seed: 42 },
     );
