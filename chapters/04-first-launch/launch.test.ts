@@ -5,6 +5,7 @@ import { createFirstLaunch } from '#impl/04-first-launch/launch';
 import { CPU_MODELS } from '../../src/machine/cpu-model.ts';
 import { CR4 } from '../../src/x86/control-registers.ts';
 import type { Kernel } from '../../src/kernel/kernel.ts';
+import { ENOMEM } from '../../src/kernel/errno.ts';
 import { bootHost, explain, runGuests, type Host } from './support.ts';
 
 const EXIT_REASON_TRIPLE_FAULT = 2;
@@ -132,6 +133,21 @@ describe('the first-launch module', () => {
     expect(r.log.exits, r.why).toEqual([EXIT_REASON_TRIPLE_FAULT]);
     expect(r.log.halted, r.why).toBe(false);
     expectCleanHost(r);
+  });
+
+  test('a guest that does not fit: init fails with -ENOMEM and cleans up (VMX off, nothing leaked)', () => {
+    const host = bootHost({});
+    const k = host.kernel;
+    const free = k.pages.freeCount();
+    const gdt = k.cpu().sgdt();
+    const fl = createFirstLaunch({ guest: 'bits 64\ntimes 65536 nop\nhlt\n' });
+    const loaded = k.insmod(fl.module);
+    const why = explain(host, `insmod: ${JSON.stringify(loaded)} (64 KiB of code cannot fit in the guest block: buildGuest returns null)`);
+    expect(loaded, why).toMatchObject({ ok: false, errno: ENOMEM });
+    expect(inVmxOperation(k), `a failed init must turn VMX off again\n${why}`).toBe(false);
+    expect(k.cpu().readCr4() & BigInt(CR4.VMXE), why).toBe(0n);
+    expect(k.cpu().sgdt(), why).toEqual(gdt);
+    expect(k.pages.freeCount(), `pages leaked on the failure path\n${why}`).toBe(free);
   });
 
   test('VMX disabled by the firmware: init fails with an errno, says why, and leaves nothing behind', () => {

@@ -87,7 +87,9 @@ export interface GuestImage {
  *    TSS descriptor (limit 67H) for the TSS at GUEST_LAYOUT.TSS — code/data descriptors with the accessed bit set,
  *    as they are once loaded;
  *  - the program assembled with assembleOrThrow(source, { origin: its physical address, bits: 64 }).
- * Addresses in the image (cr3, gdtBase, rip, rsp) are guest-physical = physical. Return null when out of memory.
+ * Addresses in the image (cr3, gdtBase, rip, rsp) are guest-physical = physical. Return null when out of memory
+ * or when the program does not fit between GUEST_LAYOUT.CODE and the stack (leave the stack 1 KiB), after
+ * freeing what you took.
  */
 export function buildGuest(k: Kernel, source: string = FIRST_GUEST): GuestImage | null {
   // TODO

@@ -64,6 +64,8 @@ const D_TYPE_TSS_BUSY = 0xbn << 40n;
 // Paging-structure entries. See SDM Vol. 3A, "4-Level Paging and 5-Level Paging".
 const PTE_P = 1n, PTE_RW = 2n, PTE_PS = 0x80n;
 const TWO_MB = 0x20_0000n;
+/** Bytes below STACK_TOP the program may not use: the guest's stack. */
+const STACK_RESERVE = 0x400;
 
 export interface GuestImage {
   /** Kernel virtual and physical address of the block (guest-physical = host-physical: no EPT). */
@@ -82,7 +84,8 @@ export interface GuestImage {
 /**
  * Allocate and fill the guest: identity-mapped page tables (the first GiB with 2-MByte pages), a GDT whose
  * descriptors look as a 64-bit kernel leaves them (accessed, TSS busy after LTR), a TSS, and the program
- * assembled at its physical address. Returns null when out of memory.
+ * assembled at its physical address. Returns null when out of memory or when the program does not fit below
+ * the stack (which keeps 1 KiB).
  */
 export function buildGuest(k: Kernel, source: string = FIRST_GUEST): GuestImage | null {
   const page = k.alloc_pages(GUEST_ORDER);
@@ -105,7 +108,7 @@ export function buildGuest(k: Kernel, source: string = FIRST_GUEST): GuestImage 
 
   const origin = Number(pa) + GUEST_LAYOUT.CODE;
   const program = assembleOrThrow(source, { origin, bits: 64 });
-  if (program.bytes.length > GUEST_LAYOUT.STACK_TOP - GUEST_LAYOUT.CODE - 0x400) {
+  if (program.bytes.length > GUEST_LAYOUT.STACK_TOP - GUEST_LAYOUT.CODE - STACK_RESERVE) {
     k.__free_pages(page, GUEST_ORDER);
     return null;
   }
