@@ -32,6 +32,11 @@ test(hasMachine ? 'playground runs its example and prints the expected output' :
       assertEqual(rax?.trim(), '0x0000000000001234', 'RAX after the example (mov rax, 0x1234; hlt)');
       const stop = (await w.page.locator('.vmx-playground-stop').textContent()) ?? '';
       assert(/HLT/.test(stop), `the example should stop at HLT: ${stop}`);
+      // Another example from the picker: a fault with no IDT ends in a triple fault (shutdown).
+      await w.page.locator('.vmx-playground-example select').selectOption({ label: 'A fault with no IDT (triple fault)' });
+      await w.page.locator('.vmx-playground-run').click();
+      await w.page.locator('.vmx-playground-stop', { hasText: 'shutdown' }).waitFor({ state: 'visible', timeout: 60_000 });
+      assertEqual(await w.page.locator('.vmx-playground-console').textContent(), '!', 'console output before the fault');
     }
     await w.page.screenshot({ path: join(t.site.screenshotDir, 'playground.png') });
     assertNone(w.errors, 'errors on the playground page');

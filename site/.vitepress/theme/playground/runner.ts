@@ -61,3 +61,53 @@ message_end:
 `;
 
 export const EXAMPLE_EXPECTED_OUTPUT = 'Hello, VMX Lab\n';
+
+/** The programs the page offers; the first is loaded on arrival (and run by the browser test). */
+export const EXAMPLES: readonly { name: string; source: string }[] = [
+  { name: 'Hello on the debug console', source: EXAMPLE_PROGRAM },
+  {
+    name: 'CPUID vendor string',
+    source: `; CPUID leaf 0: the vendor string is in EBX, EDX, ECX (12 ASCII bytes).
+bits 64
+    xor eax, eax
+    cpuid
+    mov [rel vendor], ebx
+    mov [rel vendor + 4], edx
+    mov [rel vendor + 8], ecx
+    lea rsi, [rel vendor]
+    mov ecx, 13
+    mov dx, 0xE9
+.next:
+    lodsb
+    out dx, al
+    dec ecx
+    jnz .next
+    hlt
+vendor:
+    times 12 db 0
+    db 10
+`,
+  },
+  {
+    name: 'A fault with no IDT (triple fault)',
+    source: `; UD2 raises #UD. The IDT is empty, so delivering #UD faults (#GP), delivering
+; that fails again (#DF), and a fault while delivering #DF is a triple fault:
+; the processor shuts down. The stop reason below says which IDT entry was bad.
+bits 64
+    mov dx, 0xE9
+    mov al, '!'
+    out dx, al
+    ud2
+`,
+  },
+  {
+    name: 'A loop that outlives its budget',
+    source: `; This loop never ends: the run stops when the instruction budget is used up.
+bits 64
+    xor eax, eax
+.spin:
+    inc rax
+    jmp .spin
+`,
+  },
+];
