@@ -644,6 +644,11 @@ function requireCpl0(lp: LogicalProcessor, what: string): void {
   if (lp.cpl !== 0) throw gp(0, `${what} at CPL ${lp.cpl}`, SDM_PRIV);
 }
 
+/** CR4.UMIP: SGDT SIDT SLDT SMSW STR at CPL > 0 raise #GP(0). See SDM Vol. 3A, "User-Mode Instruction Prevention". */
+function checkUmip(lp: LogicalProcessor, what: string): void {
+  if (lp.cr4 & CR4.UMIP && lp.cpl > 0) throw gp(0, `${what} at CPL ${lp.cpl} with CR4.UMIP = 1`, 'SDM Vol. 3A, "User-Mode Instruction Prevention"');
+}
+
 function checkIopl(lp: LogicalProcessor, what: string): void {
   if (lp.cr0 & CR0.PE && lp.cpl > ((lp.rflagsRaw >>> 12) & 3)) {
     throw gp(0, `${what} with CPL ${lp.cpl} > IOPL ${(lp.rflagsRaw >>> 12) & 3}`, 'SDM Vol. 2A, "CLI—Clear Interrupt Flag"');
@@ -1112,6 +1117,7 @@ function group6(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const r = d.reg & 7;
   if (!(lp.cr0 & CR0.PE)) throw ud(`0F 00 /${r} in real mode`, 'SDM Vol. 2A, "LLDT—Load Local Descriptor Table Register"');
   if (r <= 1) { // SLDT/STR: 16-bit to memory, operand size to a register
+    checkUmip(lp, r === 0 ? 'SLDT' : 'STR');
     const sel = lp.segSel[r === 0 ? LDTR : TR]!;
     if (d.mem) writeMem(lp, linearAddress(lp, d, 2), 2, sel, 0);
     else setReg(lp, d.rm, d.opSize === 2 ? 2 : 4, d.rex, sel, 0);
@@ -1193,6 +1199,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
       }
     }
     if (r === 4) { // SMSW r
+      checkUmip(lp, 'SMSW');
       setReg(lp, d.rm, d.opSize, d.rex, d.opSize === 2 ? lp.cr0 & 0xffff : lp.cr0, 0);
       lp.rip = next;
       return false;
@@ -1202,6 +1209,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
   }
   switch (r) {
     case 0: case 1: { // SGDT / SIDT: limit (2 bytes) then base (8 bytes in 64-bit mode, 4 otherwise)
+      checkUmip(lp, r === 0 ? 'SGDT' : 'SIDT');
       const base = r === 0 ? lp.gdtrBase : lp.idtrBase;
       const limit = r === 0 ? lp.gdtrLimit : lp.idtrLimit;
       const baseSize = lp.bits === 64 ? 8 : 4;
@@ -1232,6 +1240,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
       return false;
     }
     case 4: // SMSW m16
+      checkUmip(lp, 'SMSW');
       writeMem(lp, linearAddress(lp, d, 2), 2, lp.cr0 & 0xffff, 0);
       lp.rip = next;
       return false;

@@ -591,7 +591,10 @@ export class LogicalProcessor {
 
   /** MOV to CR3: reserved bits above MAXPHYADDR → #GP(0); flushes the (non-global) TLB. */
   writeCr3(value: bigint): void {
-    const v = BigInt.asUintN(64, value);
+    let v = BigInt.asUintN(64, value);
+    // With CR4.PCIDE = 1, bit 63 asks not to flush; it is not stored. (This TLB has no PCIDs and flushes
+    // anyway, which is always allowed.) See SDM Vol. 3A, "Process-Context Identifiers (PCIDs)".
+    if (this.cr4 & CR4.PCIDE) v &= ~(1n << 63n);
     if (this.efer & EFER.LMA && v >> BigInt(this.maxPhysAddr) !== 0n) {
       throw gp(0, `CR3 bits 63:${this.maxPhysAddr} (above MAXPHYADDR) must be 0`, 'SDM Vol. 3A, "Use of CR3 with 4-Level Paging"');
     }

@@ -146,3 +146,43 @@ describe('4-level paging permissions and #PF error codes', () => {
     expect(m.memory.read64(Number(lp.getReg('rsp')))).toBe(BigInt(TEST_LA + 0xffd));
   });
 });
+
+describe('SMAP and UMIP', () => {
+  it('CR4.SMAP: a supervisor read of a user page faults unless RFLAGS.AC = 1', () => {
+    // The first GiB (code, stack, IDT) becomes supervisor-only; the test page stays a user page.
+    const supervisorLow = (mm: Machine) => mm.memory.write32(L.pdpt, L.pd | 3);
+    const { m, lp } = setup({ wp: true, nxe: true });
+    supervisorLow(m);
+    m.memory.write32(PT, TEST_PA | 7); // user page
+    lp.cr4 |= 1 << 21;
+    lp.setReg('r8', BigInt(TEST_LA));
+    lp.setReg('r9', 0n);
+    m.run({ maxInstructions: 100 });
+    expect(lp.getReg('r15')).toBe(14n);
+    expect(lp.getReg('r14')).toBe(1n); // protection violation, supervisor read
+    // Same with AC = 1: allowed.
+    const s = setup({ wp: true, nxe: true });
+    supervisorLow(s.m);
+    s.m.memory.write32(PT, TEST_PA | 7);
+    s.lp.cr4 |= 1 << 21;
+    s.lp.setReg('r8', BigInt(TEST_LA));
+    s.lp.setReg('r9', 0n);
+    s.lp.setReg('rflags', 2n | (1n << 18n));
+    s.m.run({ maxInstructions: 100 });
+    expect(s.lp.getReg('r15')).toBe(0x600dn);
+  });
+  it('CR4.UMIP: SGDT at CPL 3 raises #GP(0)', () => {
+    const { m, lp } = setup({ wp: true, nxe: true });
+    const code = assembleOrThrow('bits 64\nsgdt [0x9000]\nud2', { origin: L.code });
+    m.memory.writeBytes(L.code, code.bytes);
+    const gpH = assembleOrThrow('bits 64\npop r14\nmov r15, 13\nhlt', { origin: 0x211000 });
+    m.memory.writeBytes(0x211000, gpH.bytes);
+    writeIdtGate(m.memory, L.idt, 13, 0x211000);
+    lp.cr4 |= 1 << 11;
+    lp.setSegment('cs', { selector: SELECTORS.USER_CODE64, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.CODE | AR.RW | AR.L | AR.G | (3 << AR.DPL_SHIFT) | AR.ACCESSED });
+    lp.setReg('rsp', 0x70000n);
+    m.run({ maxInstructions: 100 });
+    expect(lp.getReg('r15')).toBe(13n);
+    expect(lp.getReg('r14')).toBe(0n);
+  });
+});

@@ -32,6 +32,7 @@ export const PTE = {
 export const PTE_HI_XD = 1 << 31;
 
 const TWO32 = 4294967296;
+const AC_FLAG = 1 << 18;
 const LEVEL_NAMES = ['PML4E', 'PDPTE', 'PDE', 'PTE'] as const;
 
 /** One step of a walk, for the page-walk explainer in src/debug. */
@@ -133,7 +134,13 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   // Access rights. See SDM Vol. 3A, "Access Rights".
   let ok: boolean;
   let why = '';
-  if (access === ACCESS_READ) {
+  // SMAP: supervisor data accesses to user pages fault unless RFLAGS.AC = 1. (Every supervisor access is
+  // treated as explicit here.) See SDM Vol. 3A, "Access Rights" (supervisor-mode access prevention).
+  const smap = !user && us && access !== ACCESS_EXEC && (lp.cr4 & CR4.SMAP) !== 0;
+  if (smap && !(lp.getRflags() & AC_FLAG)) {
+    ok = false;
+    why = 'supervisor data access to a user page with CR4.SMAP = 1 and RFLAGS.AC = 0';
+  } else if (access === ACCESS_READ) {
     ok = !user || us;
     if (!ok) why = 'user-mode read of a supervisor page';
   } else if (access === ACCESS_WRITE) {
@@ -156,9 +163,11 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
     if (nlo !== lo) lp.memory.write32(ea, nlo);
   }
   const dirty = (lp.memory.read32(entryAddrs[lastLevel]!) & PTE.D) !== 0;
-  let perm = PERM_READ_S;
+  // With SMAP, supervisor access to a user page depends on RFLAGS.AC at the time: never cache it.
+  const smapPage = us && (lp.cr4 & CR4.SMAP) !== 0;
+  let perm = smapPage ? 0 : PERM_READ_S;
   if (us) perm |= PERM_READ_U;
-  if (dirty && (rw || !wp)) perm |= PERM_WRITE_S;
+  if (dirty && (rw || !wp) && !smapPage) perm |= PERM_WRITE_S;
   if (dirty && rw && us) perm |= PERM_WRITE_U;
   if (!xd && !(us && lp.cr4 & CR4.SMEP)) perm |= PERM_EXEC_S;
   if (!xd && us) perm |= PERM_EXEC_U;
