@@ -73,7 +73,7 @@ export const CONTROL_CHECKS: readonly StateCheck[] = [
   control(EXEC, 'proc-based-controls-allowed', ['CPU_BASED_VM_EXEC_CONTROL'],
     (v) => allowedSettings('CPU_BASED_VM_EXEC_CONTROL', v.proc, v.caps.effective.proc, 'IA32_VMX_(TRUE_)PROCBASED_CTLS'),
     'Reserved primary processor-based control bits must hold the values IA32_VMX_PROCBASED_CTLS (or its TRUE_ MSR) requires.'),
-  control(EXEC, 'secondary-controls-allowed', ['SECONDARY_VM_EXEC_CONTROL'],
+  control(EXEC, 'secondary-controls-allowed', ['CPU_BASED_VM_EXEC_CONTROL', 'SECONDARY_VM_EXEC_CONTROL'],
     (v) => !has(v.proc, VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) ||
       allowedSettings('SECONDARY_VM_EXEC_CONTROL', v.proc2, v.caps.effective.proc2, 'IA32_VMX_PROCBASED_CTLS2'),
     'With "activate secondary controls" = 1, secondary control bits must be allowed by IA32_VMX_PROCBASED_CTLS2.'),

@@ -100,32 +100,32 @@ export const GUEST_SEGMENT_CHECKS: readonly StateCheck[] = [
     const a = ar(v, s);
     return a === AR_V8086 || fail(arField(s), a, '000000F3H', `in virtual-8086 mode ${s} must be a present, DPL-3, read/write accessed data segment`);
   }, `If the guest will be in virtual-8086 mode, the ${s} access rights must be 000000F3H.`)),
-  guest('guest-cs-ar-type', ['GUEST_CS_AR_BYTES', 'SECONDARY_VM_EXEC_CONTROL'], (v) => {
+  guest('guest-cs-ar-type', ['GUEST_CS_AR_BYTES', 'SECONDARY_VM_EXEC_CONTROL', 'GUEST_RFLAGS'], (v) => {
     if (v.v8086) return true;
     const a = ar(v, 'CS');
     const t = type(a);
     const ok = t === 9 || t === 11 || t === 13 || t === 15 || (v.unrestrictedGuest && t === 3);
     return ok || fail('GUEST_CS_AR_BYTES', a, v.unrestrictedGuest ? 'type 3, 9, 11, 13 or 15' : 'type 9, 11, 13 or 15', `CS type ${t} is not an accessed code segment`);
   }, 'CS must be an accessed code segment (type 9, 11, 13 or 15); with "unrestricted guest" also type 3 (read/write accessed data, real mode).'),
-  guest('guest-ss-ar-type', ['GUEST_SS_AR_BYTES'], (v) => {
+  guest('guest-ss-ar-type', ['GUEST_SS_AR_BYTES', 'GUEST_RFLAGS'], (v) => {
     if (!arChecked(v, 'SS')) return true;
     const a = ar(v, 'SS');
     const t = type(a);
     return t === 3 || t === 7 || fail('GUEST_SS_AR_BYTES', a, 'type 3 or 7', `SS type ${t} is not a read/write accessed data segment`);
   }, 'If SS is usable, its type must be 3 or 7 (read/write accessed data, expand-up or expand-down).'),
-  ...perSegment(DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-type`, [arField(s)], (v) => {
+  ...perSegment(DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-type`, [arField(s), 'GUEST_RFLAGS'], (v) => {
     if (!arChecked(v, s)) return true;
     const a = ar(v, s);
     if ((a & AR.ACCESSED) === 0) return fail(arField(s), a, 'type bit 0 (accessed) set', `a usable ${s} must be marked accessed`);
     if ((a & AR.CODE) !== 0 && (a & AR.RW) === 0) return fail(arField(s), a, 'readable code', `a code segment in ${s} must be readable`);
     return true;
   }, `If ${s} is usable, its type must have the accessed bit set, and a code type must be readable.`)),
-  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-s`, [arField(s)], (v) => {
+  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-s`, [arField(s), 'GUEST_RFLAGS'], (v) => {
     if (!arChecked(v, s)) return true;
     const a = ar(v, s);
     return (a & AR.S) !== 0 || fail(arField(s), a, 'S (bit 4) set', `${s} must hold a code or data segment, not a system descriptor`);
   }, s === 'CS' ? 'The S bit (bit 4) of CS must be 1.' : `If ${s} is usable, its S bit (bit 4) must be 1.`)),
-  guest('guest-cs-ar-dpl', ['GUEST_CS_AR_BYTES', 'GUEST_SS_AR_BYTES'], (v) => {
+  guest('guest-cs-ar-dpl', ['GUEST_CS_AR_BYTES', 'GUEST_SS_AR_BYTES', 'GUEST_RFLAGS'], (v) => {
     if (v.v8086) return true;
     const a = ar(v, 'CS');
     const t = type(a);
@@ -136,7 +136,7 @@ export const GUEST_SEGMENT_CHECKS: readonly StateCheck[] = [
     if ((t === 13 || t === 15) && dpl > ssDpl) return fail('GUEST_CS_AR_BYTES', a, `DPL ≤ SS.DPL = ${ssDpl}`, 'a conforming CS must have DPL ≤ SS.DPL (the CPL)');
     return true;
   }, 'CS DPL: 0 for type 3; equal to SS.DPL for non-conforming code (9, 11); at most SS.DPL for conforming code (13, 15).'),
-  guest('guest-ss-ar-dpl', ['GUEST_SS_AR_BYTES', 'GUEST_SS_SELECTOR', 'GUEST_CS_AR_BYTES', 'GUEST_CR0', 'SECONDARY_VM_EXEC_CONTROL'], (v) => {
+  guest('guest-ss-ar-dpl', ['GUEST_SS_AR_BYTES', 'GUEST_SS_SELECTOR', 'GUEST_CS_AR_BYTES', 'GUEST_CR0', 'SECONDARY_VM_EXEC_CONTROL', 'GUEST_RFLAGS'], (v) => {
     if (v.v8086) return true;
     const a = ar(v, 'SS');
     const dpl = arDpl(a);
@@ -145,33 +145,33 @@ export const GUEST_SEGMENT_CHECKS: readonly StateCheck[] = [
     if (realMode && dpl !== 0) return fail('GUEST_SS_AR_BYTES', a, 'DPL 0', 'in real mode (CS type 3 or CR0.PE = 0) SS.DPL must be 0');
     return true;
   }, 'SS DPL must equal the SS RPL (unless "unrestricted guest"), and must be 0 if CS type is 3 or CR0.PE is 0.'),
-  ...perSegment(DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-dpl`, [arField(s), `GUEST_${s}_SELECTOR`, 'SECONDARY_VM_EXEC_CONTROL'], (v) => {
+  ...perSegment(DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-dpl`, [arField(s), `GUEST_${s}_SELECTOR`, 'SECONDARY_VM_EXEC_CONTROL', 'GUEST_RFLAGS'], (v) => {
     if (!arChecked(v, s) || v.unrestrictedGuest) return true;
     const a = ar(v, s);
     if (type(a) > 11) return true; // conforming code: no DPL rule
     const rpl = sel(v, s) & 3;
     return arDpl(a) >= rpl || fail(arField(s), a, `DPL ≥ RPL = ${rpl}`, `${s}.DPL is below the selector's RPL`);
   }, `If ${s} is usable, "unrestricted guest" is 0 and the type is 0–11, its DPL must not be less than its selector's RPL.`)),
-  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-present`, [arField(s)], (v) => {
+  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-present`, [arField(s), 'GUEST_RFLAGS'], (v) => {
     if (!arChecked(v, s)) return true;
     const a = ar(v, s);
     return (a & AR.P) !== 0 || fail(arField(s), a, 'P (bit 7) set', `${s} must be present`);
   }, s === 'CS' ? 'The P bit (bit 7) of CS must be 1.' : `If ${s} is usable, its P bit (bit 7) must be 1.`)),
-  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-reserved-11-8`, [arField(s)], (v) => {
+  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-reserved-11-8`, [arField(s), 'GUEST_RFLAGS'], (v) => {
     if (!arChecked(v, s)) return true;
     const a = ar(v, s);
     return (a & AR_RESERVED_11_8) === 0 || fail(arField(s), a, 'bits 11:8 clear', `reserved bits 11:8 of the ${s} access rights are set`);
   }, `Bits 11:8 of the ${s} access rights are reserved${s === 'CS' ? '' : ' (checked if usable)'}.`)),
-  guest('guest-cs-ar-db-long-mode', ['GUEST_CS_AR_BYTES', 'VM_ENTRY_CONTROLS'], (v) => {
+  guest('guest-cs-ar-db-long-mode', ['GUEST_CS_AR_BYTES', 'VM_ENTRY_CONTROLS', 'GUEST_RFLAGS'], (v) => {
     if (v.v8086 || !v.ia32eModeGuest) return true;
     const a = ar(v, 'CS');
     return (a & AR.L) === 0 || (a & AR.DB) === 0 || fail('GUEST_CS_AR_BYTES', a, 'D/B = 0 when L = 1', 'a 64-bit code segment (L = 1) must have D/B = 0');
   }, 'For an IA-32e mode guest, if CS.L is 1 then CS.D/B must be 0.'),
-  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-granularity`, [arField(s), `GUEST_${s}_LIMIT`], (v) => {
+  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-granularity`, [arField(s), `GUEST_${s}_LIMIT`, 'GUEST_RFLAGS'], (v) => {
     if (!arChecked(v, s)) return true;
     return granularity(v, s);
   }, `${s === 'CS' ? 'For CS' : `If ${s} is usable`}: G must be 0 if any of limit bits 11:0 is 0, and 1 if any of limit bits 31:20 is 1.`)),
-  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-reserved-31-17`, [arField(s)], (v) => {
+  ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-ar-reserved-31-17`, [arField(s), 'GUEST_RFLAGS'], (v) => {
     if (!arChecked(v, s)) return true;
     const a = ar(v, s);
     return (a & AR_RESERVED_31_17) === 0 || fail(arField(s), a, 'bits 31:17 clear', `reserved bits 31:17 of the ${s} access rights are set`);
