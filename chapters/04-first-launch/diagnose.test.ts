@@ -81,6 +81,16 @@ const MUTATIONS: readonly Mutation[] = [
   { name: 'guest activity state reserved', group: 'guest-state', apply: (c, r) => { write(c.host, c.cpu, 'GUEST_ACTIVITY_STATE', 4 + (r.n % 100)); return true; } },
   { name: 'guest RFLAGS bit 1 clear', group: 'guest-state', apply: (c) => { andNotField(c, 'GUEST_RFLAGS', BigInt(RFLAGS.FIXED1)); return true; } },
   { name: 'guest CR0.PG clear in an IA-32e mode guest', group: 'guest-state', apply: (c) => { andNotField(c, 'GUEST_CR0', BigInt(CR0.PG)); return true; } },
+  { name: 'external interrupt injected while the guest has RFLAGS.IF = 0 or STI blocking', group: 'guest-state', apply: (c, r) => {
+    // Valid bit 31, type 0 (external interrupt), vector 32–255. See SDM Vol. 3C, "VM-Entry Controls for Event Injection".
+    write(c.host, c.cpu, 'VM_ENTRY_INTR_INFO_FIELD', (2 ** 31 + 32 + (r.n % 224)) >>> 0);
+    if (r.m % 2 === 0) andNotField(c, 'GUEST_RFLAGS', BigInt(RFLAGS.IF));
+    else {
+      orField(c, 'GUEST_RFLAGS', BigInt(RFLAGS.IF));
+      write(c.host, c.cpu, 'GUEST_INTERRUPTIBILITY_INFO', 1); // blocking by STI
+    }
+    return true;
+  } },
   { name: 'VMCS link pointer not all ones', group: 'guest-state', apply: (c, r) => { write(c.host, c.cpu, 'VMCS_LINK_POINTER', BigInt(1 + (r.n % 0x1000)) << 12n); return true; } },
   { name: 'VM-entry MSR-load entry with reserved bits', group: 'msr-load', apply: (c, r) => {
     const k = c.host.kernel;
