@@ -266,6 +266,8 @@ export function exitReasonsPage(reasons: readonly ExitReasonRow[]): Page {
     if (r.qualificationSdm !== undefined) {
       qual += layout !== undefined ? ` — [layout](./layouts#${layout.id}), ${sdmMarkup(r.qualificationSdm)}` : ` — ${sdmMarkup(r.qualificationSdm)}`;
     }
+    // Failed VM entries are explained check by check on the entry-checks page.
+    if (r.number === 33 || r.number === 34) qual += ' — which check failed: [VM-entry checks](./entry-checks)';
     md += `| ${anchor(`exit-${r.number}`)}${r.number} | \`${r.name}\` | ${cell(r.description)} | ${qual} |\n`;
   }
   return { path: 'reference/exit-reasons.md', content: md + '\n' };
@@ -283,7 +285,8 @@ export function errorsPage(errors: readonly ErrorRow[], entryFailures: readonly 
     'Generated from `src/vmx/errors.ts`. See [[SDM 3C: VM Instruction Error Numbers]].\n\n';
   md += `| # | Name | Meaning |\n|---|---|---|\n`;
   for (const e of errors) {
-    md += `| ${anchor(`error-${e.number}`)}${e.number} | \`${e.name}\` | ${cell(e.description)} |\n`;
+    const more = e.number === 7 || e.number === 8 ? ' — the checks: [VM-entry checks](./entry-checks)' : '';
+    md += `| ${anchor(`error-${e.number}`)}${e.number} | \`${e.name}\` | ${cell(e.description)}${more} |\n`;
   }
   if (entryFailures !== null && entryFailures.length > 0) {
     md +=
@@ -308,7 +311,7 @@ const GROUP_TITLES: Record<string, string> = {
 };
 
 export function outcomeText(o: EntryCheckRow['outcome']): string {
-  if (o.kind === 'VMfailValid') return `VMfailValid(${o.error ?? '?'})`;
+  if (o.kind === 'VMfailValid') return o.error === undefined ? 'VMfailValid' : `[VMfailValid(${o.error})](./vm-instruction-errors#error-${o.error})`;
   if (o.kind === 'exit') {
     const q =
       o.qualification === 'entry-index'
@@ -316,7 +319,8 @@ export function outcomeText(o: EntryCheckRow['outcome']): string {
         : o.qualification !== undefined && o.qualification !== 0
           ? `, qualification ${o.qualification}`
           : '';
-    return `VM exit ${o.reason ?? '?'} (bit 31 set${q})`;
+    const reason = o.reason === undefined ? '?' : `[${o.reason}](./exit-reasons#exit-${o.reason})`;
+    return `VM exit ${reason} (bit 31 set${q})`;
   }
   return o.kind;
 }

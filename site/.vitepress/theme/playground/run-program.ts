@@ -15,7 +15,7 @@ const REGISTERS = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8',
 const STOPS: Record<string, string> = {
   'all-halted': 'HLT — the processor halted',
   budget: 'instruction budget used up',
-  shutdown: 'shutdown (triple fault)',
+  shutdown: 'shutdown',
   breakpoint: 'breakpoint',
 };
 
