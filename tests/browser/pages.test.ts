@@ -35,3 +35,16 @@ test('all sidebar, nav and in-page links resolve', async (t) => {
   assert(checked > 100, `only ${checked} internal links found; the crawl looks broken`);
   assertNone(problems, 'broken links');
 });
+
+test('x86 assembly is highlighted (x86asm is an alias of asm)', async (t) => {
+  const w = await t.newPage();
+  try {
+    await w.page.goto('/playground', { waitUntil: 'load' });
+    const block = w.page.locator('div.language-x86asm');
+    assert((await block.count()) > 0, 'no x86asm code block on the playground page');
+    const colored = await block.first().locator('span[style*="--shiki-light"]').count();
+    assert(colored > 5, `the x86asm block is not highlighted (${colored} coloured spans)`);
+  } finally {
+    await w.close();
+  }
+});
