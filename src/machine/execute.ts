@@ -393,10 +393,15 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       return true;
     }
     // ------------------------------------------------------------------ CALL/JMP
-    case 0xe8:
-      pushReturn(lp, d, next);
+    case 0xe8: { // CALL rel: the target is checked before anything is pushed
+      const saved = lp.rip;
       jumpTo(lp, d, next + d.imm);
+      const target = lp.rip;
+      lp.rip = saved;
+      pushReturn(lp, d, next);
+      lp.rip = target;
       return true;
+    }
     case 0xe9: case 0xeb:
       jumpTo(lp, d, next + d.imm);
       return true;

@@ -7,6 +7,7 @@ import { Machine } from './machine.ts';
 import { Executor } from './cpu.ts';
 import { enterLongMode, writeIdtGate, LONG_MODE_LAYOUT as L } from './testing/long-mode.ts';
 import { GPR64 } from '../x86/registers.ts';
+import { jitStats } from './jit.ts';
 
 const R64 = ['rax', 'rcx', 'rdx', 'rbx', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11'] as const;
 const R32 = ['eax', 'ecx', 'edx', 'ebx', 'esi', 'edi', 'r8d', 'r9d', 'r10d', 'r11d'] as const;
@@ -27,7 +28,12 @@ const insnArb = fc.oneof(
   fc.record({ a: fc.nat(9), v: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) }).map(({ a, v }) => `mov ${R64[a]}, ${v}`),
   fc.nat(9).map((a) => `push ${R64[a]}`),
   fc.nat(9).map((a) => `pop ${R64[a]}`),
-  fc.constantFrom('nop', 'stc', 'clc', 'cmc'),
+  fc.constantFrom('nop', 'stc', 'clc', 'cmc', 'call helper'),
+  fc.record({ a: fc.nat(9), b: fc.nat(9), sx: fc.boolean(), word: fc.boolean() })
+    .map(({ a, b, sx, word }) => `${sx ? 'movsx' : 'movzx'} ${!word && b >= 4 && b < 8 ? R32[a % 6] : R64[a]}, ${word ? ['ax', 'cx', 'dx', 'bx', 'si', 'di', 'r8w', 'r9w', 'r10w', 'r11w'][b] : ['al', 'cl', 'dl', 'bl', 'ah', 'ch', 'dh', 'bh', 'sil', 'dil'][b]}`),
+  fc.record({ a: fc.nat(3), b: fc.nat(7), slot: fc.nat(15), st: fc.boolean() })
+    .map(({ a, b, slot, st }) => st ? `mov byte [${DATA + slot * 8 + (b & 7)}], ${['al', 'cl', 'ah', 'bh'][a]}` : `mov ${['al', 'cl', 'ah', 'bh'][a]}, [${DATA + slot * 8 + (b & 7)}]`),
+  fc.record({ a: fc.nat(3), b: fc.nat(3) }).map(({ a, b }) => `mov ${['al', 'cl', 'ah', 'bh'][a]}, ${['dl', 'bl', 'ch', 'dh'][b]}`),
   fc.record({ a: fc.nat(9), cc: fc.constantFrom('c', 'z', 's', 'o', 'p', 'be', 'l', 'le') }).map(({ a, cc }) => `set${cc} ${['al', 'cl', 'dl', 'bl'][a % 4]}`),
 );
 
@@ -48,7 +54,10 @@ function runProgram(body: string[], mode: 'jit' | 'cache' | 'decode', seedValues
   .skip:
     dec r15
     jnz top
-    hlt`;
+    hlt
+  helper:
+    add r13, 3
+    ret`;
   const { bytes } = assembleOrThrow(src, { origin: L.code });
   m.memory.writeBytes(L.code, bytes);
   GPR64.forEach((n, i) => { if (n !== 'rsp' && n !== 'r15') lp.setReg(n, seedValues[i % seedValues.length]!); });
@@ -66,6 +75,7 @@ function runProgram(body: string[], mode: 'jit' | 'cache' | 'decode', seedValues
 
 describe('block compiler', () => {
   it('random straight-line programs: JIT = block cache = decode-every-instruction', () => {
+    const before = jitStats.instructions;
     fc.assert(fc.property(
       fc.array(insnArb, { minLength: 1, maxLength: 20 }),
       fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { minLength: 4, maxLength: 4 }),
@@ -78,7 +88,9 @@ describe('block compiler', () => {
         const c = runProgram(fixed, 'decode', seeds);
         expect(a).toEqual(b);
         expect(b).toEqual(c);
-      }), { numRuns: 60, seed: 1234 });
+      }), { numRuns: 100, seed: 1234 });
+    // The JIT really ran: many instructions were compiled.
+    expect(jitStats.instructions - before).toBeGreaterThan(300);
   }, 120_000);
 
   it('a fault inside a compiled block is delivered exactly as by the interpreter', () => {

@@ -21,6 +21,9 @@ import { LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SUB, condition, lazyCF }
 
 export const JIT_THRESHOLD = 40;
 
+/** Counters for tests and the bench: blocks compiled, and instructions they covered. */
+export const jitStats = { compiled: 0, instructions: 0 };
+
 /** A compiled block: runs up to `budget` instructions, returns how many it executed. */
 export type CompiledBlock = (lp: unknown, budget: number) => number;
 
@@ -156,7 +159,9 @@ function emitRead(g: Gen, k: number, a: string, size: number, lo: string, hi: st
   g.emit(`const ${i}=(${a}>>>12)&1023,${o}=${a}&4095;let ${lo},${hi}=0;`);
   g.emit(`const ${v}=TB[${i}]===${a}-${o}&&TS[${i}]===cur&&(TP[${i}]&ur)!==0&&${o}<=${4096 - size}?TW[${i}]:null;`);
   if (size === 8) g.emit(`if(${v}!==null){${lo}=${v}.getInt32(${o},true);${hi}=${v}.getInt32(${o}+4,true);}else{k=${k};${lo}=lp.read64(${a});${hi}=lp.hi;}`);
-  else g.emit(`if(${v}!==null){${lo}=${v}.getInt32(${o},true);}else{k=${k};${lo}=lp.read32(${a});}`);
+  else if (size === 4) g.emit(`if(${v}!==null){${lo}=${v}.getInt32(${o},true);}else{k=${k};${lo}=lp.read32(${a});}`);
+  else if (size === 2) g.emit(`if(${v}!==null){${lo}=${v}.getUint16(${o},true);}else{k=${k};${lo}=lp.read16(${a});}`);
+  else g.emit(`if(${v}!==null){${lo}=${v}.getUint8(${o});}else{k=${k};${lo}=lp.read8(${a});}`);
 }
 
 /** Emit a memory write; after a slow-path write, bail out if cached code was invalidated. */
@@ -164,8 +169,8 @@ function emitWrite(g: Gen, k: number, a: string, size: number, lo: string, hi: s
   const v = g.t(), i = g.t(), o = g.t();
   g.emit(`const ${i}=(${a}>>>12)&1023,${o}=${a}&4095;`);
   g.emit(`const ${v}=TB[${i}]===${a}-${o}&&TS[${i}]===cur&&(TP[${i}]&uw)!==0&&${o}<=${4096 - size}?TW[${i}]:null;`);
-  const slow = size === 8 ? `lp.write64(${a},${lo},${hi});` : `lp.write32(${a},${lo});`;
-  const fast = size === 8 ? `${v}.setInt32(${o},${lo},true);${v}.setInt32(${o}+4,${hi},true);` : `${v}.setInt32(${o},${lo},true);`;
+  const slow = size === 8 ? `lp.write64(${a},${lo},${hi});` : size === 4 ? `lp.write32(${a},${lo});` : `lp.write8(${a},${lo});`;
+  const fast = size === 8 ? `${v}.setInt32(${o},${lo},true);${v}.setInt32(${o}+4,${hi},true);` : size === 4 ? `${v}.setInt32(${o},${lo},true);` : `${v}.setUint8(${o},${lo});`;
   g.emit(`if(${v}!==null){${fast}}else{k=${k};${slow}}`);
   g.wrote = true;
 }
@@ -204,6 +209,17 @@ function emitAlu(g: Gen, aluOp: number, size: number, a: string, ah: string, b: 
   }
   g.setFlags(ALU_LAZY[aluOp]!, size, r, rh, a, ah, b, bh, cin);
   return [r, rh];
+}
+
+/** Byte register read (AH..BH without REX). */
+function byteReg(r: number, rex: number): string {
+  return rex === 0 && r >= 4 && r < 8 ? `((l${r - 4}>>>8)&255)` : `(l${r}&255)`;
+}
+function byteRegNum(r: number, rex: number): number {
+  return rex === 0 && r >= 4 && r < 8 ? r - 4 : r;
+}
+function setByteReg(r: number, rex: number, v: string): string {
+  return rex === 0 && r >= 4 && r < 8 ? `l${r - 4}=(l${r - 4}&-65281)|((${v}&255)<<8);` : `l${r}=(l${r}&-256)|(${v}&255);`;
 }
 
 function setRegCode(r: number, size: number, lo: string, hi: string): string {
@@ -331,6 +347,70 @@ function compileInsn(g: Gen, d: Insn, k: number, selfLoop: { start: boolean }): 
     }
     case 0x90:
       return d.rex & 1 ? 'no' : 'ok';
+    case 0x88: case 0x8a: { // MOV r/m8, r8 / MOV r8, r/m8
+      g.reg(byteRegNum(d.reg, d.rex));
+      if (!d.mem) {
+        g.reg(byteRegNum(d.rm, d.rex));
+        g.emit(op === 0x88 ? setByteReg(d.rm, d.rex, byteReg(d.reg, d.rex)) : setByteReg(d.reg, d.rex, byteReg(d.rm, d.rex)));
+        return 'ok';
+      }
+      const addr = emitAddr(g, d, k);
+      if (addr === null) return 'no';
+      if (op === 0x88) {
+        const v = g.t();
+        g.emit(`const ${v}=${byteReg(d.reg, d.rex)};`);
+        emitWrite(g, k, addr, 1, v, '0');
+      } else {
+        const v = g.t(), vh = g.t();
+        emitRead(g, k, addr, 1, v, vh);
+        g.emit(setByteReg(d.reg, d.rex, v));
+      }
+      return 'ok';
+    }
+    case 0xe8: { // CALL rel32: push the return address, then branch
+      const target = next + d.imm;
+      g.reg(4);
+      const a = g.t();
+      g.emit(`const ${a}=h4*4294967296+(l4>>>0)-8;if(!(${a}<${CANON}&&${a}>=-${CANON})){k=${k};EXIT}`);
+      g.emit(`{const T=base+${target};if(!(T<${CANON}&&T>=-${CANON})){k=${k};EXIT}}`);
+      const rl = g.t(), rh = g.t();
+      g.emit(`const ${rl}=(base+${next})>>>0|0,${rh}=Math.floor((base+${next})/4294967296)|0;`);
+      emitWrite(g, k, a, 8, rl, rh);
+      g.emit(`l4=${a}>>>0|0;h4=Math.floor(${a}/4294967296)|0;`);
+      g.emit(`if(CC.epoch!==ep){k=${k + 1};lp.rip=base+${target};DONE}`);
+      g.emit(`lp.rip=base+${target};k=${k + 1};DONE`);
+      return 'end';
+    }
+    case 0xc3: { // RET
+      if (sz !== 8) return 'no';
+      g.reg(4);
+      const a = g.t();
+      g.emit(`const ${a}=h4*4294967296+(l4>>>0);if(!(${a}<${CANON}&&${a}>=-${CANON})){k=${k};EXIT}`);
+      const vl = g.t(), vh = g.t();
+      emitRead(g, k, a, 8, vl, vh);
+      g.emit(`{const T=${vh}*4294967296+(${vl}>>>0);if(!(T<${CANON}&&T>=-${CANON})){k=${k};EXIT}const n=${a}+8;l4=n>>>0|0;h4=Math.floor(n/4294967296)|0;lp.rip=T;k=${k + 1};DONE}`);
+      return 'end';
+    }
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: { // MOVZX / MOVSX
+      if (!wide) return 'no';
+      const src = op & 1 ? 2 : 1;
+      let v: string;
+      if (!d.mem) {
+        if (src === 1) { g.reg(byteRegNum(d.rm, d.rex)); v = byteReg(d.rm, d.rex); } else { g.reg(d.rm); v = `(l${d.rm}&65535)`; }
+      } else {
+        const addr = emitAddr(g, d, k);
+        if (addr === null) return 'no';
+        v = g.t();
+        const vh = g.t();
+        emitRead(g, k, addr, src, v, vh);
+      }
+      const x = g.t();
+      const sx = op >= 0x1be;
+      g.emit(`const ${x}=${sx ? (src === 1 ? `(${v}<<24)>>24` : `(${v}<<16)>>16`) : v};`);
+      g.reg(d.reg);
+      g.emit(setRegCode(d.reg, sz, x, sx ? `${x}>>31` : '0'));
+      return 'ok';
+    }
     case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf: {
       if (!wide) return 'no';
       const r = (op & 7) | ((d.rex & 1) << 3);
@@ -485,6 +565,8 @@ ${lines}
     const fn = factory(block.cache, lazyCF, condition, PARITY, g.offs, EXIT_SIGNAL, CpuFault);
     block.compiledCount = count;
     block.compiledEnds = ended;
+    jitStats.compiled++;
+    jitStats.instructions += count;
     if (process.env.VMXLAB_JIT_DUMP) console.log(src);
     return fn;
   } catch (e) {
