@@ -7,6 +7,8 @@ import { dirname, join, resolve } from 'node:path';
 import { chapterLabel, chapterLink, chapterPage, chaptersIndexPage, type Page } from './chapter-pages.ts';
 import { loadChapters, type SiteChapter } from './course.ts';
 import { loadOptional, loadTable, REPO_ROOT } from './load.ts';
+import { citationsInMarkdown, sdmIndexPage, type Citation } from './sdm-index.ts';
+import { DIAGRAMS } from '../../site/.vitepress/markdown/diagrams.ts';
 import {
   capabilityPage,
   entryChecksPage,
@@ -172,6 +174,24 @@ export function referencePages(t: SiteTables): Page[] {
   return pages;
 }
 
+/**
+ * Every citation on the generated pages and in the diagrams, with its page. The generated pages hold
+ * the chapter notes verbatim and the tables' citations as [[SDM …]] markup, so reading them is enough.
+ */
+export function collectCitations(pages: readonly Page[]): Citation[] {
+  const out: Citation[] = [];
+  const titleOf = (p: Page): string => /^title: (".*")$/m.exec(p.content)?.[1] ?? JSON.stringify(p.path);
+  for (const p of pages) {
+    const link = '/' + p.path.replace(/\.md$/, '').replace(/(^|\/)index$/, '$1');
+    const text = JSON.parse(titleOf(p)) as string;
+    for (const ref of citationsInMarkdown(p.content)) out.push({ ref, from: { link, text } });
+  }
+  for (const d of DIAGRAMS) {
+    for (const ref of citationsInMarkdown(d.caption)) out.push({ ref, from: { link: '/reference/vmx-operation', text: d.title } });
+  }
+  return out;
+}
+
 export const REFERENCE_NAV: readonly { text: string; link: string }[] = [
   { text: 'VMCS fields', link: '/reference/vmcs-fields' },
   { text: 'Exit reasons', link: '/reference/exit-reasons' },
@@ -180,6 +200,7 @@ export const REFERENCE_NAV: readonly { text: string; link: string }[] = [
   { text: 'Capability MSRs by CPU model', link: '/reference/capability-msrs' },
   { text: 'Bit layouts', link: '/reference/layouts' },
   { text: 'VMX operation and VMCS states', link: '/reference/vmx-operation' },
+  { text: 'SDM sections cited', link: '/reference/sdm' },
 ];
 
 function referenceIndexPage(): Page {
@@ -202,6 +223,7 @@ export async function generateSite(siteDir = resolve(REPO_ROOT, 'site')): Promis
   const pages: Page[] = [chaptersIndexPage(tables.chapters)];
   tables.chapters.forEach((_, i) => pages.push(chapterPage(tables.chapters, i)));
   pages.push(referenceIndexPage(), ...referencePages(tables));
+  pages.push(sdmIndexPage(collectCitations(pages)));
   writePages(siteDir, pages);
   return {
     tables,

@@ -153,3 +153,24 @@ describe('chapter pages', () => {
     expect(insertAfterTitle('No heading', 'X\n', 'F')).toBe('# F\n\nX\nNo heading');
   });
 });
+
+describe('SDM index', () => {
+  it('lists each cited section once, with every page that cites it', async () => {
+    const { citationsInMarkdown, sdmIndexPage } = await import('./sdm-index.ts');
+    const refs = citationsInMarkdown('See [[SDM 3C: Guest Register State]] and SDM Vol. 3C, *Guest Register\nState*, and SDM Vol. 1, *EFLAGS Register*. Not: Vol. 3A, *x*.');
+    expect(refs).toEqual([
+      { volume: '3C', title: 'Guest Register State' },
+      { volume: '3C', title: 'Guest Register State' },
+      { volume: '1', title: 'EFLAGS Register' },
+    ]);
+    const page = sdmIndexPage([
+      { ref: refs[0]!, from: { link: '/a', text: 'A' } },
+      { ref: refs[1]!, from: { link: '/b', text: 'B' } },
+      { ref: refs[2]!, from: { link: '/a', text: 'A' } },
+    ]).content;
+    expect(page.match(/id="vol-3c-guest-register-state"/g)).toHaveLength(1);
+    expect(page).toContain('Guest Register State | [A](/a), [B](/b) |');
+    // Volume 1 comes before volume 3C.
+    expect(page.indexOf('## Volume 1')).toBeLessThan(page.indexOf('## Volume 3C'));
+  });
+});
