@@ -44,7 +44,8 @@ export class Executor {
   private readonly frameSrc = new FrameSource();
   /** Called after every instruction retires in single-step mode (tests, tracers, breakpoints). */
   breakpoints = new Set<number>();
-  hitBreakpoint = -1;
+  /** The breakpoint address this executor stopped at (NaN: none). Kernel-text addresses are negative numbers. */
+  hitBreakpoint = NaN;
   /** Use the code cache (false: decode every instruction, for differential testing of the cache). */
   useCache = true;
   useJit = true;
@@ -68,6 +69,18 @@ export class Executor {
         if (!this.wake()) break;
         continue;
       }
+      const vmx = lp.vmx;
+      if (vmx !== null && vmx.nonRoot && vmx.boundaryHook) {
+        // Per-instruction VMX work (MTF, window exits, preemption timer): no blocks while it is wanted.
+        if (vmx.atBoundary?.(lp)) {
+          done++;
+          continue;
+        }
+        if (this.acceptEvents()) continue;
+        this.stepOne();
+        done++;
+        continue;
+      }
       if (this.acceptEvents()) {
         continue;
       }
@@ -77,7 +90,7 @@ export class Executor {
           break;
         }
       }
-      this.hitBreakpoint = -1;
+      this.hitBreakpoint = NaN;
       if (lp.rflagsRaw & RFLAGS.TF || lp.shadowAt >= lp.instructions || !this.useCache || this.breakpoints.size !== 0) {
         this.stepOne();
         done++;

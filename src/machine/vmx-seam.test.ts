@@ -140,3 +140,31 @@ describe('EPT hook (lp.gpaTranslate) and VmExitTaken', () => {
     expect(seen).toContain(L.pml4); // paging-structure accesses went through EPT too
   });
 });
+
+describe('per-instruction VMX hook', () => {
+  it('with boundaryHook, atBoundary runs before every guest instruction and can take over', () => {
+    const g = prepareGuest('inc eax\ninc eax\ninc eax\ninc eax\nhlt');
+    const seen: number[] = [];
+    const unit: VmxUnit & { boundaryHook: boolean } = {
+      nonRoot: true,
+      boundaryHook: true,
+      execute: () => undefined,
+      intercept: () => false,
+      atBoundary: (lp) => {
+        seen.push(lp.rip);
+        if (seen.length === 3) {
+          // An "MTF VM exit": the hypervisor side takes over and stops stepping.
+          unit.boundaryHook = false;
+          lp.activity = 'hlt';
+          return true;
+        }
+        return false;
+      },
+    };
+    g.lp.vmx = unit;
+    g.lp.setReg('rax', 0n);
+    g.machine.run({ maxInstructions: 100 });
+    expect(seen).toEqual([L.code, L.code + 2, L.code + 4]);
+    expect(g.lp.getReg('rax')).toBe(2n);
+  });
+});

@@ -133,4 +133,13 @@ export interface VmxUnit {
    * See SDM Vol. 3C, "VMX Operation and INIT" (“INIT signals are blocked whenever a logical processor is in VMX root operation”).
    */
   handleInit?(lp: LogicalProcessor): boolean;
+  /**
+   * Optional: while true in non-root operation, the CPU calls `atBoundary` at every instruction boundary (before
+   * events are accepted) and runs the guest one instruction at a time. VMX turns it on for the monitor trap flag,
+   * interrupt-/NMI-window exiting and the preemption timer, and off otherwise (blocks and the JIT are faster).
+   * `atBoundary` returns true when it caused a VM exit. See SDM Vol. 3C, "Monitor Trap Flag",
+   * "Interrupt-Window Exiting and Virtual-Interrupt Delivery" and "VMX-Preemption Timer".
+   */
+  readonly boundaryHook?: boolean;
+  atBoundary?(lp: LogicalProcessor): boolean;
 }
