@@ -174,8 +174,10 @@ export const hex = (n: number | bigint, digits = 0): string =>
 
 const cell = (s: string): string => escapeCell(s).replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\{\{/g, '{ {');
 
-const front = (title: string, description: string): string =>
-  `---\ntitle: ${JSON.stringify(title)}\ndescription: ${JSON.stringify(description)}\noutline: [2, 3]\n---\n\n`;
+/** Front matter of a reference page: compact tables (pageClass), and optionally no outline column. */
+const front = (title: string, description: string, aside = true): string =>
+  `---\ntitle: ${JSON.stringify(title)}\ndescription: ${JSON.stringify(description)}\noutline: [2, 3]\n` +
+  `pageClass: vmx-reference\n${aside ? '' : 'aside: false\n'}---\n\n`;
 
 const TYPE_TITLES: Record<string, string> = {
   control: 'Control fields',
@@ -232,12 +234,13 @@ function uniqueGroups(fields: readonly FieldRow[]): { width: string; type: strin
 }
 
 function fieldTable(rows: readonly FieldRow[]): string {
-  let md = `| Field | Encoding | Width | Access | Description | SDM |\n|---|---|---|---|---|---|\n`;
+  // The width is in the section heading; a HIGH access reads bits 63:32 as a 32-bit value.
+  let md = `| Field | Encoding | Access | Description | SDM |\n|---|---|---|---|---|\n`;
   for (const f of rows) {
-    const width = f.high ? '32 (high half)' : WIDTH_TITLES[f.width] ?? f.width;
+    const access = (f.readOnly ? 'read-only' : 'read/write') + (f.high ? ', 32-bit (high half)' : '');
     md +=
-      `| ${anchor(`field-${f.name}`)}\`${f.name}\` | \`${hex(f.encoding, 4)}\` | ${width} | ` +
-      `${f.readOnly ? 'read-only' : 'read/write'} | ${cell(f.description)} | ${sdmMarkup(f.sdm)} |\n`;
+      `| ${anchor(`field-${f.name}`)}\`${f.name}\` | \`${hex(f.encoding, 4)}\` | ${access} | ` +
+      `${cell(f.description)} | ${sdmMarkup(f.sdm)} |\n`;
   }
   return md + '\n';
 }
@@ -252,7 +255,7 @@ export function qualificationLayout(reason: ExitReasonRow, layouts: readonly Lay
 }
 
 export function exitReasonsPage(reasons: readonly ExitReasonRow[]): Page {
-  let md = front('Exit reasons', 'Every basic VM-exit reason, what causes it and what the exit qualification holds.');
+  let md = front('Exit reasons', 'Every basic VM-exit reason, what causes it and what the exit qualification holds.', false);
   md += `# Exit reasons\n\n`;
   md +=
     'Bits 15:0 of `VM_EXIT_REASON` hold the basic exit reason below; bit 31 is set when the "exit" reports a failed ' +
@@ -276,7 +279,7 @@ export function exitReasonsPage(reasons: readonly ExitReasonRow[]): Page {
 // ---- VM-instruction errors ----
 
 export function errorsPage(errors: readonly ErrorRow[], entryFailures: readonly EntryFailureRow[] | null): Page {
-  let md = front('VM-instruction errors', 'The VM-instruction error numbers VMfailValid stores, and VM-entry failure qualifications.');
+  let md = front('VM-instruction errors', 'The VM-instruction error numbers VMfailValid stores, and VM-entry failure qualifications.', false);
   md += `# VM-instruction errors\n\n`;
   md +=
     'After **VMfailValid** (ZF = 1) the error number is in the read-only field `VM_INSTRUCTION_ERROR` ' +
@@ -342,18 +345,23 @@ export function entryChecksPage(checks: readonly EntryCheckRow[], knownFields: R
     for (const c of inGroup) if (!sections.includes(c.section)) sections.push(c.section);
     for (const s of sections) {
       const title = sectionTitle(s);
-      md += `### ${cell(title)}\n\n${sectionCitation(s)}\n\n| Check | Fields | Outcome | What it means |\n|---|---|---|---|\n`;
+      md += `### ${cell(title)}\n\n${sectionCitation(s)}\n\n`;
+      // A list, not a table: the explanations are sentences, and read better at full width.
       for (const c of inGroup.filter((x) => x.section === s)) {
         const fields = c.fields
           .map((f) => (knownFields?.has(f) === true ? `[\`${f}\`](./vmcs-fields#field-${f})` : `\`${cell(f)}\``))
           .join(', ');
-        md += `| ${anchor(`check-${c.id}`)}\`${c.id}\` | ${fields} | ${outcomeText(c.outcome)} | ${cell(c.explain)} |\n`;
+        md +=
+          `- ${anchor(`check-${c.id}`)}**\`${c.id}\`** — ${oneLine(c.explain)}  \n` +
+          `  <span class="vmx-check-meta">Fields: ${fields.length > 0 ? fields : '—'}. Outcome: ${outcomeText(c.outcome)}.</span>\n`;
       }
       md += '\n';
     }
   }
   return { path: 'reference/entry-checks.md', content: md };
 }
+
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').replace(/</g, '&lt;').replace(/\{\{/g, '{ {');
 
 /** Entry-check sections may be a bare title or a full citation; show the title. */
 function sectionTitle(section: string): string {
