@@ -1,7 +1,7 @@
 // One vitest config, two projects:
 //   unit     — tests of src/ (the emulator, kernel, tools)
 //   chapters — the graded chapter tests; `#impl/...` resolves to exercises/ by default
-//              to solutions/ when VMXLAB_IMPL=solutions, and to the committed stubs (.vmxlab/pristine/)
+//              to solutions/ when VMXLAB_IMPL=solutions, and to the committed stubs (.pristine-exercises/)
 //              when VMXLAB_IMPL=pristine — package-imports conditions in package.json.
 import { defineConfig } from 'vitest/config';
 

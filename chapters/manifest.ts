@@ -6,10 +6,11 @@ import machine from './00-machine/chapter.ts';
 import vmxon from './01-vmxon/chapter.ts';
 import vmcs from './02-vmcs/chapter.ts';
 import capabilities from './03-capabilities/chapter.ts';
+import firstLaunch from './04-first-launch/chapter.ts';
 
 export type { Chapter, Exercise };
 
-export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities];
+export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch];
 
 export interface ExerciseRef {
   readonly chapter: Chapter;

@@ -69,7 +69,7 @@ function exportsOf(file: string): Set<string> {
   return exportedNames(ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS));
 }
 
-/** Copy the committed stubs of every chapter to .vmxlab/pristine/ for the `pristine` condition. */
+/** Copy the committed stubs of every chapter to .pristine-exercises/ for the `pristine` condition. */
 export function materializePristine(root: string): void {
   const target = join(root, PRISTINE_DIR);
   rmSync(target, { recursive: true, force: true });

@@ -39,38 +39,13 @@ export interface RunResult {
 }
 
 /**
- * Run guests and dispatch VM exits to host entry points until every CPU idles, one shuts down, or the budget is
- * spent. Like Kernel.run, but stepping each CPU's executor directly: Machine.run only reports a breakpoint whose
- * address is non-negative as a signed 64-bit number, so it never stops at a kernel-text HOST_RIP
- * (0xffffffff8…) and runs into it instead. Deterministic: CPUs take turns in id order.
+ * Run guests and dispatch VM exits to host entry points (Kernel.run) until every CPU idles, one shuts
+ * down, or the budget is spent. Deterministic: CPUs take turns in id order.
  */
 export function runGuests(host: Host, maxInstructions = 200_000): RunResult {
-  const { machine, kernel } = host;
-  let left = maxInstructions;
-  let instructions = 0;
-  let hostCalls = 0;
-  for (;;) {
-    let progress = false;
-    for (const lp of machine.cpus) {
-      if (lp.activity === 'shutdown') return { reason: 'shutdown', instructions, hostCalls };
-      if (kernel.entryAt(lp.getReg('rip')) !== undefined) {
-        const at = lp.getReg('rip');
-        kernel.enterHost(lp);
-        hostCalls++;
-        progress = true;
-        if (lp.getReg('rip') === at && !(lp.vmx?.nonRoot ?? false)) kernel.idle(lp);
-        continue;
-      }
-      if (lp.activity !== 'active') continue;
-      const n = lp.executor!.run(Math.min(left, 10_000));
-      instructions += n;
-      left -= n;
-      progress = true;
-      if ((lp.activity as string) === 'shutdown') return { reason: 'shutdown', instructions, hostCalls };
-      if (left <= 0) return { reason: 'budget', instructions, hostCalls };
-    }
-    if (!progress) return { reason: 'idle', instructions, hostCalls };
-  }
+  const r = host.kernel.run({ maxInstructions });
+  const reason = r.reason === 'shutdown' ? 'shutdown' : r.reason === 'budget' ? 'budget' : 'idle';
+  return { reason, instructions: r.instructions, hostCalls: r.hostCalls };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

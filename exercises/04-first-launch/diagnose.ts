@@ -33,7 +33,7 @@ export type LaunchPoint = 'fallthrough' | 'host-rip';
 
 /** True when the CPU runs the guest (VMX non-root operation): the VM entry succeeded. */
 export function inGuest(cpu: HostCpu): boolean {
-  return cpu.lp.vmx?.nonRoot === true;
+  return cpu.inVmxNonRoot();
 }
 
 /**

@@ -8,7 +8,6 @@ import type { HostCpu } from '../../src/kernel/host-cpu.ts';
 import type { Kernel, KernelModule } from '../../src/kernel/kernel.ts';
 import { EIO, ENOMEM } from '../../src/kernel/errno.ts';
 import { EXIT_REASON } from '../../src/vmx/exit-reasons.ts';
-import { RAX, RBX, RCX, RDX } from '../../src/x86/registers.ts';
 import { vmxOff, vmxOn } from '../01-vmxon/vmxon.ts';
 import { allocVmcs, freeVmcs, loadVmcs, type VmxRegion } from '../02-vmcs/vmcs-region.ts';
 import { describeVmxError, vmread, vmwrite, type VmxResult } from '../02-vmcs/vmx-access.ts';
@@ -52,7 +51,7 @@ export function createFirstLaunch(opts: { guest?: string } = {}): FirstLaunch {
 
   /**
    * VMCLEAR the VMCS, vmxOff, free the VMCS and the guest, and put the kernel's GDTR/IDTR limits back (a VM exit
-   * set them to FFFFH): cpu.lp.lgdt(base, limit) / cpu.lp.lidt(base, limit). Safe to call twice.
+   * set them to FFFFH): cpu.lgdt(base, limit) / cpu.lidt(base, limit). Safe to call twice.
    */
   function teardown(k: Kernel, cpu: HostCpu): void {
     // TODO
@@ -94,7 +93,7 @@ export function createFirstLaunch(opts: { guest?: string } = {}): FirstLaunch {
 
 /**
  * CPUID exits unconditionally: run it for the guest with the host's cpu.cpuid(EAX, ECX), put the answer in the
- * guest's RAX–RDX (cpu.lp.getGpr/setGpr: the guest's general registers stay in the register file on a VM exit)
+ * guest's RAX–RDX (cpu.readGpr/writeGpr: the guest's general registers stay in the register file on a VM exit)
  * with bits 63:32 clear, and advance GUEST_RIP by VM_EXIT_INSTRUCTION_LEN — defined for exits caused by
  * instructions. See SDM Vol. 3C, "VM-Exit Instruction Length".
  */

@@ -60,7 +60,7 @@ export function diagnoseLaunch(cpu: HostCpu, where: LaunchPoint): LaunchDiagnosi
 
 /** True when the CPU runs the guest (VMX non-root operation): the VM entry succeeded. */
 export function inGuest(cpu: HostCpu): boolean {
-  return cpu.lp.vmx?.nonRoot === true;
+  return cpu.inVmxNonRoot();
 }
 
 /** One line for printk. */

@@ -7,7 +7,6 @@ import type { HostCpu } from '../../src/kernel/host-cpu.ts';
 import type { Kernel, KernelModule } from '../../src/kernel/kernel.ts';
 import { EIO, ENOMEM } from '../../src/kernel/errno.ts';
 import { EXIT_REASON } from '../../src/vmx/exit-reasons.ts';
-import { RAX, RBX, RCX, RDX } from '../../src/x86/registers.ts';
 import { vmxOff, vmxOn } from '../01-vmxon/vmxon.ts';
 import { allocVmcs, freeVmcs, loadVmcs, type VmxRegion } from '../02-vmcs/vmcs-region.ts';
 import { describeVmxError, vmread, vmwrite, type VmxResult } from '../02-vmcs/vmx-access.ts';
@@ -64,8 +63,8 @@ export function createFirstLaunch(opts: { guest?: string } = {}): FirstLaunch {
     // See SDM Vol. 3C, "Loading Host Segment and Descriptor-Table Registers".
     const gdtr = cpu.sgdt();
     const idtr = cpu.sidt();
-    cpu.lp.lgdt(gdtr.base, c.gdtLimit);
-    cpu.lp.lidt(idtr.base, c.idtLimit);
+    cpu.lgdt(gdtr.base, c.gdtLimit);
+    cpu.lidt(idtr.base, c.idtLimit);
     k.printk(`${MODULE}: cpu ${cpu.id}: VMX off`);
   }
 
@@ -187,15 +186,14 @@ export function createFirstLaunch(opts: { guest?: string } = {}): FirstLaunch {
  */
 export function emulateCpuid(cpu: HostCpu): VmxResult<void> {
   // The guest's general-purpose registers (except RSP and RIP) are still in the register file after a VM exit.
-  const regs = cpu.lp;
-  const leaf = Number(regs.getGpr(RAX) & 0xffffffffn);
-  const subleaf = Number(regs.getGpr(RCX) & 0xffffffffn);
+  const leaf = Number(cpu.readGpr('rax') & 0xffffffffn);
+  const subleaf = Number(cpu.readGpr('rcx') & 0xffffffffn);
   const r = cpu.cpuid(leaf, subleaf);
   // In 64-bit mode CPUID clears bits 63:32 of RAX, RBX, RCX and RDX.
-  regs.setGpr(RAX, BigInt(r.eax >>> 0));
-  regs.setGpr(RBX, BigInt(r.ebx >>> 0));
-  regs.setGpr(RCX, BigInt(r.ecx >>> 0));
-  regs.setGpr(RDX, BigInt(r.edx >>> 0));
+  cpu.writeGpr('rax', BigInt(r.eax >>> 0));
+  cpu.writeGpr('rbx', BigInt(r.ebx >>> 0));
+  cpu.writeGpr('rcx', BigInt(r.ecx >>> 0));
+  cpu.writeGpr('rdx', BigInt(r.edx >>> 0));
   const rip = vmread(cpu, 'GUEST_RIP');
   if (!rip.ok) return rip;
   const len = vmread(cpu, 'VM_EXIT_INSTRUCTION_LEN');

@@ -17,7 +17,8 @@ export interface Grader {
 }
 
 /** Where author checks put the committed exercise stubs (see scripts/author-checks.ts). */
-export const PRISTINE_DIR = '.vmxlab/pristine';
+// At the same depth as exercises/, so the stubs' relative imports (../../src/…, ../01-vmxon/…) resolve.
+export const PRISTINE_DIR = '.pristine-exercises';
 
 export async function createGrader(root: string, impl: Implementation): Promise<Grader> {
   // The package-imports condition that points `#impl/...` at solutions/ is chosen when the

@@ -12,6 +12,7 @@ import type { LogicalProcessor, SegmentRegisterName } from '../machine/lp.ts';
 import type { PhysicalMemory } from '../machine/memory.ts';
 import type { VmxInstruction, VmxMnemonic } from '../machine/vmx-seam.ts';
 import { IMAGE, imagePa, imageVa, perCpuOffset } from './boot.ts';
+import { gprIndex, type Gpr64Name } from '../x86/registers.ts';
 
 const RAX = 0, RBX = 3;
 const DS = 3;
@@ -65,9 +66,22 @@ export class HostCpu {
   writeCr4(v: bigint): void { this.lp.writeCr4(v); }
   readDr7(): bigint { return this.lp.dr[7]!; }
 
+  // ---- General-purpose registers ----
+  // After a VM exit the guest's GPRs other than RSP and RIP are still in the register file (the VMCS
+  // does not save them): an exit handler reads and writes the guest's RAX…R15 here.
+  // See SDM Vol. 3C, "Saving Guest State" and "Loading Host State".
+  readGpr(name: Gpr64Name): bigint { return this.lp.getGpr(gprIndex(name)); }
+  writeGpr(name: Gpr64Name, value: bigint): void { this.lp.setGpr(gprIndex(name), value); }
+
+  /** True while this CPU runs a guest (VMX non-root operation): after a successful VMLAUNCH/VMRESUME. */
+  inVmxNonRoot(): boolean { return this.lp.vmx?.nonRoot === true; }
+
   // ---- Segments and descriptor tables ----
   sgdt(): { base: bigint; limit: number } { return this.lp.sgdt(); }
   sidt(): { base: bigint; limit: number } { return this.lp.sidt(); }
+  /** LGDT / LIDT (e.g. to restore the limits a VM exit set to FFFFH). */
+  lgdt(base: bigint, limit: number): void { this.lp.lgdt(base, limit); }
+  lidt(base: bigint, limit: number): void { this.lp.lidt(base, limit); }
   /** STR: the TR selector. */
   str(): number { return this.lp.getSegment('tr').selector; }
   /** SLDT: the LDTR selector. */

@@ -98,7 +98,7 @@ export class Machine {
           if (lp.activity === 'hlt' && apic.pendingVector() >= 0) progress = true;
         }
         if (lp.activity === 'shutdown') return { reason: 'shutdown', instructions: executed, lp, detail: lp.shutdownReason };
-        if (lp.executor!.hitBreakpoint >= 0 && lp.executor!.hitBreakpoint === lp.rip) {
+        if (lp.executor!.hitBreakpoint === lp.rip) {
           return { reason: 'breakpoint', instructions: executed, lp, detail: `RIP ${BigInt.asUintN(64, BigInt(lp.rip)).toString(16)}H` };
         }
       }
