@@ -460,3 +460,46 @@ describe('breakpoints and interruptibility', () => {
     expect(g.lp.getInterruptibility()).toBe(10);
   });
 });
+
+describe('real mode', () => {
+  it('INT n through the IVT, IRET back; 32-bit OUT of a value ≥ 2^31', () => {
+    const m = new Machine();
+    const con = new DebugConsole();
+    m.io.register(DEBUG_CONSOLE_PORT, 1, con);
+    const seen: number[] = [];
+    m.io.register(0x80, 4, { name: 'probe', in: () => 0xffffffff, out: (_p, _s, v) => void seen.push(v) });
+    const lp = m.cpus[0]!;
+    lp.init();
+    lp.activity = 'wait-for-sipi';
+    const { bytes } = assembleOrThrow(`
+      bits 16
+      org 0x8000
+      xor ax, ax
+      mov ds, ax
+      mov ss, ax
+      mov sp, 0x7000
+      mov word [0x10 * 4], handler
+      mov word [0x10 * 4 + 2], 0
+      mov al, 'a'
+      int 0x10
+      mov al, 'c'
+      out 0xe9, al
+      mov eax, 0x89abcdef
+      out 0x80, eax
+      in eax, 0x80
+      mov ebx, eax
+      hlt
+    handler:
+      out 0xe9, al
+      mov al, 'b'
+      out 0xe9, al
+      iret`, { origin: 0x8000, bits: 16 });
+    m.memory.writeBytes(0x8000, bytes);
+    lp.startup(0x08);
+    expect(m.run({ maxInstructions: 1000 }).reason).toBe('all-halted');
+    expect(con.text()).toBe('abc');
+    expect(seen).toEqual([0x89abcdef]);
+    expect(lp.getReg('rbx')).toBe(0xffffffffn);
+    expect(lp.getReg('rsp')).toBe(0x7000n);
+  });
+});

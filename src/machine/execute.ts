@@ -388,7 +388,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
         io: { port, size: size as 1 | 2 | 4, direction: isIn ? 'in' : 'out', string: false, rep: false, immediate: op < 0xec },
       })) return true;
       if (isIn) setReg(lp, RAX, size, 0, lp.io.in(port, size as 1 | 2 | 4), 0);
-      else lp.io.out(port, size as 1 | 2 | 4, getReg(lp, RAX, size, 0) >>> 0 & (size === 4 ? 0xffffffff : (1 << (size * 8)) - 1));
+      else lp.io.out(port, size as 1 | 2 | 4, (getReg(lp, RAX, size, 0) & (size === 4 ? -1 : (1 << (size * 8)) - 1)) >>> 0);
       lp.rip = next;
       return true;
     }
