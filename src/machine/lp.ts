@@ -529,7 +529,7 @@ export class LogicalProcessor {
 
   /** Segment register state (selector + hidden part). */
   getSegment(name: SegmentRegisterName): SegmentState {
-    const s = SEG_NAMES.indexOf(name);
+    const s = segIndex(name);
     return {
       selector: this.segSel[s]!,
       base: BigInt.asUintN(64, BigInt(this.segBase[s]!)),
@@ -539,7 +539,7 @@ export class LogicalProcessor {
   }
   /** Load a segment register's selector and hidden part directly (test setup, VM entry/exit). */
   setSegment(name: SegmentRegisterName, st: SegmentState): void {
-    const s = SEG_NAMES.indexOf(name);
+    const s = segIndex(name);
     this.segSel[s] = st.selector & 0xffff;
     this.segBase[s] = Number(BigInt.asIntN(64, st.base));
     this.segLimit[s] = st.limit >>> 0;
@@ -936,6 +936,12 @@ export type LpSnapshot = Record<(typeof GPR64)[number], bigint> & {
   mode: string;
   tsc: bigint;
 };
+
+function segIndex(name: string): number {
+  const s = (SEG_NAMES as readonly string[]).indexOf(name);
+  if (s < 0) throw new Error(`unknown segment register '${name}' (expected one of ${SEG_NAMES.join(', ')})`);
+  return s;
+}
 
 /** RDMSR/WRMSR (value !== null) through the local APIC; a refused access is #GP(0). */
 function apicMsr(lp: LogicalProcessor, msr: number, value: bigint | null): bigint {
