@@ -503,3 +503,62 @@ describe('real mode', () => {
     expect(lp.getReg('rsp')).toBe(0x7000n);
   });
 });
+
+describe('system instructions', () => {
+  it('LTR marks the TSS busy, STR reads it back, a second LTR faults; LLDT/SLDT; SGDT/SIDT', () => {
+    const g = prepareGuest(`
+      xor eax, eax
+      ltr ax            ; null selector: #GP(0)
+      mov ax, ${SELECTORS.TSS}
+      ltr ax
+      str rbx
+      sgdt [0x9000]
+      sidt [0x9010]
+      ltr ax            ; now busy: #GP(selector)
+      hlt`);
+    // #GP handler: record error codes in R12/R13, skip the faulting 3-byte LTR.
+    const { bytes } = assembleOrThrow('bits 64\nmov r12, r13\npop r13\nadd qword [rsp], 3\niretq', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 13, 0x200000);
+    g.lp.setReg('r13', 0xffffn);
+    // The helper loads TR directly; make the descriptor available again so LTR can load it.
+    g.machine.memory.write8(L.gdt + SELECTORS.TSS + 5, 0x89);
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(g.lp.getReg('r12')).toBe(0n); // first #GP: null selector
+    expect(g.lp.getReg('r13')).toBe(BigInt(SELECTORS.TSS)); // second: busy TSS
+    expect(g.lp.getReg('rbx')).toBe(BigInt(SELECTORS.TSS));
+    expect(g.machine.memory.read8(L.gdt + SELECTORS.TSS + 5) & 0xf).toBe(0xb); // busy
+    expect(g.machine.memory.read16(0x9000)).toBe(8 * 8 - 1);
+    expect(g.machine.memory.read64(0x9002)).toBe(BigInt(L.gdt));
+    expect(g.machine.memory.read64(0x9012)).toBe(BigInt(L.idt));
+  });
+  it('XSETBV needs CR4.OSXSAVE and a valid XCR0; XGETBV reads it', () => {
+    const g = prepareGuest(`
+      xor ecx, ecx
+      xor edx, edx
+      mov eax, 3
+      xsetbv            ; CR4.OSXSAVE = 0: #UD
+      mov rax, cr4
+      or eax, 1 << 18
+      mov cr4, rax
+      mov eax, 5        ; AVX without SSE: #GP
+      xsetbv
+      mov eax, 3
+      xsetbv
+      xgetbv
+      mov r11, rax
+      clflush [0x9000]
+      wbinvd
+      hlt`);
+    const ud = assembleOrThrow('bits 64\ninc r14\nadd qword [rsp], 3\niretq', { origin: 0x200000 });
+    const gpH = assembleOrThrow('bits 64\ninc r15\nadd rsp, 8\nadd qword [rsp], 3\niretq', { origin: 0x201000 });
+    g.machine.memory.writeBytes(0x200000, ud.bytes);
+    g.machine.memory.writeBytes(0x201000, gpH.bytes);
+    writeIdtGate(g.machine.memory, L.idt, 6, 0x200000);
+    writeIdtGate(g.machine.memory, L.idt, 13, 0x201000);
+    g.lp.setReg('r14', 0n);
+    g.lp.setReg('r15', 0n);
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect([g.lp.getReg('r14'), g.lp.getReg('r15'), g.lp.getReg('r11')]).toEqual([1n, 1n, 3n]);
+  });
+});

@@ -1143,7 +1143,9 @@ function group6(lp: LogicalProcessor, d: Insn, next: number): boolean {
   if (sel & 4) throw gp(sel & 0xfffc, `${r === 2 ? 'LLDT' : 'LTR'} selector must reference the GDT`, sdm);
   const desc = readDescriptor(lp, sel);
   const type = desc.ar & 0xf;
-  if (desc.ar & AR.S || (r === 2 ? type !== 2 : type !== 9 && type !== 1)) {
+  // In IA-32e mode only a 64-bit available TSS (type 9) qualifies; outside it also a 16-bit one (type 1).
+  const tssOk = type === 9 || (type === 1 && !(lp.efer & EFER.LMA));
+  if (desc.ar & AR.S || (r === 2 ? type !== 2 : !tssOk)) {
     throw gp(sel & 0xfffc, r === 2 ? 'LLDT selector does not name an LDT descriptor' : 'LTR selector does not name an available TSS descriptor', sdm);
   }
   if (!(desc.ar & AR.P)) throw new CpuFault(11, sel & 0xfffc, 'descriptor not present', sdm);
