@@ -34,13 +34,14 @@ export function deliverEvent(lp: LogicalProcessor, vector: number, errorCode: nu
 }
 
 /**
- * Deliver a fault/exception with the double-fault rules: if delivering the first event causes a second
+ * Deliver a fault/exception with the double-fault rules (also the entry point VMX uses for event injection,
+ * with `opts.injected`): if delivering the first event causes a second
  * exception, the pair is handled serially, as #DF, or (for a fault while delivering #DF) as a triple
  * fault → shutdown. See SDM Vol. 3A, "Interrupt 8—Double Fault Exception (#DF)", Table "Conditions for
  * Generating a Double Fault".
  */
 export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | { vector: number; errorCode: number; explanation: string },
-  type: number, returnRip: number, length: number): void {
+  type: number, returnRip: number, length: number, opts: { injected?: boolean } = {}): void {
   let vector = first.vector;
   let errorCode = exceptionHasErrorCode(vector) && type === EVENT_HW_EXCEPTION ? first.errorCode : -1;
   let evType = type;
@@ -48,7 +49,10 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
   for (let depth = 0; depth < 8; depth++) {
     if (evType === EVENT_HW_EXCEPTION && vector === PF_VECTOR) lp.cr2 = lp.pendingCr2;
     // External interrupts and NMIs were offered to VMX before they were acknowledged (src/machine/cpu.ts).
-    if (lp.vmx?.nonRoot && evType !== EVENT_EXTERNAL && evType !== EVENT_NMI) {
+    // An event injected by VM entry is delivered as is (the exception bitmap does not apply to it); faults
+    // during its delivery are offered to VMX like any other. See SDM Vol. 3C, "Event Injection".
+    const injectedNow = opts.injected === true && depth === 0;
+    if (lp.vmx?.nonRoot && !injectedNow && evType !== EVENT_EXTERNAL && evType !== EVENT_NMI) {
       const taken = evType === EVENT_SW_INTERRUPT
         ? lp.vmx.intercept(lp, { kind: 'software-interrupt', vector, length })
         : lp.vmx.intercept(lp, {
