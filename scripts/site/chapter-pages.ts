@@ -2,7 +2,7 @@
 // edited by hand. The generator adds what the manifest knows (objectives, prev/next, the
 // exercise boxes the notes did not place themselves) and a `source` front-matter key that
 // edit links and the repo-link rewriter use to find the original file.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { chapterHasNotes, chapterReadme, type SiteChapter } from './course.ts';
 import { REPO_ROOT } from './load.ts';
@@ -102,4 +102,44 @@ function escapeRegExp(s: string): string {
 
 export function escapeCell(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+/** Site link of an exercise's page (the learner's starting file, shown on the site). */
+export function exercisePageLink(c: SiteChapter, exerciseId: string): string {
+  return `/exercises/${c.slug}/${exerciseId}`;
+}
+
+/**
+ * One page per exercise showing the learner's starting file (exercises/<slug>/<file>) as it is in
+ * the repository, so the notes can link to it without leaving the site.
+ */
+export function exercisePages(chapters: readonly SiteChapter[], readFile = readRepoFile): Page[] {
+  const pages: Page[] = [];
+  for (const c of chapters) {
+    for (const e of c.exercises) {
+      const path = `exercises/${c.slug}/${e.file}`;
+      const text = readFile(path);
+      if (text === null) throw new Error(`site: ${path} (exercise ${e.id} in chapters/manifest.ts) does not exist`);
+      let fence = '```';
+      while (text.includes(fence)) fence += '`';
+      const lang = e.file.endsWith('.ts') ? 'ts' : 'text';
+      pages.push({
+        path: `exercises/${c.slug}/${e.id}.md`,
+        content:
+          `---\ntitle: ${y(`Exercise ${e.id}`)}\ndescription: ${y(e.title)}\nsource: ${y(path)}\nprev: false\nnext: false\n---\n\n` +
+          `# Exercise \`${e.id}\`: ${e.title}\n\n` +
+          `Chapter [${chapterLabel(c)}](${chapterLink(c)}#exercise-${e.id}) · ${e.points} ${e.points === 1 ? 'point' : 'points'} · ` +
+          `grade it with \`npx vmxlab grade ${c.slug}\`\n\n` +
+          `This is the starting file, \`${path}\`, as the course ships it. Edit your copy in your checkout; ` +
+          `\`npm start\` re-grades it on every save.\n\n` +
+          `${fence}${lang}\n${text.trimEnd()}\n${fence}\n`,
+      });
+    }
+  }
+  return pages;
+}
+
+function readRepoFile(path: string): string | null {
+  const abs = resolve(REPO_ROOT, path);
+  return existsSync(abs) ? readFileSync(abs, 'utf8') : null;
 }

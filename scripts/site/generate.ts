@@ -4,7 +4,7 @@
 // listed in site/.gitignore; edit their sources, never them.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { chapterLabel, chapterLink, chapterPage, chaptersIndexPage, type Page } from './chapter-pages.ts';
+import { chapterLabel, chapterLink, chapterPage, chaptersIndexPage, exercisePages, type Page } from './chapter-pages.ts';
 import { loadChapters, type SiteChapter } from './course.ts';
 import { loadOptional, loadTable, REPO_ROOT } from './load.ts';
 import { citationsInMarkdown, sdmIndexPage, type Citation } from './sdm-index.ts';
@@ -216,12 +216,13 @@ export interface GeneratedSite {
 }
 
 /** Directories under site/ that belong to the generator (wiped of stale pages on each run). */
-export const GENERATED_DIRS = ['chapters', 'reference'] as const;
+export const GENERATED_DIRS = ['chapters', 'reference', 'exercises'] as const;
 
 export async function generateSite(siteDir = resolve(REPO_ROOT, 'site')): Promise<GeneratedSite> {
   const tables = await loadSiteTables();
   const pages: Page[] = [chaptersIndexPage(tables.chapters)];
   tables.chapters.forEach((_, i) => pages.push(chapterPage(tables.chapters, i)));
+  pages.push(...exercisePages(tables.chapters));
   pages.push(referenceIndexPage(), ...referencePages(tables));
   pages.push(sdmIndexPage(collectCitations(pages)));
   writePages(siteDir, pages);
@@ -242,13 +243,16 @@ export async function generateSite(siteDir = resolve(REPO_ROOT, 'site')): Promis
 /** Write pages, touching only files whose content changed (the dev server reloads on writes), and drop stale ones. */
 export function writePages(siteDir: string, pages: readonly Page[]): void {
   const wanted = new Set(pages.map((p) => resolve(siteDir, p.path)));
+  const dropStale = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const file = join(dir, entry.name);
+      if (entry.isDirectory()) dropStale(file);
+      else if (entry.name.endsWith('.md') && !wanted.has(file)) rmSync(file);
+    }
+  };
   for (const dir of GENERATED_DIRS) {
     const abs = resolve(siteDir, dir);
-    if (!existsSync(abs)) continue;
-    for (const name of readdirSync(abs)) {
-      const file = join(abs, name);
-      if (name.endsWith('.md') && !wanted.has(file)) rmSync(file);
-    }
+    if (existsSync(abs)) dropStale(abs);
   }
   for (const p of pages) {
     const file = resolve(siteDir, p.path);

@@ -13,7 +13,7 @@ import { VMCS_FIELD_GROUPS, VMCS_FIELDS } from '../../src/vmx/fields.ts';
 import { bitsPlugin } from '../../site/.vitepress/markdown/bits.ts';
 import { diagramPlugin } from '../../site/.vitepress/markdown/diagrams.ts';
 import { sdmPlugin } from '../../site/.vitepress/markdown/sdm.ts';
-import { chapterPage, insertAfterTitle } from './chapter-pages.ts';
+import { chapterPage, exercisePages, insertAfterTitle } from './chapter-pages.ts';
 import type { SiteChapter } from './course.ts';
 import { LAYOUTS } from './layouts.ts';
 import {
@@ -146,6 +146,15 @@ describe('chapter pages', () => {
     expect(stub).toContain('chapters/00-c0/README.md');
     expect(stub).toContain('::: exercise a');
     expect(chapterPage(chapters, 0, () => null).content).toContain('source: "chapters/00-c0/README.md"');
+  });
+
+  it('shows each exercise file on its own page, fenced safely, and fails loudly when a file is missing', () => {
+    const files: Record<string, string> = { 'exercises/01-c1/b.ts': 'export const b = 1; // ```', 'exercises/01-c1/c.ts': '// TODO' };
+    const pages = exercisePages([chapters[1]!], (p) => files[p] ?? null);
+    expect(pages.map((p) => p.path)).toEqual(['exercises/01-c1/b.md', 'exercises/01-c1/c.md']);
+    expect(pages[0]!.content).toContain('source: "exercises/01-c1/b.ts"');
+    expect(pages[0]!.content).toContain('````ts\nexport const b = 1; // ```\n````');
+    expect(() => exercisePages([chapters[0]!], () => null)).toThrow(/exercises\/00-c0\/a.ts/);
   });
 
   it('inserts after the first heading outside code fences', () => {

@@ -39,7 +39,7 @@ function md(): InstanceType<typeof MarkdownIt> {
       throw new Error(`invalid ${text}`);
     },
   });
-  exercisePlugin(m, { chapters: CHAPTERS, fileUrl });
+  exercisePlugin(m, { chapters: CHAPTERS, fileUrl: (c, e) => `/exercises/${c.slug}/${e.id}` });
   mistakePlugin(m);
   bitsPlugin(m);
   diagramPlugin(m);
@@ -105,7 +105,7 @@ describe('::: exercise', () => {
     expect(html).toContain('id="exercise-selector"');
     expect(html).toContain('Segment selectors');
     expect(html).toContain('10 points');
-    expect(html).toContain('href="https://forge.example/repo/blob/main/exercises/00-machine/selector.ts"');
+    expect(html).toContain('<a href="/exercises/00-machine/selector"><code>exercises/00-machine/selector.ts</code></a>');
     expect(html).toContain('<code>npx vmxlab grade 00-machine</code>');
     expect(html).toContain('Hints (2)');
     expect(html).toContain('<code>&amp; ~7</code>');

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defineConfig, type PageData } from 'vitepress';
+import { exercisePageLink } from '../../scripts/site/chapter-pages.ts';
 import { generateSite } from '../../scripts/site/generate.ts';
 import { REPO_ROOT } from '../../scripts/site/load.ts';
 import { bitsPlugin } from './markdown/bits.ts';
@@ -51,7 +52,7 @@ export default defineConfig({
         },
       });
       repoLinksPlugin(md, { repoFileUrl: fileUrl });
-      exercisePlugin(md, { chapters: site.tables.chapters, fileUrl });
+      exercisePlugin(md, { chapters: site.tables.chapters, fileUrl: (c, e) => exercisePageLink(c, e.id) });
       mistakePlugin(md);
       bitsPlugin(md);
       diagramPlugin(md);

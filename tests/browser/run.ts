@@ -139,13 +139,16 @@ async function main(): Promise<number> {
   let failed = 0;
   try {
     for (const t of TESTS) {
+      const started = performance.now();
+      // Durations are reported for information only; no test passes or fails on time.
+      const took = (): string => `${((performance.now() - started) / 1000).toFixed(1)} s`;
       try {
         await t.fn(ctx);
         passed++;
-        process.stdout.write(`  ✓ ${t.name}\n`);
+        process.stdout.write(`  ✓ ${t.name} (${took()})\n`);
       } catch (e) {
         failed++;
-        process.stdout.write(`  ✗ ${t.name}\n    ${(e instanceof Error ? e.message : String(e)).split('\n').join('\n    ')}\n`);
+        process.stdout.write(`  ✗ ${t.name} (${took()})\n    ${(e instanceof Error ? e.message : String(e)).split('\n').join('\n    ')}\n`);
       }
     }
   } finally {

@@ -7,8 +7,8 @@ import { containerPlugin, escapeHtml } from './container.ts';
 
 export interface ExerciseOptions {
   chapters: readonly SiteChapter[];
-  /** URL of a repository file, e.g. for `exercises/01-vmxon/vmxon.ts`. */
-  fileUrl: (repoPath: string) => string;
+  /** Where the learner's file is shown: given the chapter and exercise, a URL. */
+  fileUrl: (chapter: SiteChapter, exercise: SiteExercise) => string;
   /** The command that grades a chapter. */
   gradeCommand?: (chapter: SiteChapter) => string;
 }
@@ -49,7 +49,7 @@ export function exercisePlugin(md: MarkdownIt, options: ExerciseOptions): void {
         `<p class="custom-block-title"><span class="vmx-exercise-label">Exercise</span> ` +
         `<code class="vmx-exercise-id">${escapeHtml(exercise.id)}</code> ${escapeHtml(exercise.title)}` +
         `<span class="vmx-exercise-points">${exercise.points} ${exercise.points === 1 ? 'point' : 'points'}</span></p>\n` +
-        `<p class="vmx-exercise-file">Your file: <a href="${escapeHtml(options.fileUrl(path))}" target="_blank" rel="noreferrer"><code>${escapeHtml(path)}</code></a></p>\n`
+        `<p class="vmx-exercise-file">Your file: <a href="${escapeHtml(options.fileUrl(chapter, exercise))}"><code>${escapeHtml(path)}</code></a></p>\n`
       );
     },
     close(args, env) {
