@@ -199,7 +199,7 @@ export const REFERENCE_NAV: readonly { text: string; link: string }[] = [
   { text: 'VM-entry checks', link: '/reference/entry-checks' },
   { text: 'Capability MSRs by CPU model', link: '/reference/capability-msrs' },
   { text: 'Bit layouts', link: '/reference/layouts' },
-  { text: 'VMX operation and VMCS states', link: '/reference/vmx-operation' },
+  { text: 'Diagrams', link: '/reference/vmx-operation' },
   { text: 'SDM sections cited', link: '/reference/sdm' },
 ];
 

@@ -245,6 +245,18 @@ describe('diagrams', () => {
     for (const e of d.edges.filter((x) => x.label === 'VMPTRLD Y')) expect(label(e.to)).toMatch(/^Active Not current/);
   });
 
+  it('draws the SDM MTRR precedence: disabled → UC, fixed ranges first, then variable ranges, else the default', () => {
+    const d = findDiagram('mtrr-precedence')!;
+    const to = (from: string, label: string): string | undefined => d.edges.find((e) => e.from === from && e.label === label)?.to;
+    expect(to('enabled', 'no')).toBe('uc');
+    expect(to('enabled', 'yes')).toBe('fixed');
+    expect(to('fixed', 'yes')).toBe('fixed-type');
+    expect(to('fixed', 'no')).toBe('variable');
+    expect(to('variable', 'none')).toBe('default');
+    expect(to('variable', 'one')).toBe('one');
+    expect(d.nodes.find((n) => n.id === 'resolve')!.lines).toEqual(['any UC → UC', 'only WT and WB → WT', 'otherwise undefined']);
+  });
+
   it('renders SVG with every node label, and the fence with its caption citations', () => {
     for (const d of DIAGRAMS) {
       const svg = renderDiagramSvg(d);

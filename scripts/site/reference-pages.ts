@@ -433,11 +433,12 @@ export function vmxOperationPage(): Page {
   return {
     path: 'reference/vmx-operation.md',
     content:
-      front('VMX operation and VMCS states', 'Diagrams: VMX root and non-root operation, and the launch states of a VMCS.') +
-      `# VMX operation and VMCS states\n\n## VMX operation\n\n\`\`\`diagram vmx-operation\n\`\`\`\n\n` +
+      front('Diagrams', 'VMX root and non-root operation, the states of a VMCS, the VM-entry sequence and MTRR precedence.') +
+      `# Diagrams\n\n## VMX operation\n\n\`\`\`diagram vmx-operation\n\`\`\`\n\n` +
       `## States of a VMCS\n\nThe state a VMCS is in decides which VMX instruction may use it: VMREAD, VMWRITE, VMLAUNCH ` +
       `and VMRESUME work on the *current* VMCS; VMLAUNCH needs launch state *clear*, VMRESUME needs *launched*.\n\n` +
       `\`\`\`diagram vmcs-states\n\`\`\`\n\n## VM entry\n\n\`\`\`diagram entry-sequence\n\`\`\`\n\n` +
-      `Every check of the last three stages is listed on the [VM-entry checks](./entry-checks) page.\n`,
+      `Every check of the last three stages is listed on the [VM-entry checks](./entry-checks) page.\n\n` +
+      `## Memory types: MTRR precedence\n\n\`\`\`diagram mtrr-precedence\n\`\`\`\n`,
   };
 }

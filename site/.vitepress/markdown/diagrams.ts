@@ -151,7 +151,40 @@ const ENTRY_SEQUENCE: Diagram = {
     '[[SDM 3C: VM-Entry Failures During or After Loading Guest State]].',
 };
 
-export const DIAGRAMS: readonly Diagram[] = [VMX_OPERATION, VMCS_STATES, ENTRY_SEQUENCE];
+/** How the MTRRs decide the memory type of a physical address. */
+const MTRR_PRECEDENCE: Diagram = {
+  id: 'mtrr-precedence',
+  title: 'MTRR precedence',
+  width: 780,
+  height: 470,
+  nodes: [
+    { id: 'enabled', x: 200, y: 40, w: 320, h: 48, lines: ['MTRRs enabled?', 'IA32_MTRR_DEF_TYPE.E = 1'], kind: 'step' },
+    { id: 'fixed', x: 200, y: 130, w: 320, h: 48, lines: ['Below 1 MByte and fixed ranges on?', 'IA32_MTRR_DEF_TYPE.FE = 1'], kind: 'step' },
+    { id: 'variable', x: 200, y: 220, w: 320, h: 48, lines: ['How many variable ranges match?', '(PHYSBASE/PHYSMASK with V = 1)'], kind: 'step' },
+    { id: 'many', x: 200, y: 330, w: 320, h: 48, lines: ['Two or more match:', 'any UC? only WT and WB?'], kind: 'step' },
+    { id: 'uc', x: 620, y: 40, w: 260, h: 40, lines: ['UC'], kind: 'fail' },
+    { id: 'fixed-type', x: 620, y: 130, w: 260, h: 40, lines: ['the fixed-range MTRR’s type'], kind: 'ok' },
+    { id: 'one', x: 620, y: 220, w: 260, h: 40, lines: ['that range’s type'], kind: 'ok' },
+    { id: 'default', x: 200, y: 430, w: 320, h: 40, lines: ['none: IA32_MTRR_DEF_TYPE.Type (default)'], kind: 'ok' },
+    { id: 'resolve', x: 620, y: 330, w: 260, h: 64, lines: ['any UC → UC', 'only WT and WB → WT', 'otherwise undefined'], kind: 'fail' },
+  ],
+  edges: [
+    { from: 'enabled', to: 'uc', label: 'no', dashed: true },
+    { from: 'enabled', to: 'fixed', label: 'yes', labelDx: 8 },
+    { from: 'fixed', to: 'fixed-type', label: 'yes' },
+    { from: 'fixed', to: 'variable', label: 'no', labelDx: 8 },
+    { from: 'variable', to: 'one', label: 'one' },
+    { from: 'variable', to: 'many', label: 'two or more', labelDx: 8 },
+    { from: 'many', to: 'resolve' },
+    { from: 'variable', to: 'default', label: 'none', via: [[30, 220], [30, 430]], labelSegment: 1, labelDx: 8 },
+  ],
+  caption:
+    'With the MTRRs disabled every access is UC. Otherwise fixed ranges decide the first MByte (when enabled), then ' +
+    'variable ranges, then the default type. See [[SDM 3A: MTRR Precedences]]. With EPT, the result is then combined ' +
+    'with the EPT memory type and PAT (chapter 7).',
+};
+
+export const DIAGRAMS: readonly Diagram[] = [VMX_OPERATION, VMCS_STATES, ENTRY_SEQUENCE, MTRR_PRECEDENCE];
 
 export function findDiagram(id: string): Diagram | undefined {
   return DIAGRAMS.find((d) => d.id === id);
