@@ -47,7 +47,6 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
   let evType = type;
   let why = first.explanation;
   for (let depth = 0; depth < 8; depth++) {
-    if (evType === EVENT_HW_EXCEPTION && vector === PF_VECTOR) lp.cr2 = lp.pendingCr2;
     // External interrupts and NMIs were offered to VMX before they were acknowledged (src/machine/cpu.ts).
     // An event injected by VM entry is delivered as is (the exception bitmap does not apply to it); faults
     // during its delivery are offered to VMX like any other. See SDM Vol. 3C, "Event Injection".
@@ -62,6 +61,10 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
         });
       if (taken) return;
     }
+    // CR2 is loaded only when the #PF is actually delivered (not when it causes a VM exit: the exit
+    // qualification carries the address), and not for a #PF injected by VM entry (the VMM sets CR2).
+    // See SDM Vol. 3C, "Exiting From Guest" / "Event Injection".
+    if (evType === EVENT_HW_EXCEPTION && vector === PF_VECTOR && !injectedNow) lp.cr2 = lp.pendingCr2;
     try {
       deliverEvent(lp, vector, errorCode, evType, returnRip);
       if (evType === EVENT_NMI) lp.nmiBlocked = true;
