@@ -63,7 +63,7 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
     }
     // CR2 is loaded only when the #PF is actually delivered (not when it causes a VM exit: the exit
     // qualification carries the address), and not for a #PF injected by VM entry (the VMM sets CR2).
-    // See SDM Vol. 3C, "Exiting From Guest" / "Event Injection".
+    // See SDM Vol. 3C, "Architectural State Before a VM Exit" and "Event Injection".
     if (evType === EVENT_HW_EXCEPTION && vector === PF_VECTOR && !injectedNow) lp.cr2 = lp.pendingCr2;
     try {
       deliverEvent(lp, vector, errorCode, evType, returnRip);
