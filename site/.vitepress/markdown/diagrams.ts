@@ -158,15 +158,15 @@ const MTRR_PRECEDENCE: Diagram = {
   width: 780,
   height: 470,
   nodes: [
-    { id: 'enabled', x: 200, y: 40, w: 320, h: 48, lines: ['MTRRs enabled?', 'IA32_MTRR_DEF_TYPE.E = 1'], kind: 'step' },
-    { id: 'fixed', x: 200, y: 130, w: 320, h: 48, lines: ['Below 1 MByte and fixed ranges on?', 'IA32_MTRR_DEF_TYPE.FE = 1'], kind: 'step' },
-    { id: 'variable', x: 200, y: 220, w: 320, h: 48, lines: ['How many variable ranges match?', '(PHYSBASE/PHYSMASK with V = 1)'], kind: 'step' },
-    { id: 'many', x: 200, y: 330, w: 320, h: 48, lines: ['Two or more match:', 'any UC? only WT and WB?'], kind: 'step' },
-    { id: 'uc', x: 620, y: 40, w: 260, h: 40, lines: ['UC'], kind: 'fail' },
-    { id: 'fixed-type', x: 620, y: 130, w: 260, h: 40, lines: ['the fixed-range MTRR’s type'], kind: 'ok' },
-    { id: 'one', x: 620, y: 220, w: 260, h: 40, lines: ['that range’s type'], kind: 'ok' },
-    { id: 'default', x: 200, y: 430, w: 320, h: 40, lines: ['none: IA32_MTRR_DEF_TYPE.Type (default)'], kind: 'ok' },
-    { id: 'resolve', x: 620, y: 330, w: 260, h: 64, lines: ['any UC → UC', 'only WT and WB → WT', 'otherwise undefined'], kind: 'fail' },
+    { id: 'enabled', x: 240, y: 40, w: 320, h: 48, lines: ['MTRRs enabled?', 'IA32_MTRR_DEF_TYPE.E = 1'], kind: 'step' },
+    { id: 'fixed', x: 240, y: 130, w: 320, h: 48, lines: ['Below 1 MByte and fixed ranges on?', 'IA32_MTRR_DEF_TYPE.FE = 1'], kind: 'step' },
+    { id: 'variable', x: 240, y: 220, w: 320, h: 48, lines: ['How many variable ranges match?', '(PHYSBASE/PHYSMASK with V = 1)'], kind: 'step' },
+    { id: 'many', x: 240, y: 330, w: 320, h: 48, lines: ['Two or more match:', 'any UC? only WT and WB?'], kind: 'step' },
+    { id: 'uc', x: 645, y: 40, w: 260, h: 40, lines: ['UC'], kind: 'fail' },
+    { id: 'fixed-type', x: 645, y: 130, w: 260, h: 40, lines: ['the fixed-range MTRR’s type'], kind: 'ok' },
+    { id: 'one', x: 645, y: 220, w: 260, h: 40, lines: ['that range’s type'], kind: 'ok' },
+    { id: 'default', x: 240, y: 430, w: 320, h: 40, lines: ['none: IA32_MTRR_DEF_TYPE.Type (default)'], kind: 'ok' },
+    { id: 'resolve', x: 645, y: 330, w: 260, h: 64, lines: ['any UC → UC', 'only WT and WB → WT', 'otherwise undefined'], kind: 'fail' },
   ],
   edges: [
     { from: 'enabled', to: 'uc', label: 'no', dashed: true },
@@ -176,7 +176,7 @@ const MTRR_PRECEDENCE: Diagram = {
     { from: 'variable', to: 'one', label: 'one' },
     { from: 'variable', to: 'many', label: 'two or more', labelDx: 8 },
     { from: 'many', to: 'resolve' },
-    { from: 'variable', to: 'default', label: 'none', via: [[30, 220], [30, 430]], labelSegment: 1, labelDx: 8 },
+    { from: 'variable', to: 'default', label: 'none', via: [[45, 220], [45, 430]], labelSegment: 1, labelDx: 8 },
   ],
   caption:
     'With the MTRRs disabled every access is UC. Otherwise fixed ranges decide the first MByte (when enabled), then ' +
