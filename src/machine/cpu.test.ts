@@ -201,6 +201,7 @@ describe('interrupts', () => {
     g.machine.run({ maxInstructions: 1000 });
     // TF set by POPF traps after the instruction *following* POPF: three NOPs have trapped when MOV runs.
     expect(g.lp.getReg('r14')).toBe(3n);
+    expect(g.lp.dr[6]! & 0x4000n).toBe(0x4000n); // DR6.BS
   });
 });
 

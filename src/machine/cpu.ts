@@ -4,6 +4,9 @@
 
 import { RFLAGS } from '../x86/flags.ts';
 import { DB_VECTOR, NMI_VECTOR } from '../x86/exceptions.ts';
+import { DR6 } from '../x86/control-registers.ts';
+
+const DR6_BS = DR6.BS;
 import { CpuFault } from './fault.ts';
 import { decode, type ByteSource } from './decoder.ts';
 import { Insn, OP_INVALID } from './insn.ts';
@@ -121,7 +124,7 @@ export class Executor {
     // Single-step trap after the instruction. See SDM Vol. 3A, "Single-Step Exception Condition".
     if (tf && lp.activity !== 'shutdown') {
       if (lp.activity === 'hlt') lp.activity = 'active'; // the trap is an event: it ends the halt
-      lp.dr[6] = lp.dr[6]! | 0x4000n;
+      lp.pendingDr6 = DR6_BS; // loaded into DR6 when the #DB is delivered
       deliverWithDoubleFault(lp, { vector: DB_VECTOR, errorCode: -1, explanation: 'single-step trap (RFLAGS.TF)' }, EVENT_HW_EXCEPTION, lp.rip, 0);
     }
   }

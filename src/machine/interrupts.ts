@@ -7,7 +7,7 @@ import { AR, SYSTEM_TYPE } from '../x86/segments.ts';
 import { CR0, EFER } from '../x86/control-registers.ts';
 import { RFLAGS } from '../x86/flags.ts';
 import { CS, SS, RSP } from '../x86/registers.ts';
-import { exceptionClass, exceptionHasErrorCode, exceptionMnemonic, DF_VECTOR, NMI_VECTOR, PF_VECTOR } from '../x86/exceptions.ts';
+import { exceptionClass, exceptionHasErrorCode, exceptionMnemonic, DB_VECTOR, DF_VECTOR, NMI_VECTOR, PF_VECTOR } from '../x86/exceptions.ts';
 import { CpuFault } from './fault.ts';
 import { TR, type LogicalProcessor } from './lp.ts';
 import { readDescriptor, setAccessed } from './segmentation.ts';
@@ -58,6 +58,7 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
           kind: 'exception', vector, errorCode, type: evType as 3 | 5 | 6,
           length: evType === EVENT_HW_EXCEPTION ? 0 : length,
           cr2: vector === PF_VECTOR ? BigInt.asUintN(64, BigInt(lp.pendingCr2)) : undefined,
+          dr6: vector === DB_VECTOR && evType === EVENT_HW_EXCEPTION ? BigInt(lp.pendingDr6) : undefined,
         });
       if (taken) return;
     }
@@ -65,6 +66,11 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
     // qualification carries the address), and not for a #PF injected by VM entry (the VMM sets CR2).
     // See SDM Vol. 3C, "Architectural State Before a VM Exit" and "Event Injection".
     if (evType === EVENT_HW_EXCEPTION && vector === PF_VECTOR && !injectedNow) lp.cr2 = lp.pendingCr2;
+    // Likewise DR6 for a #DB (single-step): updated on delivery, reported in the exit qualification instead.
+    if (evType === EVENT_HW_EXCEPTION && vector === DB_VECTOR && !injectedNow && lp.pendingDr6 !== 0) {
+      lp.dr[6] = lp.dr[6]! | BigInt(lp.pendingDr6);
+      lp.pendingDr6 = 0;
+    }
     try {
       deliverEvent(lp, vector, errorCode, evType, returnRip);
       if (evType === EVENT_NMI) lp.nmiBlocked = true;

@@ -173,6 +173,8 @@ export class LogicalProcessor {
   nmiBlocked = false;
   /** Set by the page walker: the CR2 value a #PF about to be delivered carries. */
   pendingCr2 = 0;
+  /** DR6 bits a #DB about to be delivered sets (e.g. BS for single-step). */
+  pendingDr6 = 0;
   /**
    * The last fault raised by an instruction (before delivery), with its explanation and SDM section: the
    * explanation channel for inspectors and oops reports. Never read by the architecture.

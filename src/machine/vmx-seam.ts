@@ -104,9 +104,10 @@ export type VmxInterceptEvent =
   /**
    * An exception about to be delivered. `type` follows the interruption-information types: 3 hardware exception,
    * 5 privileged software exception (INT1), 6 software exception (INT3, INTO). `length` is the instruction
-   * length for software exceptions, else 0.
+   * length for software exceptions, else 0. `cr2` (#PF) and `dr6` (#DB) are the values the exception would
+   * load: on a VM exit they are not loaded but belong in the exit qualification.
    */
-  | { kind: 'exception'; vector: number; errorCode: number; type: 3 | 5 | 6; length: number; cr2?: bigint }
+  | { kind: 'exception'; vector: number; errorCode: number; type: 3 | 5 | 6; length: number; cr2?: bigint; dr6?: bigint }
   /** INT n: software interrupt (type 4). */
   | { kind: 'software-interrupt'; vector: number; length: number }
   /** An external interrupt the interrupt source has pending (not yet acknowledged). */
