@@ -735,7 +735,8 @@ export class LogicalProcessor {
   }
 
   /**
-   * INIT: reset most state and wait for a SIPI (application processors). MSRs such as IA32_FEATURE_CONTROL
+   * INIT as an application processor takes it: reset most state and wait for a SIPI. (`performInit`, the path
+   * of a real INIT signal, lets the BSP restart at the reset vector instead.) MSRs such as IA32_FEATURE_CONTROL
    * and IA32_APIC_BASE keep their values. See SDM Vol. 3A, "INIT" in "Processor State After Reset/INIT" and
    * "MP Initialization Protocol".
    */
@@ -746,8 +747,7 @@ export class LogicalProcessor {
     for (const [k, v] of keepMsrs) this.plainMsrs.set(k, v);
     this.featureControl = fc;
     this.apicBase = apicBase;
-    // The BSP restarts at the reset vector; application processors wait for a start-up IPI.
-    this.activity = apicBase & MSR.APIC_BASE.BSP ? 'active' : 'wait-for-sipi';
+    this.activity = 'wait-for-sipi';
   }
 
   /**
@@ -758,6 +758,9 @@ export class LogicalProcessor {
     this.initPending = false;
     if (this.vmx?.handleInit?.(this)) return;
     this.init();
+    // The BSP restarts at the reset vector; application processors wait for a start-up IPI.
+    // See SDM Vol. 3A, "MP Initialization Protocol Requirements and Restrictions".
+    if (this.apicBase & MSR.APIC_BASE.BSP) this.activity = 'active';
     this.apic?.initReset?.();
   }
 
