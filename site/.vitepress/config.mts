@@ -16,18 +16,23 @@ import { sdmPlugin } from './markdown/sdm.ts';
 import { icedBrowserPlugin, icedEsbuildPlugin } from './iced-browser.ts';
 import { regeneratePlugin } from './regenerate.ts';
 
-/** Where the repository is browsed and edited; from package.json "repository", overridable for forks. */
-function repositoryUrl(): string {
+/**
+ * Where files are opened and edited. With a repository URL (package.json "repository", or VMXLAB_REPO_URL for
+ * forks) links go to the forge. Without one — a learner's own checkout — they open the file in the local editor
+ * (vscode://file/…), since the site is built and served from that checkout.
+ */
+function repositoryUrl(): string | undefined {
   if (process.env.VMXLAB_REPO_URL !== undefined && process.env.VMXLAB_REPO_URL !== '') return process.env.VMXLAB_REPO_URL;
   const pkg = JSON.parse(readFileSync(resolve(REPO_ROOT, 'package.json'), 'utf8')) as { repository?: string | { url?: string } };
   const raw = typeof pkg.repository === 'string' ? pkg.repository : pkg.repository?.url;
-  if (raw !== undefined) return raw.replace(/^git\+/, '').replace(/\.git$/, '');
-  return 'https://github.com/vmx-lab/vmx-lab';
+  return raw?.replace(/^git\+/, '').replace(/\.git$/, '');
 }
 
 const REPO = repositoryUrl();
 const BRANCH = process.env.VMXLAB_REPO_BRANCH ?? 'main';
-const fileUrl = (repoPath: string): string => `${REPO}/blob/${BRANCH}/${repoPath}`;
+const localFile = (repoPath: string): string => `vscode://file${resolve(REPO_ROOT, repoPath)}`;
+const fileUrl = (repoPath: string): string => (REPO === undefined ? localFile(repoPath) : `${REPO}/blob/${BRANCH}/${repoPath}`);
+const editUrl = (repoPath: string): string => (REPO === undefined ? localFile(repoPath) : `${REPO}/edit/${BRANCH}/${repoPath}`);
 
 const site = await generateSite();
 
@@ -75,9 +80,9 @@ export default defineConfig({
   // Generated pages name their real source in front matter (`source`); hand-written pages live in site/.
   transformPageData(page) {
     const source = page.frontmatter.source;
-    if (typeof source === 'string') page.frontmatter.editUrl = `${REPO}/edit/${BRANCH}/${source}`;
-    else if (page.relativePath.startsWith('reference/')) page.frontmatter.editUrl = `${REPO}/tree/${BRANCH}/scripts/site`;
-    else page.frontmatter.editUrl = `${REPO}/edit/${BRANCH}/site/${page.relativePath}`;
+    if (typeof source === 'string') page.frontmatter.editUrl = editUrl(source);
+    else if (page.relativePath.startsWith('reference/')) page.frontmatter.editUrl = REPO === undefined ? localFile('scripts/site/generate.ts') : `${REPO}/tree/${BRANCH}/scripts/site`;
+    else page.frontmatter.editUrl = editUrl(`site/${page.relativePath}`);
   },
   themeConfig: {
     nav: [
