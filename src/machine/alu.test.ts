@@ -28,7 +28,7 @@ function run(asm: string, regs: Record<string, bigint>, flags = 0n): { regs: (n:
   lp.setReg('rflags', flags | 2n);
   lp.rip = at;
   lp.activity = 'active';
-  const r = machine.run({ maxInstructions: 100 });
+  const r = machine.run({ maxInstructions: 100_000 });
   expect(r.reason).toBe('all-halted');
   const snap = new Map(GPR64.map((n) => [n as string, lp.getReg(n)]));
   return { regs: (n) => snap.get(n)!, flags: lp.getReg('rflags') };

@@ -563,3 +563,14 @@ describe('system instructions', () => {
     expect([g.lp.getReg('r14'), g.lp.getReg('r15'), g.lp.getReg('r11')]).toEqual([1n, 1n, 3n]);
   });
 });
+
+describe('budget with REP', () => {
+  it('a rep stosb with a huge RCX still ends near the budget', () => {
+    const g = runGuest('mov rdi, 0x400000\nmov rcx, -1\nxor eax, eax\nrep stosb\nhlt', { maxInstructions: 20_000 });
+    expect(g.result.reason).toBe('budget');
+    // Each iteration was charged: about 20 000 bytes were stored, not 4096 × 20 000.
+    const stored = Number(g.lp.getReg('rdi')) - 0x400000;
+    expect(stored).toBeGreaterThan(10_000);
+    expect(stored).toBeLessThan(30_000);
+  });
+});

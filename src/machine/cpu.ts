@@ -67,6 +67,12 @@ export class Executor {
     const lp = this.lp;
     let done = 0;
     while (done < budget) {
+      if (lp.workDebt !== 0) {
+        // REP iterations count against the budget (see LogicalProcessor.workDebt).
+        done += lp.workDebt;
+        lp.workDebt = 0;
+        if (done >= budget) break;
+      }
       if (lp.initPending) lp.performInit();
       if (lp.activity !== 'active') {
         if (!this.wake()) break;
@@ -97,9 +103,7 @@ export class Executor {
       if (lp.rflagsRaw & RFLAGS.TF || lp.shadowAt >= lp.instructions || !this.useCache || this.breakpoints.size !== 0) {
         this.stepOne();
         done++;
-        continue;
-      }
-      done += this.runBlock(budget - done);
+      } else done += this.runBlock(budget - done);
     }
     return done;
   }

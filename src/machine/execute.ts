@@ -1021,6 +1021,7 @@ function stringOp(lp: LogicalProcessor, d: Insn, next: number): boolean {
     }
     if (!rep) break;
     decCounter(lp, as);
+    lp.workDebt++;
     // REPE/REPNE also stop on ZF for CMPS/SCAS.
     if (kind === 0xa6 || kind === 0xae) {
       const zf = lazyZF(lp.lazy, lp.rflagsRaw);
@@ -1061,6 +1062,7 @@ function stringIo(lp: LogicalProcessor, d: Insn, next: number): boolean {
     }
     if (!rep) break;
     decCounter(lp, as);
+    lp.workDebt++;
     if (counterIsZero(lp, as)) break;
     if (i === REP_CHUNK - 1) return true;
   }

@@ -157,6 +157,11 @@ export class LogicalProcessor {
   /** Instructions retired on this LP (also drives the TSC). */
   instructions = 0;
   /**
+   * Work beyond one step that an instruction did (REP string iterations): charged to the run budget, not to
+   * `instructions`, so a `rep stosb` with a huge RCX still ends at the budget.
+   */
+  workDebt = 0;
+  /**
    * Interrupt shadow: the value of `instructions` at the instruction boundary that is blocked (the one right
    * after STI or MOV SS / POP SS), or -1. See SDM Vol. 3A, "Masking Exceptions and Interrupts When Switching Stacks"
    * and Vol. 2B, "STI—Set Interrupt Flag".
