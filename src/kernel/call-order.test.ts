@@ -25,20 +25,20 @@ const address = (pick: number, raw: bigint, pages: bigint[], k: Kernel): bigint 
 };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ pick: fc.integer({ min: 0, max: 2 }), raw: u64 }).map(({ pick, raw }) => (k, cpu, pages) => cpu.vmxon(address(pick, raw, pages, k))),
-  fc.record({ pick: fc.integer({ min: 0, max: 2 }), raw: u64 }).map(({ pick, raw }) => (k, cpu, pages) => cpu.vmclear(address(pick, raw, pages, k))),
-  fc.record({ pick: fc.integer({ min: 0, max: 2 }), raw: u64 }).map(({ pick, raw }) => (k, cpu, pages) => cpu.vmptrld(address(pick, raw, pages, k))),
-  fc.record({ enc: encodings, v: u64 }).map(({ enc, v }) => (_k, cpu) => cpu.vmwrite(enc, v)),
-  encodings.map((enc) => (_k, cpu) => void cpu.vmread(enc)),
+  fc.record({ pick: fc.integer({ min: 0, max: 2 }), raw: u64 }).map(({ pick, raw }): Op => (k, cpu, pages) => cpu.vmxon(address(pick, raw, pages, k))),
+  fc.record({ pick: fc.integer({ min: 0, max: 2 }), raw: u64 }).map(({ pick, raw }): Op => (k, cpu, pages) => cpu.vmclear(address(pick, raw, pages, k))),
+  fc.record({ pick: fc.integer({ min: 0, max: 2 }), raw: u64 }).map(({ pick, raw }): Op => (k, cpu, pages) => cpu.vmptrld(address(pick, raw, pages, k))),
+  fc.record({ enc: encodings, v: u64 }).map(({ enc, v }): Op => (_k, cpu) => cpu.vmwrite(enc, v)),
+  encodings.map((enc): Op => (_k, cpu) => void cpu.vmread(enc)),
   fc.constant<Op>((_k, cpu) => void cpu.vmptrst()),
   fc.constant<Op>((_k, cpu) => cpu.vmlaunch()),
   fc.constant<Op>((_k, cpu) => cpu.vmresume()),
   fc.constant<Op>((_k, cpu) => cpu.vmxoff()),
-  fc.record({ type: u64, eptp: u64 }).map(({ type, eptp }) => (_k, cpu) => cpu.invept(type, eptp)),
+  fc.record({ type: u64, eptp: u64 }).map(({ type, eptp }): Op => (_k, cpu) => cpu.invept(type, eptp)),
   fc.constant<Op>((_k, cpu) => cpu.writeCr4(cpu.readCr4() | (1n << 13n))),
   fc.constant<Op>((_k, cpu) => cpu.wrmsr(0x3a, 5n)),
-  fc.record({ i: pageIndex, off: fc.integer({ min: 0, max: 4092 }), v: fc.integer() }).map(({ i, off, v }) => (k, _cpu, pages) => k.write32(pages[i]! + BigInt(off), v)),
-  fc.record({ i: pageIndex, rev: fc.boolean() }).map(({ i, rev }) => (k, cpu, pages) => k.write32(pages[i]!, rev ? Number(cpu.rdmsr(0x480) & 0x7fffffffn) : 0x80000000)),
+  fc.record({ i: pageIndex, off: fc.integer({ min: 0, max: 4092 }), v: fc.integer() }).map(({ i, off, v }): Op => (k, _cpu, pages) => k.write32(pages[i]! + BigInt(off), v)),
+  fc.record({ i: pageIndex, rev: fc.boolean() }).map(({ i, rev }): Op => (k, cpu, pages) => k.write32(pages[i]!, rev ? Number(cpu.rdmsr(0x480) & 0x7fffffffn) : 0x80000000)),
 );
 
 describe('any call order from module code', () => {
