@@ -390,6 +390,8 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
       if (d.mem ? r !== 7 : r < 5) unimpl = '0F AE (FXSAVE/XSAVE family)';
       break;
     case 0x1ba: if (r < 4) bad = '0F BA /0–/3 are undefined'; break;
+    // With F3H these are TZCNT/LZCNT (different results from BSF/BSR): not implemented rather than wrong.
+    case 0x1bc: case 0x1bd: if (d.rep === 0xf3) unimpl = key === 0x1bc ? 'TZCNT' : 'LZCNT'; break;
     case 0x1c7: {
       const ok = d.mem && ((r === 6 && (d.rep === 0xf3 || d.rep === 0) ) || (r === 6 && d.has66) || r === 7);
       if (!ok) unimpl = d.mem ? '0F C7 /1 (CMPXCHG8B/16B) and friends' : 'RDRAND/RDSEED';
