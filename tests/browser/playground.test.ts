@@ -1,6 +1,6 @@
 // The playground runs its example program on the emulator in the page and shows the expected
 // debug-console output — or, in a build without the machine, says so honestly.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXAMPLE_EXPECTED_OUTPUT } from '../../site/.vitepress/theme/playground/runner.ts';
@@ -44,3 +44,76 @@ test(hasMachine ? 'playground runs its example and prints the expected output' :
     await w.close();
   }
 });
+
+// The hypervisor mode: the chapter 4 first-launch example as a TypeScript module, insmod'ed on a fresh host.
+const HV_EXAMPLE = join(ROOT, 'site/.vitepress/theme/playground/examples/first-launch.txt');
+
+if (hasMachine) {
+  test('playground hypervisor example: CPUID and HLT exits, a VMCS dump, and the diagnosis of a broken host state', async (t) => {
+    // Independent expectations, computed here in Node: the exit numbers from the project's table, and the vendor
+    // string the default CPU model's CPUID leaf 0 returns.
+    const { EXIT_REASON } = await import('../../src/vmx/exit-reasons.ts');
+    const { bootHost } = await import('../../src/kernel/boot-host.ts');
+    const leaf0 = bootHost().kernel.cpu().cpuid(0);
+    const vendor = [leaf0.ebx, leaf0.edx, leaf0.ecx].map((r) => String.fromCharCode(r & 0xff, (r >>> 8) & 0xff, (r >>> 16) & 0xff, (r >>> 24) & 0xff)).join('');
+    const source = readFileSync(HV_EXAMPLE, 'utf8');
+    const w = await t.newPage();
+    try {
+      await w.page.goto('/playground', { waitUntil: 'load' });
+      await w.page.waitForFunction(() => document.querySelector('.vmx-playground')?.getAttribute('data-status') === 'ready');
+      await w.page.locator('.vmx-playground-mode-hypervisor').click();
+      const editor = w.page.locator('#vmx-playground-source');
+      assertEqual(await editor.inputValue(), source, 'the hypervisor example in the editor');
+      const run = async (): Promise<void> => {
+        await w.page.locator('.vmx-playground-run').click();
+        await w.page.locator('.vmx-playground-run:not([disabled])').waitFor({ state: 'visible', timeout: 60_000 });
+      };
+
+      await run();
+      const exits = w.page.locator('.vmx-hv-exits tbody tr');
+      await exits.first().waitFor({ state: 'visible', timeout: 60_000 });
+      const trace = await exits.evaluateAll((rows) => rows.map((r) => Array.from(r.querySelectorAll('td'), (c) => (c.textContent ?? '').trim())));
+      assertEqual(trace.map((r) => `${r[2]} ${r[3]}`).join(' | '), `${EXIT_REASON.EXIT_REASON_CPUID} EXIT_REASON_CPUID | ${EXIT_REASON.EXIT_REASON_HLT} EXIT_REASON_HLT`, 'exit trace');
+      assertEqual(trace[0]?.[6], '2', 'VM_EXIT_INSTRUCTION_LEN of the CPUID exit');
+      const consoleText = (await w.page.locator('.vmx-hv-console').textContent()) ?? '';
+      assert(consoleText.includes(vendor), `the guest should print the vendor string ${vendor}: ${JSON.stringify(consoleText)}`);
+      assertEqual(await w.page.locator('.vmx-hv-insmod').textContent(), 'ok', 'insmod result');
+      const dmesg = (await w.page.locator('.vmx-hv-dmesg').textContent()) ?? '';
+      assert(dmesg.includes('tiny_hv: the guest halted; VMX off'), `dmesg: ${dmesg}`);
+      // The dump is the VMCS at the HLT exit: its GUEST_RIP is the HLT's address the trace shows.
+      const rip = w.page.locator('.vmx-hv-vmcs tr', { has: w.page.locator('td code', { hasText: /^GUEST_RIP$/ }) }).locator('td').nth(3);
+      assertEqual((await rip.textContent())?.trim(), trace[1]?.[5], 'GUEST_RIP in the VMCS dump = the guest RIP of the HLT exit');
+      assertEqual(await w.page.locator('.vmx-hv-diagnosis').count(), 0, 'no diagnosis after a clean run');
+      await w.page.screenshot({ path: join(t.site.screenshotDir, 'playground-hypervisor.png'), fullPage: true });
+
+      // A host CS selector with RPL 3: VMLAUNCH fails with VMfailValid(8), and the page says which rule.
+      const broken = source.replace("cpu.readSelector('cs') & ~7", "cpu.readSelector('cs') | 3");
+      assert(broken !== source, 'the example writes HOST_CS_SELECTOR as the test expects');
+      await editor.fill(broken);
+      await run();
+      const diagnosis = (await w.page.locator('.vmx-hv-diagnosis').textContent({ timeout: 60_000 })) ?? '';
+      assert(diagnosis.includes('VMfailValid(8)') && diagnosis.includes('HOST_CS_SELECTOR'), `diagnosis: ${diagnosis}`);
+      assert(((await w.page.locator('.vmx-hv-dmesg').textContent()) ?? '').includes('VM-instruction error 8'), 'dmesg reports error 8');
+      assert((await w.page.locator('.vmx-hv-insmod').textContent()) !== 'ok', 'insmod must fail');
+      assertEqual(await w.page.locator('.vmx-hv-exits').count(), 0, 'no VM exits when VMLAUNCH fails');
+      const hostCs = w.page.locator('.vmx-hv-vmcs tr', { has: w.page.locator('td code', { hasText: /^HOST_CS_SELECTOR$/ }) }).locator('td').nth(3);
+      assertEqual((await hostCs.textContent())?.trim().slice(-1), '3', 'the dump shows the refused HOST_CS_SELECTOR (RPL 3)');
+      await w.page.screenshot({ path: join(t.site.screenshotDir, 'playground-hypervisor-broken.png'), fullPage: true });
+
+      // A syntax error and a throw: clear messages, and the next run still works.
+      await editor.fill('export default { name: "x", init( {');
+      await run();
+      const syntax = (await w.page.locator('.vmx-playground-error').textContent()) ?? '';
+      assert(/syntax error/i.test(syntax) && /line 1/.test(syntax), `syntax error message: ${syntax}`);
+      await editor.fill(source.replace('const cpu = k.cpu();', "const cpu = k.cpu(); throw new Error('boom from the page');"));
+      await run();
+      assert(((await w.page.locator('.vmx-hv-dmesg').textContent()) ?? '').includes('boom from the page'), 'a throw in init is an oops in dmesg');
+      await w.page.locator('.vmx-playground-reset').click();
+      await run();
+      await exits.nth(1).waitFor({ state: 'visible', timeout: 60_000 });
+      assertNone(w.errors, 'errors on the playground page');
+    } finally {
+      await w.close();
+    }
+  });
+}

@@ -5,6 +5,7 @@
 //   npx tsx tests/browser/run.ts            build if stale, then test
 //   npx tsx tests/browser/run.ts --build    always rebuild first
 //   npx tsx tests/browser/run.ts --no-build test the existing build
+//   npx tsx tests/browser/run.ts --only playground   only the test files whose name contains "playground"
 //   CHROMIUM=/path/to/chromium              use another browser binary
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -83,6 +84,8 @@ async function main(): Promise<number> {
   if (!existsSync(join(DIST, 'index.html'))) throw new Error(`no site build in ${DIST}`);
 
   for (const name of readdirSync(fileURLToPath(new URL('.', import.meta.url))).sort()) {
+    const only = args.indexOf('--only');
+    if (only >= 0 && !name.includes(args[only + 1] ?? '')) continue;
     if (name.endsWith('.test.ts')) await import(pathToFileURL(join(fileURLToPath(new URL('.', import.meta.url)), name)).href);
   }
 

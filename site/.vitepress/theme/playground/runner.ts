@@ -1,14 +1,18 @@
 // The page side of the playground: starts the worker that runs the emulator and talks to it.
 // Which emulator parts exist is decided at build time (see `define` in the site config), so a
 // build without the machine shows an honest "arrives with the machine" state.
-import type { RunResult, WorkerReply } from './protocol.ts';
+import type { HypervisorRequest, HypervisorResult, RunRequest, RunResult, WorkerReply } from './protocol.ts';
 
-export type { RunResult };
+export type { HypervisorResult, RunResult };
 
 declare const __VMXLAB_PLAYGROUND__: { machine: boolean; assembler: boolean };
 
 export interface Runner {
   run(source: string, budget: number): Promise<RunResult | { error: string }>;
+  /** Run a hypervisor module (TypeScript) on a fresh host with CPU model `model` ('' = the default). */
+  runHypervisor(source: string, budget: number, model: string): Promise<HypervisorResult | { error: string }>;
+  /** End the current run (e.g. module code that loops forever): its promise resolves with an error. */
+  stop(): void;
 }
 
 /** Which parts of the emulator this build contains. */
@@ -21,25 +25,50 @@ export function loadRunner(): Runner | null {
   const have = availability();
   if (!have.machine || !have.assembler) return null;
   let worker: Worker | null = null;
+  let settle: ((reply: WorkerReply) => void) | null = null;
+  const stop = (): void => {
+    worker?.terminate();
+    worker = null;
+    settle?.({ kind: 'error', error: 'Stopped: the run was ended from the page.' });
+    settle = null;
+  };
+  const start = (request: RunRequest | HypervisorRequest): Promise<WorkerReply> => {
+    // A fresh worker per run: a guest that loops until its budget, or module code that throws or loops, cannot
+    // leave state behind.
+    stop();
+    const w = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+    worker = w;
+    return new Promise((resolve) => {
+      settle = (reply) => {
+        settle = null;
+        resolve(reply);
+      };
+      const finish = (reply: WorkerReply): void => {
+        if (worker === w) {
+          settle?.(reply);
+          w.terminate();
+          worker = null;
+        }
+      };
+      w.onmessage = (event: MessageEvent<WorkerReply>) => finish(event.data);
+      w.onerror = (event) => finish({ kind: 'error', error: `The emulator failed to start: ${event.message}` });
+      w.postMessage(request);
+    });
+  };
   return {
-    run(source, budget) {
-      // A fresh worker per run: a guest that loops until its budget cannot leave state behind.
-      worker?.terminate();
-      const w = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
-      worker = w;
-      return new Promise((resolve) => {
-        w.onmessage = (event: MessageEvent<WorkerReply>) => {
-          const reply = event.data;
-          resolve(reply.kind === 'error' ? { error: reply.error } : reply);
-          w.terminate();
-        };
-        w.onerror = (event) => {
-          resolve({ error: `The emulator failed to start: ${event.message}` });
-          w.terminate();
-        };
-        w.postMessage({ source, budget });
-      });
+    async run(source, budget) {
+      const reply = await start({ kind: 'guest', source, budget });
+      if (reply.kind === 'error') return { error: reply.error };
+      if (reply.kind !== 'result') return { error: `unexpected reply ${reply.kind}` };
+      return reply;
     },
+    async runHypervisor(source, budget, model) {
+      const reply = await start({ kind: 'hypervisor', source, budget, model });
+      if (reply.kind === 'error') return { error: reply.error };
+      if (reply.kind !== 'hypervisor-result') return { error: `unexpected reply ${reply.kind}` };
+      return reply;
+    },
+    stop,
   };
 }
 

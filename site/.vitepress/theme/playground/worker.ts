@@ -1,14 +1,19 @@
-// The playground's Web Worker: assembles the guest program and runs it on the emulated machine,
-// off the main thread (the page stays responsive, and iced-x86's WebAssembly may compile
-// synchronously here). Modules come from src/ through import.meta.glob, so this file builds
-// before they exist.
-import type { RunRequest, WorkerReply } from './protocol.ts';
+// The playground's Web Worker: runs a guest program or a hypervisor module on the emulated
+// machine, off the main thread (the page stays responsive, and iced-x86's WebAssembly may compile
+// synchronously here). Every failure comes back as a message: the worker never dies silently.
+import type { HypervisorRequest, RunRequest, WorkerReply } from './protocol.ts';
 import { runProgram } from './run-program.ts';
 
-self.onmessage = async (event: MessageEvent<RunRequest>) => {
+self.onmessage = async (event: MessageEvent<RunRequest | HypervisorRequest>) => {
   let reply: WorkerReply;
   try {
-    reply = await runProgram(event.data);
+    if (event.data.kind === 'hypervisor') {
+      // Loaded only for hypervisor runs: it brings the kernel and the TypeScript transpiler.
+      const { runHypervisor } = await import('./run-hypervisor.ts');
+      reply = await runHypervisor(event.data);
+    } else {
+      reply = await runProgram(event.data);
+    }
   } catch (e) {
     reply = { kind: 'error', error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
   }
