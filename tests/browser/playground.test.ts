@@ -108,6 +108,12 @@ if (hasMachine) {
       await editor.fill(source.replace('const cpu = k.cpu();', "const cpu = k.cpu(); throw new Error('boom from the page');"));
       await run();
       assert(((await w.page.locator('.vmx-hv-dmesg').textContent()) ?? '').includes('boom from the page'), 'a throw in init is an oops in dmesg');
+      // Module code that never returns: the page stays usable, and Stop ends the run with a message.
+      await editor.fill(source.replace('const cpu = k.cpu();', 'const cpu = k.cpu(); for (;;) {}'));
+      await w.page.locator('.vmx-playground-run').click();
+      await w.page.locator('.vmx-playground-stop-run').click({ timeout: 30_000 });
+      const stopped = (await w.page.locator('.vmx-playground-error').textContent({ timeout: 30_000 })) ?? '';
+      assert(/stopped/i.test(stopped), `message after Stop: ${stopped}`);
       await w.page.locator('.vmx-playground-reset').click();
       await run();
       await exits.nth(1).waitFor({ state: 'visible', timeout: 60_000 });

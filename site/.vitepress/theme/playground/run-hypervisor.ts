@@ -1,8 +1,8 @@
 // Run a hypervisor module written in the page (inside the playground worker): strip its types with
-// TypeScript's transpileModule, evaluate it with the kit as its only import ('vmxlab'), insmod it on a
+// sucrase, evaluate it with the kit as its only import ('vmxlab'), insmod it on a
 // freshly booted host, run the machine with an instruction budget, and report what a learner needs
 // to see: dmesg, port E9H output, every VM exit, the explanation channel and the VMCS.
-import ts from 'typescript';
+import { transform } from 'sucrase';
 import { bootHost, type Host } from '../../../../src/kernel/boot-host.ts';
 import type { HostEntry, KernelModule } from '../../../../src/kernel/kernel.ts';
 import { formatDiagnosis } from '../../../../src/vmx/diagnosis.ts';
@@ -20,22 +20,16 @@ const STOPS: Record<string, string> = {
   breakpoint: 'breakpoint',
 };
 
-/** Strip the types; syntax errors come back with their line and column. */
+/** Strip the types (sucrase: fast and small; nothing is type-checked); syntax errors come back with line and column. */
 function transpile(source: string): { js: string } | { errors: string[] } {
-  const out = ts.transpileModule(source, {
-    fileName: 'hypervisor.ts',
-    reportDiagnostics: true,
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false, isolatedModules: true },
-  });
-  const errors = (out.diagnostics ?? [])
-    .filter((d) => d.category === ts.DiagnosticCategory.Error)
-    .map((d) => {
-      const text = ts.flattenDiagnosticMessageText(d.messageText, '\n');
-      if (d.file === undefined || d.start === undefined) return text;
-      const { line, character } = d.file.getLineAndCharacterOfPosition(d.start);
-      return `line ${line + 1}, column ${character + 1}: ${text}`;
-    });
-  return errors.length > 0 ? { errors } : { js: out.outputText };
+  try {
+    return { js: transform(source, { transforms: ['typescript', 'imports'], filePath: 'hypervisor.ts' }).code };
+  } catch (e) {
+    // Sucrase reports "message (line:column)" and the position in `loc`.
+    const loc = (e as { loc?: { line: number; column: number } }).loc;
+    const message = e instanceof Error ? e.message.replace(/^Error transforming [^:]*: /, '').replace(/ \(\d+:\d+\)$/, '') : String(e);
+    return { errors: [loc === undefined ? message : `line ${loc.line}, column ${loc.column + 1}: ${message}`] };
+  }
 }
 
 function isModule(m: unknown): m is KernelModule {
