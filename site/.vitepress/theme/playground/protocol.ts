@@ -60,6 +60,8 @@ export interface HypervisorResult {
   exits: ExitRecord[];
   /** The explanation channel: the last VMX failure on each CPU, formatted. */
   diagnoses: string[];
+  /** The VMCS fields those diagnoses name (highlighted in the dump). */
+  diagnosedFields: string[];
   /** How the machine run ended (or why it did not run). */
   stop: string;
   instructions: number;

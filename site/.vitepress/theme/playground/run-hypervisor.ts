@@ -136,9 +136,12 @@ export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply
   }
 
   const diagnoses: string[] = [];
+  const diagnosedFields: string[] = [];
   host.vmx.forEach((u, i) => {
     const d = u.lastDiagnosis();
-    if (d !== null) diagnoses.push(`cpu ${i}: ${formatDiagnosis(d)}`);
+    if (d === null) return;
+    diagnoses.push(`cpu ${i}: ${formatDiagnosis(d)}`);
+    if (d.field !== undefined) diagnosedFields.push(d.field);
   });
 
   // The VMCS after the run: the current one if the module left one, else the copy from the last VM exit.
@@ -162,6 +165,7 @@ export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply
     console: host.console.text(),
     exits,
     diagnoses,
+    diagnosedFields,
     stop,
     instructions,
     vmcsSource,
