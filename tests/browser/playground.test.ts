@@ -124,3 +124,27 @@ if (hasMachine) {
     }
   });
 }
+
+if (hasMachine) {
+  test("playground hypervisor example runs on every CPU model (the worker's code, in Node)", async () => {
+    const { runHypervisor } = await import('../../site/.vitepress/theme/playground/run-hypervisor.ts');
+    const { CPU_MODELS } = await import('../../src/machine/cpu-model.ts');
+    const { EXIT_REASON } = await import('../../src/vmx/exit-reasons.ts');
+    const { bootHost } = await import('../../src/kernel/boot-host.ts');
+    const source = readFileSync(HV_EXAMPLE, 'utf8');
+    const problems: string[] = [];
+    for (const m of CPU_MODELS) {
+      const r = await runHypervisor({ kind: 'hypervisor', source, budget: 100_000, model: m.name });
+      if (r.kind !== 'hypervisor-result') {
+        problems.push(`${m.name}: ${r.kind === 'error' ? r.error : r.kind}`);
+        continue;
+      }
+      const exits = r.exits.map((x) => x.basic).join(',');
+      if (r.insmod !== 'ok' || exits !== `${EXIT_REASON.EXIT_REASON_CPUID},${EXIT_REASON.EXIT_REASON_HLT}`) problems.push(`${m.name}: insmod ${r.insmod}, exits [${exits}]\n${r.dmesg}`);
+      // The dump lists exactly the fields this model supports: as many as a fresh host's VMX state says.
+      const supported = bootHost({ model: m.name }).vmx[0]!.state.supportedSlots.reduce((n, s) => n + s, 0);
+      if (r.vmcs.length !== supported) problems.push(`${m.name}: VMCS dump has ${r.vmcs.length} fields, the model supports ${supported}`);
+    }
+    assertNone(problems, 'hypervisor example across CPU models');
+  });
+}
