@@ -98,7 +98,8 @@ if (hasMachine) {
       assertEqual(await w.page.locator('.vmx-hv-exits').count(), 0, 'no VM exits when VMLAUNCH fails');
       const hostCs = w.page.locator('.vmx-hv-vmcs tr', { has: w.page.locator('td code', { hasText: /^HOST_CS_SELECTOR$/ }) }).locator('td').nth(3);
       assertEqual((await hostCs.textContent())?.trim().slice(-1), '3', 'the dump shows the refused HOST_CS_SELECTOR (RPL 3)');
-      assertEqual(await w.page.locator('.vmx-hv-vmcs tr.vmx-hv-diagnosed td code').first().textContent(), 'HOST_CS_SELECTOR', 'the diagnosed field is marked in the dump');
+      assertEqual(await w.page.locator('.vmx-hv-vmcs tbody tr').first().locator('td code').first().textContent(), 'HOST_CS_SELECTOR', 'the diagnosed field comes first in the dump');
+      assertEqual(await w.page.locator('.vmx-hv-vmcs tr.vmx-hv-diagnosed').count(), 1, 'one field is marked as diagnosed');
       await w.page.screenshot({ path: join(t.site.screenshotDir, 'playground-hypervisor-broken.png'), fullPage: true });
 
       // A syntax error and a throw: clear messages, and the next run still works.
