@@ -7,6 +7,7 @@
 // memory (m64) for VMXON/VMCLEAR/VMPTRLD, a field encoding in a register for VMREAD/VMWRITE. The
 // memory operand lives in a per-CPU scratch slot; registers used for operands are restored
 // afterwards, so guest register values left in the register file after a VM exit are untouched.
+// (No closures or option objects here: an exit handler runs these for every VM exit.)
 import { CpuFault, ud } from '../machine/fault.ts';
 import type { LogicalProcessor, SegmentRegisterName } from '../machine/lp.ts';
 import type { PhysicalMemory } from '../machine/memory.ts';
@@ -96,34 +97,43 @@ export class HostCpu {
 
   // ---- VMX instructions (SDM Vol. 3C, "VMX Instruction Reference") ----
   vmxon(pa: bigint): void { this.withM64('VMXON', pa); }
-  vmxoff(): void { this.run('VMXOFF', {}); }
+  vmxoff(): void { this.run('VMXOFF', -1, -1, null); }
   vmclear(pa: bigint): void { this.withM64('VMCLEAR', pa); }
   vmptrld(pa: bigint): void { this.withM64('VMPTRLD', pa); }
   /** VMPTRST m64: the current-VMCS pointer (all ones when there is none). */
   vmptrst(): bigint {
-    const slot = this.scratch();
-    this.run('VMPTRST', { mem: slot });
+    this.run('VMPTRST', -1, -1, this.scratch());
     return this.memory.read64(imagePa(this.scratchOffset()));
   }
   /** VMREAD r64, r64: the value of `field`; check rflags() for the outcome. */
   vmread(field: number): bigint {
-    return this.withRegisters([RAX, RBX], () => {
-      this.lp.setGpr(RBX, BigInt(field >>> 0));
-      this.lp.setGpr(RAX, 0n);
-      this.run('VMREAD', { reg: RBX, rmReg: RAX });
-      return this.lp.getGpr(RAX);
-    });
+    const lp = this.lp;
+    const savedRax = lp.getGpr(RAX), savedRbx = lp.getGpr(RBX);
+    lp.setGpr(RBX, BigInt(field >>> 0));
+    lp.setGpr(RAX, 0n);
+    try {
+      this.run('VMREAD', RBX, RAX, null);
+      return lp.getGpr(RAX);
+    } finally {
+      lp.setGpr(RAX, savedRax);
+      lp.setGpr(RBX, savedRbx);
+    }
   }
   /** VMWRITE r64, r64: write `value` to `field`; check rflags() for the outcome. */
   vmwrite(field: number, value: bigint): void {
-    this.withRegisters([RAX, RBX], () => {
-      this.lp.setGpr(RBX, BigInt(field >>> 0));
-      this.lp.setGpr(RAX, BigInt.asUintN(64, value));
-      this.run('VMWRITE', { reg: RBX, rmReg: RAX });
-    });
+    const lp = this.lp;
+    const savedRax = lp.getGpr(RAX), savedRbx = lp.getGpr(RBX);
+    lp.setGpr(RBX, BigInt(field >>> 0));
+    lp.setGpr(RAX, BigInt.asUintN(64, value));
+    try {
+      this.run('VMWRITE', RBX, RAX, null);
+    } finally {
+      lp.setGpr(RAX, savedRax);
+      lp.setGpr(RBX, savedRbx);
+    }
   }
-  vmlaunch(): void { this.run('VMLAUNCH', {}); }
-  vmresume(): void { this.run('VMRESUME', {}); }
+  vmlaunch(): void { this.run('VMLAUNCH', -1, -1, null); }
+  vmresume(): void { this.run('VMRESUME', -1, -1, null); }
   /** INVEPT type, m128 (descriptor: EPTP, reserved). */
   invept(type: bigint, eptp: bigint): void { this.withM128('INVEPT', type, eptp, 0n); }
   /** INVVPID type, m128 (descriptor: VPID in bits 15:0, linear address). */
@@ -139,29 +149,23 @@ export class HostCpu {
 
   private withM64(m: VmxMnemonic, value: bigint): void {
     this.memory.write64(imagePa(this.scratchOffset()), BigInt.asUintN(64, value));
-    this.run(m, { mem: this.scratch() });
+    this.run(m, -1, -1, this.scratch());
   }
 
   private withM128(m: VmxMnemonic, type: bigint, lo: bigint, hi: bigint): void {
     this.memory.write64(imagePa(this.scratchOffset()), BigInt.asUintN(64, lo));
     this.memory.write64(imagePa(this.scratchOffset()) + 8, BigInt.asUintN(64, hi));
-    this.withRegisters([RAX], () => {
-      this.lp.setGpr(RAX, type);
-      this.run(m, { reg: RAX, mem: this.scratch() });
-    });
-  }
-
-  private withRegisters<T>(regs: number[], f: () => T): T {
-    const saved = regs.map((r) => this.lp.getGpr(r));
+    const saved = this.lp.getGpr(RAX);
+    this.lp.setGpr(RAX, type);
     try {
-      return f();
+      this.run(m, RAX, -1, this.scratch());
     } finally {
-      regs.forEach((r, i) => this.lp.setGpr(r, saved[i]!));
+      this.lp.setGpr(RAX, saved);
     }
   }
 
   /** Execute one VMX instruction as if it stood at `codeAddress` in kernel text. */
-  private run(mnemonic: VmxMnemonic, ops: { reg?: number; rmReg?: number; mem?: bigint }): void {
+  private run(mnemonic: VmxMnemonic, reg: number, rmReg: number, mem: bigint | null): void {
     const vmx = this.lp.vmx;
     if (vmx === null) throw ud(`${mnemonic}: this CPU has no VMX unit`, 'SDM Vol. 3C, "VMX Instruction Reference"');
     const insn: VmxInstruction = {
@@ -170,12 +174,13 @@ export class HostCpu {
       rip: this.codeAddress,
       operandSize: 8,
       addressSize: 8,
-      reg: ops.reg ?? -1,
-      rmReg: ops.rmReg ?? -1,
-      mem: ops.mem === undefined ? null : { segment: DS, base: -1, index: -1, scale: 0, displacement: ops.mem, effective: ops.mem, linear: ops.mem },
+      reg,
+      rmReg,
+      mem: mem === null ? null : { segment: DS, base: -1, index: -1, scale: 0, displacement: mem, effective: mem, linear: mem },
     };
     // The instruction's RIP is set to the next instruction before execution, as the interpreter does.
     this.lp.setReg('rip', this.codeAddress + 3n);
     vmx.execute(this.lp, insn);
   }
+
 }

@@ -18,7 +18,7 @@ import {
   KERNEL_IMAGE_BYTES, PAGE_OFFSET, PAGE_SIZE, PHYS_KERNEL_START, START_KERNEL_MAP, VMALLOC_START,
   classifyAddress, linuxPhysAddr,
 } from './layout.ts';
-import { MAX_ORDER, PageAllocator } from './page-alloc.ts';
+import { PageAllocator } from './page-alloc.ts';
 import { KERN_ERR, KERN_WARNING, KernelLog } from './printk.ts';
 import { oopsFromError, type OopsReport } from './oops.ts';
 import { Slab } from './slab.ts';
@@ -564,4 +564,3 @@ function hex(v: bigint): string {
   return `0x${BigInt.asUintN(64, v).toString(16)}`;
 }
 
-export { MAX_ORDER, VMALLOC_START };

@@ -15,7 +15,7 @@ import { vmcsAccessOf } from './entry/context.ts';
 import { VMXERR } from './errors.ts';
 import { EXIT_REASON } from './exit-reasons.ts';
 import { cpuidExit, hltExit, tripleFaultExit, vmcallExit, vmExit, type VmExitCause } from './exit/index.ts';
-import { invept, invvpid } from './instructions/invept-invvpid.ts';
+import { invept, invvpid, type DescriptorOperand } from './instructions/invept-invvpid.ts';
 import {
   fault, vmFail, type DestinationOperand, type SourceOperand, type VmxOutcome,
 } from './instructions/outcome.ts';
@@ -37,6 +37,10 @@ function rmOperand(insn: VmxInstruction): SourceOperand {
   return insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg };
 }
 function destOperand(insn: VmxInstruction): DestinationOperand {
+  return insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg };
+}
+/** The m128 descriptor of INVEPT/INVVPID (a register form is #UD). */
+function descriptorOperand(insn: VmxInstruction): DescriptorOperand {
   return insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg };
 }
 /** The ModRM.reg operand (VMREAD/VMWRITE field encoding, INVEPT/INVVPID type). */
@@ -79,9 +83,9 @@ export class VmxUnitImpl implements VmxUnit {
       case 'VMWRITE': outcome = vmwrite(ctx, regOperand(insn), rmOperand(insn)); break;
       case 'VMLAUNCH': outcome = vmlaunch(ctx); break;
       case 'VMRESUME': outcome = vmresume(ctx); break;
-      case 'INVEPT': outcome = invept(ctx, regOperand(insn), insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg }); break;
-      case 'INVVPID': outcome = invvpid(ctx, regOperand(insn), insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg }); break;
-      case 'VMCALL': outcome = this.vmcall(insn); break;
+      case 'INVEPT': outcome = invept(ctx, regOperand(insn), descriptorOperand(insn)); break;
+      case 'INVVPID': outcome = invvpid(ctx, regOperand(insn), descriptorOperand(insn)); break;
+      case 'VMCALL': outcome = this.vmcall(); break;
       case 'VMFUNC':
         // VM functions are not enabled by any VMCS this emulator accepts yet: #UD, as with "enable VM functions" = 0.
         // See SDM Vol. 3C, "VMFUNC—Invoke VM function".
@@ -92,13 +96,12 @@ export class VmxUnitImpl implements VmxUnit {
   }
 
   /** VMCALL: a VM exit in VMX non-root operation; VMfail(1) in VMX root operation; #UD outside VMX operation. */
-  private vmcall(insn: VmxInstruction): VmxOutcome {
+  private vmcall(): VmxOutcome {
     const ctx = { cpu: this.cpu, state: this.state };
     if (this.state.nonRoot) return { kind: 'vm-exit', reason: EXIT_REASON.EXIT_REASON_VMCALL };
     if (!this.state.inVmxOperation) {
       return fault(ctx, UD_VECTOR, { rule: 'vmcall-outside-vmx', sdm: VMCALL_SDM, instruction: 'VMCALL', message: 'VMCALL outside VMX operation is an invalid opcode.' });
     }
-    void insn;
     // Without the dual-monitor treatment of SMM, VMCALL in VMX root operation is VMfail(1).
     return vmFail(ctx, VMXERR.VMXERR_VMCALL_IN_VMX_ROOT_OPERATION, { rule: 'vmcall-in-root', sdm: VMCALL_SDM, instruction: 'VMCALL', message: 'VMCALL in VMX root operation (there is no dual-monitor SMM treatment to call).' });
   }
