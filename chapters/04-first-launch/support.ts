@@ -4,7 +4,6 @@
 import { bootHost, type Host, type HostOptions } from '../../src/kernel/boot-host.ts';
 import type { HostCpu } from '../../src/kernel/host-cpu.ts';
 import type { Kernel } from '../../src/kernel/kernel.ts';
-import { formatDiagnosis } from '../../src/vmx/diagnosis.ts';
 import { VMX_CONTROL } from '../../src/vmx/controls.ts';
 import { VMCS } from '../../src/vmx/fields.ts';
 import { CR0, CR4 } from '../../src/x86/control-registers.ts';
@@ -12,25 +11,12 @@ import { RFLAGS } from '../../src/x86/flags.ts';
 import { AR, SYSTEM_TYPE, encodeDescriptor } from '../../src/x86/segments.ts';
 import { assembleOrThrow } from '../../src/guest/assembler.ts';
 import { MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../src/x86/msr.ts';
-import { MSR_IA32_FEATURE_CONTROL } from '../../src/vmx/msrs.ts';
+import { explain, kitCurrentVmcs, kitVmxOn } from '../lib/vmx-setup.ts';
 
-export { bootHost, type Host, type HostOptions };
+export { bootHost, explain, type Host, type HostOptions };
 
 const CF = 1n, ZF = 1n << 6n;
 const U64 = 0xffffffffffffffffn;
-
-/** What a failing test prints: the VMX diagnosis (rule, SDM section, field, value) and the kernel log. */
-export function explain(host: Host, extra = ''): string {
-  const lines: string[] = [];
-  if (extra !== '') lines.push(extra);
-  host.vmx.forEach((u, i) => {
-    const d = u.lastDiagnosis();
-    if (d !== null) lines.push(`VMX diagnosis (cpu ${i}):\n${formatDiagnosis(d)}`);
-  });
-  lines.push(`dmesg:\n${host.kernel.dmesg()}`);
-  if (host.console.text() !== '') lines.push(`guest console (port E9H):\n${host.console.text()}`);
-  return lines.join('\n');
-}
 
 export interface RunResult {
   readonly reason: 'idle' | 'shutdown' | 'budget';
@@ -57,26 +43,13 @@ export interface VmxSetup {
   readonly vmcsPa: bigint;
 }
 
-/** VMXON and VMCLEAR+VMPTRLD a fresh VMCS on the current CPU; throws with the diagnosis if anything fails. */
+/** VMXON and VMCLEAR+VMPTRLD a fresh VMCS on `cpu` (the kit's setup); throws with the diagnosis if anything fails. */
 export function enterVmx(host: Host, cpu: HostCpu = host.kernel.cpu()): VmxSetup {
-  const k = host.kernel;
-  const caps = host.vmx[cpu.id]!.caps;
-  const fc = cpu.rdmsr(MSR_IA32_FEATURE_CONTROL);
-  if ((fc & 1n) === 0n) cpu.wrmsr(MSR_IA32_FEATURE_CONTROL, fc | 5n);
-  cpu.writeCr4((cpu.readCr4() | caps.cr4Fixed0 | BigInt(CR4.VMXE)) & caps.cr4Fixed1);
-  cpu.writeCr0((cpu.readCr0() | caps.cr0Fixed0) & caps.cr0Fixed1);
-  const region = (): bigint => {
-    const va = k.get_zeroed_page();
-    k.write32(va, caps.basic.revisionId);
-    return k.virt_to_phys(va);
-  };
-  const vmxonPa = region();
-  const vmcsPa = region();
-  cpu.vmxon(vmxonPa);
-  cpu.vmclear(vmcsPa);
-  cpu.vmptrld(vmcsPa);
-  if ((cpu.rflags() & (CF | ZF)) !== 0n) throw new Error(`support: could not enter VMX operation\n${explain(host)}`);
-  return { vmxonPa, vmcsPa };
+  try {
+    return { vmxonPa: kitVmxOn(host.kernel, cpu), vmcsPa: kitCurrentVmcs(host.kernel, cpu) };
+  } catch (e) {
+    throw new Error(`support: could not enter VMX operation (${(e as Error).message})\n${explain(host)}`);
+  }
 }
 
 /** VMWRITE by name, failing loudly (support code must never fail silently). */
