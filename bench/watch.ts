@@ -2,9 +2,9 @@
 // the real `vmxlab watch` process (in a scratch copy of the course, so your files are never touched).
 // DESIGN.md target: ≤ 1.5 s for one chapter's exercise on the 2-core box.
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { scratchCourse } from '../src/cli/scratch.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
 const EXERCISE = 'exercises/00-machine/descriptor.ts';
@@ -18,11 +18,7 @@ export interface WatchBench {
 }
 
 export async function benchWatch(runs = 6): Promise<WatchBench> {
-  const root = mkdtempSync(join(tmpdir(), 'vmxlab-bench-'));
-  for (const p of ['package.json', 'tsconfig.json', 'vitest.config.ts', 'vitest.setup.ts', 'bin', 'chapters', 'exercises', 'solutions', 'src', 'data']) {
-    cpSync(join(REPO, p), join(root, p), { recursive: true });
-  }
-  symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
+  const root = scratchCourse(REPO, 'vmxlab-bench-');
   const stub = readFileSync(join(root, EXERCISE), 'utf8');
   const solution = readFileSync(join(root, SOLUTION), 'utf8');
   const child = spawn(process.execPath, [join(root, 'bin/vmxlab.js'), 'watch', 'descriptor', '--no-docs'], {

@@ -1,9 +1,9 @@
 // End-to-end tests of the learner CLI on a throwaway copy of the course: what a learner sees for
 // pristine stubs, solutions, and every kind of bad input. Runs `node bin/vmxlab.js` for real.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { scratchCourse } from './scratch.ts';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 
 // These run the real CLI (a node process, then vitest inside it): seconds, not milliseconds.
@@ -28,11 +28,7 @@ interface GradeJson {
 const exercisesOf = (json: GradeJson) => json.chapters.flatMap((c) => c.exercises);
 
 beforeAll(() => {
-  root = mkdtempSync(join(tmpdir(), 'vmxlab-cli-'));
-  for (const p of ['package.json', 'tsconfig.json', 'vitest.config.ts', 'vitest.setup.ts', 'bin', 'chapters', 'exercises', 'solutions', 'src', 'data']) {
-    cpSync(join(REPO, p), join(root, p), { recursive: true });
-  }
-  symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
+  root = scratchCourse(REPO, 'vmxlab-cli-');
   const git = (...args: string[]) => execFileSync('git', args, { cwd: root, stdio: 'ignore' });
   git('init', '-q');
   git('add', '.');

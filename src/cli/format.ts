@@ -3,6 +3,7 @@
 import { styleText } from 'node:util';
 import type { Chapter } from './chapter.ts';
 import type { ExerciseResult } from './result.ts';
+import { stripAnsi } from './stack.ts';
 
 type Style = 'green' | 'red' | 'yellow' | 'dim' | 'bold' | 'cyan';
 
@@ -71,9 +72,4 @@ export function formatGrades(chapters: readonly { chapter: Chapter; results: rea
   lines.push('');
   lines.push(paint('bold', `Total: ${points}/${max} points, ${passed}/${count} exercises passed`));
   return lines.join('\n');
-}
-
-export function stripAnsi(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/\u001b\[[0-9;]*m/g, '');
 }

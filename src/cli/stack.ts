@@ -28,9 +28,14 @@ export function learnerLocation(root: string, err: StackLike): string | undefine
 
 /** The first paragraph of a message, without ANSI colours or an appended stack. */
 export function cleanMessage(message: string): string {
-  // eslint-disable-next-line no-control-regex
-  const plain = message.replace(/\u001b\[[0-9;]*m/g, '');
+  const plain = stripAnsi(message);
   const lines = plain.split('\n');
   const cut = lines.findIndex((l) => /^\s+at /.test(l));
   return (cut === -1 ? lines : lines.slice(0, cut)).join('\n').trim();
+}
+
+/** Text without ANSI colour codes (vitest colours its messages). */
+export function stripAnsi(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\u001b\[[0-9;]*m/g, '');
 }

@@ -10,6 +10,7 @@ import { GraderClient } from './grader-client.ts';
 import { loadProgress, saveProgress, type Progress } from './progress.ts';
 import { resetExercise } from './reset.ts';
 import type { ExerciseResult } from './result.ts';
+import { stripAnsi } from './stack.ts';
 
 export interface WatchOptions {
   root: string;
@@ -241,8 +242,7 @@ function startDocs(root: string, onUrl: (url: string) => void): ChildProcess | u
     let buffer = '';
     child.stdout?.on('data', (d: Buffer) => {
       buffer += d.toString();
-      // eslint-disable-next-line no-control-regex
-      const m = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(buffer.replace(/\u001b\[[0-9;]*m/g, ''));
+      const m = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(stripAnsi(buffer));
       if (m !== null) {
         onUrl(m[1]!);
         child.stdout?.removeAllListeners('data');
