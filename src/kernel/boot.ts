@@ -4,7 +4,7 @@
 // A hypervisor's host-state area is copied from exactly this state (chapter 4), so it is real.
 import type { LogicalProcessor } from '../machine/lp.ts';
 import type { PhysicalMemory } from '../machine/memory.ts';
-import { AR, SYSTEM_TYPE } from '../x86/segments.ts';
+import { AR, SYSTEM_TYPE, encodeDescriptor } from '../x86/segments.ts';
 import { KERNEL_IMAGE_BYTES, PAGE_OFFSET, PAGE_SIZE, PHYS_KERNEL_START, START_KERNEL_MAP, VMALLOC_START } from './layout.ts';
 
 /** Linux x86-64 GDT layout (arch/x86/include/asm/segment.h). */
@@ -95,11 +95,10 @@ function pml4Index(va: bigint): number {
   return Number((va >> 39n) & 511n);
 }
 
-/** A code/data descriptor from its parts. See SDM Vol. 3A, "Segment Descriptors". */
+/** A descriptor as one 64-bit value; `limit` is in bytes (scaled down when G = 1). See SDM Vol. 3A, "Segment Descriptors". */
 function descriptor(base: number, limit: number, ar: number): bigint {
-  const b = BigInt(base >>> 0), l = BigInt(limit);
-  return (l & 0xffffn) | ((b & 0xffffffn) << 16n) | (BigInt(ar & 0xff) << 40n) | (((l >> 16n) & 0xfn) << 48n) |
-    (BigInt((ar >> 12) & 0xf) << 52n) | ((b >> 24n) << 56n);
+  const [lo, hi] = encodeDescriptor(base, limit, ar);
+  return BigInt(lo) | (BigInt(hi) << 32n);
 }
 
 const KERNEL_CS_AR = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.L | AR.G; // a09bH
@@ -112,12 +111,12 @@ export function bootCpu(lp: LogicalProcessor, memory: PhysicalMemory, cr3: numbe
   const gdt = imagePa(perCpuOffset(cpu, IMAGE.PERCPU_GDT));
   const tss = perCpuOffset(cpu, IMAGE.PERCPU_TSS);
   memory.writeBytes(gdt, new Uint8Array(GDT_ENTRIES * 8));
-  memory.write64(gdt + 8 * GDT_ENTRY_KERNEL32_CS, descriptor(0, 0xfffff, AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.DB | AR.G));
-  memory.write64(gdt + 8 * GDT_ENTRY_KERNEL_CS, descriptor(0, 0xfffff, KERNEL_CS_AR));
-  memory.write64(gdt + 8 * GDT_ENTRY_KERNEL_DS, descriptor(0, 0xfffff, KERNEL_DS_AR));
-  memory.write64(gdt + 8 * GDT_ENTRY_DEFAULT_USER32_CS, descriptor(0, 0xfffff, (AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.DB | AR.G) | (3 << AR.DPL_SHIFT)));
-  memory.write64(gdt + 8 * GDT_ENTRY_DEFAULT_USER_DS, descriptor(0, 0xfffff, KERNEL_DS_AR | (3 << AR.DPL_SHIFT)));
-  memory.write64(gdt + 8 * GDT_ENTRY_DEFAULT_USER_CS, descriptor(0, 0xfffff, KERNEL_CS_AR | (3 << AR.DPL_SHIFT)));
+  memory.write64(gdt + 8 * GDT_ENTRY_KERNEL32_CS, descriptor(0, 0xffffffff, AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.DB | AR.G));
+  memory.write64(gdt + 8 * GDT_ENTRY_KERNEL_CS, descriptor(0, 0xffffffff, KERNEL_CS_AR));
+  memory.write64(gdt + 8 * GDT_ENTRY_KERNEL_DS, descriptor(0, 0xffffffff, KERNEL_DS_AR));
+  memory.write64(gdt + 8 * GDT_ENTRY_DEFAULT_USER32_CS, descriptor(0, 0xffffffff, (AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.DB | AR.G) | (3 << AR.DPL_SHIFT)));
+  memory.write64(gdt + 8 * GDT_ENTRY_DEFAULT_USER_DS, descriptor(0, 0xffffffff, KERNEL_DS_AR | (3 << AR.DPL_SHIFT)));
+  memory.write64(gdt + 8 * GDT_ENTRY_DEFAULT_USER_CS, descriptor(0, 0xffffffff, KERNEL_CS_AR | (3 << AR.DPL_SHIFT)));
   // A 64-bit TSS descriptor takes two slots: the upper 8 bytes hold base 63:32.
   // See SDM Vol. 3A, "TSS Descriptor in 64-bit mode".
   const tssVa = imageVa(tss);
