@@ -120,6 +120,7 @@ describe('exception delivery', () => {
     const g = prepareGuest('mov rax, cr0', { longMode: { userPages: true } });
     handler(g.machine, 0x200000, 13);
     g.lp.setSegment('cs', { selector: SELECTORS.USER_CODE64, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.CODE | AR.RW | AR.L | AR.G | (3 << AR.DPL_SHIFT) });
+    g.lp.setSegment('ss', { selector: SELECTORS.USER_DATA, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.RW | AR.DB | AR.G | (3 << AR.DPL_SHIFT) }); // CPL = SS.DPL = 3
     g.machine.run({ maxInstructions: 100 });
     expect(g.lp.getReg('r15')).toBe(13n);
   });

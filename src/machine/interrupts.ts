@@ -204,6 +204,7 @@ function deliver64(lp: LogicalProcessor, vector: number, errorCode: number, type
   lp.segBase[CS] = cs.base;
   lp.segLimit[CS] = cs.limit;
   lp.segAr[CS] = cs.ar;
+  lp.setCpl(newCpl);
   lp.regLo[RSP] = rsp >>> 0 | 0;
   lp.regHi[RSP] = Math.floor(rsp / TWO32) | 0;
   let fl = lp.getRflags() & ~(RFLAGS.TF | RFLAGS.NT | RFLAGS.RF | RFLAGS.VM);

@@ -147,6 +147,14 @@ export class LogicalProcessor {
   // ---- Derived mode state (kept in sync by updateMode()). ----
   /** Code size of the current CS: 16, 32 or 64. */
   bits: 16 | 32 | 64 = 16;
+  /**
+   * The current privilege level: architectural state, not derived from CS.RPL. It is loaded where the SDM
+   * loads it — with CS by far transfers and event delivery, from SS.DPL by VM entry ("SS.DPL … will be the
+   * current privilege level (CPL) after the VM entry completes"), 0 in real mode and 3 in virtual-8086 mode.
+   * CS.RPL and SS.DPL can differ (an unrestricted guest entered with CS.RPL = 3, SS.DPL = 0 runs at CPL 0).
+   * See SDM Vol. 3A, "Privilege Levels" and Vol. 3C, "Loading Guest Segment Registers and Descriptor-Table
+   * Registers". Change it with `setCpl`.
+   */
   cpl = 0;
   /** 1 when CPL = 3 (user-mode accesses), else 0. */
   user = 0;
@@ -221,7 +229,10 @@ export class LogicalProcessor {
   // Mode
   // =====================================================================================================
 
-  /** Recompute code size, CPL and effective segment bases after CR0/EFER/CS changes. */
+  /**
+   * Recompute code size and effective segment bases after CR0/EFER/CS changes. CPL is kept (it is state, see
+   * `cpl`) except where the mode fixes it: 0 in real-address mode, 3 in virtual-8086 mode.
+   */
   updateMode(): void {
     const pe = (this.cr0 & CR0.PE) !== 0;
     const lma = (this.efer & EFER.LMA) !== 0;
@@ -229,9 +240,16 @@ export class LogicalProcessor {
     if (!pe) this.bits = 16;
     else if (lma && csAr & AR.L) this.bits = 64;
     else this.bits = csAr & AR.DB ? 32 : 16;
-    this.cpl = pe ? (this.rflagsRaw & RFLAGS.VM ? 3 : this.segSel[CS]! & 3) : 0;
+    if (!pe) this.cpl = 0;
+    else if (this.rflagsRaw & RFLAGS.VM) this.cpl = 3;
     this.user = this.cpl === 3 ? 1 : 0;
     for (let s = 0; s < 6; s++) this.segEffBase[s] = this.bits === 64 && s < FS ? 0 : this.segBase[s]!;
+  }
+
+  /** Load the CPL (far transfers, event delivery, IRET). Call `updateMode` afterwards, as those paths do. */
+  setCpl(cpl: number): void {
+    this.cpl = cpl & 3;
+    this.user = this.cpl === 3 ? 1 : 0;
   }
 
   /** In IA-32e mode with CS.L = 1. */
@@ -544,13 +562,18 @@ export class LogicalProcessor {
       ar: this.segAr[s]!,
     };
   }
-  /** Load a segment register's selector and hidden part directly (test setup, VM entry/exit). */
+  /**
+   * Load a segment register's selector and hidden part directly (test setup, VM entry/exit). Loading SS also
+   * loads the CPL from SS.DPL, as VM entry and VM exit do: the SDM keeps CPL = SS.DPL, while CS.RPL may differ.
+   * See SDM Vol. 3C, "Loading Guest Segment Registers and Descriptor-Table Registers".
+   */
   setSegment(name: SegmentRegisterName, st: SegmentState): void {
     const s = segIndex(name);
     this.segSel[s] = st.selector & 0xffff;
     this.segBase[s] = Number(BigInt.asIntN(64, st.base));
     this.segLimit[s] = st.limit >>> 0;
     this.segAr[s] = st.ar;
+    if (s === SS) this.setCpl((st.ar >>> AR.DPL_SHIFT) & 3);
     this.updateMode();
   }
 

@@ -180,6 +180,7 @@ describe('SMAP and UMIP', () => {
     writeIdtGate(m.memory, L.idt, 13, 0x211000);
     lp.cr4 |= 1 << 11;
     lp.setSegment('cs', { selector: SELECTORS.USER_CODE64, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.CODE | AR.RW | AR.L | AR.G | (3 << AR.DPL_SHIFT) | AR.ACCESSED });
+    lp.setSegment('ss', { selector: SELECTORS.USER_DATA, base: 0n, limit: 0xffffffff, ar: AR.P | AR.S | AR.RW | AR.DB | AR.G | (3 << AR.DPL_SHIFT) }); // CPL = SS.DPL = 3
     lp.setReg('rsp', 0x70000n);
     m.run({ maxInstructions: 100 });
     expect(lp.getReg('r15')).toBe(13n);

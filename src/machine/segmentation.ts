@@ -132,6 +132,7 @@ export function loadCodeSegment(lp: LogicalProcessor, sel: number, newCpl: numbe
   lp.segBase[CS] = d.base;
   lp.segLimit[CS] = d.limit;
   lp.segAr[CS] = d.ar;
+  lp.setCpl(newCpl);
   lp.updateMode();
 }
 
