@@ -83,4 +83,10 @@ describe('common mistakes (ERRATA, chapter 4)', () => {
     f.set('VMCS_LINK_POINTER', 0);
     expect(outcome(f)).toBe('exit 33/4 guest-vmcs-link-pointer-revision');
   });
+
+  it('a VMCS link pointer set to the current VMCS (a VMCS as its own shadow) gives exit 33 with qualification 4', () => {
+    const f = fixture();
+    f.set('VMCS_LINK_POINTER', f.ctx.vmcsPointer); // right revision id, not a shadow VMCS: only this rule breaks
+    expect(outcome(f)).toBe('exit 33/4 guest-vmcs-link-pointer-current');
+  });
 });

@@ -213,6 +213,14 @@ export const GUEST_NON_REGISTER_CHECKS: readonly StateCheck[] = [
     return shadow === want || fail('VMCS_LINK_POINTER', p, `shadow-VMCS indicator = ${want ? 1 : 0}`, want ? 'with VMCS shadowing the linked VMCS must be a shadow VMCS' : 'without VMCS shadowing the linked VMCS must not be a shadow VMCS');
   }, 'Bit 31 of the linked region\'s first dword (shadow-VMCS indicator) must equal the "VMCS shadowing" control.',
   EXIT_INVALID_GUEST_STATE_LINK),
+  // Outside SMM (the CPU never runs in SMM) the link pointer must not name the VMCS being entered: a VMCS
+  // cannot be its own shadow.
+  guest(NONREG, 'guest-vmcs-link-pointer-current', ['VMCS_LINK_POINTER'], (v) => {
+    const p = v.u64('VMCS_LINK_POINTER');
+    if (p === VMCS_LINK_POINTER_NONE) return true;
+    return p !== v.ctx.vmcsPointer || fail('VMCS_LINK_POINTER', p, `FFFFFFFF_FFFFFFFFH, or a VMCS other than the current one (${hex(v.ctx.vmcsPointer)})`, 'the link pointer names the current VMCS itself');
+  }, 'Outside SMM, the VMCS link pointer must not contain the current-VMCS pointer.',
+  EXIT_INVALID_GUEST_STATE_LINK),
 
   // --- PDPTEs (exit qualification 2) -----------------------------------------------------------------------
   pdpteCheck(0), pdpteCheck(1), pdpteCheck(2), pdpteCheck(3),

@@ -478,6 +478,12 @@ export const M: Record<string, Mutation> = {
     f.set('VMCS_LINK_POINTER', p);
     return true;
   },
+  'guest-vmcs-link-pointer-current': (f) => {
+    // The current VMCS passes the address, revision and shadow-indicator checks, so only this rule breaks.
+    if (f.has('proc2', C.SECONDARY_EXEC_SHADOW_VMCS)) return false;
+    f.set('VMCS_LINK_POINTER', f.ctx.vmcsPointer);
+    return true;
+  },
   ...Object.fromEntries([0, 1, 2, 3].map((i) => [`guest-pdpte${i}-reserved`, ((f, r) => {
     paeGuest(f);
     const bad = 1n | (r.pick ? 1n << BigInt(pickOf([1, 2, 5, 6, 7, 8], r.n)) : 1n << BigInt(width(f) + (r.n % (64 - width(f)))));
