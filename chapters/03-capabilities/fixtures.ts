@@ -6,6 +6,7 @@
 // "VMX Capability Reporting Facility") so that the tests do not depend on the project's own tables.
 import fc from 'fast-check';
 import { CPU_MODELS } from '#src/machine/cpu-model';
+import { vmxMsrsOf } from '#src/vmx/emulated-msrs';
 
 export const IA32_VMX_BASIC = 0x480;
 export const IA32_VMX_PINBASED_CTLS = 0x481;
@@ -70,12 +71,12 @@ export function fakeMsrs(name: string, msrs: ReadonlyMap<number, bigint>): FakeM
 
 /** One FakeMsrs per real CPU model (fresh for each call, so fault logs do not leak between tests). */
 export function realModels(): FakeMsrs[] {
-  return CPU_MODELS.map((m) => fakeMsrs(m.name, m.msrs));
+  return CPU_MODELS.map((m) => fakeMsrs(m.name, vmxMsrsOf(m)));
 }
 export function realModel(name: string): FakeMsrs {
   const m = CPU_MODELS.find((x) => x.name === name);
   if (m === undefined) throw new Error(`no CPU model ${name}`);
-  return fakeMsrs(m.name, m.msrs);
+  return fakeMsrs(m.name, vmxMsrsOf(m));
 }
 export function maxPhysAddrOf(name: string): number {
   const m = CPU_MODELS.find((x) => x.name === name);

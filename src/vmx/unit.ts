@@ -9,7 +9,9 @@ import type { CpuModel } from '../machine/cpu-model.ts';
 import { gp } from '../machine/fault.ts';
 import type { LogicalProcessor } from '../machine/lp.ts';
 import type { VmxInstruction, VmxInterceptEvent, VmxUnit } from '../machine/vmx-seam.ts';
-import { decodeCapabilities, type VmxCapabilities } from './capabilities.ts';
+import type { VmxCapabilities } from './capabilities.ts';
+import { capabilitiesOf, vmxMsrsOf } from './emulated-msrs.ts';
+import { VMX_CAPABILITY_MSRS } from './msrs.ts';
 import { VMX_CONTROL } from './controls.ts';
 import { vmcsAccessOf } from './entry/context.ts';
 import { VMXERR } from './errors.ts';
@@ -204,10 +206,18 @@ export class VmxUnitImpl implements VmxUnit {
   }
 }
 
-/** Give every LP of a machine a VMX unit for `model` (its capability MSRs). */
+/**
+ * Give every LP of a machine a VMX unit for `model`. The LPs' capability MSRs become the emulated values
+ * (`vmxMsrsOf`: consistent with the fields VMX Lab models), read-only as on hardware.
+ */
 export function attachVmx(cpus: readonly LogicalProcessor[], model: CpuModel): VmxUnitImpl[] {
-  const caps = decodeCapabilities(model.msrs);
+  const caps = capabilitiesOf(model);
+  const msrs = vmxMsrsOf(model);
   return cpus.map((lp) => {
+    for (const { index } of VMX_CAPABILITY_MSRS) {
+      const value = msrs.get(index);
+      if (value !== undefined) lp.definePlainMsr(index, value, false);
+    }
     const unit = new VmxUnitImpl(lp, caps);
     lp.vmx = unit;
     return unit;

@@ -1,3 +1,4 @@
+import { capabilitiesOf } from './emulated-msrs.ts';
 import { describe, expect, it } from 'vitest';
 import { CPU_MODELS } from '../machine/cpu-model.ts';
 import { decodeCapabilities } from './capabilities.ts';
@@ -8,13 +9,13 @@ import {
   VMCS_SLOT, VMCS_SLOT_COUNT, initialiseRegion, loadVmcs, slotOfEncoding, storeVmcs,
 } from './vmcs.ts';
 
-const caps = decodeCapabilities(CPU_MODELS.find((m) => m.name === 'skylake-i5-6300u')!.msrs);
+const caps = capabilitiesOf(CPU_MODELS.find((m) => m.name === 'skylake-i5-6300u')!);
 const PA = 0x4000n;
 
 describe('VMCS layout', () => {
   it('fits in the VMCS region size of every CPU model (IA32_VMX_BASIC[44:32])', () => {
     for (const m of CPU_MODELS) {
-      expect(VMCS_LAYOUT_END, m.name).toBeLessThanOrEqual(decodeCapabilities(m.msrs).basic.regionSize);
+      expect(VMCS_LAYOUT_END, m.name).toBeLessThanOrEqual(capabilitiesOf(m).basic.regionSize);
     }
   });
   it('slots do not overlap, follow the header, and have the field width in bytes', () => {

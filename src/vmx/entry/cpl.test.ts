@@ -7,11 +7,11 @@ import { CPU_MODELS } from '../../machine/cpu-model.ts';
 import {
   REFERENCE_SEGMENTS, bootHost, enableUnrestrictedGuest, enterVmx, explain, read, runGuests, write, writeReferenceVmcs,
 } from '../../kernel/testing/reference-vm.ts';
-import { decodeCapabilities } from '../capabilities.ts';
+import { capabilitiesOf } from '../emulated-msrs.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 
-const models = CPU_MODELS.filter((m) => (decodeCapabilities(m.msrs).effective.proc2.allowed1 & VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST) !== 0);
+const models = CPU_MODELS.filter((m) => (capabilitiesOf(m).effective.proc2.allowed1 & VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST) !== 0);
 
 describe('CPL is architectural state loaded by VM entry', () => {
   it.each(models.map((m) => m.name))('%s: a guest with CS.RPL = 3, SS.DPL = 0 runs at CPL 0', (model) => {

@@ -1,5 +1,6 @@
 // Test support for VM entry/exit (imported only by tests): a generator of valid VMCSs — 64-bit host, 64-bit
 // guest, built from a CPU model's capabilities — and small helpers to break them.
+import { capabilitiesOf } from '../emulated-msrs.ts';
 import fc from 'fast-check';
 import type { VmxCapabilities } from '../capabilities.ts';
 import { decodeCapabilities } from '../capabilities.ts';
@@ -95,7 +96,7 @@ export const VMCS_POINTER = 0x1000n;
 const CONTROL_FIELD = { pin: 'PIN_BASED_VM_EXEC_CONTROL', proc: 'CPU_BASED_VM_EXEC_CONTROL', proc2: 'SECONDARY_VM_EXEC_CONTROL', exit: 'VM_EXIT_CONTROLS', entry: 'VM_ENTRY_CONTROLS' } as const;
 
 export function capsOf(model: CpuModel): VmxCapabilities {
-  return decodeCapabilities(model.msrs);
+  return capabilitiesOf(model);
 }
 
 /** Build a VMCS that passes every VM-entry check on `model`, plus a fake LP in 64-bit mode to enter it from. */

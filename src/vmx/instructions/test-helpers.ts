@@ -1,4 +1,5 @@
 // Shared setup for the VMX instruction tests: a fake LP on a real CPU model, VMX regions in its memory.
+import { capabilitiesOf } from '../emulated-msrs.ts';
 import { getCpuModel } from '../../machine/cpu-model.ts';
 import { decodeCapabilities, type VmxCapabilities } from '../capabilities.ts';
 import { fakeVmxContext } from '../fake-cpu.ts';
@@ -22,7 +23,7 @@ const capsCache = new Map<string, VmxCapabilities>();
 export function capsOf(model: string): VmxCapabilities {
   let c = capsCache.get(model);
   if (c === undefined) {
-    c = decodeCapabilities(getCpuModel(model)!.msrs);
+    c = capabilitiesOf(getCpuModel(model)!);
     capsCache.set(model, c);
   }
   return c;
