@@ -1,12 +1,14 @@
 // The real logical processor seen through the narrow views VMX code is written against (VmxCpu,
 // VmTransitionCpu). Everything VMX instructions, VM entries and VM exits do to the LP goes through here.
 import { CpuFault } from '../machine/fault.ts';
+import { deliverWithDoubleFault } from '../machine/interrupts.ts';
 import type { LogicalProcessor, SegmentRegisterName } from '../machine/lp.ts';
 import { CR0, EFER } from '../x86/control-registers.ts';
 import { AR } from '../x86/segments.ts';
 import type { VmxCapabilities } from './capabilities.ts';
 import type { MemAccess, MemWrite } from './cpu-view.ts';
 import type { SegmentName, SegmentState, VmTransitionCpu } from './entry/context.ts';
+import type { InjectedEvent } from './entry/inject.ts';
 
 const ACTIVITY = ['active', 'hlt', 'shutdown', 'wait-for-sipi'] as const;
 // Interruptibility-state bits. See SDM Vol. 3C, "Guest Non-Register State".
@@ -145,6 +147,13 @@ export class LpVmxCpu implements VmTransitionCpu {
     }
   }
   pendingDebugExceptions(): bigint { return this.pendingDbg; }
+  deliverEvent(e: InjectedEvent): void {
+    const lp = this.lp;
+    // Software interrupts and exceptions return after the instruction that (as if) raised them.
+    const returnRip = lp.rip + e.instructionLength;
+    deliverWithDoubleFault(lp, { vector: e.vector, errorCode: e.errorCode ?? -1, explanation: 'event injected by VM entry' },
+      e.type, returnRip, e.instructionLength, { injected: true });
+  }
   setPendingDebugExceptions(value: bigint): void { this.pendingDbg = value; }
   /** PAE paging without IA-32e mode is not emulated; the PDPTEs are kept for inspection only. */
   loadPdptes(pdptes: readonly bigint[]): void { this.pdptes = [...pdptes]; }

@@ -126,6 +126,9 @@ export class VmxUnitImpl implements VmxUnit {
         return;
       }
       case 'vm-entered':
+        // "Other event" injection: an MTF VM exit is pending at the instruction boundary right after VM entry,
+        // before the guest runs anything. See SDM Vol. 3C, "Monitor Trap Flag" and "Event Injection".
+        if (outcome.pendingMtf && this.state.nonRoot) this.exit(lp, { reason: EXIT_REASON.EXIT_REASON_MONITOR_TRAP_FLAG });
         return;
       case 'vm-entry-failed':
         if (outcome.then.kind === 'vmx-abort') lp.shutdown(`VMX abort: ${outcome.then.message}`);

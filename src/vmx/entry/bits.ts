@@ -25,6 +25,24 @@ export const INTR_TYPE = {
   OTHER_EVENT: 7,
 } as const;
 
+/** An interruption-information field (VM-entry, VM-exit or IDT-vectoring: the same layout), decoded. */
+export interface InterruptionInfo {
+  readonly valid: boolean;
+  readonly type: number;
+  readonly vector: number;
+  readonly deliverErrorCode: boolean;
+  readonly raw: number;
+}
+export function decodeInterruptionInfo(raw: number): InterruptionInfo {
+  return {
+    valid: (raw & INTR_INFO.VALID) !== 0,
+    type: (raw & INTR_INFO.TYPE_MASK) >>> INTR_INFO.TYPE_SHIFT,
+    vector: raw & INTR_INFO.VECTOR_MASK,
+    deliverErrorCode: (raw & INTR_INFO.DELIVER_ERROR_CODE) !== 0,
+    raw,
+  };
+}
+
 /** Exceptions that push an error code. See SDM Vol. 3A, "Exception and Interrupt Reference". */
 export const VECTORS_WITH_ERROR_CODE: readonly number[] = [8, 10, 11, 12, 13, 14, 17];
 

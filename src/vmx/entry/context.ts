@@ -4,6 +4,7 @@ import type { VmxCpu } from '../cpu-view.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import type { ActiveVmcs } from '../vmcs.ts';
 import { VMCS_SLOT } from '../vmcs.ts';
+import type { InjectedEvent } from './inject.ts';
 
 /**
  * The current VMCS, by Linux field name. Values are raw, zero-extended to 64 bits (a 16-bit selector reads as
@@ -88,6 +89,11 @@ export interface VmTransitionCpu extends VmxCpu {
   setInterruptibility(value: number): void;
   /** Pending debug exceptions in the VMCS layout (B3–B0, enabled breakpoint, BS, RTM). */
   pendingDebugExceptions(): bigint;
+  /**
+   * Deliver an event through the IDT now, as event injection does (no exception-bitmap check for the event
+   * itself; faults during delivery follow the usual rules). See SDM Vol. 3C, "Event Injection".
+   */
+  deliverEvent(event: InjectedEvent): void;
   setPendingDebugExceptions(value: bigint): void;
   /** Use these four PDPTEs for PAE paging (loaded by VM entry/exit instead of read from memory at CR3). */
   loadPdptes(pdptes: readonly bigint[]): void;

@@ -6,7 +6,7 @@ import { ERROR_INVALID_CONTROL, fail, hex } from './rule.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
-import { EPTP, INTR_INFO, INTR_TYPE, VECTORS_WITH_ERROR_CODE } from './bits.ts';
+import { EPTP, INTR_INFO, INTR_TYPE, VECTORS_WITH_ERROR_CODE, decodeInterruptionInfo, type InterruptionInfo } from './bits.ts';
 
 const EXEC = 'Checks on VM-Execution Control Fields';
 const EXIT = 'Checks on VM-Exit Control Fields';
@@ -53,15 +53,8 @@ function msrArea(v: EntryView, countField: string, addrField: string, what: stri
 
 const has = (value: number, bit: number): boolean => (value & bit) !== 0;
 
-function injected(v: EntryView): { valid: boolean; type: number; vector: number; deliverErrorCode: boolean; raw: number } {
-  const raw = v.u32('VM_ENTRY_INTR_INFO_FIELD');
-  return {
-    valid: has(raw, INTR_INFO.VALID),
-    type: (raw & INTR_INFO.TYPE_MASK) >>> INTR_INFO.TYPE_SHIFT,
-    vector: raw & INTR_INFO.VECTOR_MASK,
-    deliverErrorCode: has(raw, INTR_INFO.DELIVER_ERROR_CODE),
-    raw,
-  };
+function injected(v: EntryView): InterruptionInfo {
+  return decodeInterruptionInfo(v.u32('VM_ENTRY_INTR_INFO_FIELD'));
 }
 export { injected as entryInterruptionInfo };
 

@@ -3,6 +3,7 @@
 // refuses (unknown MSRs, reserved EFER bits, invalid PAT types, non-canonical addresses).
 import type { SegmentName, SegmentState, VmTransitionCpu } from './context.ts';
 import { SEGMENT_NAMES } from './context.ts';
+import type { InjectedEvent } from './inject.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import type { MemAccess, MemWrite } from '../cpu-view.ts';
 import { validPat } from './host-state.ts';
@@ -116,6 +117,9 @@ export class FakeTransitionCpu implements VmTransitionCpu {
   setInterruptibility(value: number): void { this.interruptibilityState = value >>> 0; }
   pendingDebugExceptions(): bigint { return this.pendingDbg; }
   setPendingDebugExceptions(value: bigint): void { this.pendingDbg = value; }
+  /** Events delivered by event injection, in order (the fake has no IDT). */
+  readonly delivered: InjectedEvent[] = [];
+  deliverEvent(event: InjectedEvent): void { this.delivered.push(event); }
   loadPdptes(pdptes: readonly bigint[]): void { this.pdptes = [...pdptes]; }
 
   private canonical(a: bigint): boolean {

@@ -24,7 +24,8 @@ export type VmxOutcome =
   /** In VMX non-root operation the instruction causes a VM exit with this basic reason (the caller performs it). */
   | { readonly kind: 'vm-exit'; readonly reason: number }
   /** VMLAUNCH/VMRESUME: VM entry succeeded; the LP is in VMX non-root operation. */
-  | { readonly kind: 'vm-entered' }
+  /** VM entry succeeded; `pendingMtf`: an injected "other event" made an MTF VM exit pending before the first guest instruction. */
+  | { readonly kind: 'vm-entered'; readonly pendingMtf: boolean }
   /**
    * VMLAUNCH/VMRESUME: VM entry failed while or after loading guest state; host state was loaded and the exit
    * reason (with bit 31 set) and qualification are in the VMCS. Execution continues at HOST_RIP.

@@ -52,12 +52,12 @@ describe('VMLAUNCH/VMRESUME before the VM-entry checks', () => {
   it('VMRESUME of a clear VMCS: error 5; VMLAUNCH of a launched one: error 4', () => {
     const ctx = setupWithVmcs();
     expect(vmresume(ctx, notCalled)).toEqual({ kind: 'VMfailValid', error: 5 });
-    expect(vmlaunch(ctx, entered)).toEqual({ kind: 'vm-entered' });
+    expect(vmlaunch(ctx, entered)).toEqual({ kind: 'vm-entered', pendingMtf: false });
     expect(ctx.state.nonRoot).toBe(true);
     expect(ctx.state.current!.launchState).toBe('launched');
     ctx.state.nonRoot = false; // (as after a VM exit)
     expect(vmlaunch(ctx, notCalled)).toEqual({ kind: 'VMfailValid', error: 4 });
-    expect(vmresume(ctx, entered)).toEqual({ kind: 'vm-entered' });
+    expect(vmresume(ctx, entered)).toEqual({ kind: 'vm-entered', pendingMtf: false });
   });
   it('VMCLEAR makes a launched VMCS launchable again', () => {
     const ctx = setupWithVmcs();
@@ -65,7 +65,7 @@ describe('VMLAUNCH/VMRESUME before the VM-entry checks', () => {
     ctx.state.nonRoot = false;
     vmclear(ctx, v(VMCS_PA));
     vmptrld(ctx, v(VMCS_PA));
-    expect(vmlaunch(ctx, entered)).toEqual({ kind: 'vm-entered' });
+    expect(vmlaunch(ctx, entered)).toEqual({ kind: 'vm-entered', pendingMtf: false });
   });
   it('VMXOFF/VMXON between VMLAUNCH and VMRESUME: error 6 (and VMLAUNCH says 4)', () => {
     const ctx = setupWithVmcs();
@@ -112,7 +112,7 @@ describe('VMLAUNCH/VMRESUME before the VM-entry checks', () => {
     for (const [i, val] of fixture.cpu.msrs) ctx.cpu.msrs.set(i, val);
     ctx.state.current!.data.set(fixture.active.data);
     const o = vmlaunch(ctx);
-    expect(o, JSON.stringify(lastDiagnosis(ctx.state), (_k, x) => (typeof x === 'bigint' ? x.toString(16) : x))).toEqual({ kind: 'vm-entered' });
+    expect(o, JSON.stringify(lastDiagnosis(ctx.state), (_k, x) => (typeof x === 'bigint' ? x.toString(16) : x))).toEqual({ kind: 'vm-entered', pendingMtf: false });
     expect(ctx.state.nonRoot).toBe(true);
   });
 });

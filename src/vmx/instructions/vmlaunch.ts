@@ -6,6 +6,7 @@ import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../exit-reasons.ts
 import { VMXERR } from '../errors.ts';
 import { vmEntry, type VmEntryOutcome, type EntryContext, type VmTransitionCpu } from '../entry/index.ts';
 import { vmcsAccessOf } from '../entry/context.ts';
+import { injectEvent } from '../entry/inject.ts';
 import {
   commonUd, cplGp, vmFailInvalid, vmFailValid, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
@@ -74,6 +75,7 @@ function launchOrResume(ctx: VmEntryContext, I: 'VMLAUNCH' | 'VMRESUME', enter: 
       // A successful VMLAUNCH makes the launch state "launched". See SDM Vol. 3C, "VMCS Life Cycle".
       current.launchState = 'launched';
       state.nonRoot = true;
-      return { kind: 'vm-entered' };
+      // The last step of VM entry: deliver the injected event, if any. See SDM Vol. 3C, "Event Injection".
+      return { kind: 'vm-entered', pendingMtf: injectEvent(cpu, vmcsAccessOf(current)) === 'pending-mtf-exit' };
   }
 }
