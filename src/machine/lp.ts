@@ -797,6 +797,8 @@ export class LogicalProcessor {
     if (this.initPending) this.performInit(); // the INIT arrived first
     if (this.activity !== 'wait-for-sipi') return;
     const v = vector & 0xff;
+    // In VMX non-root operation the SIPI causes a VM exit instead of starting the LP (see VmxUnit.handleSipi).
+    if (this.vmx?.handleSipi?.(this, v)) return;
     this.segSel[CS] = v << 8;
     this.segBase[CS] = v << 12;
     this.rip = 0;

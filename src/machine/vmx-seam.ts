@@ -135,6 +135,12 @@ export interface VmxUnit {
    */
   handleInit?(lp: LogicalProcessor): boolean;
   /**
+   * Optional: a start-up IPI with `vector` arrived while the LP is in the wait-for-SIPI state. Return true if VMX
+   * handled it: in VMX non-root operation it causes a VM exit (reason 4, the vector as exit qualification)
+   * instead of starting the LP at vector × 1000H. See SDM Vol. 3C, "Other Causes of VM Exits" ("SIPIs").
+   */
+  handleSipi?(lp: LogicalProcessor, vector: number): boolean;
+  /**
    * Optional: while true in non-root operation, the CPU calls `atBoundary` at every instruction boundary (before
    * events are accepted) and runs the guest one instruction at a time. VMX turns it on for the monitor trap flag,
    * interrupt-/NMI-window exiting and the preemption timer, and off otherwise (blocks and the JIT are faster).

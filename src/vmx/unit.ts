@@ -201,6 +201,13 @@ export class VmxUnitImpl implements VmxUnit {
     }
   }
 
+  /** A SIPI to a guest in the wait-for-SIPI state is a VM exit with the vector as qualification. */
+  handleSipi(lp: LogicalProcessor, vector: number): boolean {
+    if (!this.state.nonRoot) return false;
+    this.exit(lp, { reason: EXIT_REASON.EXIT_REASON_SIPI_SIGNAL, qualification: BigInt(vector & 0xff) });
+    return true;
+  }
+
   /** INIT is blocked in VMX root operation and causes a VM exit in VMX non-root operation. */
   handleInit(lp: LogicalProcessor): boolean {
     if (!this.state.inVmxOperation) return false;
