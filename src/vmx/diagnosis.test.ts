@@ -8,7 +8,7 @@ describe('explanation channel', () => {
   it('formats rule, SDM section, field, value and expectation', () => {
     const text = formatDiagnosis({
       rule: 'vmwrite-read-only-field', sdm: 'SDM Vol. 3C, "VMWRITE—Write Field to Virtual-Machine Control Structure"',
-      instruction: 'VMWRITE', outcome: 'VMfailValid(13)', field: 'VM_EXIT_REASON', value: 0x4402n, expected: 'a writable field', message: 'read-only',
+      instruction: 'VMWRITE', outcome: 'VMfailValid(13)', field: 'VM_EXIT_REASON', value: 0x4402n, expected: 'a writable field', message: 'read-only', seq: 1,
     });
     expect(text).toBe([
       'VMWRITE: VMfailValid(13) — read-only',

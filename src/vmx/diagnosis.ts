@@ -18,16 +18,34 @@ export interface Diagnosis {
   readonly expected?: string;
   /** One or two sentences for a learner. */
   readonly message: string;
+  /**
+   * Which VMX instruction this diagnosis belongs to: the LP's VMX-instruction count when that instruction ran
+   * (see `DiagnosisHolder.instructionSeq`). A diagnosis is about the last VMX instruction only if the two match.
+   */
+  readonly seq: number;
 }
 
 /** Something that keeps the last diagnosis (the per-LP VmxState). */
 export interface DiagnosisHolder {
   lastDiagnosis: Diagnosis | null;
+  /** VMX instructions executed on this LP so far (VMXON … VMFUNC, including those that exit from a guest). */
+  instructionSeq: number;
+}
+
+/** Record a diagnosis for the VMX instruction now executing. */
+export function recordDiagnosis(holder: DiagnosisHolder, d: Omit<Diagnosis, 'seq'>): void {
+  holder.lastDiagnosis = { ...d, seq: holder.instructionSeq };
 }
 
 /** The diagnosis of the most recent VMX instruction failure on this LP, or null if none failed yet. */
 export function lastDiagnosis(holder: DiagnosisHolder): Diagnosis | null {
   return holder.lastDiagnosis;
+}
+
+/** The diagnosis of the last VMX instruction executed, or null if that instruction did not fail. */
+export function diagnosisOfLastInstruction(holder: DiagnosisHolder): Diagnosis | null {
+  const d = holder.lastDiagnosis;
+  return d !== null && d.seq === holder.instructionSeq ? d : null;
 }
 
 /** Multi-line text for oops reports and test failure messages. */

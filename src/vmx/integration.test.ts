@@ -29,6 +29,22 @@ describe('VMX instructions on the real LP', () => {
     expect(faultOf(() => cpu.vmxon(0x1000n))?.vector).toBe(6);
     expect(unit.lastDiagnosis()?.rule).toBe('vmxon-cr4-vmxe');
   });
+  it('a diagnosis carries its VMX instruction\'s sequence number; a later successful instruction is told apart', () => {
+    const { cpu, caps, region, unit } = host();
+    expect(faultOf(() => cpu.vmxon(0x1000n))?.vector).toBe(6);
+    const failed = unit.lastDiagnosis();
+    expect(failed?.rule).toBe('vmxon-cr4-vmxe');
+    expect(unit.diagnosisOfLastInstruction()).toBe(failed);
+    cpu.writeCr0((cpu.readCr0() | caps.cr0Fixed0) & caps.cr0Fixed1);
+    cpu.writeCr4((cpu.readCr4() | caps.cr4Fixed0) & caps.cr4Fixed1);
+    cpu.vmxon(region());
+    expect(cpu.rflags() & STATUS).toBe(0n);
+    // The old diagnosis is still readable, but it is not about the VMXON that just succeeded.
+    expect(unit.lastDiagnosis()?.seq).toBe(failed!.seq);
+    expect(unit.diagnosisOfLastInstruction()).toBeNull();
+    cpu.vmread(VMCS.GUEST_RIP); // no current VMCS: VMfailInvalid
+    expect(unit.diagnosisOfLastInstruction()?.seq).toBe(failed!.seq + 2);
+  });
   it('full cycle: VMXON, VMCLEAR, VMPTRLD, VMWRITE/VMREAD, VMPTRST, VMCLEAR, VMXOFF', () => {
     const { cpu, caps, region } = host();
     cpu.writeCr0((cpu.readCr0() | caps.cr0Fixed0) & caps.cr0Fixed1);

@@ -25,6 +25,7 @@ export class VmxState implements DiagnosisHolder {
   /** Dual-monitor treatment of SMIs and SMM is active (not modelled; always false). */
   dualMonitorActive = false;
   lastDiagnosis: Diagnosis | null = null;
+  instructionSeq = 0;
   /** Supported-field flags per VMCS slot for this LP's CPU model (see vmcs-support.ts). */
   readonly supportedSlots: Uint8Array;
 

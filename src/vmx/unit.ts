@@ -29,7 +29,7 @@ import { vmxoff, vmxon } from './instructions/vmxon.ts';
 import { LpVmxCpu } from './lp-cpu.ts';
 import { VmxState } from './state.ts';
 import { supportedSlots } from './vmcs-support.ts';
-import type { Diagnosis } from './diagnosis.ts';
+import { diagnosisOfLastInstruction, type Diagnosis } from './diagnosis.ts';
 import { UD_VECTOR } from '../x86/exceptions.ts';
 
 const VMCALL_SDM = 'SDM Vol. 3C, "VMCALL—Call to VM Monitor"';
@@ -71,7 +71,16 @@ export class VmxUnitImpl implements VmxUnit {
     return this.state.lastDiagnosis;
   }
 
+  /**
+   * The explanation channel for the last VMX instruction only: its diagnosis, or null if it did not fail (a
+   * diagnosis from an earlier instruction is not returned).
+   */
+  diagnosisOfLastInstruction(): Diagnosis | null {
+    return diagnosisOfLastInstruction(this.state);
+  }
+
   execute(lp: LogicalProcessor, insn: VmxInstruction): void {
+    this.state.instructionSeq++;
     const ctx = { cpu: this.cpu, state: this.state };
     // (Operand helpers are module-level functions, not closures: this runs for every VMREAD/VMWRITE of every exit.)
     let outcome: VmxOutcome;

@@ -256,7 +256,9 @@ export function explain(host: Host, extra = ''): string {
   if (extra !== '') lines.push(extra);
   host.vmx.forEach((u, i) => {
     const d = u.lastDiagnosis();
-    if (d !== null) lines.push(`VMX diagnosis (cpu ${i}):\n${formatDiagnosis(d)}`);
+    if (d === null) return;
+    const stale = u.diagnosisOfLastInstruction() === null ? ' — from an earlier VMX instruction; the last one did not fail' : '';
+    lines.push(`VMX diagnosis (cpu ${i}${stale}):\n${formatDiagnosis(d)}`);
   });
   lines.push(`dmesg:\n${host.kernel.dmesg()}`);
   if (host.console.text() !== '') lines.push(`guest console (port E9H):\n${host.console.text()}`);

@@ -7,7 +7,7 @@ import { CR0 } from '../../x86/control-registers.ts';
 import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
 import type { VmxCpu } from '../cpu-view.ts';
 import type { ExitOutcome } from '../exit/index.ts';
-import type { Diagnosis } from '../diagnosis.ts';
+import { recordDiagnosis, type Diagnosis } from '../diagnosis.ts';
 import { SLOT } from '../vmcs.ts';
 import type { VmxState } from '../state.ts';
 
@@ -101,10 +101,10 @@ export function memoryFault(ctx: VmxContext, f: CpuFault, instruction: string, s
   return { kind: 'fault', fault: f };
 }
 
-export type DiagnosisInput = Omit<Diagnosis, 'outcome'>;
+export type DiagnosisInput = Omit<Diagnosis, 'outcome' | 'seq'>;
 
 function record(state: VmxState, d: DiagnosisInput, outcome: string): void {
-  state.lastDiagnosis = { ...d, outcome };
+  recordDiagnosis(state, { ...d, outcome });
 }
 
 /** 64-bit mode: IA32_EFER.LMA = 1 and CS.L = 1. */

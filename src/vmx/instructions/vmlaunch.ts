@@ -5,6 +5,7 @@
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
 import { vmEntry, type VmEntryOutcome, type EntryContext, type VmTransitionCpu } from '../entry/index.ts';
+import { recordDiagnosis } from '../diagnosis.ts';
 import { vmcsAccessOf } from '../entry/context.ts';
 import { injectEvent } from '../entry/inject.ts';
 import {
@@ -68,7 +69,7 @@ function launchOrResume(ctx: VmEntryContext, I: 'VMLAUNCH' | 'VMRESUME', enter: 
       const d = result.diagnosis;
       // Not a VMfail: the processor loaded host state and continues at HOST_RIP. RFLAGS comes from the host
       // state load. The diagnosis is still recorded on the explanation channel.
-      state.lastDiagnosis = { rule: d.rule, sdm: d.sdm, instruction: I, outcome: `VM-entry failure, exit reason ${result.reason} (bit 31 set), qualification ${result.qualification}`, message: d.message, ...(d.field !== undefined ? { field: d.field } : {}), ...(d.value !== undefined ? { value: d.value } : {}), ...(d.expected !== undefined ? { expected: d.expected } : {}) };
+      recordDiagnosis(state, { rule: d.rule, sdm: d.sdm, instruction: I, outcome: `VM-entry failure, exit reason ${result.reason} (bit 31 set), qualification ${result.qualification}`, message: d.message, ...(d.field !== undefined ? { field: d.field } : {}), ...(d.value !== undefined ? { value: d.value } : {}), ...(d.expected !== undefined ? { expected: d.expected } : {}) });
       return { kind: 'vm-entry-failed', exitReason: (result.reason | VMX_EXIT_REASONS_FAILED_VMENTRY) >>> 0, qualification: BigInt(result.qualification), then: result.then };
     }
     case 'entered':
