@@ -16,7 +16,7 @@ import type { LogicalProcessor } from './lp.ts';
 import { Block, CodeCache, codeCacheFor, MAX_BLOCK } from './code-cache.ts';
 import { ACCESS_EXEC } from './paging.ts';
 import { compileBlock, JIT_THRESHOLD } from './jit.ts';
-import { VmExitTaken } from './vmx-seam.ts';
+import { VmExitTaken, vmExitTakes } from './vmx-seam.ts';
 
 /** Fetches instruction bytes through the LP's paging (faults like an instruction fetch). */
 class FetchSource implements ByteSource {
@@ -245,7 +245,7 @@ export class Executor {
     // The instruction after STI / MOV SS runs before any interrupt (and, for MOV SS, NMI) is recognised.
     if (lp.shadowAt === lp.instructions) return false;
     if (nmiRequested(lp) && !lp.nmiBlocked) {
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'nmi' })) return true;
+      if (vmExitTakes(lp, { kind: 'nmi' })) return true;
       lp.nmiPending = false;
       if (lp.apic) lp.apic.nmiPending = false;
       deliverWithDoubleFault(lp, { vector: NMI_VECTOR, errorCode: -1, explanation: 'NMI' }, EVENT_NMI, lp.rip, 0);
@@ -254,7 +254,7 @@ export class Executor {
     if (lp.rflagsRaw & RFLAGS.IF && lp.interruptSource !== null) {
       const v = lp.interruptSource.pendingVector();
       if (v >= 0) {
-        if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'external-interrupt', vector: v })) return true;
+        if (vmExitTakes(lp, { kind: 'external-interrupt', vector: v })) return true;
         lp.interruptSource.acknowledge(v);
         deliverWithDoubleFault(lp, { vector: v, errorCode: -1, explanation: `external interrupt ${v}` }, EVENT_EXTERNAL, lp.rip, 0);
         return true;

@@ -24,7 +24,7 @@ import {
 import { LDTR, TR, type LogicalProcessor } from './lp.ts';
 import { loadCodeSegment, loadDataSegment, readDescriptor } from './segmentation.ts';
 import { deliverWithDoubleFault, EVENT_HW_EXCEPTION, EVENT_PRIV_SW_EXCEPTION, EVENT_SW_EXCEPTION, EVENT_SW_INTERRUPT } from './interrupts.ts';
-import type { VmxInterceptEvent, VmxMnemonic } from './vmx-seam.ts';
+import { nonRootAnswer, vmExitTakes, type VmxInterceptEvent, type VmxMnemonic } from './vmx-seam.ts';
 import { ACCESS_READ } from './paging.ts';
 
 const CANON = 2 ** 47;
@@ -227,7 +227,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       if (d.rex & 1) { // XCHG r8, rAX
         xchgAx(lp, d, 8);
       } else if (d.rep === 0xf3) { // PAUSE
-        if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'pause', length: d.len })) return true;
+        if (vmExitTakes(lp, { kind: 'pause', length: d.len })) return true;
       }
       lp.rip = next;
       return false;
@@ -383,7 +383,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       const port = op >= 0xec ? lp.regLo[RDX]! & 0xffff : d.imm & 0xff;
       const isIn = (op & 2) === 0;
       checkIoPermission(lp, port, size);
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, {
+      if (vmExitTakes(lp, {
         kind: 'io', length: d.len,
         io: { port, size: size as 1 | 2 | 4, direction: isIn ? 'in' : 'out', string: false, rep: false, immediate: op < 0xec },
       })) return true;
@@ -412,7 +412,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     // ------------------------------------------------------------------ flags and misc
     case 0xf4: // HLT
       requireCpl0(lp, 'HLT');
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'hlt', length: d.len })) return true;
+      if (vmExitTakes(lp, { kind: 'hlt', length: d.len })) return true;
       lp.rip = next;
       lp.activity = 'hlt';
       return true;
@@ -449,15 +449,18 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
   switch (op) {
     case 0x100: return group6(lp, d, next);
     case 0x101: return group7(lp, d, next);
-    case 0x106: // CLTS
+    case 0x106: { // CLTS
       requireCpl0(lp, 'CLTS');
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 2, gpr: 0, lmswSource: 0 })) return true;
-      lp.cr0 &= ~CR0.TS;
+      const a = nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 2, gpr: 0, value: 0n, lmswSource: 0, lmswLinear: null });
+      if (a.kind === 'exited') return true;
+      if (a.kind === 'substitute') lp.writeCr0(a.value); // CR0.TS owned by the host: CLTS leaves it alone
+      else lp.cr0 &= ~CR0.TS;
       lp.rip = next;
       return true;
+    }
     case 0x108: case 0x109: { // INVD, WBINVD
       requireCpl0(lp, op === 0x108 ? 'INVD' : 'WBINVD');
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: op === 0x108 ? 'invd' : 'wbinvd', length: d.len })) return true;
+      if (vmExitTakes(lp, { kind: op === 0x108 ? 'invd' : 'wbinvd', length: d.len })) return true;
       lp.rip = next;
       return true;
     }
@@ -471,28 +474,32 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       requireCpl0(lp, 'WRMSR');
       const msr = lp.regLo[RCX]! >>> 0;
       const value = (BigInt(lp.regLo[RDX]! >>> 0) << 32n) | BigInt(lp.regLo[RAX]! >>> 0);
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'wrmsr', length: d.len, msr, value })) return true;
+      if (vmExitTakes(lp, { kind: 'wrmsr', length: d.len, msr, value })) return true;
       lp.wrmsr(msr, value);
       lp.rip = next;
       return true;
     }
     case 0x131: // RDTSC
       if (lp.cr4 & CR4.TSD && lp.cpl !== 0) throw gp(0, 'RDTSC at CPL > 0 with CR4.TSD = 1', 'SDM Vol. 2B, "RDTSC—Read Time-Stamp Counter"');
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'rdtsc', length: d.len })) return true;
-      setEdxEax(lp, lp.readTsc());
+      {
+        const a = nonRootAnswer(lp, { kind: 'rdtsc', length: d.len });
+        if (a.kind === 'exited') return true;
+        setEdxEax(lp, a.kind === 'substitute' ? a.value : lp.readTsc());
+      }
       lp.rip = next;
       return false;
     case 0x132: { // RDMSR
       requireCpl0(lp, 'RDMSR');
       const msr = lp.regLo[RCX]! >>> 0;
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'rdmsr', length: d.len, msr })) return true;
-      setEdxEax(lp, lp.rdmsr(msr));
+      const a = nonRootAnswer(lp, { kind: 'rdmsr', length: d.len, msr });
+      if (a.kind === 'exited') return true;
+      setEdxEax(lp, a.kind === 'substitute' ? a.value : lp.rdmsr(msr));
       lp.rip = next;
       return false;
     }
     case 0x178: case 0x179: return vmxInstruction(lp, d, next, op === 0x178 ? 'VMREAD' : 'VMWRITE');
     case 0x1a2: { // CPUID
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'cpuid', length: d.len })) return true;
+      if (vmExitTakes(lp, { kind: 'cpuid', length: d.len })) return true;
       const r = lp.cpuid(lp.regLo[RAX]! >>> 0, lp.regLo[RCX]! >>> 0);
       setReg(lp, RAX, 4, 0, r.eax | 0, 0);
       setReg(lp, RBX, 4, 0, r.ebx | 0, 0);
@@ -1041,7 +1048,7 @@ function stringIo(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const port = lp.regLo[RDX]! & 0xffff;
   const as = d.addrSize;
   checkIoPermission(lp, port, size);
-  if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, {
+  if (vmExitTakes(lp, {
     kind: 'io', length: d.len,
     io: { port, size: size as 1 | 2 | 4, direction: isIn ? 'in' : 'out', string: true, rep: d.rep !== 0, immediate: false },
   })) return true;
@@ -1076,10 +1083,13 @@ function movCr(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const cr = d.reg;
   const gpr = d.rm;
   const toCr = d.op === 0x122;
-  if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'cr-access', length: d.len, cr, access: toCr ? 0 : 1, gpr, lmswSource: 0 })) return true;
   const size = lp.bits === 64 ? 8 : 4;
+  const source = toCr ? (size === 8 ? lp.getGpr(gpr) : BigInt(lp.regLo[gpr]! >>> 0)) : 0n;
+  const a = nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr, access: toCr ? 0 : 1, gpr, value: source, lmswSource: 0, lmswLinear: null });
+  if (a.kind === 'exited') return true;
   if (toCr) {
-    const v = size === 8 ? lp.getGpr(gpr) : BigInt(lp.regLo[gpr]! >>> 0);
+    // In VMX non-root operation VMX may substitute the value loaded (host-owned bits keep their value).
+    const v = a.kind === 'substitute' ? a.value : source;
     switch (cr) {
       case 0: lp.writeCr0(v); break;
       case 2: lp.writeCr2(v); break;
@@ -1088,7 +1098,9 @@ function movCr(lp: LogicalProcessor, d: Insn, next: number): boolean {
       default: lp.writeCr8(v); break;
     }
   } else {
-    const v = cr === 0 ? lp.readCr0() : cr === 2 ? lp.readCr2() : cr === 3 ? lp.readCr3() : cr === 4 ? lp.readCr4() : lp.readCr8();
+    // In VMX non-root operation VMX may substitute the value read (read shadows, TPR shadow).
+    const v = a.kind === 'substitute' ? a.value
+      : cr === 0 ? lp.readCr0() : cr === 2 ? lp.readCr2() : cr === 3 ? lp.readCr3() : cr === 4 ? lp.readCr4() : lp.readCr8();
     if (size === 8) lp.setGpr(gpr, v);
     else setReg(lp, gpr, 4, 0, Number(v & 0xffffffffn) | 0, 0);
   }
@@ -1105,7 +1117,7 @@ function movDr(lp: LogicalProcessor, d: Insn, next: number): boolean {
     dr += 2;
   }
   const toDr = d.op === 0x123;
-  if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'dr-access', length: d.len, dr: d.reg, direction: toDr ? 'to' : 'from', gpr: d.rm })) return true;
+  if (vmExitTakes(lp, { kind: 'dr-access', length: d.len, dr: d.reg, direction: toDr ? 'to' : 'from', gpr: d.rm })) return true;
   if (toDr) {
     const v = lp.bits === 64 ? lp.getGpr(d.rm) : BigInt(lp.regLo[d.rm]! >>> 0);
     if (dr >= 6 && v >> 32n !== 0n) throw gp(0, `MOV to DR${dr} with bits 63:32 set`, 'SDM Vol. 3A, "Debug Registers"');
@@ -1200,8 +1212,9 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
       }
       case 0o71: { // RDTSCP
         if (lp.cr4 & CR4.TSD && lp.cpl !== 0) throw gp(0, 'RDTSCP at CPL > 0 with CR4.TSD = 1', 'SDM Vol. 2B, "RDTSCP—Read Time-Stamp Counter and Processor ID"');
-        if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'rdtscp', length: d.len })) return true;
-        setEdxEax(lp, lp.readTsc());
+        const a = nonRootAnswer(lp, { kind: 'rdtscp', length: d.len });
+        if (a.kind === 'exited') return true;
+        setEdxEax(lp, a.kind === 'substitute' ? a.value : lp.readTsc());
         setReg(lp, RCX, 4, 0, Number(lp.rdmsr(MSR.MSR_TSC_AUX) & 0xffffffffn) | 0, 0);
         lp.rip = next;
         return false;
@@ -1214,7 +1227,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
       return false;
     }
     // LMSW r16
-    return lmsw(lp, d, next, getReg(lp, d.rm, 2, d.rex));
+    return lmsw(lp, d, next, getReg(lp, d.rm, 2, d.rex), null);
   }
   switch (r) {
     case 0: case 1: { // SGDT / SIDT: limit (2 bytes) then base (8 bytes in 64-bit mode, 4 otherwise)
@@ -1254,11 +1267,11 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
       lp.rip = next;
       return false;
     case 6:
-      return lmsw(lp, d, next, readRM(lp, d, 2));
+      return lmsw(lp, d, next, readRM(lp, d, 2), BigInt.asUintN(64, BigInt(linearAddress(lp, d, 2))));
     case 7: { // INVLPG
       requireCpl0(lp, 'INVLPG');
       const la = lp.bits === 64 ? lp.segEffBase[d.seg]! + effectiveAddress(lp, d) : (lp.segBase[d.seg]! + effectiveAddress(lp, d)) >>> 0;
-      if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'invlpg', length: d.len, linear: BigInt.asUintN(64, BigInt(la)) })) return true;
+      if (vmExitTakes(lp, { kind: 'invlpg', length: d.len, linear: BigInt.asUintN(64, BigInt(la)) })) return true;
       lp.tlb.flushPage(Math.floor(la / 4096));
       lp.rip = next;
       return true;
@@ -1267,12 +1280,13 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
   throw ud(`0F 01 /${r}: valid x86 but not implemented by VMX Lab`);
 }
 
-function lmsw(lp: LogicalProcessor, d: Insn, next: number, src: number): boolean {
+function lmsw(lp: LogicalProcessor, d: Insn, next: number, src: number, linear: bigint | null): boolean {
   requireCpl0(lp, 'LMSW');
-  if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 3, gpr: 0, lmswSource: src & 0xffff })) return true;
+  const a = nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 3, gpr: 0, value: 0n, lmswSource: src & 0xffff, lmswLinear: linear });
+  if (a.kind === 'exited') return true;
   // LMSW loads PE MP EM TS; it can set PE but never clear it. See SDM Vol. 2A, "LMSW—Load Machine Status Word".
-  const v = (lp.cr0 & ~0xe) | (src & 0xf) | (lp.cr0 & 1);
-  lp.writeCr0(BigInt(v >>> 0));
+  const v = a.kind === 'substitute' ? a.value : BigInt(((lp.cr0 & ~0xe) | (src & 0xf) | (lp.cr0 & 1)) >>> 0);
+  lp.writeCr0(v);
   lp.rip = next;
   return true;
 }
@@ -1281,7 +1295,7 @@ function lmsw(lp: LogicalProcessor, d: Insn, next: number, src: number): boolean
 function xsetbv(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const sdm = 'SDM Vol. 2C, "XSETBV—Set Extended Control Register"';
   if (!(lp.cr4 & CR4.OSXSAVE)) throw ud('XSETBV with CR4.OSXSAVE = 0', sdm);
-  if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'xsetbv', length: d.len })) return true;
+  if (vmExitTakes(lp, { kind: 'xsetbv', length: d.len })) return true;
   requireCpl0(lp, 'XSETBV');
   if ((lp.regLo[RCX]! >>> 0) !== 0) throw gp(0, 'XSETBV to an XCR other than XCR0', sdm);
   const v = lp.regLo[RAX]! >>> 0;

@@ -11,6 +11,7 @@ import { exceptionClass, exceptionHasErrorCode, exceptionMnemonic, DB_VECTOR, DF
 import { CpuFault } from './fault.ts';
 import { TR, type LogicalProcessor } from './lp.ts';
 import { readDescriptor, setAccessed } from './segmentation.ts';
+import { vmExitTakes } from './vmx-seam.ts';
 
 /** Event types, numbered like the VMX interruption-information "type" field. */
 export const EVENT_EXTERNAL = 0;
@@ -53,8 +54,8 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
     const injectedNow = opts.injected === true && depth === 0;
     if (lp.vmx?.nonRoot && !injectedNow && evType !== EVENT_EXTERNAL && evType !== EVENT_NMI) {
       const taken = evType === EVENT_SW_INTERRUPT
-        ? lp.vmx.intercept(lp, { kind: 'software-interrupt', vector, length })
-        : lp.vmx.intercept(lp, {
+        ? vmExitTakes(lp, { kind: 'software-interrupt', vector, length })
+        : vmExitTakes(lp, {
           kind: 'exception', vector, errorCode, type: evType as 3 | 5 | 6,
           length: evType === EVENT_HW_EXCEPTION ? 0 : length,
           cr2: vector === PF_VECTOR ? BigInt.asUintN(64, BigInt(lp.pendingCr2)) : undefined,
@@ -102,7 +103,7 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
 
 /** Triple fault: the LP enters shutdown (or, in VMX non-root operation, causes a VM exit). */
 export function tripleFault(lp: LogicalProcessor, reason: string): void {
-  if (lp.vmx?.nonRoot && lp.vmx.intercept(lp, { kind: 'triple-fault', reason })) return;
+  if (vmExitTakes(lp, { kind: 'triple-fault', reason })) return;
   lp.shutdown(`triple fault: ${reason}`);
 }
 

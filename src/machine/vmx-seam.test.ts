@@ -5,7 +5,7 @@ import { assembleOrThrow } from '../guest/assembler.ts';
 import { prepareGuest } from './testing/run-guest.ts';
 import { writeIdtGate, LONG_MODE_LAYOUT as L } from './testing/long-mode.ts';
 import type { LogicalProcessor } from './lp.ts';
-import type { VmxInstruction, VmxInterceptEvent, VmxUnit } from './vmx-seam.ts';
+import { EXITED, NATIVE, type InterceptAnswer, type VmxInstruction, type VmxInterceptEvent, type VmxUnit } from './vmx-seam.ts';
 
 class FakeVmx implements VmxUnit {
   nonRoot = false;
@@ -17,9 +17,9 @@ class FakeVmx implements VmxUnit {
     // VMsucceed: clear the arithmetic flags. See SDM Vol. 3C, "Conventions".
     lp.setRflags(Number(lp.getReg('rflags')) & ~0x8d5);
   }
-  intercept(_lp: LogicalProcessor, event: VmxInterceptEvent): boolean {
+  intercept(_lp: LogicalProcessor, event: VmxInterceptEvent): InterceptAnswer {
     this.events.push(event);
-    return this.takeKinds.has(event.kind);
+    return this.takeKinds.has(event.kind) ? EXITED : NATIVE;
   }
 }
 
@@ -149,7 +149,7 @@ describe('per-instruction VMX hook', () => {
       nonRoot: true,
       boundaryHook: true,
       execute: () => undefined,
-      intercept: () => false,
+      intercept: () => NATIVE,
       atBoundary: (lp) => {
         seen.push(lp.rip);
         if (seen.length === 3) {

@@ -5,8 +5,14 @@
 //     operands resolved (register numbers, or a memory operand's effective and linear address). With no
 //     VMX unit attached (`lp.vmx === null`) the instruction raises #UD, as on a CPU without VMX.
 //  2. While `lp.vmx.nonRoot` is true, anything that can cause a VM exit first calls
-//     `lp.vmx.intercept(lp, event)`. If it returns true, a VM exit took the event over: the interpreter does
-//     not execute the instruction (or deliver the event). The VMX unit has then loaded host state itself.
+//     `lp.vmx.intercept(lp, event)`, which gives one of three answers (`InterceptAnswer`):
+//       - EXITED: a VM exit took the event over. The interpreter does not execute the instruction (or deliver
+//         the event); the VMX unit has loaded host state itself.
+//       - NATIVE: no VM exit; the instruction runs (the event is delivered) as on bare metal.
+//       - substitute(value): no VM exit, but the instruction uses `value` instead of what bare metal would use:
+//         what MOV from CR0/CR4 reads through the read shadows, what MOV to CR0/CR4 loads when host-owned bits
+//         keep their value, the offset TSC RDTSC returns, the TPR-shadow value MOV from CR8 reads.
+//         See SDM Vol. 3C, "Changes to Instruction Behavior in VMX Non-Root Operation".
 //
 // Faults: `execute` and `intercept` may throw a `CpuFault` (e.g. #GP(0), #UD); the interpreter delivers it with
 // RIP at the start of the instruction. Before calling `execute`, the interpreter has already set `lp.rip` to
@@ -24,6 +30,27 @@
 // See SDM Vol. 3C, "VMX Instruction Reference" and "Instructions That Cause VM Exits Conditionally".
 
 import type { LogicalProcessor } from './lp.ts';
+
+/** VMX's answer for an event in VMX non-root operation (see the header). */
+export type InterceptAnswer =
+  | { readonly kind: 'native' }
+  | { readonly kind: 'exited' }
+  | { readonly kind: 'substitute'; readonly value: bigint };
+export const NATIVE: InterceptAnswer = Object.freeze({ kind: 'native' });
+export const EXITED: InterceptAnswer = Object.freeze({ kind: 'exited' });
+export function substitute(value: bigint): InterceptAnswer {
+  return { kind: 'substitute', value };
+}
+
+/** In VMX non-root operation, offer `event` to VMX; true when a VM exit took it over. */
+export function vmExitTakes(lp: LogicalProcessor, event: VmxInterceptEvent): boolean {
+  return lp.vmx !== null && lp.vmx.nonRoot && lp.vmx.intercept(lp, event).kind === 'exited';
+}
+
+/** VMX's answer for `event`: NATIVE outside VMX non-root operation. */
+export function nonRootAnswer(lp: LogicalProcessor, event: VmxInterceptEvent): InterceptAnswer {
+  return lp.vmx !== null && lp.vmx.nonRoot ? lp.vmx.intercept(lp, event) : NATIVE;
+}
 
 /** Thrown by VMX code to abandon the current instruction because a VM exit has already happened. */
 export class VmExitTaken {
@@ -97,8 +124,12 @@ export type VmxInterceptEvent =
   | { kind: 'rdmsr'; length: number; msr: number }
   | { kind: 'wrmsr'; length: number; msr: number; value: bigint }
   | { kind: 'io'; length: number; io: IoAccess }
-  /** MOV to/from CRn (access 0 = to CR, 1 = from CR), CLTS (2), LMSW (3). `gpr` as in the exit qualification. */
-  | { kind: 'cr-access'; length: number; cr: number; access: 0 | 1 | 2 | 3; gpr: number; lmswSource: number }
+  /**
+   * MOV to/from CRn (access 0 = to CR, 1 = from CR), CLTS (2), LMSW (3). `gpr` as in the exit qualification;
+   * `value` is what MOV to CR would load (the GPR, truncated to the operand size); `lmswSource` the 16-bit LMSW
+   * operand, `lmswLinear` its linear address when it is in memory (else null).
+   */
+  | { kind: 'cr-access'; length: number; cr: number; access: 0 | 1 | 2 | 3; gpr: number; value: bigint; lmswSource: number; lmswLinear: bigint | null }
   | { kind: 'dr-access'; length: number; dr: number; direction: 'to' | 'from'; gpr: number }
   | { kind: 'invlpg'; length: number; linear: bigint }
   /**
@@ -120,8 +151,8 @@ export interface VmxUnit {
   readonly nonRoot: boolean;
   /** Execute one VMX instruction. Set RFLAGS/registers/memory as the SDM says, or throw a CpuFault. */
   execute(lp: LogicalProcessor, insn: VmxInstruction): void;
-  /** Called only while `nonRoot`. Return true if a VM exit took the event over. */
-  intercept(lp: LogicalProcessor, event: VmxInterceptEvent): boolean;
+  /** Called only while `nonRoot`: exit, substitute a value, or let the event run natively. */
+  intercept(lp: LogicalProcessor, event: VmxInterceptEvent): InterceptAnswer;
   /**
    * Optional: called before a MOV to CR0/CR4 (in any VMX mode) takes effect, after the architectural #GP checks.
    * In VMX operation, CR0/CR4 must respect the IA32_VMX_CR0/CR4_FIXED0/1 MSRs: throw #GP(0) otherwise.

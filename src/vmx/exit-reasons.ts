@@ -150,3 +150,5 @@ export const EXIT_REASON = Object.freeze(Object.fromEntries(EXIT_REASONS.map((e)
   readonly [E in (typeof TABLE)[number] as E['name']]: E['number'];
 };
 export type ExitReasonName = keyof typeof EXIT_REASON;
+/** A basic exit reason number the SDM defines (a typed union, not any number). */
+export type ExitReasonNumber = (typeof EXIT_REASON)[ExitReasonName];

@@ -8,15 +8,16 @@
 import type { CpuModel } from '../machine/cpu-model.ts';
 import { gp } from '../machine/fault.ts';
 import type { LogicalProcessor } from '../machine/lp.ts';
-import type { VmxInstruction, VmxInterceptEvent, VmxUnit } from '../machine/vmx-seam.ts';
+import { EXITED, NATIVE, type InterceptAnswer, type VmxInstruction, type VmxInterceptEvent, type VmxUnit } from '../machine/vmx-seam.ts';
 import type { VmxCapabilities } from './capabilities.ts';
 import { capabilitiesOf, vmxMsrsOf } from './emulated-msrs.ts';
 import { VMX_CAPABILITY_MSRS } from './msrs.ts';
-import { VMX_CONTROL } from './controls.ts';
 import { vmcsAccessOf } from './entry/context.ts';
 import { VMXERR } from './errors.ts';
 import { EXIT_REASON } from './exit-reasons.ts';
-import { cpuidExit, hltExit, tripleFaultExit, vmcallExit, vmExit, type VmExitCause } from './exit/index.ts';
+import { vmExit, type VmExitCause } from './exit/index.ts';
+import { initSignal, interceptInNonRoot, startupIpi, vmcallExit } from './nonroot/index.ts';
+import type { NonRootContext } from './nonroot/context.ts';
 import { invept, invvpid, type DescriptorOperand } from './instructions/invept-invvpid.ts';
 import {
   fault, vmFail, type DestinationOperand, type SourceOperand, type VmxOutcome,
@@ -29,6 +30,7 @@ import { vmxoff, vmxon } from './instructions/vmxon.ts';
 import { LpVmxCpu } from './lp-cpu.ts';
 import { VmxState } from './state.ts';
 import { supportedSlots } from './vmcs-support.ts';
+import { VMCS_SLOT } from './vmcs.ts';
 import { diagnosisOfLastInstruction, type Diagnosis } from './diagnosis.ts';
 import { UD_VECTOR } from '../x86/exceptions.ts';
 
@@ -50,7 +52,7 @@ function regOperand(insn: VmxInstruction): SourceOperand {
   return { kind: 'register', reg: insn.reg };
 }
 
-export class VmxUnitImpl implements VmxUnit {
+export class VmxUnitImpl implements VmxUnit, NonRootContext {
   readonly state: VmxState;
   readonly cpu: LpVmxCpu;
 
@@ -131,13 +133,13 @@ export class VmxUnitImpl implements VmxUnit {
         const cause: VmExitCause = outcome.reason === EXIT_REASON.EXIT_REASON_VMCALL
           ? vmcallExit(insn.length, insn.rip)
           : { reason: outcome.reason, instructionLength: insn.length, guestRip: insn.rip };
-        this.exit(lp, cause);
+        this.exit(cause);
         return;
       }
       case 'vm-entered':
         // "Other event" injection: an MTF VM exit is pending at the instruction boundary right after VM entry,
         // before the guest runs anything. See SDM Vol. 3C, "Monitor Trap Flag" and "Event Injection".
-        if (outcome.pendingMtf && this.state.nonRoot) this.exit(lp, { reason: EXIT_REASON.EXIT_REASON_MONITOR_TRAP_FLAG });
+        if (outcome.pendingMtf && this.state.nonRoot) this.exit({ reason: EXIT_REASON.EXIT_REASON_MONITOR_TRAP_FLAG });
         return;
       case 'vm-entry-failed':
         if (outcome.then.kind === 'vmx-abort') lp.shutdown(`VMX abort: ${outcome.then.message}`);
@@ -146,58 +148,27 @@ export class VmxUnitImpl implements VmxUnit {
   }
 
   /** Perform a VM exit: exit information, guest state saved, host state loaded; the LP continues at HOST_RIP. */
-  exit(lp: LogicalProcessor, cause: VmExitCause): void {
+  exit(cause: VmExitCause): InterceptAnswer {
     const current = this.state.current!;
     const outcome = vmExit({ cpu: this.cpu, vmcs: vmcsAccessOf(current), vmcsPointer: current.pa }, cause);
     this.state.nonRoot = false;
-    if (outcome.kind === 'vmx-abort') lp.shutdown(`VMX abort: ${outcome.message}`);
+    if (outcome.kind === 'vmx-abort') this.lp.shutdown(`VMX abort: ${outcome.message}`);
+    return EXITED;
   }
 
-  intercept(lp: LogicalProcessor, event: VmxInterceptEvent): boolean {
-    if (!this.state.nonRoot) return false;
-    const vmcs = this.state.current!;
-    const proc = Number(vmcs.readByName('CPU_BASED_VM_EXEC_CONTROL') ?? 0n);
-    switch (event.kind) {
-      case 'cpuid':
-        this.exit(lp, cpuidExit(event.length));
-        return true;
-      case 'hlt':
-        if ((proc & VMX_CONTROL.CPU_BASED_HLT_EXITING) === 0) return false;
-        this.exit(lp, hltExit(event.length));
-        return true;
-      case 'triple-fault':
-        this.exit(lp, tripleFaultExit());
-        return true;
-      case 'rdmsr':
-      case 'wrmsr': {
-        if (!this.msrExits(proc, event.kind === 'wrmsr', event.msr)) return false;
-        const reason = event.kind === 'rdmsr' ? EXIT_REASON.EXIT_REASON_MSR_READ : EXIT_REASON.EXIT_REASON_MSR_WRITE;
-        this.exit(lp, { reason, instructionLength: event.length });
-        return true;
-      }
-      default:
-        // Other exit causes (I/O, CR/DR access, exceptions, interrupts, …) arrive with the VM-exits chapter.
-        return false;
-    }
+  // NonRootContext: what the exit causes in ./nonroot read.
+  read32(field: string): number {
+    const slot = VMCS_SLOT[field];
+    return slot === undefined ? 0 : this.state.current!.readLow(slot) >>> 0;
+  }
+  read64(field: string): bigint {
+    return this.state.current!.readByName(field) ?? 0n;
   }
 
-  /**
-   * RDMSR/WRMSR exit unless "use MSR bitmaps" = 1 and the bitmap bit for the MSR is 0. MSRs outside
-   * 0–1FFFH and C0000000H–C0001FFFH always exit. Bitmap layout: read-low at 0, read-high at 1024,
-   * write-low at 2048, write-high at 3072; MSR n is bit n % 8 of byte n / 8 (LSB first).
-   * See SDM Vol. 3C, "MSR-Bitmap Address" and "Instructions That Cause VM Exits Conditionally".
-   */
-  private msrExits(proc: number, write: boolean, msr: number): boolean {
-    if ((proc & VMX_CONTROL.CPU_BASED_USE_MSR_BITMAPS) === 0) return true;
-    const m = msr >>> 0;
-    let base: number;
-    if (m <= 0x1fff) base = 0;
-    else if (m >= 0xc0000000 && m <= 0xc0001fff) base = 1024;
-    else return true;
-    const index = m & 0x1fff;
-    const bitmap = Number(this.state.current!.readByName('MSR_BITMAP') ?? 0n);
-    const byte = this.lp.memory.read8(bitmap + (write ? 2048 : 0) + base + (index >> 3));
-    return ((byte >> (index & 7)) & 1) === 1;
+  /** An event in VMX non-root operation: its exit cause decides (./nonroot). */
+  intercept(_lp: LogicalProcessor, event: VmxInterceptEvent): InterceptAnswer {
+    if (!this.state.nonRoot) return NATIVE;
+    return interceptInNonRoot(this, event);
   }
 
   /** MOV to CR0/CR4 in VMX root operation must keep the fixed bits, else #GP(0). */
@@ -211,16 +182,16 @@ export class VmxUnitImpl implements VmxUnit {
   }
 
   /** A SIPI to a guest in the wait-for-SIPI state is a VM exit with the vector as qualification. */
-  handleSipi(lp: LogicalProcessor, vector: number): boolean {
+  handleSipi(_lp: LogicalProcessor, vector: number): boolean {
     if (!this.state.nonRoot) return false;
-    this.exit(lp, { reason: EXIT_REASON.EXIT_REASON_SIPI_SIGNAL, qualification: BigInt(vector & 0xff) });
+    startupIpi(this, vector);
     return true;
   }
 
   /** INIT is blocked in VMX root operation and causes a VM exit in VMX non-root operation. */
-  handleInit(lp: LogicalProcessor): boolean {
+  handleInit(_lp: LogicalProcessor): boolean {
     if (!this.state.inVmxOperation) return false;
-    if (this.state.nonRoot) this.exit(lp, { reason: EXIT_REASON.EXIT_REASON_INIT_SIGNAL });
+    if (this.state.nonRoot) initSignal(this);
     return true;
   }
 }

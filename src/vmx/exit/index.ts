@@ -9,7 +9,6 @@ import { loadHostState } from './load-host.ts';
 import { loadExitMsrs, storeExitMsrs } from './msr-areas.ts';
 import { ACTIVITY_STATE, PDPTE } from '../entry/bits.ts';
 import { VMX_ABORT_LOAD_HOST_MSR_FAIL, VMX_ABORT_LOAD_HOST_PDPTE_FAIL, VMX_ABORT_MACHINE_CHECK, VMX_ABORT_SAVE_GUEST_MSR_FAIL } from '../errors.ts';
-import { EXIT_REASON } from '../exit-reasons.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 
 export type { VmExitCause } from './info.ts';
@@ -75,21 +74,4 @@ function vmxAbort(ctx: ExitContext, indicator: number, message: string): ExitOut
   return { kind: 'vmx-abort', indicator, message };
 }
 
-// --- First-cut exit causes. Each builds the information the SDM defines for that exit and nothing else. ---
-
-/** HLT with "HLT exiting" = 1: an instruction exit (length defined, no qualification, no instruction info). */
-export function hltExit(instructionLength: number): VmExitCause {
-  return { reason: EXIT_REASON.EXIT_REASON_HLT, instructionLength };
-}
-/** CPUID always exits in VMX non-root operation. See SDM Vol. 3C, "Instructions That Cause VM Exits Unconditionally". */
-export function cpuidExit(instructionLength: number): VmExitCause {
-  return { reason: EXIT_REASON.EXIT_REASON_CPUID, instructionLength };
-}
-/** VMCALL exits unconditionally in VMX non-root operation; the interpreter has already moved RIP past it. */
-export function vmcallExit(instructionLength: number, instructionRip: bigint): VmExitCause {
-  return { reason: EXIT_REASON.EXIT_REASON_VMCALL, instructionLength, guestRip: instructionRip };
-}
-/** A triple fault: not caused by an instruction, so instruction length and information are undefined. */
-export function tripleFaultExit(): VmExitCause {
-  return { reason: EXIT_REASON.EXIT_REASON_TRIPLE_FAULT };
-}
+// The causes (which exit-information fields each kind of exit defines) live with the exit causes, ../nonroot/.

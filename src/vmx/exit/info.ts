@@ -5,6 +5,7 @@
 import type { VmcsAccess } from '../entry/context.ts';
 import { readField32, writeField32 } from '../entry/context.ts';
 import { INTR_INFO } from '../entry/bits.ts';
+import type { ExitReasonNumber } from '../exit-reasons.ts';
 
 /** Undefined per SDM: the value of a 32-bit VM-exit information field the SDM does not define for this exit. */
 export const UNDEFINED_32 = 0xdeadbeef;
@@ -19,7 +20,7 @@ export const UNDEFINED_INVALID_INFO = UNDEFINED_32 & 0x7fffffff;
 /** What caused a VM exit, as far as the exit-information fields are concerned. Omitted fields are undefined. */
 export interface VmExitCause {
   /** Basic exit reason (bits 15:0 of the exit-reason field). */
-  readonly reason: number;
+  readonly reason: ExitReasonNumber;
   /** Defined for some exits; cleared to 0 for all others. See SDM Vol. 3C, "Basic VM-Exit Information". */
   readonly qualification?: bigint;
   /** Defined for exits caused by instruction execution (and some event-delivery cases). */

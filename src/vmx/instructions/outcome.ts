@@ -7,6 +7,7 @@ import { CR0 } from '../../x86/control-registers.ts';
 import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
 import type { VmxCpu } from '../cpu-view.ts';
 import type { ExitOutcome } from '../exit/index.ts';
+import type { ExitReasonNumber } from '../exit-reasons.ts';
 import { recordDiagnosis, type Diagnosis } from '../diagnosis.ts';
 import { SLOT } from '../vmcs.ts';
 import type { VmxState } from '../state.ts';
@@ -22,7 +23,7 @@ export type VmxOutcome =
   /** #UD, #GP(0), #PF, … — no flags changed. */
   | { readonly kind: 'fault'; readonly fault: CpuFault }
   /** In VMX non-root operation the instruction causes a VM exit with this basic reason (the caller performs it). */
-  | { readonly kind: 'vm-exit'; readonly reason: number }
+  | { readonly kind: 'vm-exit'; readonly reason: ExitReasonNumber }
   /** VMLAUNCH/VMRESUME: VM entry succeeded; the LP is in VMX non-root operation. */
   /** VM entry succeeded; `pendingMtf`: an injected "other event" made an MTF VM exit pending before the first guest instruction. */
   | { readonly kind: 'vm-entered'; readonly pendingMtf: boolean }

@@ -1,0 +1,21 @@
+// What an exit-cause handler sees while the logical processor runs in VMX non-root operation: the LP, the
+// current VMCS's fields, and a way to perform a VM exit. The VMX unit (../unit.ts) implements it.
+import type { LogicalProcessor } from '../../machine/lp.ts';
+import type { InterceptAnswer, VmxInterceptEvent } from '../../machine/vmx-seam.ts';
+import type { VmxCapabilities } from '../capabilities.ts';
+import type { VmExitCause } from '../exit/info.ts';
+
+export interface NonRootContext {
+  readonly lp: LogicalProcessor;
+  readonly caps: VmxCapabilities;
+  /** Bits 31:0 of a field of the current VMCS (16- and 32-bit fields, and the low half of wider ones). */
+  read32(field: string): number;
+  /** A 64-bit or natural-width field of the current VMCS. */
+  read64(field: string): bigint;
+  /** Perform the VM exit `cause` describes (exit information, guest state saved, host state loaded). Returns EXITED. */
+  exit(cause: VmExitCause): InterceptAnswer;
+}
+
+/** One exit cause: decides, for one kind of event, whether it exits, runs natively, or runs with a substitute value. */
+export type ExitCauseHandler<K extends VmxInterceptEvent['kind']> =
+  (ctx: NonRootContext, event: Extract<VmxInterceptEvent, { kind: K }>) => InterceptAnswer;
