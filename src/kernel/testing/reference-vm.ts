@@ -304,3 +304,59 @@ export function enableUnrestrictedGuest(host: Host, cpu: HostCpu): boolean {
   write(host, cpu, 'EPT_POINTER', buildIdentityEpt(host.kernel));
   return true;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Run a guest under a recording exit handler (for src/ tests of exit behaviour).
+// ---------------------------------------------------------------------------------------------------------------
+
+/** What the recording handler saw at one VM exit. */
+export interface RecordedExit {
+  readonly reason: bigint;
+  readonly qualification: bigint;
+  readonly instructionLength: bigint;
+  readonly guestRip: bigint;
+  readonly guestLinearAddress: bigint;
+  /** Guest RAX, RBX, RCX, RDX as they were at the exit. */
+  readonly rax: bigint; readonly rbx: bigint; readonly rcx: bigint; readonly rdx: bigint;
+}
+
+export interface RecordedRun {
+  readonly host: Host;
+  readonly guest: ReferenceGuest;
+  readonly exits: RecordedExit[];
+  /** explain() for failure messages. */
+  why(): string;
+}
+
+/**
+ * Boot `model`, enter VMX, fill the reference VMCS for `source`, let `setup` adjust the VMCS, VMLAUNCH and run.
+ * The handler records every exit; for the basic reasons in `resumeOn` it advances GUEST_RIP by the instruction
+ * length and VMRESUMEs, otherwise it leaves the guest stopped.
+ */
+export function runRecordedGuest(opts: {
+  model?: string; source: string; setup?: (host: Host, cpu: HostCpu, guest: ReferenceGuest) => void;
+  resumeOn?: readonly number[]; maxInstructions?: number;
+}): RecordedRun {
+  const host = bootHost({ model: opts.model ?? 'skylake-i5-6300u' });
+  const k = host.kernel, cpu = k.cpu();
+  enterVmx(host, cpu);
+  const exits: RecordedExit[] = [];
+  const resumeOn = new Set(opts.resumeOn ?? []);
+  const rip = k.hostEntry('recording_exit_handler', (_k, c) => {
+    const e: RecordedExit = {
+      reason: read(c, 'VM_EXIT_REASON'), qualification: read(c, 'EXIT_QUALIFICATION'),
+      instructionLength: read(c, 'VM_EXIT_INSTRUCTION_LEN'), guestRip: read(c, 'GUEST_RIP'),
+      guestLinearAddress: read(c, 'GUEST_LINEAR_ADDRESS'),
+      rax: c.readGpr('rax'), rbx: c.readGpr('rbx'), rcx: c.readGpr('rcx'), rdx: c.readGpr('rdx'),
+    };
+    exits.push(e);
+    if (!resumeOn.has(Number(e.reason & 0xffffn))) return;
+    write(host, c, 'GUEST_RIP', e.guestRip + e.instructionLength);
+    c.vmresume();
+  });
+  const guest = writeReferenceVmcs(host, cpu, rip, opts.source);
+  opts.setup?.(host, cpu, guest);
+  cpu.vmlaunch();
+  runGuests(host, opts.maxInstructions ?? 100_000);
+  return { host, guest, exits, why: () => explain(host, `exits: ${exits.map((e) => e.reason).join(', ')}`) };
+}
