@@ -60,6 +60,16 @@ describe('traceExits', () => {
     expect(traceExits([]).format()).toBe('VM exits: none.');
   });
 
+  test('explain() shows the last exits of an attached trace, and nothing of them without one', () => {
+    const { host } = prepareCpuidLoop(20);
+    const trace = traceExits(host);
+    host.kernel.cpu().vmlaunch();
+    runGuests(host);
+    expect(explain(host, 'why', trace)).toContain('VM exits: the last 8 of 21:');
+    expect(explain(host, 'why', trace)).toMatch(/10 EXIT_REASON_CPUID\s+20\s+95\.2%/);
+    expect(explain(host, 'why')).not.toContain('VM exits');
+  });
+
   test('a VM-entry failure is an exit with bit 31; its instruction length is not reported (the field is not written)', () => {
     const loop = prepareCpuidLoop(1);
     const { host } = loop;
