@@ -3,7 +3,8 @@
 // VMLAUNCH/VMRESUME that failed, after the transition is complete; it gets facts read from the current VMCS and
 // never changes architectural state (DESIGN.md, "Two channels").
 //
-// Unused, it costs one length check per transition and allocates nothing.
+// Unused, it costs one length check per transition and allocates nothing. Observers run inside the instruction
+// or exit that they observe, so they must not throw (the inspectors in src/debug only record).
 import type { LogicalProcessor } from '../machine/lp.ts';
 import { EXIT_REASON_BASIC_MASK, VMX_EXIT_REASONS_FAILED_VMENTRY, exitReasonByNumber } from './exit-reasons.ts';
 import { UNDEFINED_32 } from './exit/index.ts';

@@ -158,8 +158,8 @@ export class VmxUnitImpl implements VmxUnit {
     const current = this.state.current!;
     const outcome = vmExit({ cpu: this.cpu, vmcs: vmcsAccessOf(current), vmcsPointer: current.pa }, cause);
     this.state.nonRoot = false;
-    if (this.observers.active) this.observers.exited(lp, current);
     if (outcome.kind === 'vmx-abort') lp.shutdown(`VMX abort: ${outcome.message}`);
+    if (this.observers.active) this.observers.exited(lp, current);
   }
 
   intercept(lp: LogicalProcessor, event: VmxInterceptEvent): boolean {
