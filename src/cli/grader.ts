@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import type { TestCase, TestModule, Vitest } from 'vitest/node';
 import { allExercises, exercisePaths, type ExerciseRef } from '../../chapters/manifest.ts';
+import { preforkPool } from './grader-pool.ts';
 import { importedImplNames, precheckExercise } from './precheck.ts';
 import type { ExerciseResult, TestFailure } from './result.ts';
 import { cleanMessage, learnerLocation } from './stack.ts';
@@ -25,9 +26,10 @@ export async function createGrader(root: string, impl: Implementation): Promise<
   // vitest config loads (vitest.config.ts reads VMXLAB_IMPL).
   process.env.VMXLAB_IMPL = impl;
   const { createVitest } = await import('vitest/node');
+  const pool = preforkPool();
   const vitest: Vitest = await createVitest(
     'test',
-    { root, watch: false, project: ['chapters'], reporters: [{}], silent: true },
+    { root, watch: false, project: ['chapters'], reporters: [{}], silent: true, pool },
     {},
   );
 
@@ -56,6 +58,7 @@ export async function createGrader(root: string, impl: Implementation): Promise<
       return ids.map((id) => results.find((r) => r.id === id)!);
     },
     async close() {
+      pool.dispose();
       await vitest.close();
     },
   };
