@@ -1,8 +1,11 @@
 // Before running an exercise's tests, read the learner's file the way the compiler does and
-// catch the two problems that would otherwise surface as confusing runtime errors:
-// a syntax error, and a name the tests import that the file no longer exports.
-// Only the TypeScript parser runs here (no type checking), so this takes milliseconds.
-import { readFileSync } from 'node:fs';
+// catch the problems that would otherwise surface as confusing runtime errors: a syntax error,
+// a name the tests import that the file no longer exports (both from the parser alone, in
+// milliseconds), and a type error (a number compared with a bigint fails a test as "expected true
+// to be false"; the compiler says what is wrong, and where). The type check keeps one language
+// service warm, so a re-check after a save only checks the file that changed.
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import ts from 'typescript';
 
 /** A message naming the file and line, or undefined when the file is fine. */
@@ -67,4 +70,62 @@ export function importedImplNames(testFile: string): string[] {
     }
   }
   return names;
+}
+
+export interface TypeCheck {
+  /** The first type error of each file as "display:line:col: type error TSnnnn: …", by file; a file that compiles is absent. */
+  check(files: readonly { file: string; display: string }[]): Map<string, string>;
+}
+
+/**
+ * Type-checks exercise files with the project's compiler options (`tsconfig.json` at `root`), resolving
+ * `#impl/...` with the package-imports `conditions` the tests use. Only errors located in a checked file
+ * are reported for it: the learner's other files are graded as their own exercises.
+ */
+export function createTypeCheck(root: string, conditions: readonly string[] = []): TypeCheck {
+  const config = ts.getParsedCommandLineOfConfigFile(resolve(root, 'tsconfig.json'), {}, {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: () => undefined,
+  });
+  const options: ts.CompilerOptions = { ...(config?.options ?? {}), noEmit: true, customConditions: [...conditions] };
+  const roots: string[] = [];
+  // A file's version is its modification time and size: a save changes it, an unchanged file is not re-read.
+  const version = (f: string): string => {
+    const st = statSync(f, { throwIfNoEntry: false });
+    return st === undefined ? 'missing' : `${st.mtimeMs}:${st.size}`;
+  };
+  const host: ts.LanguageServiceHost = {
+    getScriptFileNames: () => roots,
+    getScriptVersion: version,
+    getScriptSnapshot: (f) => {
+      const text = ts.sys.readFile(f);
+      return text === undefined ? undefined : ts.ScriptSnapshot.fromString(text);
+    },
+    getCurrentDirectory: () => root,
+    getCompilationSettings: () => options,
+    getDefaultLibFileName: (o) => ts.getDefaultLibFilePath(o),
+    fileExists: ts.sys.fileExists,
+    readFile: ts.sys.readFile,
+    readDirectory: ts.sys.readDirectory,
+    directoryExists: ts.sys.directoryExists,
+    getDirectories: ts.sys.getDirectories,
+  };
+  const service = ts.createLanguageService(host, ts.createDocumentRegistry());
+  return {
+    check(files) {
+      // Every file a root first, so one program serves the whole request.
+      for (const { file } of files) if (!roots.includes(file)) roots.push(file);
+      const problems = new Map<string, string>();
+      for (const { file, display } of files) {
+        const errors = service.getSemanticDiagnostics(file).filter((d) => d.category === ts.DiagnosticCategory.Error);
+        const first = errors[0];
+        if (first === undefined) continue;
+        const where = first.file !== undefined && first.start !== undefined ? first.file.getLineAndCharacterOfPosition(first.start) : undefined;
+        const at = where === undefined ? display : `${display}:${where.line + 1}:${where.character + 1}`;
+        const more = errors.length > 1 ? ` (+${errors.length - 1} more type error${errors.length > 2 ? 's' : ''} in this file)` : '';
+        problems.set(file, `${at}: type error TS${first.code}: ${ts.flattenDiagnosticMessageText(first.messageText, ' ')}${more}`);
+      }
+      return problems;
+    },
+  };
 }
