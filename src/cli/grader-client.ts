@@ -19,6 +19,12 @@ export function gradeTimeoutMs(): number {
 }
 
 const WORKER = fileURLToPath(new URL('./grader-worker.ts', import.meta.url));
+/**
+ * How the worker starts: vitest (plain JavaScript, over a thousand modules) is loaded before tsx registers its
+ * loader hooks, which would otherwise see every one of those modules; then tsx, for the worker's own TypeScript.
+ * This takes about a second off every cold start (a `vmxlab grade`, the author checks, watch mode's first verdict).
+ */
+const WORKER_EXEC_ARGV = ['--import', `data:text/javascript,${encodeURIComponent(`import ${JSON.stringify(import.meta.resolve('vitest/node'))};`)}`, '--import', 'tsx'];
 
 export class GraderClient {
   private child: ChildProcess | undefined;
@@ -41,7 +47,7 @@ export class GraderClient {
     const child = fork(WORKER, [], {
       cwd: this.root,
       env: { ...process.env, VMXLAB_ROOT: this.root, VMXLAB_IMPL: this.impl },
-      execArgv: ['--import', 'tsx'],
+      execArgv: WORKER_EXEC_ARGV,
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       detached: true, // its own process group, so a stop reaches vitest's workers too
     });
