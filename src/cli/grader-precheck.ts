@@ -43,10 +43,9 @@ export function conditionsOf(impl: Implementation): string[] {
 }
 
 export function startPrechecks(root: string, impl: Implementation): Prechecks {
-  // The thread runs TypeScript sources: register tsx there first, as bin/vmxlab.js does for the CLI (after
-  // loading the compiler, one large plain-JavaScript module tsx need not look at).
-  const [compiler, tsx, self] = [import.meta.resolve('typescript'), import.meta.resolve('tsx/esm/api'), import.meta.url].map((u) => JSON.stringify(u));
-  const boot = `import(${compiler}).then(() => import(${tsx})).then((m) => { m.register(); return import(${self}); })`;
+  // The thread runs TypeScript sources: register tsx there first, as bin/vmxlab.js does for the CLI.
+  const [tsx, self] = [import.meta.resolve('tsx/esm/api'), import.meta.url].map((u) => JSON.stringify(u));
+  const boot = `import(${tsx}).then((m) => { m.register(); return import(${self}); })`;
   const worker = new Worker(boot, {
     eval: true,
     workerData: { vmxlabPrecheck: true, root, conditions: conditionsOf(impl) },

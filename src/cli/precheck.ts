@@ -5,8 +5,13 @@
 // to be false"; the compiler says what is wrong, and where). The type check keeps one language
 // service warm, so a re-check after a save only checks the file that changed.
 import { readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import ts from 'typescript';
+import type * as TS from 'typescript';
+
+// The compiler through require(): an ESM import of this 9-MB CommonJS file first scans all of it for
+// its export names, which costs about a second on every start of the grader.
+const ts: typeof TS = createRequire(import.meta.url)('typescript');
 
 /** A message naming the file and line, or undefined when the file is fine. */
 export function precheckExercise(file: string, displayName: string, requiredExports: readonly string[]): string | undefined {
@@ -17,7 +22,7 @@ export function precheckExercise(file: string, displayName: string, requiredExpo
     return `${displayName}: the file is missing. Restore it with \`npx vmxlab reset <exercise>\`.`;
   }
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
-  const diagnostics = (source as unknown as { parseDiagnostics?: readonly ts.Diagnostic[] }).parseDiagnostics ?? [];
+  const diagnostics = (source as unknown as { parseDiagnostics?: readonly TS.Diagnostic[] }).parseDiagnostics ?? [];
   if (diagnostics.length > 0) {
     const d = diagnostics[0]!;
     const { line, character } = source.getLineAndCharacterOfPosition(d.start ?? 0);
@@ -32,9 +37,9 @@ export function precheckExercise(file: string, displayName: string, requiredExpo
 }
 
 /** Names a module exports (declarations with `export`, and `export { a, b as c }` lists). */
-export function exportedNames(source: ts.SourceFile): Set<string> {
+export function exportedNames(source: TS.SourceFile): Set<string> {
   const names = new Set<string>();
-  const isExported = (node: ts.Node) =>
+  const isExported = (node: TS.Node) =>
     ts.canHaveModifiers(node) && (ts.getModifiers(node) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
   for (const stmt of source.statements) {
     if (ts.isExportDeclaration(stmt) && stmt.exportClause !== undefined && ts.isNamedExports(stmt.exportClause)) {
@@ -87,14 +92,14 @@ export function createTypeCheck(root: string, conditions: readonly string[] = []
     ...ts.sys,
     onUnRecoverableConfigFileDiagnostic: () => undefined,
   });
-  const options: ts.CompilerOptions = { ...(config?.options ?? {}), noEmit: true, customConditions: [...conditions] };
+  const options: TS.CompilerOptions = { ...(config?.options ?? {}), noEmit: true, customConditions: [...conditions] };
   const roots: string[] = [];
   // A file's version is its modification time and size: a save changes it, an unchanged file is not re-read.
   const version = (f: string): string => {
     const st = statSync(f, { throwIfNoEntry: false });
     return st === undefined ? 'missing' : `${st.mtimeMs}:${st.size}`;
   };
-  const host: ts.LanguageServiceHost = {
+  const host: TS.LanguageServiceHost = {
     getScriptFileNames: () => roots,
     getScriptVersion: version,
     getScriptSnapshot: (f) => {
