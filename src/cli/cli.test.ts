@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CHAPTERS } from '../../chapters/manifest.ts';
-import { GraderClient } from './grader-client.ts';
+import { GraderClient, gradeTimeoutMs } from './grader-client.ts';
 import { scratchCourse } from './scratch.ts';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 
@@ -115,20 +115,21 @@ describe('grading bad learner code (one warm grader)', () => {
 
   test('code that never finishes is stopped, and said so; the other exercises are still graded', async () => {
     writeFileSync(ex('vmx-status.ts'), readFileSync(join(REPO, 'exercises/00-machine/vmx-status.ts'), 'utf8').replace("throw new Error('TODO: vmxStatus');", 'for (;;) {}'));
-    // A grader with a short limit, set as a learner would (VMXLAB_TIMEOUT_MS, read when the client is made).
-    // The loop never ends, so the outcome does not depend on how fast this machine is; the other exercises of the
-    // request stop at the prechecks, so no code but the loop runs against the short limit.
+    // A short limit for this request. The loop never ends, so the outcome does not depend on how fast this machine
+    // is; the other exercises of the request stop at the prechecks, so no code but the loop runs against the limit.
+    const byId = new Map((await grader.grade(['selector', 'vmx-status', 'calling-convention'], { timeoutMs: 3000 })).map((r) => [r.id, r]));
+    expect(byId.get('vmx-status')?.problem).toMatch(/exercises\/00-machine\/vmx-status\.ts: did not finish within 3 s/);
+    expect(byId.get('calling-convention')?.problem).toMatch(/does not export/);
+    expect(byId.get('selector')?.problem).toMatch(/syntax error/);
+  });
+
+  test('the time limit is VMXLAB_TIMEOUT_MS when set, else 60 s', () => {
     vi.stubEnv('VMXLAB_TIMEOUT_MS', '3000');
-    const impatient = new GraderClient(root, 'exercises');
+    expect(gradeTimeoutMs()).toBe(3000);
     vi.unstubAllEnvs();
-    try {
-      const byId = new Map((await impatient.grade(['selector', 'vmx-status', 'calling-convention'])).map((r) => [r.id, r]));
-      expect(byId.get('vmx-status')?.problem).toMatch(/exercises\/00-machine\/vmx-status\.ts: did not finish within 3 s/);
-      expect(byId.get('calling-convention')?.problem).toMatch(/does not export/);
-      expect(byId.get('selector')?.problem).toMatch(/syntax error/);
-    } finally {
-      await impatient.close();
-    }
+    vi.stubEnv('VMXLAB_TIMEOUT_MS', undefined);
+    expect(gradeTimeoutMs()).toBe(60_000);
+    vi.unstubAllEnvs();
   });
 });
 

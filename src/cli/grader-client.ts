@@ -81,12 +81,16 @@ export class GraderClient {
     return this.ready;
   }
 
-  /** Grade exercises by id. Never rejects: a crash or a timeout becomes a `problem` on each result. */
-  async grade(ids: readonly string[]): Promise<ExerciseResult[]> {
+  /**
+   * Grade exercises by id. Never rejects: a crash or a timeout becomes a `problem` on each result.
+   * `timeoutMs` overrides the client's limit for this request.
+   */
+  async grade(ids: readonly string[], opts: { timeoutMs?: number } = {}): Promise<ExerciseResult[]> {
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     let outcome: ExerciseResult[] | { stuck: readonly string[]; final: ReadonlyMap<string, ExerciseResult> };
     try {
       await this.start();
-      outcome = await this.request(ids);
+      outcome = await this.request(ids, timeoutMs);
     } catch (e) {
       return ids.map((id) => problemResult(id, (e as Error).message));
     }
@@ -96,13 +100,13 @@ export class GraderClient {
     this.kill();
     const { stuck, final } = outcome;
     const rest = ids.filter((id) => !final.has(id) && !stuck.includes(id));
-    const again = rest.length > 0 ? await this.grade(rest) : [];
-    const limit = `did not finish within ${Math.round(this.timeoutMs / 1000)} s — is there an infinite loop? The tests were stopped; your file is unchanged.`;
+    const again = rest.length > 0 ? await this.grade(rest, opts) : [];
+    const limit = `did not finish within ${Math.round(timeoutMs / 1000)} s — is there an infinite loop? The tests were stopped; your file is unchanged.`;
     return ids.map((id) => final.get(id) ?? again.find((r) => r.id === id) ?? problemResult(id, limit));
   }
 
   /** One request to the running worker; on a timeout, which exercises never finished and which results are final. */
-  private request(ids: readonly string[]): Promise<ExerciseResult[] | { stuck: readonly string[]; final: ReadonlyMap<string, ExerciseResult> }> {
+  private request(ids: readonly string[], timeoutMs: number): Promise<ExerciseResult[] | { stuck: readonly string[]; final: ReadonlyMap<string, ExerciseResult> }> {
     const child = this.child!;
     const requestId = this.nextId++;
     const final = new Map<string, ExerciseResult>();
@@ -118,10 +122,10 @@ export class GraderClient {
       const arm = (): void => {
         clearTimeout(timer);
         if (running.size === 0) return;
-        const deadline = Math.min(...running.values()) + this.timeoutMs;
+        const deadline = Math.min(...running.values()) + timeoutMs;
         timer = setTimeout(() => {
           const now = performance.now();
-          const stuck = [...running].filter(([, started]) => now - started >= this.timeoutMs).map(([id]) => id);
+          const stuck = [...running].filter(([, started]) => now - started >= timeoutMs).map(([id]) => id);
           if (stuck.length === 0) arm();
           else settle({ stuck, final });
         }, Math.max(0, deadline - performance.now()));

@@ -36,6 +36,11 @@ export function precheckExercise(file: string, displayName: string, requiredExpo
   return undefined;
 }
 
+/** Names the module in `file` exports (see exportedNames). */
+export function exportedNamesOf(file: string): Set<string> {
+  return exportedNames(ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS));
+}
+
 /** Names a module exports (declarations with `export`, and `export { a, b as c }` lists). */
 export function exportedNames(source: TS.SourceFile): Set<string> {
   const names = new Set<string>();
@@ -83,7 +88,7 @@ export interface TypeCheck {
 }
 
 /**
- * Type-checks exercise files with the project's compiler options (`tsconfig.json` at `root`), resolving
+ * Type-checks exercise files with the project's compiler options (`tsconfig.json` at `root`, less the DOM), resolving
  * `#impl/...` with the package-imports `conditions` the tests use. Only errors located in a checked file
  * are reported for it: the learner's other files are graded as their own exercises.
  */
@@ -92,7 +97,11 @@ export function createTypeCheck(root: string, conditions: readonly string[] = []
     ...ts.sys,
     onUnRecoverableConfigFileDiagnostic: () => undefined,
   });
-  const options: TS.CompilerOptions = { ...(config?.options ?? {}), noEmit: true, customConditions: [...conditions] };
+  const project = config?.options ?? {};
+  // Exercises run in Node: the node types stay, the DOM library (for the site's code) goes. It is the largest file
+  // of the program and parsing it is most of the cost of a first check (once per grader start).
+  const lib = project.lib?.filter((l) => !/^lib\.dom\b/i.test(l));
+  const options: TS.CompilerOptions = { ...project, ...(lib !== undefined ? { lib } : {}), noEmit: true, customConditions: [...conditions] };
   const roots: string[] = [];
   // A file's version is its modification time and size: a save changes it, an unchanged file is not re-read.
   const version = (f: string): string => {
