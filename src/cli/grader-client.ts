@@ -3,13 +3,12 @@
 // cannot be interrupted from inside the same process). A stopped worker is restarted on the
 // next request, so watch mode keeps going.
 // The time limit applies to each exercise's tests: the worker reports when an exercise's tests
-// start and when its result is final, so on a timeout the exercise that never finished is known,
-// results already final are kept, and only the exercises not yet graded are graded again.
+// start and end and when its result is final, so on a timeout the exercise that never finished is
+// known, results already final are kept, and only the exercises not yet graded are graded again.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { exercisePaths, allExercises } from '../../chapters/manifest.ts';
-import type { Implementation } from './grader.ts';
-import type { GradeEvent } from './grader.ts';
+import type { GradeEvent, Implementation } from './grader.ts';
 import type { WorkerReply, WorkerRequest } from './grader-worker.ts';
 import type { ExerciseResult } from './result.ts';
 
@@ -138,10 +137,8 @@ export class GraderClient {
         },
         progress: (event) => {
           if (event.type === 'running') running.set(event.id, performance.now());
-          else {
-            running.delete(event.result.id);
-            final.set(event.result.id, event.result);
-          }
+          else if (event.type === 'ended') running.delete(event.id);
+          else final.set(event.result.id, event.result);
           arm();
         },
       });

@@ -13,10 +13,10 @@ import { cleanMessage, learnerLocation } from './stack.ts';
 export type Implementation = 'exercises' | 'solutions' | 'pristine';
 
 /**
- * What a grade request reports while it runs: an exercise's tests started (learner code is running), or
- * an exercise's result is final. The CLI uses these to stop only the exercise that never finishes.
+ * What a grade request reports while it runs: an exercise's tests started (learner code is running) or
+ * ended, or its result is final. The CLI uses these to stop only the exercise that never finishes.
  */
-export type GradeEvent = { type: 'running'; id: string } | { type: 'done'; result: ExerciseResult };
+export type GradeEvent = { type: 'running'; id: string } | { type: 'ended'; id: string } | { type: 'done'; result: ExerciseResult };
 
 export interface Grader {
   grade(ids: readonly string[], onEvent?: (e: GradeEvent) => void): Promise<ExerciseResult[]>;
@@ -75,8 +75,9 @@ export async function createGrader(root: string, impl: Implementation): Promise<
         onModule = (m, phase) => {
           const ref = byTest.get(m.moduleId);
           if (ref === undefined) return;
-          if (phase === 'queued') onEvent({ type: 'running', id: ref.exercise.id });
-          else void checks.typed.then((typeProblems) => finish(verdict(ref, m, typeProblems)), () => undefined);
+          if (phase === 'queued') return onEvent({ type: 'running', id: ref.exercise.id });
+          onEvent({ type: 'ended', id: ref.exercise.id });
+          void checks.typed.then((typeProblems) => finish(verdict(ref, m, typeProblems)), () => undefined);
         };
         for (const ref of runnable) vitest.invalidateFile(resolve(root, implFile(ref, impl)));
         const files = [...byTest.keys()];
