@@ -38,12 +38,14 @@ export class GraderClient {
     private readonly root: string,
     private readonly impl: Implementation,
     private readonly timeoutMs = gradeTimeoutMs(),
+    /** The worker's module (the client's own tests use a scripted stand-in). */
+    private readonly worker = WORKER,
   ) {}
 
   /** Start the worker now (watch mode warms it up while the learner reads). */
   start(): Promise<void> {
     if (this.ready !== undefined) return this.ready;
-    const child = fork(WORKER, [], {
+    const child = fork(this.worker, [], {
       cwd: this.root,
       env: { ...process.env, VMXLAB_ROOT: this.root, VMXLAB_IMPL: this.impl },
       execArgv: WORKER_EXEC_ARGV,
