@@ -1,6 +1,6 @@
 // Watch-mode latency: from saving an exercise file to the verdict on screen, measured end to end on
 // the real `vmxlab watch` process (in a scratch copy of the course, so your files are never touched).
-// DESIGN.md target: ≤ 1.5 s for one chapter's exercise on the 2-core box.
+// DESIGN.md target: ≤ 0.5 s (median) for one chapter's exercise on the 2-core box.
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -11,11 +11,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { CHAPTERS, allExercises, exercisePaths } from '../chapters/manifest.ts';
 import { GraderClient } from '../src/cli/grader-client.ts';
 import { PRISTINE_DIR } from '../src/cli/grader.ts';
-import { exportedNames } from '../src/cli/precheck.ts';
+import { exportedNamesOf } from '../src/cli/precheck.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -41,8 +40,8 @@ export function staticChecks(root: string): Finding[] {
     if (!existsSync(join(root, p.exercise)) || !existsSync(join(root, p.solution))) continue;
     const exerciseText = readFileSync(join(root, p.exercise), 'utf8');
     if (!/\bTODO\b/.test(exerciseText)) findings.push({ check: 'has-todo', where: p.exercise, message: 'no TODO marks what the learner must write' });
-    const ex = exportsOf(join(root, p.exercise));
-    const sol = exportsOf(join(root, p.solution));
+    const ex = exportedNamesOf(join(root, p.exercise));
+    const sol = exportedNamesOf(join(root, p.solution));
     const onlyEx = [...ex].filter((n) => !sol.has(n));
     const onlySol = [...sol].filter((n) => !ex.has(n));
     if (onlyEx.length + onlySol.length > 0) {
@@ -63,10 +62,6 @@ export function staticChecks(root: string): Finding[] {
     if (c.exercises.length < 3 && c.number > 0) findings.push({ check: 'three-exercises', where: `chapters/${c.slug}/chapter.ts`, message: 'a chapter needs at least three graded exercises' });
   }
   return findings;
-}
-
-function exportsOf(file: string): Set<string> {
-  return exportedNames(ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS));
 }
 
 /** Copy the committed stubs of every chapter to .pristine-exercises/ for the `pristine` condition. */

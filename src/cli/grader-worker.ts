@@ -1,11 +1,12 @@
 // Child-process entry of the grader. Keeps one vitest instance warm per implementation
 // (exercises/ or solutions/) and answers grade requests from the CLI over IPC.
-import { createGrader, type Grader, type Implementation } from './grader.ts';
+import { createGrader, type GradeEvent, type Grader, type Implementation } from './grader.ts';
 import type { ExerciseResult } from './result.ts';
 
 export type WorkerRequest = { type: 'grade'; requestId: number; ids: string[] };
 export type WorkerReply =
   | { type: 'ready' }
+  | { type: 'progress'; requestId: number; event: GradeEvent }
   | { type: 'result'; requestId: number; results: ExerciseResult[] }
   | { type: 'error'; requestId: number; message: string };
 
@@ -31,7 +32,8 @@ let queue = Promise.resolve();
 process.on('message', (msg: WorkerRequest) => {
   queue = queue.then(async () => {
     try {
-      send({ type: 'result', requestId: msg.requestId, results: await grader.grade(msg.ids) });
+      const results = await grader.grade(msg.ids, (event) => send({ type: 'progress', requestId: msg.requestId, event }));
+      send({ type: 'result', requestId: msg.requestId, results });
     } catch (e) {
       send({ type: 'error', requestId: msg.requestId, message: (e as Error).message });
     }

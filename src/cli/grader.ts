@@ -2,17 +2,24 @@
 // (or the reference solutions) and turns vitest's results into ExerciseResults.
 // It runs inside a child process (grader-worker.ts) so the CLI can stop code that never finishes.
 import { resolve } from 'node:path';
-import type { TestCase, TestModule, Vitest } from 'vitest/node';
+import type { Reporter, TestCase, TestModule, Vitest } from 'vitest/node';
 import { allExercises, exercisePaths, type ExerciseRef } from '../../chapters/manifest.ts';
-import { importedImplNames, precheckExercise } from './precheck.ts';
+import { preforkPool } from './grader-pool.ts';
+import { startPrechecks, type PrecheckItem } from './grader-precheck.ts';
 import type { ExerciseResult, TestFailure } from './result.ts';
 import { cleanMessage, learnerLocation } from './stack.ts';
 
 /** Whose code the tests import through `#impl/...`: the learner's, the reference, or the committed stubs. */
 export type Implementation = 'exercises' | 'solutions' | 'pristine';
 
+/**
+ * What a grade request reports while it runs: an exercise's tests started (learner code is running) or
+ * ended, or its result is final. The CLI uses these to stop only the exercise that never finishes.
+ */
+export type GradeEvent = { type: 'running'; id: string } | { type: 'ended'; id: string } | { type: 'done'; result: ExerciseResult };
+
 export interface Grader {
-  grade(ids: readonly string[]): Promise<ExerciseResult[]>;
+  grade(ids: readonly string[], onEvent?: (e: GradeEvent) => void): Promise<ExerciseResult[]>;
   close(): Promise<void>;
 }
 
@@ -21,42 +28,81 @@ export interface Grader {
 export const PRISTINE_DIR = '.pristine-exercises';
 
 export async function createGrader(root: string, impl: Implementation): Promise<Grader> {
+  // The compiler loads in its thread while vitest starts here.
+  const prechecks = startPrechecks(root, impl);
   // The package-imports condition that points `#impl/...` at solutions/ is chosen when the
   // vitest config loads (vitest.config.ts reads VMXLAB_IMPL).
   process.env.VMXLAB_IMPL = impl;
   const { createVitest } = await import('vitest/node');
+  const pool = preforkPool();
+  // Test modules of the current request, by test file: their start and end are reported as they happen.
+  let onModule: ((m: TestModule, phase: 'queued' | 'end') => void) | undefined;
+  const progress: Reporter = {
+    onTestModuleQueued: (m) => onModule?.(m, 'queued'),
+    onTestModuleEnd: (m) => onModule?.(m, 'end'),
+  };
   const vitest: Vitest = await createVitest(
     'test',
-    { root, watch: false, project: ['chapters'], reporters: [{}], silent: true },
+    { root, watch: false, project: ['chapters'], reporters: [progress], silent: true, pool },
     {},
   );
 
   return {
-    async grade(ids) {
+    async grade(ids, onEvent = () => undefined) {
       const refs = ids.map((id) => findRef(id));
-      const results: ExerciseResult[] = [];
-      const runnable: ExerciseRef[] = [];
+      const results = new Map<string, ExerciseResult>();
+      const finish = (r: ExerciseResult): void => {
+        results.set(r.id, r);
+        onEvent({ type: 'done', result: r });
+      };
+      const items: PrecheckItem[] = refs.map((ref) => ({
+        id: ref.exercise.id,
+        file: resolve(root, implFile(ref, impl)),
+        display: implFile(ref, impl),
+        test: resolve(root, exercisePaths(ref).test),
+      }));
+      const checks = prechecks.run(items);
+      const parseProblems = await checks.parsed;
+      const runnable = refs.filter((ref) => parseProblems[ref.exercise.id] === undefined);
       for (const ref of refs) {
-        const problem = precheck(root, ref, impl);
-        if (problem !== undefined) results.push(resultOf(ref, [], problem));
-        else runnable.push(ref);
+        const problem = parseProblems[ref.exercise.id];
+        if (problem !== undefined) finish(resultOf(ref, [], problem));
       }
       if (runnable.length > 0) {
+        // The tests run while the compiler checks types; an exercise that does not compile scores nothing, and
+        // its verdict is the compiler's message (the test outcome of code that does not type-check is not shown).
+        const byTest = new Map(runnable.map((ref) => [resolve(root, exercisePaths(ref).test), ref]));
+        onModule = (m, phase) => {
+          const ref = byTest.get(m.moduleId);
+          if (ref === undefined) return;
+          if (phase === 'queued') return onEvent({ type: 'running', id: ref.exercise.id });
+          onEvent({ type: 'ended', id: ref.exercise.id });
+          void checks.typed.then((typeProblems) => finish(verdict(ref, m, typeProblems)), () => undefined);
+        };
         for (const ref of runnable) vitest.invalidateFile(resolve(root, implFile(ref, impl)));
-        const files = runnable.map((ref) => resolve(root, exercisePaths(ref).test));
+        const files = [...byTest.keys()];
         const specs = (await vitest.globTestSpecifications(files)).filter((s) => files.includes(s.moduleId));
-        const run = await vitest.runTestSpecifications(specs, false);
+        const run = await vitest.runTestSpecifications(specs, false).finally(() => {
+          onModule = undefined;
+        });
+        const typeProblems = await checks.typed;
         for (const ref of runnable) {
+          if (results.has(ref.exercise.id)) continue;
           const file = resolve(root, exercisePaths(ref).test);
-          const mod = run.testModules.find((m) => m.moduleId === file);
-          results.push(fromModule(root, ref, impl, mod));
+          finish(verdict(ref, run.testModules.find((m) => m.moduleId === file), typeProblems));
         }
       }
       // Keep the caller's order.
-      return ids.map((id) => results.find((r) => r.id === id)!);
+      return ids.map((id) => results.get(id)!);
+
+      function verdict(ref: ExerciseRef, mod: TestModule | undefined, typeProblems: Record<string, string>): ExerciseResult {
+        const typeProblem = typeProblems[ref.exercise.id];
+        return typeProblem !== undefined ? resultOf(ref, [], typeProblem) : fromModule(root, ref, impl, mod);
+      }
     },
     async close() {
-      await vitest.close();
+      pool.dispose();
+      await Promise.all([vitest.close(), prechecks.close()]);
     },
   };
 }
@@ -72,12 +118,6 @@ function implFile(ref: ExerciseRef, impl: Implementation): string {
   if (impl === 'solutions') return p.solution;
   if (impl === 'pristine') return `${PRISTINE_DIR}/${ref.chapter.slug}/${ref.exercise.file}`;
   return p.exercise;
-}
-
-function precheck(root: string, ref: ExerciseRef, impl: Implementation): string | undefined {
-  const file = implFile(ref, impl);
-  const required = importedImplNames(resolve(root, exercisePaths(ref).test));
-  return precheckExercise(resolve(root, file), file, required);
 }
 
 function fromModule(root: string, ref: ExerciseRef, impl: Implementation, mod: TestModule | undefined): ExerciseResult {

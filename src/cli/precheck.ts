@@ -1,9 +1,17 @@
 // Before running an exercise's tests, read the learner's file the way the compiler does and
-// catch the two problems that would otherwise surface as confusing runtime errors:
-// a syntax error, and a name the tests import that the file no longer exports.
-// Only the TypeScript parser runs here (no type checking), so this takes milliseconds.
-import { readFileSync } from 'node:fs';
-import ts from 'typescript';
+// catch the problems that would otherwise surface as confusing runtime errors: a syntax error,
+// a name the tests import that the file no longer exports (both from the parser alone, in
+// milliseconds), and a type error (a number compared with a bigint fails a test as "expected true
+// to be false"; the compiler says what is wrong, and where). The type check keeps one language
+// service warm, so a re-check after a save only checks the file that changed.
+import { readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import type * as TS from 'typescript';
+
+// The compiler through require(): an ESM import of this 9-MB CommonJS file first scans all of it for
+// its export names, which costs about a second on every start of the grader.
+const ts: typeof TS = createRequire(import.meta.url)('typescript');
 
 /** A message naming the file and line, or undefined when the file is fine. */
 export function precheckExercise(file: string, displayName: string, requiredExports: readonly string[]): string | undefined {
@@ -14,7 +22,7 @@ export function precheckExercise(file: string, displayName: string, requiredExpo
     return `${displayName}: the file is missing. Restore it with \`npx vmxlab reset <exercise>\`.`;
   }
   const source = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
-  const diagnostics = (source as unknown as { parseDiagnostics?: readonly ts.Diagnostic[] }).parseDiagnostics ?? [];
+  const diagnostics = (source as unknown as { parseDiagnostics?: readonly TS.Diagnostic[] }).parseDiagnostics ?? [];
   if (diagnostics.length > 0) {
     const d = diagnostics[0]!;
     const { line, character } = source.getLineAndCharacterOfPosition(d.start ?? 0);
@@ -28,10 +36,15 @@ export function precheckExercise(file: string, displayName: string, requiredExpo
   return undefined;
 }
 
+/** Names the module in `file` exports (see exportedNames). */
+export function exportedNamesOf(file: string): Set<string> {
+  return exportedNames(ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS));
+}
+
 /** Names a module exports (declarations with `export`, and `export { a, b as c }` lists). */
-export function exportedNames(source: ts.SourceFile): Set<string> {
+export function exportedNames(source: TS.SourceFile): Set<string> {
   const names = new Set<string>();
-  const isExported = (node: ts.Node) =>
+  const isExported = (node: TS.Node) =>
     ts.canHaveModifiers(node) && (ts.getModifiers(node) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
   for (const stmt of source.statements) {
     if (ts.isExportDeclaration(stmt) && stmt.exportClause !== undefined && ts.isNamedExports(stmt.exportClause)) {
@@ -67,4 +80,66 @@ export function importedImplNames(testFile: string): string[] {
     }
   }
   return names;
+}
+
+export interface TypeCheck {
+  /** The first type error of each file as "display:line:col: type error TSnnnn: …", by file; a file that compiles is absent. */
+  check(files: readonly { file: string; display: string }[]): Map<string, string>;
+}
+
+/**
+ * Type-checks exercise files with the project's compiler options (`tsconfig.json` at `root`, less the DOM), resolving
+ * `#impl/...` with the package-imports `conditions` the tests use. Only errors located in a checked file
+ * are reported for it: the learner's other files are graded as their own exercises.
+ */
+export function createTypeCheck(root: string, conditions: readonly string[] = []): TypeCheck {
+  const config = ts.getParsedCommandLineOfConfigFile(resolve(root, 'tsconfig.json'), {}, {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: () => undefined,
+  });
+  const project = config?.options ?? {};
+  // Exercises run in Node: the node types stay, the DOM library (for the site's code) goes. It is the largest file
+  // of the program and parsing it is most of the cost of a first check (once per grader start).
+  const lib = project.lib?.filter((l) => !/^lib\.dom\b/i.test(l));
+  const options: TS.CompilerOptions = { ...project, ...(lib !== undefined ? { lib } : {}), noEmit: true, customConditions: [...conditions] };
+  const roots: string[] = [];
+  // A file's version is its modification time and size: a save changes it, an unchanged file is not re-read.
+  const version = (f: string): string => {
+    const st = statSync(f, { throwIfNoEntry: false });
+    return st === undefined ? 'missing' : `${st.mtimeMs}:${st.size}`;
+  };
+  const host: TS.LanguageServiceHost = {
+    getScriptFileNames: () => roots,
+    getScriptVersion: version,
+    getScriptSnapshot: (f) => {
+      const text = ts.sys.readFile(f);
+      return text === undefined ? undefined : ts.ScriptSnapshot.fromString(text);
+    },
+    getCurrentDirectory: () => root,
+    getCompilationSettings: () => options,
+    getDefaultLibFileName: (o) => ts.getDefaultLibFilePath(o),
+    fileExists: ts.sys.fileExists,
+    readFile: ts.sys.readFile,
+    readDirectory: ts.sys.readDirectory,
+    directoryExists: ts.sys.directoryExists,
+    getDirectories: ts.sys.getDirectories,
+  };
+  const service = ts.createLanguageService(host, ts.createDocumentRegistry());
+  return {
+    check(files) {
+      // Every file a root first, so one program serves the whole request.
+      for (const { file } of files) if (!roots.includes(file)) roots.push(file);
+      const problems = new Map<string, string>();
+      for (const { file, display } of files) {
+        const errors = service.getSemanticDiagnostics(file).filter((d) => d.category === ts.DiagnosticCategory.Error);
+        const first = errors[0];
+        if (first === undefined) continue;
+        const where = first.file !== undefined && first.start !== undefined ? first.file.getLineAndCharacterOfPosition(first.start) : undefined;
+        const at = where === undefined ? display : `${display}:${where.line + 1}:${where.character + 1}`;
+        const more = errors.length > 1 ? ` (+${errors.length - 1} more type error${errors.length > 2 ? 's' : ''} in this file)` : '';
+        problems.set(file, `${at}: type error TS${first.code}: ${ts.flattenDiagnosticMessageText(first.messageText, ' ')}${more}`);
+      }
+      return problems;
+    },
+  };
 }

@@ -35,20 +35,20 @@ export function crawl(t: TestContext): Promise<PageVisit[]> {
   return visits;
 }
 
-/** Two browser tabs share the pages (the box has two cores); results come back in page order. */
+/** Browser tabs take pages from one queue (VMXLAB_CRAWL_TABS, default 2); results come back in page order. */
 async function doCrawl(t: TestContext): Promise<PageVisit[]> {
-  const lanes = 2;
-  const results = await Promise.all(
-    Array.from({ length: lanes }, (_, lane) => crawlPages(t, t.site.pages.filter((_, i) => i % lanes === lane))),
-  );
+  const tabs = Math.max(1, Number(process.env.VMXLAB_CRAWL_TABS ?? 2));
+  const queue = [...t.site.pages];
+  const results = await Promise.all(Array.from({ length: Math.min(tabs, queue.length) }, () => crawlPages(t, queue)));
   return results.flat().sort((a, b) => t.site.pages.indexOf(a.path) - t.site.pages.indexOf(b.path));
 }
 
-async function crawlPages(t: TestContext, paths: readonly string[]): Promise<PageVisit[]> {
+/** Visit pages taken from `queue` (shared with the other tabs) until it is empty. */
+async function crawlPages(t: TestContext, queue: string[]): Promise<PageVisit[]> {
   const out: PageVisit[] = [];
   const w = await t.newPage();
   try {
-    for (const path of paths) {
+    for (let path = queue.shift(); path !== undefined; path = queue.shift()) {
       w.errors.length = 0;
       w.offMachine.length = 0;
       await w.page.goto(path, { waitUntil: 'load', timeout: 30_000 });

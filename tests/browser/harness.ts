@@ -1,5 +1,6 @@
 // A very small test harness for the browser tests: files register tests with `test()`, run.ts
-// runs them in order against one browser and one static server, and prints `N passed, N failed`.
+// runs them side by side against one browser and one static server, and prints `N passed, N failed`
+// with the results in registration order.
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 export interface SiteInfo {
@@ -39,6 +40,13 @@ export const TESTS: BrowserTest[] = [];
 
 export function test(name: string, fn: (t: TestContext) => Promise<void>): void {
   TESTS.push({ name, fn });
+}
+
+/** Work that several tests await (e.g. the crawl of every page), started with the first tests instead of by one of them. */
+export const PREPARE: ((t: TestContext) => void)[] = [];
+
+export function prepare(fn: (t: TestContext) => void): void {
+  PREPARE.push(fn);
 }
 
 export class AssertionError extends Error {

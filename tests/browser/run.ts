@@ -1,6 +1,9 @@
 // Browser tests for the course site: builds it (when the build is older than its sources),
 // serves site/.vitepress/dist on 127.0.0.1, drives Debian's Chromium with playwright-core and
 // runs every tests/browser/*.test.ts. Prints `N passed, N failed`; exits non-zero on failure.
+// Tests run side by side in one browser (each in its own context; VMXLAB_BROWSER_JOBS at a time,
+// default 3); their results are printed in registration order. `npm test` passes --no-build: it
+// has just built the site.
 //
 //   npx tsx tests/browser/run.ts            build if stale, then test
 //   npx tsx tests/browser/run.ts --build    always rebuild first
@@ -12,7 +15,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type Request } from 'playwright-core';
-import { TESTS, type SiteInfo, type TestContext, type WatchedPage } from './harness.ts';
+import { PREPARE, TESTS, type SiteInfo, type TestContext, type WatchedPage } from './harness.ts';
 import { serveDist } from './server.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -140,20 +143,34 @@ async function main(): Promise<number> {
 
   let passed = 0;
   let failed = 0;
+  const jobs = Math.max(1, Number(process.env.VMXLAB_BROWSER_JOBS ?? 3));
   try {
-    for (const t of TESTS) {
-      const started = performance.now();
-      // Durations are reported for information only; no test passes or fails on time.
-      const took = (): string => `${((performance.now() - started) / 1000).toFixed(1)} s`;
-      try {
-        await t.fn(ctx);
-        passed++;
-        process.stdout.write(`  ✓ ${t.name} (${took()})\n`);
-      } catch (e) {
-        failed++;
-        process.stdout.write(`  ✗ ${t.name} (${took()})\n    ${(e instanceof Error ? e.message : String(e)).split('\n').join('\n    ')}\n`);
+    // Up to `jobs` tests at once; each line is printed as soon as every earlier test has printed its own.
+    const lines: (string | undefined)[] = TESTS.map(() => undefined);
+    let printed = 0;
+    const flush = (): void => {
+      while (printed < lines.length && lines[printed] !== undefined) process.stdout.write(lines[printed++]!);
+    };
+    for (const p of PREPARE) p(ctx);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      for (let i = next++; i < TESTS.length; i = next++) {
+        const t = TESTS[i]!;
+        const started = performance.now();
+        // Durations are reported for information only; no test passes or fails on time.
+        const took = (): string => `${((performance.now() - started) / 1000).toFixed(1)} s`;
+        try {
+          await t.fn(ctx);
+          passed++;
+          lines[i] = `  ✓ ${t.name} (${took()})\n`;
+        } catch (e) {
+          failed++;
+          lines[i] = `  ✗ ${t.name} (${took()})\n    ${(e instanceof Error ? e.message : String(e)).split('\n').join('\n    ')}\n`;
+        }
+        flush();
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(jobs, TESTS.length) }, lane));
   } finally {
     await browser.close();
     server.close();
