@@ -11,8 +11,10 @@ describe('IA32_VMX_BASIC fields', () => {
   test('revisionId is bits 30:0 and regionSize is bits 44:32, for any value', () => {
     fc.assert(
       fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (basic) => {
-        expect(hex(revisionId(basic)), `IA32_VMX_BASIC = ${hex(basic)}: the revision id is bits 30:0`).toBe(hex(Number(basic % (1n << 31n))));
-        expect(hex(regionSize(basic)), `IA32_VMX_BASIC = ${hex(basic)}: the region size is bits 44:32, in bytes`).toBe(hex(Number((basic / (1n << 32n)) % (1n << 13n))));
+        const id = revisionId(basic), size = regionSize(basic);
+        const wantId = Number(basic % (1n << 31n)), wantSize = Number((basic / (1n << 32n)) % (1n << 13n));
+        expect(id, `IA32_VMX_BASIC = ${hex(basic)}: revisionId ${hex(id)}, expected bits 30:0 = ${hex(wantId)} (a number)`).toBe(wantId);
+        expect(size, `IA32_VMX_BASIC = ${hex(basic)}: regionSize ${hex(size)}, expected bits 44:32 = ${hex(wantSize)} (a number of bytes)`).toBe(wantSize);
       }),
     );
   });
@@ -28,9 +30,10 @@ describe('allocVmxonRegion', () => {
     const basic = kernel.cpu().rdmsr(MSR_IA32_VMX_BASIC);
     const r = allocVmxonRegion(kernel);
     expect(r, `${name}: allocVmxonRegion returned null (out of memory?)`).not.toBeNull();
-    expect(hex(r!.pa % 4096n), `${name}: VMXON region at physical ${hex(r!.pa)}: it must be 4-KByte aligned (bits 11:0 zero)`).toBe('0x0');
+    expect(r!.pa % 4096n, `${name}: VMXON region at physical ${hex(r!.pa)}: it must be 4-KByte aligned (bits 11:0 zero)`).toBe(0n);
     // Direct-map memory (kmalloc, the page allocator): virt_to_phys is meaningful. vmalloc memory is not.
-    expect(hex(kernel.virt_to_phys(r!.va)), `${name}: region va ${hex(r!.va)}, pa ${hex(r!.pa)}: pa must be virt_to_phys(va) of physically contiguous memory`).toBe(hex(r!.pa));
+    const pa = kernel.virt_to_phys(r!.va);
+    expect(pa, `${name}: region va ${hex(r!.va)}, pa ${hex(r!.pa)}, but virt_to_phys(va) = ${hex(pa)}: use physically contiguous memory and its virt_to_phys`).toBe(r!.pa);
     expect(kernel.dmesg(), `${name}: virt_to_phys was used on vmalloc memory, which is not physically contiguous`).not.toMatch(/non-linear address/);
     const first = kernel.read32(r!.va);
     expect(hex(first), `${name}: the first dword must be the revision id, IA32_VMX_BASIC[30:0] = ${hex(basic & 0x7fffffffn)}, with bit 31 clear`).toBe(hex(Number(basic & 0x7fffffffn)));

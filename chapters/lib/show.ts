@@ -4,11 +4,12 @@ import { CR0, CR4 } from '../../src/x86/control-registers.ts';
 import type { LoadResult } from '../../src/kernel/kernel.ts';
 import { RFLAGS } from '../../src/x86/flags.ts';
 
-/** `0x`-prefixed hex. */
-export const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
+/** `0x`-prefixed hex; anything that is not a number (a learner's `undefined`) is shown as it is. */
+export const hex = (v: unknown): string => (typeof v === 'number' || typeof v === 'bigint' ? `0x${v.toString(16)}` : String(v));
 
 /** The names of the one-bit masks of `table` that are set in `value`, e.g. "PE NE PG"; "none" if none is. */
 export function setBits(value: number | bigint, table: Readonly<Record<string, number>>): string {
+  if (typeof value !== 'number' && typeof value !== 'bigint') return String(value);
   const v = BigInt(value);
   const names = Object.entries(table)
     .filter(([, mask]) => Number.isInteger(Math.log2(mask)) && (v & BigInt(mask)) !== 0n)
