@@ -27,3 +27,8 @@ export function showLoad(r: LoadResult): string {
   if (r.ok) return 'ok';
   return r.oops === undefined ? r.message : `${r.message} — ${r.oops.cause} (the whole report is in dmesg)`;
 }
+
+/** A learner's result as one line of JSON, bigints in hex (plain JSON.stringify throws on a bigint). */
+export function showValue(v: unknown): string {
+  return JSON.stringify(v, (_key, x: unknown) => (typeof x === 'bigint' ? hex(x) : x)) ?? String(v);
+}
