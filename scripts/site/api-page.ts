@@ -126,8 +126,12 @@ const NOTES: Readonly<Record<string, string>> = {
   'HostCpu.vmresume': 'VMRESUME: the same, for a launched VMCS.',
 };
 
+/** Prose from a comment, safe in a table cell and in vitepress (no HTML, no Vue interpolation). */
+const text = (s: string): string => escapeCell(s).replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\{\{/g, '{ {');
+
 export function kernelApiPage(read: (file: string) => string = (f) => readFileSync(resolve(REPO_ROOT, f), 'utf8')): Page {
-  let md = '---\ntitle: Kernel and CPU API\n---\n\n# Kernel and CPU API\n\n';
+  // vmx-api: signatures may wrap (custom.css), so the descriptions keep room next to the outline.
+  let md = '---\ntitle: Kernel and CPU API\ndescription: Every call a hypervisor module can make, from the source.\npageClass: vmx-reference vmx-api\n---\n\n# Kernel and CPU API\n\n';
   md +=
     'What a hypervisor module can call: the `Kernel` it gets in `init(k)` and `exit(k)`, and the `HostCpu` that ' +
     '`k.cpu()` returns (the privileged instructions of the CPU the code runs on). Listed from the source on every ' +
@@ -142,12 +146,12 @@ export function kernelApiPage(read: (file: string) => string = (f) => readFileSy
       if (m.section !== section) {
         section = m.section;
         md += `\n### ${section === '' ? 'General' : section[0]!.toUpperCase() + section.slice(1)}\n\n`;
-        md += `${m.note !== '' ? `${m.note}\n\n` : ''}| call | what it does |\n|---|---|\n`;
+        md += `${m.note !== '' ? `${text(m.note)}\n\n` : ''}| call | what it does |\n|---|---|\n`;
       } else if (m.note !== '') {
-        md += `| | ${escapeCell(m.note)} |\n`;
+        md += `| | ${text(m.note)} |\n`;
       }
       const doc = m.doc !== '' ? m.doc : (NOTES[`${c.className}.${m.name}`] ?? '');
-      md += `| \`${escapeCell(`${c.as}.${m.signature}`)}\` | ${escapeCell(doc)} |\n`;
+      md += `| \`${escapeCell(`${c.as}.${m.signature}`)}\` | ${text(doc)} |\n`;
     }
   }
   return { path: 'reference/kernel-api.md', content: md };
