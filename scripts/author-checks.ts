@@ -2,7 +2,8 @@
 //   1. every file the manifest names exists (exercise, solution, test, notes);
 //   2. every exercise has at least one hint, and its file contains a TODO;
 //   3. exercise and solution files export the same names;
-//   4. chapter tests import learner code only through `#impl/...`;
+//   4. chapter tests import learner code only through `#impl/...`, and every assertion in them carries a message
+//      in the notes' terms (vitest alone says "expected 270387 to be 19");
 //   5. every untouched exercise (the committed stub) FAILS its own tests, and every solution passes
 //      (the solution half runs in `npm test` as the chapters project; here we grade the stubs).
 // The stubs are taken from git HEAD (a learner's edits do not count), or from the working tree for
@@ -10,13 +11,17 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import type * as TS from 'typescript';
 import { CHAPTERS, allExercises, exercisePaths } from '../chapters/manifest.ts';
 import { GraderClient } from '../src/cli/grader-client.ts';
 import { PRISTINE_DIR } from '../src/cli/grader.ts';
 import { exportedNamesOf } from '../src/cli/precheck.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// The compiler API through require: an ESM import of typescript first scans its 9 MB for exports.
+const ts: typeof TS = createRequire(import.meta.url)('typescript');
 
 export interface Finding {
   readonly check: string;
@@ -56,12 +61,29 @@ export function staticChecks(root: string): Finding[] {
       if (/from\s+['"][./]*(exercises|solutions)\//.test(testText)) {
         findings.push({ check: 'impl-alias', where: p.test, message: 'imports exercises/ or solutions/ directly; use #impl/<chapter>/<file>' });
       }
+      for (const line of assertionsWithoutMessage(p.test, testText)) {
+        findings.push({ check: 'assertion-message', where: `${p.test}:${line}`, message: 'expect(value) without a message: say what the value means, in hex, naming the bit or field (expect(value, message))' });
+      }
     }
   }
   for (const c of CHAPTERS) {
     if (c.exercises.length < 3 && c.number > 0) findings.push({ check: 'three-exercises', where: `chapters/${c.slug}/chapter.ts`, message: 'a chapter needs at least three graded exercises' });
   }
   return findings;
+}
+
+/** Lines (1-based) of `expect(x)` calls with no message argument. */
+export function assertionsWithoutMessage(file: string, text: string): number[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const lines: number[] = [];
+  const visit = (node: TS.Node): void => {
+    if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'expect' && node.arguments.length < 2) {
+      lines.push(source.getLineAndCharacterOfPosition(node.getStart(source)).line + 1);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return lines;
 }
 
 /** Copy the committed stubs of every chapter to .pristine-exercises/ for the `pristine` condition. */

@@ -4,6 +4,7 @@ import { describeVmxError, vmread, vmwrite, vmxStatusOf } from '#impl/02-vmcs/vm
 import { CPU_MODELS } from '../../src/machine/cpu-model.ts';
 import { VMCS_FIELDS, type VmcsFieldName } from '../../src/vmx/fields.ts';
 import { explain, hostInVmxOperation, kitCurrentVmcs } from '../lib/vmx-setup.ts';
+import { hex, showRflags } from '../lib/show.ts';
 
 const CF = 1n, ZF = 1n << 6n;
 const WRITABLE = VMCS_FIELDS.filter((f) => !f.readOnly);
@@ -20,20 +21,23 @@ describe('vmxStatusOf', () => {
     const host = hostInVmxOperation();
     kitCurrentVmcs(host.kernel);
     host.kernel.cpu().vmwrite(0x681e, 0x1000n); // GUEST_RIP
-    expect(vmxStatusOf(host.kernel.cpu())).toEqual({ ok: true, value: undefined });
+    const rflags = host.kernel.cpu().rflags();
+    expect(vmxStatusOf(host.kernel.cpu()), `RFLAGS = ${showRflags(rflags)}: CF = ZF = 0 is VMsucceed`).toEqual({ ok: true, value: undefined });
   });
   test('VMfailInvalid when there is no current VMCS: no error number to read', () => {
     const host = hostInVmxOperation();
     host.kernel.cpu().vmread(0x681e);
-    expect(vmxStatusOf(host.kernel.cpu())).toEqual({ ok: false, error: { kind: 'VMfailInvalid' } });
+    const rflags = host.kernel.cpu().rflags();
+    expect(vmxStatusOf(host.kernel.cpu()), `RFLAGS = ${showRflags(rflags)}: CF = 1 is VMfailInvalid, and there is no error number to read`).toEqual({ ok: false, error: { kind: 'VMfailInvalid' } });
   });
   test('VMfailValid(12) for an unsupported field, with the error named from the table', () => {
     const host = hostInVmxOperation();
     kitCurrentVmcs(host.kernel);
     host.kernel.cpu().vmwrite(0x7fff, 0n);
+    const rflags = host.kernel.cpu().rflags();
     const r = vmxStatusOf(host.kernel.cpu());
-    expect(r).toMatchObject({ ok: false, error: { kind: 'VMfailValid', number: 12, name: 'VMXERR_UNSUPPORTED_VMCS_COMPONENT' } });
-    if (!r.ok) expect(describeVmxError(r.error)).toMatch(/12/);
+    expect(r, `VMWRITE to field 7FFFH: RFLAGS = ${showRflags(rflags)} (ZF: VMfailValid); VM_INSTRUCTION_ERROR (4400H) holds 12, VMXERR_UNSUPPORTED_VMCS_COMPONENT`).toMatchObject({ ok: false, error: { kind: 'VMfailValid', number: 12, name: 'VMXERR_UNSUPPORTED_VMCS_COMPONENT' } });
+    if (!r.ok) expect(describeVmxError(r.error), 'describeVmxError should include the error number').toMatch(/12/);
   });
 });
 
@@ -50,15 +54,17 @@ describe('vmread / vmwrite', () => {
         const name = f.name as VmcsFieldName;
         const wide = (f.width === '64' || f.width === 'natural') && !f.high;
         const value = wide ? v : Number(f.high ? v & 0xffffffffn : v);
-        expect(vmwrite(cpu, name, value as never), explain(host)).toEqual({ ok: true, value: undefined });
+        const shown = `${name} (${hex(f.encoding)}, ${f.width === 'natural' ? 'natural-width' : `${f.width}-bit`}${f.high ? ', high half' : ''})`;
+        expect(vmwrite(cpu, name, value as never), `vmwrite ${shown} = ${hex(value)} should succeed\n${explain(host)}`).toEqual({ ok: true, value: undefined });
         const back = vmread(cpu, name);
-        expect(back).toEqual({ ok: true, value });
-        expect(typeof (back as { value: unknown }).value).toBe(wide ? 'bigint' : 'number');
+        const got = (back as { value?: unknown }).value;
+        expect(back, `vmread ${shown}: wrote ${hex(value)}, read back ${hex(got)}`).toEqual({ ok: true, value });
+        expect(typeof got, `vmread ${shown}: ${wide ? '64-bit and natural-width fields are bigint' : '16-bit, 32-bit and high-half fields are number'}`).toBe(wide ? 'bigint' : 'number');
         checked++;
       }),
       { numRuns: 60 },
     );
-    expect(checked).toBeGreaterThan(30);
+    expect(checked, `${name}: only ${checked} supported fields were tried (the kit's test is broken if this fails)`).toBeGreaterThan(30);
   });
 
   test.each(CPU_MODELS.map((m) => [m.name, (m.msrs.get(0x485)! >> 29n) & 1n]))(
@@ -67,14 +73,14 @@ describe('vmread / vmwrite', () => {
       const host = hostInVmxOperation({ model: name });
       kitCurrentVmcs(host.kernel);
       const r = vmwrite(host.kernel.cpu(), 'VM_EXIT_REASON', 1);
-      if (vmwriteAny === 1n) expect(r.ok).toBe(true);
-      else expect(r).toMatchObject({ ok: false, error: { kind: 'VMfailValid', number: 13 } });
+      if (vmwriteAny === 1n) expect(r.ok, `${name}: IA32_VMX_MISC[29] = 1, so VMWRITE may write VM-exit information fields like VM_EXIT_REASON`).toBe(true);
+      else expect(r, `${name}: IA32_VMX_MISC[29] = 0: VMWRITE to a read-only field is VMfailValid(13), "VMWRITE to read-only VMCS component"`).toMatchObject({ ok: false, error: { kind: 'VMfailValid', number: 13 } });
     },
   );
 
   test('a failed VMREAD reports the error instead of returning a value', () => {
     const host = hostInVmxOperation();
     const r = vmread(host.kernel.cpu(), 'GUEST_RIP'); // no current VMCS
-    expect(r).toEqual({ ok: false, error: { kind: 'VMfailInvalid' } });
+    expect(r, 'no current VMCS: VMREAD fails with VMfailInvalid (CF = 1); return the error, not a value').toEqual({ ok: false, error: { kind: 'VMfailInvalid' } });
   });
 });

@@ -95,16 +95,16 @@ const arbRequest = fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer(
 describe('controlMsr: which capability MSR to trust', () => {
   test('a CPU with IA32_VMX_BASIC[55] = 1 (Skylake i5-6300U) uses the TRUE_* MSRs for pin, proc, exit, entry', () => {
     const m = realModel('skylake-i5-6300u');
-    expect([controlMsr(m.rdmsr, 'pin'), controlMsr(m.rdmsr, 'proc'), controlMsr(m.rdmsr, 'exit'), controlMsr(m.rdmsr, 'entry')].map(hex))
+    expect([controlMsr(m.rdmsr, 'pin'), controlMsr(m.rdmsr, 'proc'), controlMsr(m.rdmsr, 'exit'), controlMsr(m.rdmsr, 'entry')].map(hex), 'IA32_VMX_BASIC = 00DA0400_00000004: bit 55 = 1, so pin, proc, exit, entry use IA32_VMX_TRUE_*_CTLS (48DH–490H)')
       .toEqual(['0x48d', '0x48e', '0x48f', '0x490']);
     expect(hex(controlMsr(m.rdmsr, 'proc2')), 'the secondary controls have no TRUE variant').toBe('0x48b');
     noFaults(m);
   });
   test('a CPU with IA32_VMX_BASIC[55] = 0 (Core 2 Duo T9600) has no TRUE_* MSRs: use 481H–484H', () => {
     const m = realModel('penryn-core2-duo-t9600');
-    expect([controlMsr(m.rdmsr, 'pin'), controlMsr(m.rdmsr, 'proc'), controlMsr(m.rdmsr, 'exit'), controlMsr(m.rdmsr, 'entry')].map(hex))
+    expect([controlMsr(m.rdmsr, 'pin'), controlMsr(m.rdmsr, 'proc'), controlMsr(m.rdmsr, 'exit'), controlMsr(m.rdmsr, 'entry')].map(hex), 'IA32_VMX_BASIC bit 55 = 0: the TRUE_* MSRs do not exist, use IA32_VMX_PINBASED/PROCBASED/EXIT/ENTRY_CTLS (481H–484H)')
       .toEqual(['0x481', '0x482', '0x483', '0x484']);
-    expect(hex(controlMsr(m.rdmsr, 'proc2'))).toBe('0x48b');
+    expect(hex(controlMsr(m.rdmsr, 'proc2')), 'the secondary controls are always IA32_VMX_PROCBASED_CTLS2 (48BH)').toBe('0x48b');
     noFaults(m);
   });
   test('agrees with BASIC[55] on every model, real and generated', () => {
@@ -125,7 +125,7 @@ describe('adjustControls on real processors (hand-checked)', () => {
   test('pin-based: NMI exiting is bit 3, virtual NMIs bit 5, the preemption timer bit 6 (Skylake has all three)', () => {
     const m = realModel('skylake-i5-6300u');
     // TRUE_PINBASED allowed-0 = 0x16 (bits 1, 2, 4 are default1 and must stay 1) | 0x08 | 0x20 | 0x40.
-    expect(describeResult(adjustControls(m.rdmsr, 'pin', PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER)))
+    expect(describeResult(adjustControls(m.rdmsr, 'pin', PIN_NMI_EXITING | PIN_VIRTUAL_NMIS | PIN_PREEMPTION_TIMER)), 'wanted bits 3, 5, 6 (0x68) plus TRUE_PINBASED allowed-0 0x16')
       .toBe(describeResult({ ok: true, value: 0x7e }));
     noFaults(m);
   });
@@ -158,7 +158,7 @@ describe('adjustControls on real processors (hand-checked)', () => {
   test('default1 bits you did not mention are set silently (Penryn: CR3-load/store exiting stay on)', () => {
     const m = realModel('penryn-core2-duo-t9600');
     // PROCBASED_CTLS allowed-0 = 0x0401e172 (includes bits 15 and 16) | HLT exiting.
-    expect(describeResult(adjustControls(m.rdmsr, 'proc', PROC_HLT_EXITING))).toBe(describeResult({ ok: true, value: 0x0401e1f2 }));
+    expect(describeResult(adjustControls(m.rdmsr, 'proc', PROC_HLT_EXITING)), 'HLT exiting (bit 7, 0x80) plus PROCBASED_CTLS allowed-0 0x0401e172').toBe(describeResult({ ok: true, value: 0x0401e1f2 }));
     noFaults(m);
   });
   test('VM-exit controls: Penryn must save debug controls and cannot save/load IA32_EFER', () => {
@@ -188,13 +188,13 @@ describe('adjustControls on real processors (hand-checked)', () => {
       ok: false, errors: [{ bit: 7, name: 'SECONDARY_EXEC_UNRESTRICTED_GUEST', msr: 0x48b, reason: 'not allowed to be 1' }],
     });
     const ivb = realModel('ivybridge-i5-3320m');
-    expect(describeResult(adjustControls(ivb.rdmsr, 'proc2', PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST))).toBe(describeResult({ ok: true, value: 0x82 }));
+    expect(describeResult(adjustControls(ivb.rdmsr, 'proc2', PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST)), 'Ivy Bridge: IA32_VMX_PROCBASED_CTLS2 allows bits 1 (EPT) and 7 (unrestricted guest)').toBe(describeResult({ ok: true, value: 0x82 }));
     for (const m of [pen, neh, ivb]) noFaults(m);
   });
   test('asking for nothing gives exactly the must-be-1 bits', () => {
     const m = realModel('skylake-i5-6300u');
     expect(describeResult(adjustControls(m.rdmsr, 'entry', 0)), 'Skylake: IA32_VMX_TRUE_ENTRY_CTLS allowed-0 = 11FBH').toBe(describeResult({ ok: true, value: 0x11fb }));
-    expect(describeResult(adjustControls(m.rdmsr, 'proc2', 0))).toBe(describeResult({ ok: true, value: 0 }));
+    expect(describeResult(adjustControls(m.rdmsr, 'proc2', 0)), 'IA32_VMX_PROCBASED_CTLS2 allowed-0 is 0: no secondary control must be 1').toBe(describeResult({ ok: true, value: 0 }));
     noFaults(m);
   });
 });

@@ -90,14 +90,14 @@ function checkAll(m: FakeMsrs, cr0: bigint, cr4: bigint, unrestricted: boolean):
 describe('adjustCr0 / adjustCr4 (hand-checked, Skylake i5-6300U: CR0 FIXED0 80000021H, CR4 FIXED0 2000H)', () => {
   test('CR0 = 0 becomes PG | NE | PE; CR4 = 0 becomes VMXE', () => {
     const m = realModel('skylake-i5-6300u');
-    expect(hex(adjustCr0(m.rdmsr, 0n))).toBe('0x80000021');
-    expect(hex(adjustCr4(m.rdmsr, 0n))).toBe('0x2000');
+    expect(hex(adjustCr0(m.rdmsr, 0n)), 'adjustCr0(0): IA32_VMX_CR0_FIXED0 = 80000021H forces PG, NE and PE to 1').toBe('0x80000021');
+    expect(hex(adjustCr4(m.rdmsr, 0n)), 'adjustCr4(0): IA32_VMX_CR4_FIXED0 = 2000H forces VMXE (bit 13) to 1').toBe('0x2000');
     noFaults(m);
   });
   test('with "unrestricted guest", PE and PG are left alone: a real-mode guest CR0 of 0 only gains NE', () => {
     const m = realModel('skylake-i5-6300u');
-    expect(hex(adjustCr0(m.rdmsr, 0n, UNRESTRICTED))).toBe('0x20');
-    expect(hex(adjustCr0(m.rdmsr, PG | PE, UNRESTRICTED))).toBe('0x80000021');
+    expect(hex(adjustCr0(m.rdmsr, 0n, UNRESTRICTED)), 'adjustCr0(0, unrestricted guest): PE and PG are exempt, only NE (bit 5) is forced').toBe('0x20');
+    expect(hex(adjustCr0(m.rdmsr, PG | PE, UNRESTRICTED)), 'adjustCr0(PG | PE, unrestricted guest): PE and PG are kept as given, NE is forced').toBe('0x80000021');
     noFaults(m);
   });
   test('a typical Linux CR0 (80050033H) is already legal on every model', () => {
@@ -109,7 +109,7 @@ describe('adjustCr0 / adjustCr4 (hand-checked, Skylake i5-6300U: CR0 FIXED0 8000
   });
   test('bits 63:32 of CR0 are cleared (FIXED1 is FFFFFFFFH)', () => {
     const m = realModel('skylake-i5-6300u');
-    expect(hex(adjustCr0(m.rdmsr, (1n << 40n) | LINUX_CR0))).toBe('0x80050033');
+    expect(hex(adjustCr0(m.rdmsr, (1n << 40n) | LINUX_CR0)), 'adjustCr0(0x10080050033): bit 40 is 0 in IA32_VMX_CR0_FIXED1 (FFFFFFFFH), so it is cleared').toBe('0x80050033');
     noFaults(m);
   });
 });
@@ -117,14 +117,14 @@ describe('adjustCr0 / adjustCr4 (hand-checked, Skylake i5-6300U: CR0 FIXED0 8000
 describe('checkCr0 / checkCr4 (hand-checked)', () => {
   test('CR4 without VMXE: VMXON would #GP — the checker names CR4.VMXE and IA32_VMX_CR4_FIXED0', () => {
     const m = realModel('skylake-i5-6300u');
-    expect(checkCr4(m.rdmsr, PAE | PGE | OSFXSR | OSXMMEXCPT)).toEqual([
+    expect(checkCr4(m.rdmsr, PAE | PGE | OSFXSR | OSXMMEXCPT), 'checkCr4(0x6a0): VMXE (bit 13) is 1 in IA32_VMX_CR4_FIXED0 (488H) but 0 here').toEqual([
       { register: 'CR4', bit: 13, name: 'CR4.VMXE', reason: 'must be 1', msr: 0x488 },
     ]);
     noFaults(m);
   });
   test('Skylake CR4 FIXED1 (3767FFH) has no UMIP and no PKE', () => {
     const m = realModel('skylake-i5-6300u');
-    expect(checkCr4(m.rdmsr, VMXE | PAE | UMIP | PKE)).toEqual([
+    expect(checkCr4(m.rdmsr, VMXE | PAE | UMIP | PKE), 'checkCr4(0x402820): bits 11 (UMIP) and 22 (PKE) are 0 in IA32_VMX_CR4_FIXED1 (489H) = 3767FFH').toEqual([
       { register: 'CR4', bit: 11, name: 'CR4.UMIP', reason: 'must be 0', msr: 0x489 },
       { register: 'CR4', bit: 22, name: 'CR4.PKE', reason: 'must be 0', msr: 0x489 },
     ]);
@@ -132,24 +132,24 @@ describe('checkCr0 / checkCr4 (hand-checked)', () => {
   });
   test('CR0 with paging off: PG and PE must be 1 — unless the guest is unrestricted', () => {
     const m = realModel('skylake-i5-6300u');
-    expect(checkCr0(m.rdmsr, NE | ET)).toEqual([
+    expect(checkCr0(m.rdmsr, NE | ET), 'checkCr0(0x30): PE (bit 0) and PG (bit 31) are 1 in IA32_VMX_CR0_FIXED0 (486H) = 80000021H').toEqual([
       { register: 'CR0', bit: 0, name: 'CR0.PE', reason: 'must be 1', msr: 0x486 },
       { register: 'CR0', bit: 31, name: 'CR0.PG', reason: 'must be 1', msr: 0x486 },
     ]);
-    expect(checkCr0(m.rdmsr, ET)).toEqual([
+    expect(checkCr0(m.rdmsr, ET), 'checkCr0(0x10): PE, NE and PG are all missing, in bit order').toEqual([
       { register: 'CR0', bit: 0, name: 'CR0.PE', reason: 'must be 1', msr: 0x486 },
       { register: 'CR0', bit: 5, name: 'CR0.NE', reason: 'must be 1', msr: 0x486 },
       { register: 'CR0', bit: 31, name: 'CR0.PG', reason: 'must be 1', msr: 0x486 },
     ]);
-    expect(checkCr0(m.rdmsr, NE | ET, UNRESTRICTED)).toEqual([]);
-    expect(checkCr0(m.rdmsr, ET, UNRESTRICTED)).toEqual([
+    expect(checkCr0(m.rdmsr, NE | ET, UNRESTRICTED), 'checkCr0(0x30, unrestricted guest): PE and PG are exempt, NE is set').toEqual([]);
+    expect(checkCr0(m.rdmsr, ET, UNRESTRICTED), 'checkCr0(0x10, unrestricted guest): only NE is missing').toEqual([
       { register: 'CR0', bit: 5, name: 'CR0.NE', reason: 'must be 1', msr: 0x486 },
     ]);
     noFaults(m);
   });
   test('CR0 bit 40 is reserved: must be 0, named by number', () => {
     const m = realModel('penryn-core2-duo-t9600');
-    expect(checkCr0(m.rdmsr, LINUX_CR0 | (1n << 40n))).toEqual([
+    expect(checkCr0(m.rdmsr, LINUX_CR0 | (1n << 40n)), 'checkCr0(0x10080050033): bit 40 has no name, and is 0 in IA32_VMX_CR0_FIXED1 (487H) = FFFFFFFFH').toEqual([
       { register: 'CR0', bit: 40, name: 'CR0 bit 40', reason: 'must be 0', msr: 0x487 },
     ]);
     noFaults(m);

@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { CPU_MODELS } from '#src/machine/cpu-model';
 import { vmxMsrsOf } from '#src/vmx/emulated-msrs';
+import { hex } from '../lib/show.ts';
 
 export const IA32_VMX_BASIC = 0x480;
 export const IA32_VMX_PINBASED_CTLS = 0x481;
@@ -39,7 +40,7 @@ export const CONTROL_MSR: Readonly<Record<Kind, { plain: number; true: number | 
   entry: { plain: IA32_VMX_ENTRY_CTLS, true: IA32_VMX_TRUE_ENTRY_CTLS },
 };
 
-export const hex = (v: number | bigint) => `0x${v.toString(16)}`;
+export { hex };
 
 /** An RDMSR for one model. Reading an MSR the model lacks throws (as #GP would) and is recorded in `faults`. */
 export interface FakeMsrs {

@@ -9,6 +9,7 @@ import type { AllowedSettings } from '../../src/vmx/capabilities.ts';
 import {
   bootHost, buildReferenceGuest, enterVmx, explain, read, runGuests, write, writeReferenceGuestState, writeReferenceHostState,
 } from './support.ts';
+import { showValue } from '../lib/show.ts';
 
 const EXIT_REASON_CPUID = 10;
 const EXIT_REASON_HLT = 12;
@@ -24,7 +25,7 @@ describe('firstLaunchControls', () => {
     const cpu = k.cpu();
     const eff = host.vmx[0]!.caps.effective;
     const r = firstLaunchControls((msr) => cpu.rdmsr(msr));
-    const why = (s = ''): string => explain(host, `${s}\nyour result: ${JSON.stringify(r)}`);
+    const why = (s = ''): string => explain(host, `${s}\nyour result: ${showValue(r)}`);
     expect(r.ok, why('a first launch is possible on every model')).toBe(true);
     if (!r.ok) return;
     const c = r.controls;
@@ -78,7 +79,7 @@ describe('firstLaunchControls', () => {
         const bit = candidates[n % candidates.length]!;
         const request = setIt ? { [kind]: { want: 2 ** bit } } : { [kind]: { avoid: 2 ** bit } };
         const r = firstLaunchControls((msr) => cpu.rdmsr(msr), request);
-        const why = explain(host, `model ${model}: ${setIt ? 'set' : 'clear'} ${kind} bit ${bit}; your result: ${JSON.stringify(r)}`);
+        const why = explain(host, `model ${model}: ${setIt ? 'set' : 'clear'} ${kind} bit ${bit}; your result: ${showValue(r)}`);
         expect(r.ok, why).toBe(false);
         if (r.ok) return;
         expect(r.errors.some((e) => e.kind === kind && e.bit === bit && e.reason === (setIt ? 'not allowed to be 1' : 'must be 1')), why).toBe(true);
@@ -96,7 +97,7 @@ describe('firstLaunchControls', () => {
       const can = (caps.effective.proc.allowed1 & VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) !== 0 &&
         (caps.effective.proc2.allowed1 & rdtscp) !== 0;
       const r = firstLaunchControls((msr) => cpu.rdmsr(msr), { proc2: { want: rdtscp } });
-      const why = explain(host, `model ${model.name}: ${JSON.stringify(r)}`);
+      const why = explain(host, `model ${model.name}: ${showValue(r)}`);
       expect(r.ok, why).toBe(can);
       if (r.ok) {
         expect(r.controls.proc2 & rdtscp, why).toBe(rdtscp);

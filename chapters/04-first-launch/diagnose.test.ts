@@ -13,6 +13,7 @@ import { CR0, CR4 } from '../../src/x86/control-registers.ts';
 import { RFLAGS } from '../../src/x86/flags.ts';
 import type { HostCpu } from '../../src/kernel/host-cpu.ts';
 import { bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs, type Host } from './support.ts';
+import { showValue } from '../lib/show.ts';
 
 const CF = 1n, ZF = 1n << 6n;
 const BIT31 = 1n << 31n;
@@ -147,7 +148,7 @@ describe('diagnoseLaunch', () => {
   test('a valid VMCS: no VMfail after VMLAUNCH, then an ordinary VM exit (CPUID) at HOST_RIP, on every CPU model', () => {
     for (const model of CPU_MODELS) {
       const o = launch(model.name, MUTATIONS[0]!, { n: 0, m: 0 });
-      const why = explain(o.host, `model ${model.name}: your diagnoses ${JSON.stringify(o.yours, big)}`);
+      const why = explain(o.host, `model ${model.name}: your diagnoses ${showValue(o.yours)}`);
       expect(o.yours.map((d) => d.kind), why).toEqual(['no-vmfail', 'vm-exit']);
       const exit = o.yours[1]!;
       expect(exit.kind === 'vm-exit' && exit.reason, why).toBe(EXIT_REASON_CPUID);
@@ -165,7 +166,7 @@ describe('diagnoseLaunch', () => {
           const o = launch(model, m, r);
           if (!o.applied) return;
           const d = o.host.vmx[0]!.lastDiagnosis();
-          const why = explain(o.host, `model ${model}, mutation "${m.name}" ${JSON.stringify(r)}\narchitectural: ${JSON.stringify(o.arch, big)}\nyour diagnoses: ${JSON.stringify(o.yours, big)}`);
+          const why = explain(o.host, `model ${model}, mutation "${m.name}" ${JSON.stringify(r)}\narchitectural: ${showValue(o.arch)}\nyour diagnoses: ${showValue(o.yours)}`);
           // Your classification, call by call, follows the architectural channel.
           expect(o.yours.map((x) => x.kind), why).toEqual(expected(o.arch));
           const arch = o.arch;
@@ -202,7 +203,7 @@ describe('diagnoseLaunch', () => {
   test('VMfailValid carries the error number and its name; VMfailInvalid has none', () => {
     const valid = launch(CPU_MODELS[0]!.name, MUTATIONS.find((m) => m.name === 'host TR selector null')!, { n: 0, m: 0 });
     const d = valid.yours[0]!;
-    const why = explain(valid.host, JSON.stringify(valid.yours, big));
+    const why = explain(valid.host, showValue(valid.yours));
     expect(valid.arch?.kind, why).toBe('VMfailValid');
     expect(d.kind === 'VMfailValid' && d.error, why).toBe(valid.arch?.kind === 'VMfailValid' ? valid.arch.error : -1);
     expect(d.kind === 'VMfailValid' && d.name.length > 0, why).toBe(true);
@@ -210,7 +211,3 @@ describe('diagnoseLaunch', () => {
     expect(invalid.yours, explain(invalid.host)).toEqual([{ kind: 'VMfailInvalid' }]);
   });
 });
-
-function big(_key: string, v: unknown): unknown {
-  return typeof v === 'bigint' ? `0x${v.toString(16)}` : v;
-}

@@ -9,6 +9,7 @@ import { AR, SYSTEM_TYPE, decodeDescriptor, encodeDescriptor } from '../../src/x
 import { CR0, CR4 } from '../../src/x86/control-registers.ts';
 import { RFLAGS } from '../../src/x86/flags.ts';
 import { bootHost, enterVmx, explain, read, runGuests, writeReferenceControls, writeReferenceHostState, type Host } from './support.ts';
+import { showValue } from '../lib/show.ts';
 
 const EXIT_REASON_CPUID = 10;
 const SEGS = ['CS', 'SS', 'DS', 'ES', 'FS', 'GS', 'TR'] as const;
@@ -61,7 +62,7 @@ function launchOn(model: string, source: string): { host: Host; exits: bigint[];
   const g = buildGuest(k, source);
   if (g === null) throw new Error(explain(host, 'buildGuest returned null'));
   const r = writeGuestState(k, cpu, g);
-  if (!r.ok) throw new Error(explain(host, `writeGuestState failed: ${JSON.stringify(r.error)}`));
+  if (!r.ok) throw new Error(explain(host, `writeGuestState failed: ${showValue(r.error)}`));
   const names = [...SEGS.flatMap((s) => [`GUEST_${s}_SELECTOR`, `GUEST_${s}_BASE`, `GUEST_${s}_LIMIT`, `GUEST_${s}_AR_BYTES`]),
     'GUEST_LDTR_AR_BYTES', 'GUEST_CR0', 'GUEST_CR3', 'GUEST_CR4', 'GUEST_RFLAGS', 'GUEST_RIP', 'GUEST_RSP', 'VMCS_LINK_POINTER',
     'GUEST_ACTIVITY_STATE', 'GUEST_GDTR_BASE', 'GUEST_GDTR_LIMIT'];

@@ -7,6 +7,7 @@ import { CR4 } from '../../src/x86/control-registers.ts';
 import type { Kernel } from '../../src/kernel/kernel.ts';
 import { ENOMEM } from '../../src/kernel/errno.ts';
 import { bootHost, explain, runGuests, traceExits, type Host } from './support.ts';
+import { showLoad } from '../lib/show.ts';
 
 const EXIT_REASON_TRIPLE_FAULT = 2;
 const EXIT_REASON_CPUID = 10;
@@ -50,7 +51,7 @@ function runModule(model: string, guest?: string): Run {
   const trace = traceExits(host);
   const loaded = k.insmod(fl.module);
   if (loaded.ok) runGuests(host, 100_000);
-  return { host, log: fl.log, loaded, free, gdt, idt, why: explain(host, `model ${model}; exits seen by your handler: [${fl.log.exits.join(', ')}]; insmod: ${JSON.stringify(loaded)}`, trace) };
+  return { host, log: fl.log, loaded, free, gdt, idt, why: explain(host, `model ${model}: insmod: ${showLoad(loaded)}\nexits seen by your handler: [${fl.log.exits.join(', ')}]`, trace) };
 }
 
 /** After the guest is gone: VMX off, CR4.VMXE clear, descriptor tables as the kernel had them, no page leaked. */
@@ -143,7 +144,7 @@ describe('the first-launch module', () => {
     const gdt = k.cpu().sgdt();
     const fl = createFirstLaunch({ guest: 'bits 64\ntimes 65536 nop\nhlt\n' });
     const loaded = k.insmod(fl.module);
-    const why = explain(host, `insmod: ${JSON.stringify(loaded)} (64 KiB of code cannot fit in the guest block: buildGuest returns null)`);
+    const why = explain(host, `insmod: ${showLoad(loaded)} (64 KiB of code cannot fit in the guest block: buildGuest returns null)`);
     expect(loaded, why).toMatchObject({ ok: false, errno: ENOMEM });
     expect(inVmxOperation(k), `a failed init must turn VMX off again\n${why}`).toBe(false);
     expect(k.cpu().readCr4() & BigInt(CR4.VMXE), why).toBe(0n);
@@ -157,7 +158,7 @@ describe('the first-launch module', () => {
     const free = k.pages.freeCount();
     const fl = createFirstLaunch();
     const loaded = k.insmod(fl.module);
-    const why = explain(host, JSON.stringify(loaded));
+    const why = explain(host, `insmod: ${showLoad(loaded)}`);
     expect(loaded.ok, why).toBe(false);
     expect(loaded.ok === false && loaded.oops, `init must return -errno, not oops\n${why}`).toBeUndefined();
     expect(k.pages.freeCount(), why).toBe(free);

@@ -67,13 +67,16 @@ export function chapterPage(chapters: readonly SiteChapter[], index: number, rea
   return { path: `chapters/${c.slug}.md`, content: front + body.trimEnd() + '\n' };
 }
 
-/** The chapter list page, /chapters/. */
-export function chaptersIndexPage(chapters: readonly SiteChapter[]): Page {
+/** The chapter list page, /chapters/, with the chapters still to come named as such. */
+export function chaptersIndexPage(chapters: readonly SiteChapter[], coming: readonly { number: number; title: string }[] = []): Page {
   let md = `---\ntitle: Chapters\n---\n\n# Chapters\n\nOne hypervisor, built chapter by chapter: each chapter uses your code from the ones before.\n\n`;
   md += `| # | Chapter | What you do | Exercises | Points |\n|---|---|---|---|---|\n`;
   for (const c of chapters) {
     const points = c.exercises.reduce((sum, e) => sum + e.points, 0);
     md += `| ${c.number} | [${escapeCell(c.title)}](${chapterLink(c)}) | ${escapeCell(c.summary)} | ${c.exercises.length} | ${points} |\n`;
+  }
+  if (coming.length > 0) {
+    md += `\n**Coming** (not written yet): ${coming.map((c) => `${c.number}. ${c.title}`).join(' · ')}.\n`;
   }
   return { path: 'chapters/index.md', content: md };
 }

@@ -59,3 +59,35 @@ function checkExercise(value: unknown, where: string): SiteExercise {
   if (!Array.isArray(e.hints)) throw new Error(`site: ${where}.hints must be an array`);
   return value as SiteExercise;
 }
+
+/**
+ * The chapters the course plan (DESIGN.md) has after those already written. The site marks them "coming";
+ * a chapter that lands in the manifest drops off this list by itself.
+ */
+export const PLANNED_CHAPTERS: readonly { readonly number: number; readonly title: string }[] = [
+  { number: 5, title: 'VM exits' },
+  { number: 6, title: 'EPT' },
+  { number: 7, title: 'MTRR and memory types' },
+  { number: 8, title: 'SMP' },
+  { number: 9, title: 'Events and MTF' },
+];
+
+/** What the landing page's course map shows: each written chapter with its exercises, then the coming ones. */
+export interface CourseMap {
+  readonly written: readonly { number: number; title: string; link: string; exercises: number; points: number }[];
+  readonly coming: readonly { number: number; title: string }[];
+}
+
+export function courseMap(chapters: readonly SiteChapter[]): CourseMap {
+  const numbers = new Set(chapters.map((c) => c.number));
+  return {
+    written: chapters.map((c) => ({
+      number: c.number,
+      title: c.title,
+      link: `/chapters/${c.slug}`,
+      exercises: c.exercises.length,
+      points: c.exercises.reduce((sum, e) => sum + e.points, 0),
+    })),
+    coming: PLANNED_CHAPTERS.filter((p) => !numbers.has(p.number)),
+  };
+}

@@ -4,8 +4,9 @@
 // listed in site/.gitignore; edit their sources, never them.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { kernelApiPage } from './api-page.ts';
 import { chapterLabel, chapterLink, chapterPage, chaptersIndexPage, exercisePages, type Page } from './chapter-pages.ts';
-import { loadChapters, type SiteChapter } from './course.ts';
+import { courseMap, loadChapters, type CourseMap, type SiteChapter } from './course.ts';
 import { loadOptional, loadTable, REPO_ROOT } from './load.ts';
 import { citationsInMarkdown, sdmIndexPage, type Citation } from './sdm-index.ts';
 import { DIAGRAMS } from '../../site/.vitepress/markdown/diagrams.ts';
@@ -170,7 +171,7 @@ export function referencePages(t: SiteTables): Page[] {
       ? pendingPage('reference/capability-msrs.md', 'Capability MSRs by CPU model', TABLE_SOURCES.cpuModels.file, 'CPU_MODELS')
       : capabilityPage(t.cpuModels, (msr) => t.msrNames.get(msr), t.decodeCapabilities),
   );
-  pages.push(layoutsPage(), vmxOperationPage());
+  pages.push(kernelApiPage(), layoutsPage(), vmxOperationPage());
   return pages;
 }
 
@@ -198,6 +199,7 @@ export const REFERENCE_NAV: readonly { text: string; link: string }[] = [
   { text: 'VM-instruction errors', link: '/reference/vm-instruction-errors' },
   { text: 'VM-entry checks', link: '/reference/entry-checks' },
   { text: 'Capability MSRs by CPU model', link: '/reference/capability-msrs' },
+  { text: 'Kernel and CPU API', link: '/reference/kernel-api' },
   { text: 'Bit layouts', link: '/reference/layouts' },
   { text: 'Diagrams', link: '/reference/vmx-operation' },
   { text: 'SDM sections cited', link: '/reference/sdm' },
@@ -212,6 +214,8 @@ function referenceIndexPage(): Page {
 export interface GeneratedSite {
   tables: SiteTables;
   pages: Page[];
+  /** The landing page's course map (theme: CourseMap.vue, through themeConfig.course). */
+  course: CourseMap;
   sidebar: { text: string; items: { text: string; link: string }[]; collapsed?: boolean }[];
 }
 
@@ -220,7 +224,8 @@ export const GENERATED_DIRS = ['chapters', 'reference', 'exercises'] as const;
 
 export async function generateSite(siteDir = resolve(REPO_ROOT, 'site')): Promise<GeneratedSite> {
   const tables = await loadSiteTables();
-  const pages: Page[] = [chaptersIndexPage(tables.chapters)];
+  const course = courseMap(tables.chapters);
+  const pages: Page[] = [chaptersIndexPage(tables.chapters, course.coming)];
   tables.chapters.forEach((_, i) => pages.push(chapterPage(tables.chapters, i)));
   pages.push(...exercisePages(tables.chapters));
   pages.push(referenceIndexPage(), ...referencePages(tables));
@@ -229,6 +234,7 @@ export async function generateSite(siteDir = resolve(REPO_ROOT, 'site')): Promis
   return {
     tables,
     pages,
+    course,
     sidebar: [
       {
         text: 'Course',

@@ -3,7 +3,8 @@
 // (from the project's tables), so `vitepress build site` alone produces the whole site.
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { defineConfig, type PageData } from 'vitepress';
+import { defineConfigWithTheme, type DefaultTheme, type PageData } from 'vitepress';
+import type { CourseMap } from '../../scripts/site/course.ts';
 import { exercisePageLink } from '../../scripts/site/chapter-pages.ts';
 import { generateSite } from '../../scripts/site/generate.ts';
 import { REPO_ROOT } from '../../scripts/site/load.ts';
@@ -36,7 +37,7 @@ const editUrl = (repoPath: string): string => (REPO === undefined ? localFile(re
 
 const site = await generateSite();
 
-export default defineConfig({
+export default defineConfigWithTheme<DefaultTheme.Config & { course: CourseMap }>({
   title: 'VMX Lab',
   description: 'Learn to write an Intel VT-x hypervisor by building one, against an emulated x86-64 CPU whose VMX follows the Intel SDM.',
   lang: 'en-US',
@@ -85,6 +86,8 @@ export default defineConfig({
     else page.frontmatter.editUrl = editUrl(`site/${page.relativePath}`);
   },
   themeConfig: {
+    // The landing page's course map (theme/CourseMap.vue): written chapters, and the ones still to come.
+    course: site.course,
     nav: [
       { text: 'Chapters', link: '/chapters/', activeMatch: '^/chapters/' },
       { text: 'Reference', link: '/reference/', activeMatch: '^/reference/' },

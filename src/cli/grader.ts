@@ -7,7 +7,7 @@ import { allExercises, exercisePaths, type ExerciseRef } from '../../chapters/ma
 import { preforkPool } from './grader-pool.ts';
 import { startPrechecks, type PrecheckItem } from './grader-precheck.ts';
 import type { ExerciseResult, TestFailure } from './result.ts';
-import { cleanMessage, learnerLocation } from './stack.ts';
+import { cleanMessage, failureMessage, learnerLocation } from './stack.ts';
 
 /** Whose code the tests import through `#impl/...`: the learner's, the reference, or the committed stubs. */
 export type Implementation = 'exercises' | 'solutions' | 'pristine';
@@ -130,11 +130,9 @@ function fromModule(root: string, ref: ExerciseRef, impl: Implementation, mod: T
     if (r.state === 'passed') passed++;
     else if (r.state === 'failed') {
       const err = r.errors[0];
-      // A failed property (fast-check) carries the assertion that failed as its cause: show both.
-      const cause = err?.cause?.message !== undefined ? `\n${cleanMessage(err.cause.message)}` : '';
       failures.push({
         test: t.fullName,
-        message: cleanMessage(err?.message ?? 'failed') + cause,
+        message: failureMessage(err),
         location: err === undefined ? undefined : learnerLocation(root, err),
         diff: typeof err?.diff === 'string' ? err.diff : undefined,
       });

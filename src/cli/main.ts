@@ -3,15 +3,25 @@ import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHAPTERS, allExercises, exercisePaths, type ExerciseRef } from '../../chapters/manifest.ts';
+import { exerciseLabel, findExercise } from './find-exercise.ts';
 import { formatGrades, painter } from './format.ts';
 import { GraderClient } from './grader-client.ts';
-import { loadProgress, saveProgress } from './progress.ts';
+import { loadProgress, saveProgress, type Progress } from './progress.ts';
+import { recomputeProgress } from './recompute.ts';
 import { resetExercise } from './reset.ts';
 import { runWatch } from './watch.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const out = process.stdout;
 const paint = painter(out);
+
+// `vmxlab list | head`: the reader went away. That is not an error; stop quietly, as cat does.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
 
 const USAGE = `vmxlab — learn VT-x by building a hypervisor
 
@@ -25,7 +35,8 @@ const USAGE = `vmxlab — learn VT-x by building a hypervisor
   vmxlab reset <exercise>      restore the original stub (your file is backed up first)
   vmxlab help                  this text
 
-A chapter is its number (0) or slug (00-machine). Notes: npm run docs`;
+A chapter is its number (0) or slug (00-machine). An exercise is its id as \`list\` prints it
+(1.vmxon) or without the chapter (vmxon). Notes: npm run docs`;
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -50,6 +61,11 @@ async function main(argv: string[]): Promise<number> {
     out.write(`${USAGE}\n`);
     return 0;
   }
+  if (!['grade', 'list', 'hint', 'reset', 'watch', undefined].includes(command)) {
+    process.stderr.write(`vmxlab: unknown command '${command}'\n\n${USAGE}\n`);
+    return 2;
+  }
+  await recoverDamagedProgress();
   switch (command) {
     case undefined:
     case 'watch': {
@@ -63,11 +79,26 @@ async function main(argv: string[]): Promise<number> {
       return list();
     case 'hint':
       return hint(rest[0]);
-    case 'reset':
-      return reset(rest[0]);
     default:
-      process.stderr.write(`vmxlab: unknown command '${command}'\n\n${USAGE}\n`);
-      return 2;
+      return reset(rest[0]);
+  }
+}
+
+/**
+ * A damaged state file is set aside by loadProgress; recompute what passes from the learner's files now
+ * (keeping the hint counts that could be read), so every command sees the learner's real progress.
+ */
+async function recoverDamagedProgress(): Promise<void> {
+  const loaded = loadProgress(ROOT);
+  if (loaded.damaged !== true) return;
+  process.stderr.write(`vmxlab: ${loaded.warning}\nvmxlab: recomputing your progress from your exercise files…\n`);
+  const client = new GraderClient(ROOT, 'exercises');
+  try {
+    const passed = await recomputeProgress(ROOT, loaded.progress, (ids) => client.grade(ids));
+    const hints = Object.values(loaded.progress.hintsShown).reduce((a, b) => a + b, 0);
+    process.stderr.write(`vmxlab: progress recomputed: ${passed.length}/${allExercises().length} exercises pass${hints > 0 ? `; ${hints} hint(s) shown before are kept` : ''}.\n`);
+  } finally {
+    await client.close();
   }
 }
 
@@ -116,31 +147,27 @@ function recordPasses(ids: string[]): void {
 }
 
 function list(): number {
-  const { progress, warning } = loadProgress(ROOT);
-  if (warning !== undefined) process.stderr.write(`vmxlab: ${warning}\n`);
-  for (const c of CHAPTERS) {
-    out.write(`${paint('bold', `Chapter ${c.number} — ${c.title}`)}  (${c.slug})\n`);
-    for (const e of c.exercises) {
-      const done = progress.passed[e.id] !== undefined;
-      const here = progress.current === e.id ? ' ←' : '';
-      out.write(`  ${done ? paint('green', '✓ done   ') : '· pending'} ${e.id.padEnd(24)} ${e.title}${here}\n`);
+  const { progress } = loadProgress(ROOT);
+  for (const chapter of CHAPTERS) {
+    out.write(`${paint('bold', `Chapter ${chapter.number} — ${chapter.title}`)}  (${chapter.slug})\n`);
+    for (const exercise of chapter.exercises) {
+      const done = progress.passed[exercise.id] !== undefined;
+      const here = progress.current === exercise.id ? ' ←' : '';
+      out.write(`  ${done ? paint('green', '✓ done   ') : '· pending'} ${exerciseLabel({ chapter, exercise }).padEnd(24)} ${exercise.title}${here}\n`);
     }
   }
   return 0;
 }
 
-function findExercise(id: string | undefined, current: string | undefined): ExerciseRef | string {
+/** The exercise a command names, else the current one, else the first. */
+function exerciseArg(arg: string | undefined, progress: Progress): ExerciseRef | string {
   const all = allExercises();
-  const wanted = id ?? current ?? all.find(() => true)?.exercise.id;
-  const ref = all.find((r) => r.exercise.id === wanted);
-  if (ref !== undefined) return ref;
-  return `no exercise '${wanted}'. Exercises: ${all.map((r) => r.exercise.id).join(', ')}`;
+  return findExercise(arg ?? progress.current ?? all[0]!.exercise.id);
 }
 
 function hint(id: string | undefined): number {
-  const { progress, warning } = loadProgress(ROOT);
-  if (warning !== undefined) process.stderr.write(`vmxlab: ${warning}\n`);
-  const ref = findExercise(id, progress.current);
+  const { progress } = loadProgress(ROOT);
+  const ref = exerciseArg(id, progress);
   if (typeof ref === 'string') {
     process.stderr.write(`vmxlab: ${ref}\n`);
     return 2;
@@ -149,7 +176,7 @@ function hint(id: string | undefined): number {
   const shown = Math.min(hints.length, (progress.hintsShown[ref.exercise.id] ?? 0) + 1);
   progress.hintsShown[ref.exercise.id] = shown;
   saveProgress(ROOT, progress);
-  out.write(`${paint('bold', `Hints for ${ref.exercise.id}`)} (${shown}/${hints.length})\n`);
+  out.write(`${paint('bold', `Hints for ${exerciseLabel(ref)}`)} (${shown}/${hints.length})\n`);
   hints.slice(0, shown).forEach((h, i) => out.write(`  ${i + 1}. ${h}\n`));
   if (shown === hints.length) out.write(paint('dim', `  That is every hint. The notes: ${exercisePaths(ref).notes}\n`));
   return 0;
@@ -160,7 +187,7 @@ function reset(id: string | undefined): number {
     process.stderr.write('vmxlab: reset needs an exercise id (see `vmxlab list`)\n');
     return 2;
   }
-  const ref = findExercise(id, undefined);
+  const ref = findExercise(id);
   if (typeof ref === 'string') {
     process.stderr.write(`vmxlab: ${ref}\n`);
     return 2;
@@ -171,7 +198,12 @@ function reset(id: string | undefined): number {
     process.stderr.write(`vmxlab: ${outcome.message}\n`);
     return 1;
   }
+  // The stub does not pass: the exercise is pending again.
+  const { progress } = loadProgress(ROOT);
+  delete progress.passed[ref.exercise.id];
+  saveProgress(ROOT, progress);
   out.write(`${file} is back to its original stub.${outcome.backup !== undefined ? ` Your version is saved at ${outcome.backup}` : ''}\n`);
+  out.write(`${exerciseLabel(ref)} is pending again. Hints shown so far stay shown.\n`);
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // Progress kept in the learner's checkout: .vmxlab/state.json (git-ignored).
-// A missing file is a fresh start; a corrupt one is set aside (never deleted) and reported.
+// A missing file is a fresh start; a corrupt one is set aside (never deleted) and reported, and what passes is
+// recomputed from the learner's files (recompute.ts).
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -17,6 +18,11 @@ export interface LoadedProgress {
   progress: Progress;
   /** Set when the state file could not be read; says where the old file was moved. */
   warning?: string;
+  /**
+   * The state file was damaged: `progress` holds what could be saved from it (hint counts, the current
+   * exercise) but no passes; the caller recomputes those from the learner's files (recompute.ts).
+   */
+  damaged?: boolean;
 }
 
 export function statePath(root: string): string {
@@ -30,15 +36,22 @@ export function emptyProgress(): Progress {
 export function loadProgress(root: string): LoadedProgress {
   const file = statePath(root);
   if (!existsSync(file)) return { progress: emptyProgress() };
+  let text = '';
   try {
-    const data: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    return { progress: validate(data) };
+    text = readFileSync(file, 'utf8');
+    return { progress: validate(JSON.parse(text)) };
   } catch (e) {
     const aside = `${file}.corrupt-${Date.now()}`;
-    renameSync(file, aside);
+    let moved = `it was moved to ${aside}`;
+    try {
+      renameSync(file, aside);
+    } catch (r) {
+      moved = `it could not be moved aside either (${(r as Error).message}) and will be overwritten`;
+    }
     return {
-      progress: emptyProgress(),
-      warning: `${file} could not be read (${(e as Error).message}); it was moved to ${aside} and progress starts afresh. Your exercise files are untouched; \`vmxlab grade\` recomputes what passes.`,
+      progress: salvage(text),
+      damaged: true,
+      warning: `${file} could not be read (${(e as Error).message}); ${moved}. Your exercise files are untouched.`,
     };
   }
 }
@@ -64,4 +77,18 @@ function validate(data: unknown): Progress {
   for (const [k, v] of Object.entries(hintsShown)) if (typeof v !== 'number') throw new Error(`hintsShown.${k} is not a number`);
   if (d.current !== undefined && typeof d.current !== 'string') throw new Error('"current" is not a string');
   return { version: 1, passed, hintsShown, ...(typeof d.current === 'string' ? { current: d.current } : {}) };
+}
+
+/**
+ * What can be kept from a damaged state file: the hint counts and the current exercise, wherever they
+ * can still be read (a file cut off mid-write usually still has them). Passes are not trusted: they are
+ * recomputed from the learner's files.
+ */
+function salvage(text: string): Progress {
+  const progress = emptyProgress();
+  const hints = /"hintsShown"\s*:\s*\{([^{}]*)/.exec(text)?.[1] ?? '';
+  for (const m of hints.matchAll(/"([^"\\]+)"\s*:\s*(\d+)/g)) progress.hintsShown[m[1]!] = Number(m[2]);
+  const current = /"current"\s*:\s*"([^"\\]+)"/.exec(text)?.[1];
+  if (current !== undefined) progress.current = current;
+  return progress;
 }

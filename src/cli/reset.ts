@@ -26,7 +26,8 @@ export function resetExercise(root: string, relFile: string): ResetOutcome {
   return { ok: true, ...(backup !== undefined ? { backup } : {}) };
 }
 
-function pristineText(root: string, relFile: string): string | undefined {
+/** The committed text of `relFile` (the stub the learner started from), or undefined outside a git checkout. */
+export function pristineText(root: string, relFile: string): string | undefined {
   for (const ref of PRISTINE_REFS) {
     try {
       return execFileSync('git', ['show', `${ref}:${relFile}`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });

@@ -34,6 +34,17 @@ export function cleanMessage(message: string): string {
   return (cut === -1 ? lines : lines.slice(0, cut)).join('\n').trim();
 }
 
+/**
+ * A failed test's message. A failed fast-check property carries the assertion that failed as its `cause`:
+ * that is the real message, so it comes first; fast-check's report (seed, counterexample, "Enable verbose
+ * mode…") follows it.
+ */
+export function failureMessage(err: { message?: string; cause?: { message?: string } } | undefined): string {
+  const message = cleanMessage(err?.message ?? 'failed');
+  const cause = err?.cause?.message;
+  return cause === undefined ? message : `${cleanMessage(cause)}\n${message}`;
+}
+
 /** Text without ANSI colour codes (vitest colours its messages). */
 export function stripAnsi(s: string): string {
   // eslint-disable-next-line no-control-regex

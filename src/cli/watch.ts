@@ -1,33 +1,36 @@
 // Watch mode: the learner edits an exercise; every save re-grades it and shows the first
-// failure with its explanation. Keys (on a terminal): h hint, n next, l list, r re-run,
-// x reset, q quit. Without a terminal it prints plain results and ignores keys.
+// failure with its explanation. On a terminal each change redraws one screen (watch-screen.ts) and keys
+// work: h hint, n next, l list, r re-run, x reset, f full text, q quit. Without a terminal it appends plain
+// results, like a log, and ignores keys.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { watch as chokidarWatch } from 'chokidar';
 import { allExercises, exercisePaths, type ExerciseRef } from '../../chapters/manifest.ts';
-import { formatResult, painter, progressBar } from './format.ts';
+import { exerciseLabel, findExercise } from './find-exercise.ts';
+import { painter } from './format.ts';
 import { GraderClient } from './grader-client.ts';
 import { loadProgress, saveProgress, type Progress } from './progress.ts';
 import { resetExercise } from './reset.ts';
 import type { ExerciseResult } from './result.ts';
 import { stripAnsi } from './stack.ts';
+import { renderHeader, renderVerdict, renderWatch, type WatchScreen } from './watch-screen.ts';
 
 export interface WatchOptions {
   root: string;
   startExercise?: string;
   serveDocs: boolean;
+  /** The terminal (default: the process's stdin and stdout); tests pass their own. */
+  io?: { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream };
 }
 
 export async function runWatch(opts: WatchOptions): Promise<number> {
-  const out = process.stdout;
+  const out = opts.io?.stdout ?? process.stdout;
+  const stdin = opts.io?.stdin ?? process.stdin;
   const paint = painter(out);
-  const say = (s = ''): void => {
-    out.write(`${s}\n`);
-  };
+  const interactive = stdin.isTTY === true;
   const all = allExercises();
   const loaded = loadProgress(opts.root);
   const progress: Progress = loaded.progress;
-  if (loaded.warning !== undefined) say(paint('yellow', `note: ${loaded.warning}`));
 
   let ref = pickStart(all, progress, opts.startExercise);
   if (typeof ref === 'string') {
@@ -36,27 +39,54 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
   }
   const grader = new GraderClient(opts.root, 'exercises');
   void grader.start().catch(() => undefined); // warm up; errors surface on the first grade
-  const docs = opts.serveDocs ? startDocs(opts.root, (url) => say(paint('dim', `notes: ${url}`))) : undefined;
 
+  let verdict: ExerciseResult | 'checking' = 'checking';
   let last: ExerciseResult | undefined;
   let running = false;
   let again = false;
   let mode: 'normal' | 'confirm-reset' | 'pick' = 'normal';
   let picked = '';
-  const interactive = process.stdin.isTTY === true;
+  let docsUrl: string | undefined;
+  let full = false;
+  let stopped = false;
+  /** Short messages shown until the next verdict. */
+  let notes: string[] = loaded.warning !== undefined ? [paint('yellow', `note: ${loaded.warning}`)] : [];
 
   const current = (): ExerciseRef => ref as ExerciseRef;
   const passedCount = () => all.filter((r) => progress.passed[r.exercise.id] !== undefined).length;
 
-  function header(): void {
-    const r = current();
-    const p = exercisePaths(r);
-    say();
-    say(paint('bold', `Chapter ${r.chapter.number} — ${r.chapter.title}`));
-    say(`Exercise ${paint('bold', r.exercise.id)}: ${r.exercise.title}   ${progressBar(passedCount(), all.length)}`);
-    say(`  edit  ${paint('cyan', p.exercise)}`);
-    say(`  read  ${p.notes}`);
-    if (interactive) say(paint('dim', '  keys: h hint · n next · l list · r re-run · x reset · q quit'));
+  function prompt(): string[] {
+    if (mode === 'confirm-reset') return [`Reset ${exercisePaths(current()).exercise} to the original stub? Your file is backed up first. [y/N]`];
+    if (mode !== 'pick') return [];
+    const lines = [paint('bold', 'Exercises:')];
+    all.forEach((r, i) => {
+      const done = progress.passed[r.exercise.id] !== undefined ? paint('green', '✓') : '·';
+      const here = r.exercise.id === current().exercise.id ? ' ←' : '';
+      lines.push(`  ${String(i + 1).padStart(2)}. ${done} ${exerciseLabel(r).padEnd(24)} ${r.exercise.title}${here}`);
+    });
+    lines.push(`Type a number and Enter to open it (Esc to cancel): ${picked}`);
+    return lines;
+  }
+
+  function screen(): WatchScreen {
+    return {
+      ref: current(), passed: passedCount(), total: all.length, interactive, verdict, notes, prompt: prompt(), full,
+      hintsShown: progress.hintsShown[current().exercise.id] ?? 0, ...(docsUrl !== undefined ? { docsUrl } : {}),
+    };
+  }
+
+  /** On a terminal: clear it and draw the whole screen, so the header and any question stay in view. */
+  function draw(): void {
+    if (interactive && !stopped) out.write(`${CLEAR}${renderWatch(screen(), paint, { rows: out.rows, columns: out.columns })}\n`);
+  }
+  /** Without a terminal: append, as a log. */
+  const say = (lines: readonly string[]): void => {
+    if (!interactive && !stopped) out.write(`${lines.join('\n')}\n`);
+  };
+  function note(text: string): void {
+    notes.push(text);
+    draw();
+    say([text]);
   }
 
   async function check(): Promise<void> {
@@ -68,25 +98,24 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
     try {
       do {
         again = false;
-        say(paint('dim', 'checking…'));
+        verdict = 'checking';
+        draw();
+        say(renderVerdict(screen(), paint));
         const [result] = await grader.grade([current().exercise.id]);
         last = result!;
-        say(formatResult(last, paint));
-        if (last.passed) onPass();
+        if (last.passed && progress.passed[last.id] === undefined) {
+          progress.passed[last.id] = new Date().toISOString();
+          saveProgress(opts.root, progress);
+        }
+        verdict = last;
+        notes = [];
+        full = false;
+        draw();
+        say(renderVerdict(screen(), paint));
       } while (again);
     } finally {
       running = false;
     }
-  }
-
-  function onPass(): void {
-    const r = current();
-    const p = exercisePaths(r);
-    if (progress.passed[r.exercise.id] === undefined) progress.passed[r.exercise.id] = new Date().toISOString();
-    saveProgress(opts.root, progress);
-    say(`  Reference solution: ${p.solution}`);
-    say(paint('dim', `  Compare: git diff --no-index ${p.exercise} ${p.solution}`));
-    say(`  ${progressBar(passedCount(), all.length)}${interactive ? '  — press n for the next exercise' : ''}`);
   }
 
   function select(next: ExerciseRef): void {
@@ -94,8 +123,9 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
     progress.current = next.exercise.id;
     saveProgress(opts.root, progress);
     last = undefined;
+    notes = [];
     rewatch();
-    header();
+    say(['', ...renderHeader(screen(), paint)]);
     void check();
   }
 
@@ -114,23 +144,10 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
 
   function showHint(): void {
     const e = current().exercise;
-    const shown = Math.min(e.hints.length, (progress.hintsShown[e.id] ?? 0) + 1);
-    progress.hintsShown[e.id] = shown;
+    if (e.hints.length === 0) return note('(this exercise has no hints)');
+    progress.hintsShown[e.id] = Math.min(e.hints.length, (progress.hintsShown[e.id] ?? 0) + 1);
     saveProgress(opts.root, progress);
-    say(paint('bold', `Hint ${shown}/${e.hints.length}:`) + ` ${e.hints[shown - 1] ?? '(no hints)'}`);
-    if (shown === e.hints.length) say(paint('dim', '  (that was the last hint)'));
-  }
-
-  function showList(): void {
-    say(paint('bold', 'Exercises:'));
-    all.forEach((r, i) => {
-      const done = progress.passed[r.exercise.id] !== undefined ? paint('green', '✓') : '·';
-      const here = r.exercise.id === current().exercise.id ? ' ←' : '';
-      say(`  ${String(i + 1).padStart(2)}. ${done} ${r.chapter.number}.${r.exercise.id.padEnd(22)} ${r.exercise.title}${here}`);
-    });
-    say('Type a number and Enter to open it (Esc to cancel).');
-    mode = 'pick';
-    picked = '';
+    draw();
   }
 
   let resolveQuit: (code: number) => void = () => undefined;
@@ -142,28 +159,35 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
     if (key === '\u0003') return resolveQuit(130); // Ctrl-C
     if (mode === 'confirm-reset') {
       mode = 'normal';
-      if (key.toLowerCase() !== 'y') return say('reset cancelled');
+      if (key.toLowerCase() !== 'y') return note('reset cancelled');
       const outcome = resetExercise(opts.root, exercisePaths(current()).exercise);
-      if (!outcome.ok) return say(paint('red', outcome.message));
-      say(`reset done.${outcome.backup !== undefined ? ` Your version is saved at ${outcome.backup}` : ''}`);
-      return; // the file watcher re-grades
+      if (!outcome.ok) return note(paint('red', outcome.message));
+      // The stub does not pass: forget the pass, so the progress bar and `list` say so.
+      delete progress.passed[current().exercise.id];
+      saveProgress(opts.root, progress);
+      return note(`reset done.${outcome.backup !== undefined ? ` Your version is saved at ${outcome.backup}` : ''}`); // the file watcher re-grades
     }
     if (mode === 'pick') {
       if (key === '\u001b') {
         mode = 'normal';
-        return say('cancelled');
+        picked = '';
+        return note('cancelled');
       }
       if (/^[0-9]$/.test(key)) {
         picked += key;
-        out.write(key);
-        return;
+        return draw();
+      }
+      if (key === '\u007f' || key === '\b') {
+        picked = picked.slice(0, -1);
+        return draw();
       }
       if (key === '\r' || key === '\n') {
         mode = 'normal';
-        say();
         const n = Number(picked) - 1;
+        const typed = picked;
+        picked = '';
         if (n >= 0 && n < all.length) return select(all[n]!);
-        return say(`no exercise number ${picked}`);
+        return note(`no exercise number ${typed}`);
       }
       return;
     }
@@ -174,15 +198,20 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
         return showHint();
       case 'r':
         return void check();
+      case 'f':
+        full = true;
+        return draw();
       case 'l':
-        return showList();
+        mode = 'pick';
+        picked = '';
+        return draw();
       case 'x':
         mode = 'confirm-reset';
-        return say(`Reset ${exercisePaths(current()).exercise} to the original stub? Your file is backed up first. [y/N]`);
+        return draw();
       case 'n': {
-        if (last?.passed !== true) return say('Pass this exercise first (press h for a hint).');
+        if (last?.passed !== true) return note('Pass this exercise first (press h for a hint).');
         const i = all.findIndex((r) => r.exercise.id === current().exercise.id);
-        if (i + 1 >= all.length) return say(paint('green', 'That was the last exercise. Well done!'));
+        if (i + 1 >= all.length) return note(paint('green', 'That was the last exercise. Well done!'));
         return select(all[i + 1]!);
       }
       default:
@@ -191,24 +220,39 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
   }
 
   if (interactive) {
-    process.stdin.setRawMode(true);
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (data: string) => {
+    stdin.setRawMode(true);
+    stdin.setEncoding('utf8');
+    stdin.on('data', (data: string) => {
       for (const ch of data) onKey(ch);
     });
+    out.on('resize', draw);
   }
-  process.once('SIGINT', () => resolveQuit(130));
-  process.once('SIGTERM', () => resolveQuit(143));
+  const onSignal = (code: number) => () => resolveQuit(code);
+  const onInt = onSignal(130), onTerm = onSignal(143);
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
 
+  const docs = opts.serveDocs
+    ? startDocs(opts.root, (url) => {
+        docsUrl = url;
+        draw();
+        say([paint('dim', `notes: ${url}`)]);
+      })
+    : undefined;
   progress.current = current().exercise.id;
   saveProgress(opts.root, progress);
   rewatch();
-  header();
+  say(['', ...notes, ...renderHeader(screen(), paint)]);
   void check();
 
   const code = await quit;
-  if (interactive) process.stdin.setRawMode(false);
-  process.stdin.pause();
+  stopped = true;
+  clearTimeout(debounce);
+  process.off('SIGINT', onInt);
+  process.off('SIGTERM', onTerm);
+  if (interactive) out.off('resize', draw);
+  if (interactive) stdin.setRawMode(false);
+  stdin.pause();
   await watcher?.close();
   if (docs?.pid !== undefined) {
     try {
@@ -218,14 +262,15 @@ export async function runWatch(opts: WatchOptions): Promise<number> {
     }
   }
   grader.kill();
-  say('bye');
+  out.write('bye\n');
   return code;
 }
 
+/** Clear the screen and its scrollback, cursor home: each verdict replaces the last. */
+const CLEAR = '\u001b[2J\u001b[3J\u001b[H';
+
 function pickStart(all: ExerciseRef[], progress: Progress, wanted: string | undefined): ExerciseRef | string {
-  if (wanted !== undefined) {
-    return all.find((r) => r.exercise.id === wanted) ?? `no exercise '${wanted}'. Exercises: ${all.map((r) => r.exercise.id).join(', ')}`;
-  }
+  if (wanted !== undefined) return findExercise(wanted);
   const current = all.find((r) => r.exercise.id === progress.current);
   if (current !== undefined) return current;
   return all.find((r) => progress.passed[r.exercise.id] === undefined) ?? all[0]!;

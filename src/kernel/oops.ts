@@ -32,11 +32,15 @@ function callerLocation(stack: string | undefined): string | undefined {
   return m === null ? undefined : `${m[1]}:${m[2]}:${m[3]}`;
 }
 
-/** Which HostCpu/LP method was running, from the JS stack: "HostCpu.vmxon" → "VMXON". */
-function instructionFrom(stack: string | undefined): string | undefined {
-  const m = /at HostCpu\.(\w+)/.exec(stack ?? '');
-  if (m === null) return undefined;
-  const name = m[1]!;
+/**
+ * Which HostCpu method the module called, from the JS stack: "HostCpu.vmxon" → "VMXON". The outermost
+ * HostCpu frame is the one module code called; the inner ones are HostCpu's own helpers (run, withM64).
+ * If the stack was cut short before it, a VMX fault's explanation still starts with its mnemonic.
+ */
+function instructionFrom(stack: string | undefined, explanation: string): string | undefined {
+  const frames = [...(stack ?? '').matchAll(/at HostCpu\.(\w+)/g)];
+  if (frames.length === 0) return /^(VM[A-Z]+|INV[A-Z]+): /.exec(explanation)?.[1];
+  const name = frames[frames.length - 1]![1]!;
   if (/^(read|write)Cr\d$/.test(name)) return `MOV ${name.startsWith('read') ? 'from' : 'to'} CR${name.slice(-1)}`;
   if (name === 'rdmsrSafe') return 'RDMSR';
   return name.toUpperCase();
@@ -44,7 +48,7 @@ function instructionFrom(stack: string | undefined): string | undefined {
 
 export function oopsFromError(e: unknown, cpu: number, count: number): OopsReport {
   if (e instanceof CpuFault) {
-    const instruction = instructionFrom(e.stack);
+    const instruction = instructionFrom(e.stack, e.explanation);
     const location = callerLocation(e.stack);
     const headline = LINUX_HEADLINE[e.vector] ?? exceptionMnemonic(e.vector);
     const code = e.errorCode >= 0 ? e.errorCode.toString(16).padStart(4, '0') : '0000';

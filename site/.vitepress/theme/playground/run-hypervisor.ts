@@ -51,11 +51,31 @@ function evaluate(js: string, host: Host): { module: KernelModule } | { error: s
   try {
     new Function('require', 'exports', 'module', `${js}\n//# sourceURL=hypervisor.js`)(require, exports, module);
   } catch (e) {
-    return { error: `Your module threw while it was being loaded: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}` };
+    const line = editorLine(e);
+    return { error: `Your module threw while it was being loaded${line !== undefined ? ` (line ${line})` : ''}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}` };
   }
   const m = (module.exports as Record<string, unknown>).default;
   if (!isModule(m)) return { error: "The module must `export default` a kernel module: { name: string, init(k: Kernel): number, exit?(k: Kernel): void }." };
-  return { module: m };
+  // An exception in init or exit becomes an oops; say on which line of the editor it was thrown.
+  const cite = <A extends unknown[], R>(fn: (...a: A) => R) => (...a: A): R => {
+    try {
+      return fn.apply(m, a);
+    } catch (e) {
+      const line = editorLine(e);
+      if (line !== undefined && e instanceof Error) e.message += ` (line ${line} of your module)`;
+      throw e;
+    }
+  };
+  return { module: { name: m.name, init: cite(m.init), ...(m.exit !== undefined ? { exit: cite(m.exit) } : {}) } };
+}
+
+/**
+ * The editor line of the innermost frame of the module in an error's stack. Sucrase keeps the module's lines
+ * where they were; `new Function` puts two lines of its own ("function anonymous(…", ") {") before them.
+ */
+function editorLine(e: unknown): number | undefined {
+  const m = /hypervisor\.js:(\d+):\d+/.exec(e instanceof Error ? (e.stack ?? '') : '');
+  return m === null ? undefined : Number(m[1]) - 2;
 }
 
 /** The trace as the page shows it. */
