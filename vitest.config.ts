@@ -12,6 +12,10 @@ const conditions = impl === 'solutions' || impl === 'pristine' ? [impl] : [];
 export default defineConfig({
   test: {
     setupFiles: ['./vitest.setup.ts'],
+    // Tests end by instruction budgets and scripted events, never by the clock. This limit is only a safety net
+    // for a stuck test; 5 s (vitest's default) is exceeded by correct tests on a loaded 2-core box.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     projects: [
       // Worker threads: each test file still gets a fresh one (isolation as with processes), and they start for
       // less than a process does (about a sixth of this project's CPU time). Chapter tests keep processes: they
