@@ -2,7 +2,7 @@ import { capabilitiesOf } from './emulated-msrs.ts';
 import { describe, expect, it } from 'vitest';
 import { CPU_MODELS } from '../machine/cpu-model.ts';
 import { decodeCapabilities } from './capabilities.ts';
-import { FakeTransitionCpu } from './entry/fake-cpu.ts';
+import { FakeTransitionCpu } from './testing/fake-transition-cpu.ts';
 import { VMCS, VMCS_FIELDS } from './fields.ts';
 import {
   ActiveVmcs, SHADOW_VMCS_INDICATOR, SLOT_BYTES, SLOT_FIELDS, SLOT_OFFSET, VMCS_DATA_OFFSET, VMCS_LAYOUT_END,

@@ -58,7 +58,7 @@ export const SEGMENT_NAMES: readonly SegmentName[] = ['ES', 'CS', 'SS', 'DS', 'F
 /**
  * What VM entries and VM exits load and save beyond `VmxCpu`: the processor state the guest-state and host-state
  * areas describe. See SDM Vol. 3C, "Guest-State Area" and "Host-State Area". The real LP implements this;
- * tests use `FakeTransitionCpu` (fake-cpu.ts).
+ * tests use `FakeTransitionCpu` (../testing/fake-transition-cpu.ts).
  */
 export interface VmTransitionCpu extends VmxCpu {
   readCr3(): bigint;

@@ -6,8 +6,8 @@ import { CPU_MODELS } from '../../machine/cpu-model.ts';
 import { STATE_CHECKS } from './index.ts';
 import { EntryView } from './view.ts';
 import type { EntryContext } from './context.ts';
-import { buildValidVmcs, vmcsChoices } from './testkit.ts';
-import { M, rnd } from './mutations.ts';
+import { buildValidVmcs, vmcsChoices } from '../testing/vmcs-fixture.ts';
+import { M, rnd } from '../testing/entry-mutations.ts';
 
 /** Decoded controls and derived facts of EntryView, and the VMCS fields they come from. */
 const DERIVED: Record<string, readonly string[]> = {

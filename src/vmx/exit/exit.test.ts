@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CPU_MODELS, getCpuModel } from '../../machine/cpu-model.ts';
 import { vmEntry } from '../entry/index.ts';
-import { buildValidVmcs, vmcsChoices, writeMsrEntry, VMCS_POINTER, type Fixture } from '../entry/testkit.ts';
+import { buildValidVmcs, vmcsChoices, writeMsrEntry, VMCS_POINTER, type Fixture } from '../testing/vmcs-fixture.ts';
 import { cpuidExit, hltExit, tripleFaultExit, vmcallExit, vmExit, UNDEFINED_32, UNDEFINED_64, type ExitContext } from './index.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';

@@ -8,7 +8,7 @@ import { VMCS_SLOT } from '../vmcs.ts';
 import { vmread, vmwrite } from './vmread-vmwrite.ts';
 import { vmxon } from './vmxon.ts';
 import { FIELD_REQUIREMENTS } from '../vmcs-support.ts';
-import { FLAGS_BEFORE, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, VMXON_PA, capsOf, setup, setupWithVmcs } from './test-helpers.ts';
+import { FLAGS_BEFORE, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, VMXON_PA, capsOf, setup, setupWithVmcs } from '../testing/instruction-harness.ts';
 
 const v = (value: bigint | number) => ({ kind: 'value', value: BigInt(value) }) as const;
 const R = { kind: 'result' } as const;

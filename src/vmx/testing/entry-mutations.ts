@@ -1,8 +1,8 @@
 // Test support (imported only by tests): for every VM-entry rule, a mutation that breaks exactly that rule in a valid
-// VMCS from testkit.ts, without breaking any rule the processor checks before it.
+// VMCS from vmcs-fixture.ts, without breaking any rule the processor checks before it.
 import fc from 'fast-check';
-import type { Fixture } from './testkit.ts';
-import { nonCanonical, setSegment, validEptp } from './testkit.ts';
+import type { Fixture } from './vmcs-fixture.ts';
+import { nonCanonical, setSegment, validEptp } from './vmcs-fixture.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';

@@ -1,12 +1,12 @@
-// Shared setup for the VMX instruction tests: a fake LP on a real CPU model, VMX regions in its memory.
+// Test support: shared setup for the VMX instruction tests: a fake LP on a real CPU model, VMX regions in its memory.
 import { capabilitiesOf } from '../emulated-msrs.ts';
 import { getCpuModel } from '../../machine/cpu-model.ts';
 import { decodeCapabilities, type VmxCapabilities } from '../capabilities.ts';
-import { fakeVmxContext } from '../fake-cpu.ts';
+import { fakeVmxContext } from './fake-vmx-cpu.ts';
 import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
-import { vmxon } from './vmxon.ts';
-import { vmclear } from './vmclear.ts';
-import { vmptrld } from './vmptrld.ts';
+import { vmxon } from '../instructions/vmxon.ts';
+import { vmclear } from '../instructions/vmclear.ts';
+import { vmptrld } from '../instructions/vmptrld.ts';
 
 export const VMXON_PA = 0x10000n;
 export const VMCS_PA = 0x20000n;
