@@ -7,8 +7,7 @@ import { CR0, EFER } from '../x86/control-registers.ts';
 import { AR } from '../x86/segments.ts';
 import type { VmxCapabilities } from './capabilities.ts';
 import type { MemAccess, MemWrite } from './cpu-view.ts';
-import type { SegmentName, SegmentState, VmTransitionCpu } from './entry/context.ts';
-import type { InjectedEvent } from './entry/inject.ts';
+import type { InjectedEvent, SegmentName, SegmentState, VmTransitionCpu } from './transition/transition-cpu.ts';
 
 const ACTIVITY = ['active', 'hlt', 'shutdown', 'wait-for-sipi'] as const;
 // Interruptibility-state bits. See SDM Vol. 3C, "Guest Non-Register State".

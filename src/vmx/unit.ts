@@ -13,7 +13,7 @@ import type { VmxCapabilities } from './capabilities.ts';
 import { capabilitiesOf, vmxMsrsOf } from './emulated-msrs.ts';
 import { VMX_CAPABILITY_MSRS } from './msrs.ts';
 import { VMX_CONTROL } from './controls.ts';
-import { vmcsAccessOf } from './entry/context.ts';
+import { vmcsAccessOf } from './transition/vmcs-access.ts';
 import { VMXERR } from './errors.ts';
 import { EXIT_REASON } from './exit-reasons.ts';
 import { cpuidExit, hltExit, tripleFaultExit, vmcallExit, vmExit, type VmExitCause } from './exit/index.ts';

@@ -6,7 +6,8 @@ import { ERROR_INVALID_CONTROL, fail, hex } from './rule.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
-import { EPTP, INTR_INFO, INTR_TYPE, VECTORS_WITH_ERROR_CODE, decodeInterruptionInfo, type InterruptionInfo } from './bits.ts';
+import { EPTP } from '../eptp.ts';
+import { INTR_INFO, INTR_TYPE, VECTORS_WITH_ERROR_CODE, decodeInterruptionInfo, type InterruptionInfo } from '../transition/interruption-info.ts';
 
 const EXEC = 'Checks on VM-Execution Control Fields';
 const EXIT = 'Checks on VM-Exit Control Fields';

@@ -9,7 +9,10 @@ import {
 } from './rule.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
-import { ACTIVITY_STATE, DEBUGCTL, INTERRUPTIBILITY, INTR_TYPE, PDPTE, PENDING_DBG } from './bits.ts';
+import { INTR_TYPE } from '../transition/interruption-info.ts';
+import { ACTIVITY_STATE, INTERRUPTIBILITY, PENDING_DBG } from '../transition/non-register-state.ts';
+import { DEBUGCTL } from '../../x86/msr.ts';
+import { PDPTE } from '../../x86/paging.ts';
 import { entryInterruptionInfo } from './controls.ts';
 import { CR0, CR4 } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';

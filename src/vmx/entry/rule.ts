@@ -2,6 +2,7 @@
 // See SDM Vol. 3C, "Basic VM-Entry Checks", "Checks on VMX Controls and Host-State Area" and
 // "Checking and Loading Guest State".
 import type { EntryView } from './view.ts';
+import type { MsrAreaEntry } from '../transition/msr-area.ts';
 
 /** What the processor does when a state check fails. */
 export type StateCheckOutcome =
@@ -47,23 +48,11 @@ export interface StateCheck extends CheckBase {
   check(v: EntryView): CheckResult;
 }
 
-/** One entry of the VM-entry MSR-load area. See SDM Vol. 3C, "VM-Entry Controls for MSRs". */
-export interface MsrLoadEntry {
-  /** 1-based position in the area (what the exit qualification reports). */
-  readonly position: number;
-  /** Bits 31:0: the MSR index. */
-  readonly index: number;
-  /** Bits 63:32: reserved. */
-  readonly reserved: number;
-  /** Bits 127:64: the value to load. */
-  readonly value: bigint;
-}
-
 /** A check applied to each entry of the VM-entry MSR-load area, in order. */
 export interface MsrLoadCheck extends CheckBase {
   readonly group: 'msr-load';
   readonly outcome: MsrLoadOutcome;
-  checkEntry(v: EntryView, e: MsrLoadEntry): CheckResult;
+  checkEntry(v: EntryView, e: MsrAreaEntry): CheckResult;
 }
 
 export type EntryCheck = StateCheck | MsrLoadCheck;

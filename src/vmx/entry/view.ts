@@ -1,7 +1,8 @@
 // A read-only view of the VMCS and the processor for the VM-entry checks: field reads by name, the control fields
 // decoded once, and the handful of derived facts the SDM's checks keep referring to ("IA-32e mode guest",
 // "unrestricted guest", "the guest will be in virtual-8086 mode", the physical-address width).
-import type { EntryContext, VmcsAccess } from './context.ts';
+import type { EntryContext } from './context.ts';
+import type { VmcsAccess } from '../transition/vmcs-access.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { RFLAGS } from '../../x86/flags.ts';

@@ -3,8 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CPU_MODELS, getCpuModel } from '../../machine/cpu-model.ts';
-import { vmEntry } from '../entry/index.ts';
-import { buildValidVmcs, vmcsChoices, writeMsrEntry, VMCS_POINTER, type Fixture } from '../testing/vmcs-fixture.ts';
+import { enterValidGuest, vmcsChoices, writeMsrEntry, VMCS_POINTER, type Fixture } from '../testing/vmcs-fixture.ts';
 import { cpuidExit, hltExit, tripleFaultExit, vmcallExit, vmExit, UNDEFINED_32, UNDEFINED_64, type ExitContext } from './index.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
@@ -21,9 +20,8 @@ const SEGS = ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR'] as const;
 const CR0_LOADED = BigInt(CR0.PE | CR0.MP | CR0.EM | CR0.TS | CR0.NE | CR0.WP | CR0.AM | CR0.PG);
 
 /** Enter the guest, then let the "guest" change its state as it runs. */
-function enteredGuest(name: string, c: Parameters<typeof buildValidVmcs>[1], r: bigint): { f: Fixture; ctx: ExitContext } {
-  const f = buildValidVmcs(getCpuModel(name)!, c);
-  expect(vmEntry(f.ctx).kind).toBe('entered');
+function enteredGuest(name: string, c: Parameters<typeof enterValidGuest>[1], r: bigint): { f: Fixture; ctx: ExitContext } {
+  const f = enterValidGuest(getCpuModel(name)!, c);
   const cpu = f.cpu;
   cpu.rip = (f.get('GUEST_RIP') + 0x20n) & ((1n << 64n) - 1n);
   cpu.gprs[4] = r;

@@ -1,6 +1,8 @@
 // Saving guest state into the guest-state area on a VM exit. See SDM Vol. 3C, "Saving Guest State".
-import type { VmcsAccess, VmTransitionCpu } from '../entry/context.ts';
-import { SEGMENT_NAMES, writeField32 } from '../entry/context.ts';
+import type { VmTransitionCpu } from '../transition/transition-cpu.ts';
+import { SEGMENT_NAMES } from '../transition/transition-cpu.ts';
+import type { VmcsAccess } from '../transition/vmcs-access.ts';
+import { writeField32 } from '../transition/vmcs-access.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../x86/msr.ts';

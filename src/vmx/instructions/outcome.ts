@@ -6,7 +6,7 @@ import { GP_VECTOR, UD_VECTOR } from '../../x86/exceptions.ts';
 import { CR0 } from '../../x86/control-registers.ts';
 import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
 import type { VmxCpu } from '../cpu-view.ts';
-import type { ExitOutcome } from '../exit/index.ts';
+import type { ExitOutcome } from '../transition/finish-with-host-state.ts';
 import { recordDiagnosis, type Diagnosis } from '../diagnosis.ts';
 import { SLOT } from '../vmcs.ts';
 import type { VmxState } from '../state.ts';

@@ -1,9 +1,8 @@
 // Test double: a logical processor for tests of VM entry and VM exit. Plain fields for every register the
 // guest-state and host-state areas describe, sparse physical memory, and a small MSR file whose WRMSR refuses what
 // the real one refuses (unknown MSRs, reserved EFER bits, invalid PAT types, non-canonical addresses).
-import type { SegmentName, SegmentState, VmTransitionCpu } from '../entry/context.ts';
-import { SEGMENT_NAMES } from '../entry/context.ts';
-import type { InjectedEvent } from '../entry/inject.ts';
+import type { InjectedEvent, SegmentName, SegmentState, VmTransitionCpu } from '../transition/transition-cpu.ts';
+import { SEGMENT_NAMES } from '../transition/transition-cpu.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import type { MemAccess, MemWrite } from '../cpu-view.ts';
 import { validPat } from '../entry/host-state.ts';

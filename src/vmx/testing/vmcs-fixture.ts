@@ -8,8 +8,10 @@ import type { CpuModel } from '../../machine/cpu-model.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
 import { ActiveVmcs } from '../vmcs.ts';
-import type { EntryContext, VmcsAccess } from '../entry/context.ts';
-import { vmcsAccessOf } from '../entry/context.ts';
+import type { EntryContext } from '../entry/context.ts';
+import { vmEntry } from '../entry/index.ts';
+import type { VmcsAccess } from '../transition/vmcs-access.ts';
+import { vmcsAccessOf } from '../transition/vmcs-access.ts';
 import { FakeTransitionCpu } from './fake-transition-cpu.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
@@ -241,6 +243,14 @@ export function buildValidVmcs(model: CpuModel, c: VmcsChoices): Fixture {
     has: (ctl, mask) => (Number(get(fieldOf(ctl)) & 0xffffffffn) & mask) !== 0,
     canSet,
   };
+}
+
+/** A valid VMCS on `model`, entered: the fake LP now holds the guest's state, as if the guest were running. */
+export function enterValidGuest(model: CpuModel, c: VmcsChoices): Fixture {
+  const f = buildValidVmcs(model, c);
+  const outcome = vmEntry(f.ctx);
+  if (outcome.kind !== 'entered') throw new Error(`VM entry of a valid VMCS on ${model.name} failed: ${outcome.diagnosis.message}`);
+  return f;
 }
 
 export function setSegment(vmcs: VmcsAccess, s: string, selector: number, base: bigint, limit: number, ar: number): void {
