@@ -29,9 +29,12 @@ export function capsOf(model: string): VmxCapabilities {
   return c;
 }
 
-/** A fresh LP on `model`, not in VMX operation, RFLAGS = FLAGS_BEFORE, with a VMXON region and two VMCS regions written. */
-export function setup(model = 'skylake-i5-6300u') {
-  const caps = capsOf(model);
+/**
+ * A fresh LP on `model` (a model name, or capabilities made up for a test), not in VMX operation,
+ * RFLAGS = FLAGS_BEFORE, with a VMXON region and two VMCS regions written.
+ */
+export function setup(model: string | VmxCapabilities = 'skylake-i5-6300u') {
+  const caps = typeof model === 'string' ? capsOf(model) : model;
   const ctx = fakeVmxContext(caps);
   const rev = caps.basic.revisionId;
   ctx.cpu.writePhysical32(VMXON_PA, rev);
@@ -42,7 +45,7 @@ export function setup(model = 'skylake-i5-6300u') {
 }
 
 /** setup() + VMXON + VMCLEAR + VMPTRLD of VMCS_PA; RFLAGS reset to FLAGS_BEFORE. */
-export function setupWithVmcs(model = 'skylake-i5-6300u') {
+export function setupWithVmcs(model: string | VmxCapabilities = 'skylake-i5-6300u') {
   const ctx = setup(model);
   for (const o of [
     vmxon(ctx, { kind: 'value', value: VMXON_PA }),
