@@ -5,6 +5,7 @@ import type { Fixture } from './vmcs-fixture.ts';
 import { nonCanonical, setSegment, validEptp } from './vmcs-fixture.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
+import { eptWalkLengths } from '../eptp.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR } from '../../x86/segments.ts';
@@ -184,8 +185,8 @@ export const M: Record<string, Mutation> = {
   },
   'eptp-walk-length': (f, r) => {
     if (!enableEpt(f)) return false;
-    const five = (f.caps.eptVpidCap & EPT_VPID_CAP.VMX_EPT_PAGE_WALK_5_BIT) !== 0n;
-    const bad = [0n, 1n, 2n, 4n, 5n, 6n, 7n].filter((x) => !(x === 4n && five));
+    const supported = eptWalkLengths(f.caps);
+    const bad = [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n].filter((x) => !supported.includes(Number(x) + 1));
     f.set('EPT_POINTER', (f.get('EPT_POINTER') & ~0x38n) | (pickOf(bad, r.n) << 3n));
     return true;
   },
