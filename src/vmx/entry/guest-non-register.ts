@@ -9,6 +9,7 @@ import {
 } from './rule.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
+import { SHADOW_VMCS_INDICATOR, VMCS_REVISION_ID_MASK } from '../vmcs.ts';
 import { INTR_TYPE } from '../transition/interruption-info.ts';
 import { ACTIVITY_STATE, INTERRUPTIBILITY, PENDING_DBG } from '../transition/non-register-state.ts';
 import { DEBUGCTL } from '../../x86/msr.ts';
@@ -36,8 +37,6 @@ const ACTIVITY_NAMES = ['active', 'HLT', 'shutdown', 'wait-for-SIPI'];
 
 /** The VMCS link pointer value meaning "no link". */
 export const VMCS_LINK_POINTER_NONE = 0xffffffffffffffffn;
-/** Bit 31 of a VMCS region's first dword: the shadow-VMCS indicator. See SDM Vol. 3C, "VMCS Region". */
-const SHADOW_VMCS_INDICATOR = 2 ** 31;
 
 /** PAE paging is in use: the four PDPTEs are part of the guest's paging state. */
 export function guestUsesPaePaging(v: EntryView): boolean {
@@ -205,7 +204,7 @@ export const GUEST_NON_REGISTER_CHECKS: readonly StateCheck[] = [
     if (p === VMCS_LINK_POINTER_NONE) return true;
     const first = v.readPhys32(p);
     const want = v.caps.basic.revisionId;
-    return (first & 0x7fffffff) === want || fail('VMCS_LINK_POINTER', p, `a VMCS with revision id ${hex(want)}`, `the linked region's revision id is ${hex(first & 0x7fffffff)}`);
+    return (first & VMCS_REVISION_ID_MASK) === want || fail('VMCS_LINK_POINTER', p, `a VMCS with revision id ${hex(want)}`, `the linked region's revision id is ${hex(first & VMCS_REVISION_ID_MASK)}`);
   }, 'The region the VMCS link pointer names must start with the VMCS revision identifier (IA32_VMX_BASIC[30:0]).',
   EXIT_INVALID_GUEST_STATE_LINK),
   guest(NONREG, 'guest-vmcs-link-pointer-shadow', ['VMCS_LINK_POINTER', 'SECONDARY_VM_EXEC_CONTROL'], (v) => {

@@ -7,6 +7,7 @@ import { enterValidGuest, vmcsChoices, writeMsrEntry, VMCS_POINTER, type Fixture
 import { cpuidExit, hltExit, tripleFaultExit, vmcallExit, vmExit, UNDEFINED_32, UNDEFINED_64, type ExitContext } from './index.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
+import { VMCS_ABORT_OFFSET } from '../vmcs.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR } from '../../x86/segments.ts';
@@ -16,6 +17,8 @@ import {
 } from '../../x86/msr.ts';
 
 const names = CPU_MODELS.map((m) => m.name);
+/** Where a VMX abort writes its indicator: the VMX-abort field of the current VMCS region. */
+const ABORT_INDICATOR = VMCS_POINTER + BigInt(VMCS_ABORT_OFFSET);
 const SEGS = ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR'] as const;
 const CR0_LOADED = BigInt(CR0.PE | CR0.MP | CR0.EM | CR0.TS | CR0.NE | CR0.WP | CR0.AM | CR0.PG);
 
@@ -174,7 +177,7 @@ describe('VM-exit MSR areas and VMX aborts', () => {
       const out = vmExit(ctx, hltExit(1));
       const indicator = area === 'store' ? 1 : 4;
       expect(out.kind === 'vmx-abort' && out.indicator).toBe(indicator);
-      expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(indicator);
+      expect(f.cpu.readPhysical32(ABORT_INDICATOR)).toBe(indicator);
       expect(f.cpu.activity).toBe(2);
     }), { seed: 34, numRuns: 20 });
   });
@@ -185,7 +188,7 @@ describe('VM-exit MSR areas and VMX aborts', () => {
       f.set(field, f.caps.misc.maxMsrListEntries + 1 + extra);
       const out = vmExit(ctx, hltExit(1));
       expect(out.kind === 'vmx-abort' && out.indicator).toBe(5);
-      expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(5);
+      expect(f.cpu.readPhysical32(ABORT_INDICATOR)).toBe(5);
     }), { seed: 35, numRuns: 10 });
   });
 
@@ -201,7 +204,7 @@ describe('VM-exit MSR areas and VMX aborts', () => {
       const out = vmExit(ctx, hltExit(1));
       if (bad) {
         expect(out.kind === 'vmx-abort' && out.indicator).toBe(2);
-        expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(2);
+        expect(f.cpu.readPhysical32(ABORT_INDICATOR)).toBe(2);
       } else {
         expect(out.kind).toBe('host');
         expect(f.cpu.pdptes).toEqual(pdptes);
