@@ -2,7 +2,8 @@
 // "VM entry with invalid control field(s)". See SDM Vol. 3C, "Checks on VMX Controls".
 import type { AllowedSettings } from '../capabilities.ts';
 import type { StateCheck, CheckResult } from './rule.ts';
-import { ERROR_INVALID_CONTROL, fail, hex } from './rule.ts';
+import { ERROR_INVALID_CONTROL, fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { eptpProblem, type EptpPart } from '../eptp.ts';

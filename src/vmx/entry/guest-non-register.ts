@@ -4,9 +4,9 @@
 // See SDM Vol. 3C, "Checks on Guest Non-Register State" and "Checks on Guest Page-Directory-Pointer-Table Entries".
 import type { StateCheck, CheckResult, StateCheckOutcome } from './rule.ts';
 import {
-  EXIT_INVALID_GUEST_STATE, EXIT_INVALID_GUEST_STATE_LINK, EXIT_INVALID_GUEST_STATE_NMI_STI,
-  EXIT_INVALID_GUEST_STATE_PDPTE, fail, hex,
+  EXIT_INVALID_GUEST_STATE, EXIT_INVALID_GUEST_STATE_LINK, EXIT_INVALID_GUEST_STATE_NMI_STI, EXIT_INVALID_GUEST_STATE_PDPTE, fail,
 } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { SHADOW_VMCS_INDICATOR, VMCS_REVISION_ID_MASK } from '../vmcs.ts';

@@ -3,7 +3,8 @@
 // See SDM Vol. 3C, "Checks on Guest Control Registers, Debug Registers, and MSRs",
 // "Checks on Guest Descriptor-Table Registers" and "Checks on Guest RIP, RFLAGS, and SSP".
 import type { StateCheck, CheckResult } from './rule.ts';
-import { EXIT_INVALID_GUEST_STATE, fail, hex } from './rule.ts';
+import { EXIT_INVALID_GUEST_STATE, fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { INTR_TYPE } from '../transition/interruption-info.ts';

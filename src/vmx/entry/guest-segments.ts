@@ -2,7 +2,8 @@
 // TR and LDTR). A failure is a VM-entry failure exit with reason 33 ("invalid guest state"), qualification 0.
 // See SDM Vol. 3C, "Checks on Guest Segment Registers".
 import type { StateCheck, CheckResult } from './rule.ts';
-import { EXIT_INVALID_GUEST_STATE, fail, hex } from './rule.ts';
+import { EXIT_INVALID_GUEST_STATE, fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { AR, arDpl } from '../../x86/segments.ts';
 

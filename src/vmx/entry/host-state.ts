@@ -2,7 +2,8 @@
 // "VM entry with invalid host-state field(s)". See SDM Vol. 3C, "Checks on Host Control Registers, MSRs, and
 // SSP", "Checks on Host Segment and Descriptor-Table Registers" and "Checks Related to Address-Space Size".
 import type { StateCheck, CheckResult } from './rule.ts';
-import { ERROR_INVALID_HOST_STATE, fail, hex } from './rule.ts';
+import { ERROR_INVALID_HOST_STATE, fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { CR4, EFER, EFER_DEFINED } from '../../x86/control-registers.ts';

@@ -2,7 +2,8 @@
 // written in order; the first bad entry ends VM entry with exit reason 34 and its 1-based position as the exit
 // qualification. Entries before it stay loaded. See SDM Vol. 3C, "Loading MSRs".
 import type { MsrLoadCheck, CheckResult, CheckFailure } from './rule.ts';
-import { fail, hex } from './rule.ts';
+import { fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { isFsGsBaseMsr, isX2apicMsr, readMsrAreaEntry, type MsrAreaEntry } from '../transition/msr-area.ts';
 import { MSR_IA32_SMM_MONITOR_CTL } from '../../x86/msr.ts';

@@ -68,8 +68,3 @@ export const EXIT_INVALID_GUEST_STATE_LINK = { kind: 'exit', reason: 33, qualifi
 export function fail(field: string, value: bigint | number, expected: string, message: string): CheckFailure {
   return { ok: false, field, value: BigInt(value), expected, message };
 }
-
-/** Hex for messages. */
-export function hex(v: bigint | number): string {
-  return '0x' + BigInt(v).toString(16).toUpperCase();
-}

@@ -9,9 +9,9 @@ import { EXIT_REASON } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
 import {
-  commonUd, cplGp, fault, hex, in64BitMode, memoryFault, readSource, vmFail, vmSucceed,
-  type SourceOperand, type VmxContext, type VmxOutcome,
+  commonUd, cplGp, fault, in64BitMode, memoryFault, readSource, vmFail, vmSucceed, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
+import { hex } from '../../util/hex.ts';
 
 const EPT_SDM = 'SDM Vol. 3C, "INVEPT—Invalidate Translations Derived from EPT"';
 const VPID_SDM = 'SDM Vol. 3C, "INVVPID—Invalidate Translations Based on VPID"';

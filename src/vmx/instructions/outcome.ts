@@ -189,7 +189,3 @@ export function badRegionAddress(cpu: VmxCpu, addr: bigint): string | null {
   if (addr >> BigInt(width) !== 0n) return `sets bits beyond the physical-address width (${width} bits)`;
   return null;
 }
-
-export function hex(v: bigint | number): string {
-  return `0x${BigInt(v).toString(16).toUpperCase()}`;
-}

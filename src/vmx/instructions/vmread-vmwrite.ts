@@ -15,9 +15,9 @@ import { ENC_ACCESS_HIGH, fieldByEncoding } from '../fields.ts';
 import { unsupportedReason } from '../vmcs-support.ts';
 import { SLOT_FIELDS, SLOT_READ_ONLY, SLOT_WIDTH, WIDTH64, slotOfEncoding } from '../vmcs.ts';
 import {
-  cplGp, hex, memoryFault, operandSizeOrUd, readSource, vmFailInvalid, vmFailValid, vmSucceed,
-  type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
+  cplGp, memoryFault, operandSizeOrUd, readSource, vmFailInvalid, vmFailValid, vmSucceed, type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
+import { hex } from '../../util/hex.ts';
 
 const READ_SDM = 'SDM Vol. 3C, "VMREAD—Read Field from Virtual-Machine Control Structure"';
 const WRITE_SDM = 'SDM Vol. 3C, "VMWRITE—Write Field to Virtual-Machine Control Structure"';

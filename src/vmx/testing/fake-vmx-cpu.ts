@@ -15,6 +15,7 @@ import { FakeTransitionCpu } from './fake-transition-cpu.ts';
 import { VmxState } from '../state.ts';
 import { supportedSlots } from '../vmcs-support.ts';
 import type { VmEntryContext } from '../instructions/vmlaunch.ts';
+import { hexLower } from '../../util/hex.ts';
 
 export class FakeVmxCpu extends FakeTransitionCpu {
   cplValue = 0;
@@ -60,7 +61,7 @@ export class FakeVmxCpu extends FakeTransitionCpu {
 
   private pageFault(linear: bigint, size: number, write: boolean): CpuFault | null {
     for (const a of [linear, linear + BigInt(size - 1)]) {
-      if (this.faultingPages.has(a >> 12n)) return new CpuFault(PF_VECTOR, write ? PF_ERROR.WR : 0, `page fault at 0x${a.toString(16)}`);
+      if (this.faultingPages.has(a >> 12n)) return new CpuFault(PF_VECTOR, write ? PF_ERROR.WR : 0, `page fault at ${hexLower(a)}`);
     }
     return null;
   }
