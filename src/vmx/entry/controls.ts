@@ -8,17 +8,18 @@ import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { eptpProblem, type EptpPart } from '../eptp.ts';
 import { INTR_INFO, INTR_TYPE, VECTORS_WITH_ERROR_CODE, decodeInterruptionInfo, type InterruptionInfo } from '../transition/interruption-info.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 const EXEC = 'Checks on VM-Execution Control Fields';
 const EXIT = 'Checks on VM-Exit Control Fields';
 const ENTRY = 'Checks on VM-Entry Control Fields';
 
-function control(section: string, id: string, fields: readonly string[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
+function control(section: string, id: string, fields: readonly VmcsFullFieldName[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
   return { id, group: 'controls', section, fields, outcome: ERROR_INVALID_CONTROL, check, explain };
 }
 
 /** A control value against its allowed-0/allowed-1 settings; names the offending bits and the MSR. */
-function allowedSettings(field: string, value: number, allowed: AllowedSettings, msr: string): CheckResult {
+function allowedSettings(field: VmcsFullFieldName, value: number, allowed: AllowedSettings, msr: string): CheckResult {
   const missing = (allowed.allowed0 & ~value) >>> 0;
   const forbidden = (value & ~allowed.allowed1) >>> 0;
   if (missing === 0 && forbidden === 0) return true;
@@ -29,7 +30,7 @@ function allowedSettings(field: string, value: number, allowed: AllowedSettings,
 }
 
 /** A physical address that must be aligned to 2^alignBits and lie within MAXPHYADDR. */
-function physAddress(v: EntryView, field: string, alignBits: number, what: string): CheckResult {
+function physAddress(v: EntryView, field: VmcsFullFieldName, alignBits: number, what: string): CheckResult {
   const a = v.u64(field);
   const mask = (1n << BigInt(alignBits)) - 1n;
   if ((a & mask) !== 0n) return fail(field, a, `bits ${alignBits - 1}:0 clear`, `${what} must be aligned to ${2 ** alignBits} bytes`);
@@ -40,7 +41,7 @@ function physAddress(v: EntryView, field: string, alignBits: number, what: strin
 }
 
 /** An MSR area (16 bytes per entry): 16-byte aligned, and its last byte within MAXPHYADDR. */
-function msrArea(v: EntryView, countField: string, addrField: string, what: string): CheckResult {
+function msrArea(v: EntryView, countField: VmcsFullFieldName, addrField: VmcsFullFieldName, what: string): CheckResult {
   const count = v.u32(countField);
   if (count === 0) return true;
   const a = v.u64(addrField);

@@ -14,12 +14,13 @@ import { entryInterruptionInfo } from './controls.ts';
 import { CR0, CR4, EFER, EFER_DEFINED } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR } from '../../x86/segments.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 const CRS = 'Checks on Guest Control Registers, Debug Registers, and MSRs';
 const DTS = 'Checks on Guest Descriptor-Table Registers';
 const RIP = 'Checks on Guest RIP, RFLAGS, and SSP';
 
-function guest(section: string, id: string, fields: readonly string[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
+function guest(section: string, id: string, fields: readonly VmcsFullFieldName[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
   return { id, group: 'guest-state', section, fields, outcome: EXIT_INVALID_GUEST_STATE, check, explain };
 }
 

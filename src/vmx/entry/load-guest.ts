@@ -3,6 +3,7 @@
 import type { SegmentName, VmTransitionCpu } from '../transition/transition-cpu.ts';
 import { SEGMENT_NAMES } from '../transition/transition-cpu.ts';
 import { mergeCr0 } from '../transition/cr0.ts';
+import { GUEST_SEGMENT_FIELDS } from '../transition/segment-fields.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { guestPdptes, guestUsesPaePaging } from './guest-non-register.ts';
@@ -65,10 +66,6 @@ export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
 }
 
 function loadGuestSegment(v: EntryView, cpu: VmTransitionCpu, s: SegmentName): void {
-  cpu.loadSegment(s, {
-    selector: v.u32(`GUEST_${s}_SELECTOR`) & 0xffff,
-    base: v.u64(`GUEST_${s}_BASE`),
-    limit: v.u32(`GUEST_${s}_LIMIT`),
-    ar: v.u32(`GUEST_${s}_AR_BYTES`),
-  });
+  const f = GUEST_SEGMENT_FIELDS[s];
+  cpu.loadSegment(s, { selector: v.u32(f.selector) & 0xffff, base: v.u64(f.base), limit: v.u32(f.limit), ar: v.u32(f.ar) });
 }

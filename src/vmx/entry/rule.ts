@@ -3,6 +3,7 @@
 // "Checking and Loading Guest State".
 import type { EntryView } from './view.ts';
 import type { MsrAreaEntry } from '../transition/msr-area.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 /** What the processor does when a state check fails. */
 export type StateCheckOutcome =
@@ -19,7 +20,7 @@ export type EntryCheckOutcome = StateCheckOutcome | MsrLoadOutcome;
 /** A failed predicate, with what the explanation channel reports. */
 export interface CheckFailure {
   readonly ok: false;
-  readonly field: string;
+  readonly field: VmcsFullFieldName;
   readonly value: bigint;
   readonly expected: string;
   readonly message: string;
@@ -36,7 +37,7 @@ interface CheckBase {
   /** SDM Vol. 3C section title the rule comes from. */
   readonly section: string;
   /** VMCS fields (Linux names) the predicate reads. */
-  readonly fields: readonly string[];
+  readonly fields: readonly VmcsFullFieldName[];
   /** One or two sentences a learner reads when this rule fails. */
   readonly explain: string;
 }
@@ -65,6 +66,6 @@ export const EXIT_INVALID_GUEST_STATE_NMI_STI = { kind: 'exit', reason: 33, qual
 export const EXIT_INVALID_GUEST_STATE_LINK = { kind: 'exit', reason: 33, qualification: 4 } as const;
 
 /** Build a failure record; `value` is the offending field value. */
-export function fail(field: string, value: bigint | number, expected: string, message: string): CheckFailure {
+export function fail(field: VmcsFullFieldName, value: bigint | number, expected: string, message: string): CheckFailure {
   return { ok: false, field, value: BigInt(value), expected, message };
 }

@@ -5,6 +5,7 @@ import type { TransitionContext } from './transition-cpu.ts';
 import { loadHostState } from './load-host.ts';
 import { loadExitMsrs } from './host-msr-load.ts';
 import { vmxAbort, type VmxAbort } from './vmx-abort.ts';
+import { pdptesAt } from './pdptes.ts';
 import { VMX_ABORT_LOAD_HOST_MSR_FAIL, VMX_ABORT_LOAD_HOST_PDPTE_FAIL, VMX_ABORT_MACHINE_CHECK } from '../errors.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { PDPTE } from '../../x86/paging.ts';
@@ -23,8 +24,7 @@ export function finishWithHostState(ctx: TransitionContext): ExitOutcome {
   const paeHost = (cpu.readCr0() & BigInt(CR0.PG)) !== 0n && (cpu.readCr4() & BigInt(CR4.PAE)) !== 0n &&
     (cpu.readEfer() & BigInt(EFER.LMA)) === 0n;
   if (paeHost) {
-    const base = cpu.readCr3() & 0xffffffe0n;
-    const pdptes = [0, 1, 2, 3].map((i) => cpu.readPhysical64(base + BigInt(8 * i)));
+    const pdptes = pdptesAt(cpu, cpu.readCr3());
     const bad = pdptes.some((e) => (e & PDPTE.P) !== 0n && ((e & PDPTE.RESERVED_LOW) !== 0n || e >> BigInt(cpu.maxPhysAddr()) !== 0n));
     if (bad) return vmxAbort(ctx, VMX_ABORT_LOAD_HOST_PDPTE_FAIL, 'a host PDPTE sets reserved bits');
     cpu.loadPdptes(pdptes);

@@ -1,29 +1,31 @@
 // The current VMCS as VM entries and VM exits read and write it: by Linux field name, through the processor's
 // cached copy (ActiveVmcs). This is the processor at work, not VMREAD/VMWRITE: no field-existence or read-only
 // checks apply. See SDM Vol. 3C, "VMCS Life Cycle" ("the processor may cache VMCS data").
+import type { VmcsFullFieldName } from '../fields.ts';
 import type { ActiveVmcs } from '../vmcs.ts';
-import { VMCS_SLOT } from '../vmcs.ts';
+import { SLOT } from '../vmcs.ts';
 
 /**
- * The current VMCS, by Linux field name. Values are raw, zero-extended to 64 bits (a 16-bit selector reads as
- * 0n..0xFFFFn). Writes of read-only (VM-exit information) fields are allowed here: this is the processor writing.
+ * The current VMCS, by Linux field name (a full field: the processor has no use for HIGH accesses). Names are
+ * typed, so an unknown one is a compile error. Values are raw, zero-extended to 64 bits (a 16-bit selector reads
+ * as 0n..0xFFFFn). Writes of read-only (VM-exit information) fields are allowed here: this is the processor writing.
  */
 export interface VmcsAccess {
-  read(field: string): bigint;
-  write(field: string, value: bigint): void;
+  read(field: VmcsFullFieldName): bigint;
+  write(field: VmcsFullFieldName, value: bigint): void;
   /** Optional fast path: bits 31:0 of a field as an unsigned number, without creating a BigInt. */
-  read32?(field: string): number;
+  read32?(field: VmcsFullFieldName): number;
   /** Optional fast path: write a 16/32-bit field (truncated to its width) from a number. */
-  write32?(field: string, value: number): void;
+  write32?(field: VmcsFullFieldName, value: number): void;
 }
 
 /** Write a 16/32-bit field from a number, through the fast path when the accessor has one. */
-export function writeField32(vmcs: VmcsAccess, field: string, value: number): void {
+export function writeField32(vmcs: VmcsAccess, field: VmcsFullFieldName, value: number): void {
   if (vmcs.write32) vmcs.write32(field, value);
   else vmcs.write(field, BigInt(value >>> 0));
 }
 /** Read bits 31:0 of a field as a number, through the fast path when the accessor has one. */
-export function readField32(vmcs: VmcsAccess, field: string): number {
+export function readField32(vmcs: VmcsAccess, field: VmcsFullFieldName): number {
   return vmcs.read32 ? vmcs.read32(field) : Number(vmcs.read(field) & 0xffffffffn);
 }
 
@@ -32,13 +34,7 @@ export function vmcsAccessOf(vmcs: ActiveVmcs): VmcsAccess {
   return {
     read: (field) => vmcs.readByName(field) ?? 0n,
     write: (field, value) => void vmcs.writeByName(field, value),
-    read32: (field) => {
-      const slot = VMCS_SLOT[field];
-      return slot === undefined ? 0 : vmcs.readLow(slot) >>> 0;
-    },
-    write32: (field, value) => {
-      const slot = VMCS_SLOT[field];
-      if (slot !== undefined) vmcs.writeLow(slot, value);
-    },
+    read32: (field) => vmcs.readLow(SLOT[field]) >>> 0,
+    write32: (field, value) => vmcs.writeLow(SLOT[field], value),
   };
 }
