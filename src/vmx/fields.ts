@@ -352,8 +352,15 @@ const RAW_GROUPS = [
   },
 ] as const;
 
+/** A (width, type) group of fields, with the title of its table in the SDM appendix. */
+export interface VmcsFieldGroup {
+  readonly width: VmcsWidth;
+  readonly type: VmcsType;
+  readonly appendix: string;
+}
+
 /** The appendix table titles, one per (width, type) group. */
-export const VMCS_FIELD_GROUPS: readonly { width: VmcsWidth; type: VmcsType; appendix: string }[] = RAW_GROUPS.map(
+export const VMCS_FIELD_GROUPS: readonly VmcsFieldGroup[] = RAW_GROUPS.map(
   (g) => ({ width: g.width, type: g.type, appendix: g.appendix }),
 );
 
