@@ -8,6 +8,7 @@ import { diagnoseLaunch, type LaunchDiagnosis } from '#impl/04-first-launch/diag
 import { CPU_MODELS } from '../../src/machine/cpu-model.ts';
 import { ENTRY_CHECKS } from '../../src/vmx/entry/index.ts';
 import type { EntryCheckGroup } from '../../src/vmx/entry/rule.ts';
+import type { VmcsFieldName } from '../../src/vmx/fields.ts';
 import { AR } from '../../src/x86/segments.ts';
 import { CR0, CR4 } from '../../src/x86/control-registers.ts';
 import { RFLAGS } from '../../src/x86/flags.ts';
@@ -35,8 +36,8 @@ const CONTROLS = [
   ['pin', 'PIN_BASED_VM_EXEC_CONTROL'], ['proc', 'CPU_BASED_VM_EXEC_CONTROL'], ['exit', 'VM_EXIT_CONTROLS'], ['entry', 'VM_ENTRY_CONTROLS'],
 ] as const;
 const bitsOf = (v: number): number[] => [...Array(32).keys()].filter((b) => ((v >>> b) & 1) === 1);
-const orField = (c: Ctx, f: string, bits: bigint): void => write(c.host, c.cpu, f, read(c.cpu, f) | bits);
-const andNotField = (c: Ctx, f: string, bits: bigint): void => write(c.host, c.cpu, f, read(c.cpu, f) & ~bits);
+const orField = (c: Ctx, f: VmcsFieldName, bits: bigint): void => write(c.host, c.cpu, f, read(c.cpu, f) | bits);
+const andNotField = (c: Ctx, f: VmcsFieldName, bits: bigint): void => write(c.host, c.cpu, f, read(c.cpu, f) & ~bits);
 
 const MUTATIONS: readonly Mutation[] = [
   { name: 'none (a valid VMCS)', group: 'none', apply: () => true },

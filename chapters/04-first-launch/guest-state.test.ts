@@ -8,6 +8,7 @@ import { CPU_MODELS } from '../../src/machine/cpu-model.ts';
 import { AR, SYSTEM_TYPE, decodeDescriptor, encodeDescriptor } from '../../src/x86/segments.ts';
 import { CR0, CR4 } from '../../src/x86/control-registers.ts';
 import { RFLAGS } from '../../src/x86/flags.ts';
+import type { VmcsFieldName } from '../../src/vmx/fields.ts';
 import { bootHost, enterVmx, explain, read, runGuests, writeReferenceControls, writeReferenceHostState, type Host } from './support.ts';
 import { showValue } from '../lib/show.ts';
 
@@ -66,7 +67,7 @@ function launchOn(model: string, source: string): { host: Host; exits: bigint[];
   const names = [...SEGS.flatMap((s) => [`GUEST_${s}_SELECTOR`, `GUEST_${s}_BASE`, `GUEST_${s}_LIMIT`, `GUEST_${s}_AR_BYTES`]),
     'GUEST_LDTR_AR_BYTES', 'GUEST_CR0', 'GUEST_CR3', 'GUEST_CR4', 'GUEST_RFLAGS', 'GUEST_RIP', 'GUEST_RSP', 'VMCS_LINK_POINTER',
     'GUEST_ACTIVITY_STATE', 'GUEST_GDTR_BASE', 'GUEST_GDTR_LIMIT'];
-  const fields = Object.fromEntries(names.map((n) => [n, read(cpu, n)]));
+  const fields = Object.fromEntries(names.map((n) => [n, read(cpu, n as VmcsFieldName)]));
   const gdt = Object.fromEntries(SEGS.map((s) => [s, gdtEntry(host, fields.GUEST_GDTR_BASE!, Number(fields[`GUEST_${s}_SELECTOR`]!))]));
   cpu.vmlaunch();
   if (cpu.lp.vmx?.nonRoot === true) runGuests(host, 20_000);

@@ -8,6 +8,7 @@ import { GDT_ENTRY_TSS_SELECTOR } from '../../src/kernel/boot.ts';
 import { decodeSelector } from '../../src/x86/segments.ts';
 import { MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../src/x86/msr.ts';
 import type { HostCpu } from '../../src/kernel/host-cpu.ts';
+import type { VmcsFieldName } from '../../src/vmx/fields.ts';
 import {
   bootHost, enterVmx, explain, read, runGuests, writeReferenceControls, writeReferenceGuestState, buildReferenceGuest, type Host,
 } from './support.ts';
@@ -22,7 +23,7 @@ function onCpu(host: Host, id: number, fn: (cpu: HostCpu) => void): void {
 }
 
 /** The host-state fields, as the CPU's own registers say they must be. */
-function expectedHostState(host: Host, cpu: HostCpu, rip: bigint, rsp: bigint): Record<string, bigint> {
+function expectedHostState(host: Host, cpu: HostCpu, rip: bigint, rsp: bigint): Partial<Record<VmcsFieldName, bigint>> {
   const s = cpu.lp.snapshot();
   const sel = (v: number): bigint => BigInt(decodeSelector(v).index << 3);
   return {
@@ -51,7 +52,7 @@ function expectedHostState(host: Host, cpu: HostCpu, rip: bigint, rsp: bigint): 
   };
 }
 
-function readAll(cpu: HostCpu, names: string[]): Record<string, bigint> {
+function readAll(cpu: HostCpu, names: readonly VmcsFieldName[]): Record<string, bigint> {
   return Object.fromEntries(names.map((n) => [n, read(cpu, n)]));
 }
 
@@ -73,7 +74,7 @@ describe('writeHostState', () => {
       const r = writeHostState(k, cpu, { rip, rsp });
       const want = expectedHostState(host, cpu, rip, rsp);
       expect(r, explain(host, 'writeHostState returned a VMX error')).toEqual({ ok: true, value: undefined });
-      const got = readAll(cpu, Object.keys(want));
+      const got = readAll(cpu, Object.keys(want) as VmcsFieldName[]);
       expect(hex(got), explain(host, 'host-state fields (left: yours) vs the running CPU 1')).toEqual(hex(want));
 
       // Now launch a reference guest with it: the entry must pass every host-state check, and the exit must
@@ -120,7 +121,7 @@ describe('writeHostState', () => {
         const r = writeHostState(k, cpu, { rip: 0xffffffff81000000n, rsp: k.kernelStackTop(0) });
         saved.forEach(([s, st]) => cpu.lp.setSegment(s, st));
         expect(r.ok, explain(host)).toBe(true);
-        const got = ['DS', 'ES', 'FS', 'GS'].map((s) => Number(read(cpu, `HOST_${s}_SELECTOR`)));
+        const got = (['DS', 'ES', 'FS', 'GS'] as const).map((s) => Number(read(cpu, `HOST_${s}_SELECTOR`)));
         const want = sels.map((v) => decodeSelector(v).index << 3);
         expect(got, explain(host, `selectors ${sels.map((v) => v.toString(16)).join(', ')}H: yours vs index << 3`)).toEqual(want);
       }),

@@ -3,22 +3,19 @@
 // shape at build time so a malformed entry is a build error instead of a broken page.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadOptional, REPO_ROOT } from './load.ts';
+import { loadModule, REPO_ROOT } from './load.ts';
 
 import type { Chapter, Exercise } from '../../src/cli/chapter.ts';
 
 export type SiteExercise = Exercise;
 export type SiteChapter = Chapter;
 
-export const MANIFEST_PATH = 'chapters/manifest.ts';
+export const MANIFEST_PATH = 'chapters/manifest.ts' as const;
 
-/** Chapters in manifest order, or null while chapters/manifest.ts does not exist. */
-export async function loadChapters(): Promise<SiteChapter[] | null> {
-  const mod = await loadOptional(MANIFEST_PATH);
-  if (mod === null) return null;
-  const list = mod.CHAPTERS;
-  if (!Array.isArray(list)) throw new Error(`site: ${MANIFEST_PATH} does not export an array CHAPTERS`);
-  return list.map((c: unknown, i: number) => checkChapter(c, i));
+/** Chapters in manifest order. */
+export async function loadChapters(): Promise<SiteChapter[]> {
+  const { CHAPTERS } = await loadModule(MANIFEST_PATH);
+  return CHAPTERS.map((c: unknown, i: number) => checkChapter(c, i));
 }
 
 /** Path of a chapter's notes, relative to the repo root. */

@@ -7,172 +7,89 @@ import { dirname, join, resolve } from 'node:path';
 import { kernelApiPage } from './api-page.ts';
 import { chapterLabel, chapterLink, chapterPage, chaptersIndexPage, exercisePages, type Page } from './chapter-pages.ts';
 import { courseMap, loadChapters, type CourseMap, type SiteChapter } from './course.ts';
-import { loadOptional, loadTable, REPO_ROOT } from './load.ts';
+import { loadModule, REPO_ROOT } from './load.ts';
 import { citationsInMarkdown, sdmIndexPage, type Citation } from './sdm-index.ts';
 import { DIAGRAMS } from '../../site/.vitepress/markdown/diagrams.ts';
+import type { CpuModel } from '../../src/machine/cpu-model.ts';
+import type { ControlBit } from '../../src/vmx/controls.ts';
+import type { EntryCheck } from '../../src/vmx/entry/rule.ts';
+import type { EntryFailureQualification, VmInstructionError } from '../../src/vmx/errors.ts';
+import type { ExitReason } from '../../src/vmx/exit-reasons.ts';
+import type { VmcsField, VmcsFieldGroup } from '../../src/vmx/fields.ts';
 import {
   capabilityPage,
   entryChecksPage,
   errorsPage,
   exitReasonsPage,
   layoutsPage,
-  pendingPage,
   vmcsFieldsPage,
   vmxOperationPage,
-  type CpuModelRow,
-  describeCapabilities,
-  type CapabilitiesView,
-  type ControlBitRow,
-  type DecodedMsr,
-  type EntryCheckRow,
-  type EntryFailureRow,
-  type ErrorRow,
-  type ExitReasonRow,
-  type FieldGroup,
-  type FieldRow,
+  type EmulatedModel,
 } from './reference-pages.ts';
 
-/** A table the site reads. `landed`: it is committed, so its absence is a build error. */
-export interface TableSource {
-  file: string;
-  exportName: string;
-  landed: boolean;
-}
-
-export const TABLE_SOURCES = {
-  fields: { file: 'src/vmx/fields.ts', exportName: 'VMCS_FIELDS', landed: true },
-  exitReasons: { file: 'src/vmx/exit-reasons.ts', exportName: 'EXIT_REASONS', landed: true },
-  errors: { file: 'src/vmx/errors.ts', exportName: 'VM_INSTRUCTION_ERRORS', landed: true },
-  cpuModels: { file: 'src/machine/cpu-model.ts', exportName: 'CPU_MODELS', landed: true },
-  /** The file is found by looking for `export const ENTRY_CHECKS` under src/vmx/entry/. */
-  entryChecks: { file: 'src/vmx/entry', exportName: 'ENTRY_CHECKS', landed: true },
-  manifest: { file: 'chapters/manifest.ts', exportName: 'CHAPTERS', landed: true },
-} satisfies Record<string, TableSource>;
-
-/** Everything the generated pages are made from; the tests compare the pages with these. */
+/** Everything the generated pages are made from: the project's tables, with their own types. */
 export interface SiteTables {
   chapters: SiteChapter[];
-  fields: readonly FieldRow[] | null;
-  fieldGroups: readonly FieldGroup[] | null;
-  exitReasons: readonly ExitReasonRow[] | null;
-  errors: readonly ErrorRow[] | null;
-  entryFailures: readonly EntryFailureRow[] | null;
-  entryChecks: readonly EntryCheckRow[] | null;
-  cpuModels: readonly CpuModelRow[] | null;
+  fields: readonly VmcsField[];
+  fieldGroups: readonly VmcsFieldGroup[];
+  exitReasons: readonly ExitReason[];
+  errors: readonly VmInstructionError[];
+  entryFailures: readonly EntryFailureQualification[];
+  entryChecks: readonly EntryCheck[];
+  cpuModels: readonly CpuModel[];
+  /** Each model as the emulated processor reports it (emulated capability MSRs, decoded, and the adjustments). */
+  emulatedModels: readonly EmulatedModel[];
+  controlBits: readonly ControlBit[];
+  /** Linux names of MSRs, by index. */
   msrNames: ReadonlyMap<number, string>;
-  decodeCapabilities: ((model: CpuModelRow) => DecodedMsr[]) | null;
-}
-
-async function required<T>(src: TableSource, file = src.file): Promise<readonly T[] | null> {
-  const rows = await loadTable<T>(file, src.exportName);
-  if (rows === null && src.landed) {
-    throw new Error(`site: ${file} (${src.exportName}) has landed but is missing now — the reference pages need it`);
-  }
-  return rows;
-}
-
-/** The file under src/vmx/entry/ that exports ENTRY_CHECKS, if any. */
-export function findEntryChecksFile(): string | null {
-  const dir = resolve(REPO_ROOT, TABLE_SOURCES.entryChecks.file);
-  if (!existsSync(dir)) return null;
-  for (const name of readdirSync(dir).sort()) {
-    if (!name.endsWith('.ts') || name.endsWith('.test.ts')) continue;
-    const text = readFileSync(join(dir, name), 'utf8');
-    if (/export\s+const\s+ENTRY_CHECKS\b/.test(text)) return `${TABLE_SOURCES.entryChecks.file}/${name}`;
-  }
-  return null;
 }
 
 export async function loadSiteTables(): Promise<SiteTables> {
-  const chapters = (await loadChapters()) ?? [];
-  if (chapters.length === 0 && TABLE_SOURCES.manifest.landed) throw new Error('site: chapters/manifest.ts lists no chapters');
-
-  const fields = await required<FieldRow>(TABLE_SOURCES.fields);
-  const fieldsMod = fields === null ? null : await loadOptional(TABLE_SOURCES.fields.file);
-  const fieldGroups = Array.isArray(fieldsMod?.VMCS_FIELD_GROUPS) ? (fieldsMod.VMCS_FIELD_GROUPS as FieldGroup[]) : null;
-
-  const errors = await required<ErrorRow>(TABLE_SOURCES.errors);
-  const errorsMod = errors === null ? null : await loadOptional(TABLE_SOURCES.errors.file);
-  const entryFailures = Array.isArray(errorsMod?.VM_ENTRY_FAILURE_QUALIFICATIONS)
-    ? (errorsMod.VM_ENTRY_FAILURE_QUALIFICATIONS as EntryFailureRow[])
-    : null;
-
-  const checksFile = findEntryChecksFile();
-  if (checksFile === null && TABLE_SOURCES.entryChecks.landed) {
-    throw new Error('site: no file under src/vmx/entry/ exports ENTRY_CHECKS any more');
-  }
-  const entryChecks = checksFile === null ? null : await required<EntryCheckRow>(TABLE_SOURCES.entryChecks, checksFile);
-
-  const cpuModels = await required<CpuModelRow>(TABLE_SOURCES.cpuModels);
+  const { VMCS_FIELDS, VMCS_FIELD_GROUPS } = await loadModule('src/vmx/fields.ts');
+  const { EXIT_REASONS } = await loadModule('src/vmx/exit-reasons.ts');
+  const { VM_INSTRUCTION_ERRORS, VM_ENTRY_FAILURE_QUALIFICATIONS } = await loadModule('src/vmx/errors.ts');
+  const { ENTRY_CHECKS } = await loadModule('src/vmx/entry/index.ts');
+  const { CPU_MODELS } = await loadModule('src/machine/cpu-model.ts');
+  const { capabilitiesOf, msrAdjustmentsOf, vmxMsrsOf } = await loadModule('src/vmx/emulated-msrs.ts');
+  const { CONTROL_BITS } = await loadModule('src/vmx/controls.ts');
   return {
-    chapters,
-    fields,
-    fieldGroups,
-    exitReasons: await required<ExitReasonRow>(TABLE_SOURCES.exitReasons),
-    errors,
-    entryFailures,
-    entryChecks,
-    cpuModels,
+    chapters: await loadChapters(),
+    fields: VMCS_FIELDS,
+    fieldGroups: VMCS_FIELD_GROUPS,
+    exitReasons: EXIT_REASONS,
+    errors: VM_INSTRUCTION_ERRORS,
+    entryFailures: VM_ENTRY_FAILURE_QUALIFICATIONS,
+    entryChecks: ENTRY_CHECKS,
+    cpuModels: CPU_MODELS,
+    emulatedModels: CPU_MODELS.map((model) => ({
+      model, msrs: vmxMsrsOf(model), caps: capabilitiesOf(model), adjustments: msrAdjustmentsOf(model),
+    })),
+    controlBits: CONTROL_BITS,
     msrNames: await loadMsrNames(),
-    decodeCapabilities: await loadCapabilityDecoder(),
   };
 }
 
-/** MSR names from the `MSR_*` constants of src/x86/msr.ts (Linux names). */
+/** MSR names: the VMX capability MSRs' table, then the `MSR_*` constants of src/x86/msr.ts (Linux names). */
 async function loadMsrNames(): Promise<Map<number, string>> {
-  const names = new Map<number, string>();
-  for (const file of ['src/x86/msr.ts', 'src/vmx/capabilities.ts']) {
-    const mod = await loadOptional(file);
-    if (mod === null) continue;
-    for (const [k, v] of Object.entries(mod)) {
-      if (/^MSR_[A-Z0-9_]+$/.test(k) && typeof v === 'number' && !names.has(v)) names.set(v, k);
-    }
+  const { VMX_CAPABILITY_MSRS } = await loadModule('src/vmx/msrs.ts');
+  const names = new Map<number, string>(VMX_CAPABILITY_MSRS.map((m) => [m.index, m.name]));
+  for (const [k, v] of Object.entries(await loadModule('src/x86/msr.ts'))) {
+    if (/^MSR_[A-Za-z0-9_]+$/.test(k) && typeof v === 'number' && !names.has(v)) names.set(v, k);
   }
   return names;
 }
 
-/** The capability decoder from src/vmx/capabilities.ts, shown as rows of text (null until it exists). */
-async function loadCapabilityDecoder(): Promise<((model: CpuModelRow) => DecodedMsr[]) | null> {
-  const caps = await loadOptional('src/vmx/capabilities.ts');
-  const controls = await loadOptional('src/vmx/controls.ts');
-  // Both have landed (decodeCapabilities, CONTROL_BITS): their absence is now a build error.
-  if (caps === null || controls === null) throw new Error('site: src/vmx/capabilities.ts or src/vmx/controls.ts is missing');
-  const decode = caps.decodeCapabilities;
-  if (typeof decode !== 'function') throw new Error('site: src/vmx/capabilities.ts does not export decodeCapabilities');
-  if (!Array.isArray(controls.CONTROL_BITS)) throw new Error('site: src/vmx/controls.ts does not export CONTROL_BITS');
-  const bits = controls.CONTROL_BITS as ControlBitRow[];
-  return (model) => describeCapabilities(decode(model.msrs) as CapabilitiesView, bits);
-}
-
 export function referencePages(t: SiteTables): Page[] {
-  const pages: Page[] = [];
-  pages.push(
-    t.fields === null
-      ? pendingPage('reference/vmcs-fields.md', 'VMCS fields', TABLE_SOURCES.fields.file, 'VMCS_FIELDS')
-      : vmcsFieldsPage(t.fields, t.fieldGroups),
-  );
-  pages.push(
-    t.exitReasons === null
-      ? pendingPage('reference/exit-reasons.md', 'Exit reasons', TABLE_SOURCES.exitReasons.file, 'EXIT_REASONS')
-      : exitReasonsPage(t.exitReasons),
-  );
-  pages.push(
-    t.errors === null
-      ? pendingPage('reference/vm-instruction-errors.md', 'VM-instruction errors', TABLE_SOURCES.errors.file, 'VM_INSTRUCTION_ERRORS')
-      : errorsPage(t.errors, t.entryFailures),
-  );
-  pages.push(
-    t.entryChecks === null
-      ? pendingPage('reference/entry-checks.md', 'VM-entry checks', 'src/vmx/entry/', 'ENTRY_CHECKS')
-      : entryChecksPage(t.entryChecks, t.fields === null ? null : new Set(t.fields.map((f) => f.name))),
-  );
-  pages.push(
-    t.cpuModels === null
-      ? pendingPage('reference/capability-msrs.md', 'Capability MSRs by CPU model', TABLE_SOURCES.cpuModels.file, 'CPU_MODELS')
-      : capabilityPage(t.cpuModels, (msr) => t.msrNames.get(msr), t.decodeCapabilities),
-  );
-  pages.push(kernelApiPage(), layoutsPage(), vmxOperationPage());
-  return pages;
+  return [
+    vmcsFieldsPage(t.fields, t.fieldGroups),
+    exitReasonsPage(t.exitReasons),
+    errorsPage(t.errors, t.entryFailures),
+    entryChecksPage(t.entryChecks),
+    capabilityPage(t.emulatedModels, (msr) => t.msrNames.get(msr), t.controlBits),
+    kernelApiPage(),
+    layoutsPage(),
+    vmxOperationPage(),
+  ];
 }
 
 /**

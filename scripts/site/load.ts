@@ -1,9 +1,7 @@
-// Loads the project's TypeScript tables (src/**, chapters/manifest.ts) at site-build time.
-// The vitepress config is bundled to plain JS and run by Node, which cannot import `.ts`
-// files by itself, so we go through tsx's scoped loader. A table that does not exist yet
-// (its helper has not landed) loads as `null`; a file that exists but lacks the export
-// the site needs is a build error, so the pages can never silently drift from the code.
-import { existsSync } from 'node:fs';
+// Loads the project's TypeScript tables (src/**, chapters/manifest.ts) at site-build time, with their real types.
+// The vitepress config is bundled to plain JS and run by Node, which cannot import `.ts` files by itself, so the
+// modules go through tsx's loader — afresh on every call (a new loader namespace), so that the dev server, which
+// regenerates the pages when a table changes, shows the edited table rather than the one bundled at start.
 import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
@@ -11,24 +9,22 @@ import { tsImport } from 'tsx/esm/api';
 /** Absolute path of the repository root (this file is scripts/site/load.ts). */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 
-/** Import `relPath` (relative to the repo root) or return null when the file is absent. */
-export async function loadOptional(relPath: string): Promise<Record<string, unknown> | null> {
-  const abs = resolve(REPO_ROOT, relPath);
-  if (!existsSync(abs)) return null;
-  const mod: unknown = await tsImport(pathToFileURL(abs).href, { parentURL: pathToFileURL(REPO_ROOT + '/').href });
-  return mod as Record<string, unknown>;
+/** The modules the site reads, by path from the repository root, each with its type. */
+export interface SiteModules {
+  'chapters/manifest.ts': typeof import('../../chapters/manifest.ts');
+  'src/machine/cpu-model.ts': typeof import('../../src/machine/cpu-model.ts');
+  'src/vmx/controls.ts': typeof import('../../src/vmx/controls.ts');
+  'src/vmx/emulated-msrs.ts': typeof import('../../src/vmx/emulated-msrs.ts');
+  'src/vmx/entry/index.ts': typeof import('../../src/vmx/entry/index.ts');
+  'src/vmx/errors.ts': typeof import('../../src/vmx/errors.ts');
+  'src/vmx/exit-reasons.ts': typeof import('../../src/vmx/exit-reasons.ts');
+  'src/vmx/fields.ts': typeof import('../../src/vmx/fields.ts');
+  'src/vmx/msrs.ts': typeof import('../../src/vmx/msrs.ts');
+  'src/x86/msr.ts': typeof import('../../src/x86/msr.ts');
 }
 
-/**
- * Read export `name` of `relPath`. Returns null when the file does not exist; throws when the
- * file exists but the export is missing or is not an array (the contract helpers agreed on).
- */
-export async function loadTable<T>(relPath: string, name: string): Promise<readonly T[] | null> {
-  const mod = await loadOptional(relPath);
-  if (mod === null) return null;
-  const value = mod[name];
-  if (!Array.isArray(value)) {
-    throw new Error(`site: ${relPath} exists but does not export an array named ${name} (got ${typeof value})`);
-  }
-  return value as readonly T[];
+/** Import one of the site's modules afresh. A missing module or export is a build error, never an empty page. */
+export async function loadModule<P extends keyof SiteModules>(path: P): Promise<SiteModules[P]> {
+  const url = pathToFileURL(resolve(REPO_ROOT, path)).href;
+  return (await tsImport(url, { parentURL: pathToFileURL(REPO_ROOT + '/').href })) as SiteModules[P];
 }

@@ -4,8 +4,10 @@
 import MarkdownIt from 'markdown-it';
 import { describe, expect, it } from 'vitest';
 import { CPU_MODELS } from '../../src/machine/cpu-model.ts';
-import { decodeCapabilities } from '../../src/vmx/capabilities.ts';
 import { CONTROL_BITS } from '../../src/vmx/controls.ts';
+import { capabilitiesOf, msrAdjustmentsOf, vmxMsrsOf } from '../../src/vmx/emulated-msrs.ts';
+import { VMX_CAPABILITY_MSRS } from '../../src/vmx/msrs.ts';
+import { hex } from '../../src/util/hex.ts';
 import { ENTRY_CHECKS } from '../../src/vmx/entry/index.ts';
 import { VM_ENTRY_FAILURE_QUALIFICATIONS, VM_INSTRUCTION_ERRORS } from '../../src/vmx/errors.ts';
 import { EXIT_REASONS } from '../../src/vmx/exit-reasons.ts';
@@ -15,6 +17,7 @@ import { diagramPlugin } from '../../site/.vitepress/markdown/diagrams.ts';
 import { sdmPlugin } from '../../site/.vitepress/markdown/sdm.ts';
 import { chapterPage, exercisePages, insertAfterTitle } from './chapter-pages.ts';
 import type { SiteChapter } from './course.ts';
+import { loadSiteTables } from './generate.ts';
 import { LAYOUTS } from './layouts.ts';
 import {
   capabilityPage,
@@ -27,8 +30,14 @@ import {
   qualificationLayout,
   sdmMarkup,
   vmcsFieldsPage,
-  type CapabilitiesView,
+  type EmulatedModel,
 } from './reference-pages.ts';
+
+const EMULATED: readonly EmulatedModel[] = CPU_MODELS.map((model) => ({
+  model, msrs: vmxMsrsOf(model), caps: capabilitiesOf(model), adjustments: msrAdjustmentsOf(model),
+}));
+const MSR_NAMES = new Map(VMX_CAPABILITY_MSRS.map((m) => [m.index, m.name]));
+const msrName = (msr: number): string | undefined => MSR_NAMES.get(msr);
 
 function render(markdown: string): string {
   const md = new MarkdownIt({ html: true });
@@ -78,7 +87,7 @@ describe('reference pages list exactly the table entries', () => {
   });
 
   it('VM-entry checks, grouped by SDM section in CPU order', () => {
-    const page = entryChecksPage(ENTRY_CHECKS, new Set(VMCS_FIELDS.map((f) => f.name)));
+    const page = entryChecksPage(ENTRY_CHECKS);
     const html = render(page.content);
     expectSameSet(anchors(html, 'check-'), ENTRY_CHECKS.map((c) => c.id));
     // Sections appear in the order of their first check.
@@ -87,10 +96,35 @@ describe('reference pages list exactly the table entries', () => {
   });
 
   it('CPU models, with decoded capability MSRs', () => {
-    const decode = (m: { msrs: ReadonlyMap<number, bigint> }) => describeCapabilities(decodeCapabilities(m.msrs) as unknown as CapabilitiesView, CONTROL_BITS);
-    const html = render(capabilityPage(CPU_MODELS, () => undefined, decode).content);
+    const html = render(capabilityPage(EMULATED, msrName, CONTROL_BITS).content);
     expectSameSet(anchors(html, 'model-'), CPU_MODELS.map((m) => m.name));
+    expect(describeCapabilities(capabilitiesOf(CPU_MODELS[0]!), CONTROL_BITS).length).toBeGreaterThan(5);
   });
+
+  it('capability MSRs as the emulated CPU reports them, with each adjustment (measured, emulated, why)', () => {
+    const page = capabilityPage(EMULATED, msrName, CONTROL_BITS).content;
+    expect(EMULATED.some((m) => m.adjustments.length > 0), 'some model has adjustments').toBe(true);
+    for (const m of EMULATED) {
+      const section = page.slice(page.indexOf(`id="model-${m.model.name}"`)).split('\n## ')[0]!;
+      // Every MSR shows the value RDMSR returns on the emulated processor.
+      for (const [msr, value] of m.msrs) expect(section, `${m.model.name} ${hex(msr)}`).toContain(`| \`${hex(msr)}\` | ${msrName(msr) ?? ''} | \`${hex(value, 16)}\``);
+      for (const a of m.adjustments) {
+        expect(section, `${m.model.name}: ${a.why}`).toContain(a.why);
+        expect(section).toContain(`\`${hex(a.emulated, 16)}\``);
+        if (a.measured !== null) expect(section).toContain(`\`${hex(a.measured, 16)}\``);
+      }
+    }
+  });
+
+  it('loadSiteTables reads the same tables the CPU uses', async () => {
+    const t = await loadSiteTables();
+    expect(t.fields.map((f) => f.name)).toEqual(VMCS_FIELDS.map((f) => f.name));
+    expect(t.exitReasons.map((r) => r.number)).toEqual(EXIT_REASONS.map((r) => r.number));
+    expect(t.errors.map((e) => e.number)).toEqual(VM_INSTRUCTION_ERRORS.map((e) => e.number));
+    expect(t.entryChecks.map((c) => c.id)).toEqual(ENTRY_CHECKS.map((c) => c.id));
+    expect(t.emulatedModels.map((m) => [m.model.name, [...m.msrs]])).toEqual(EMULATED.map((m) => [m.model.name, [...m.msrs]]));
+    expect(t.msrNames.get(0x48c)).toBe('MSR_IA32_VMX_EPT_VPID_CAP');
+  }, 60_000);
 
   it('bit layouts all parse and render', () => {
     const page = layoutsPage().content;

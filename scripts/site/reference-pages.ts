@@ -1,95 +1,34 @@
 // Reference pages generated from the project's own tables (src/vmx/*.ts, src/machine/cpu-model.ts,
-// src/vmx/entry/): the site can never drift from what the CPU implements. Each row carries an
-// anchor (field-NAME, exit-N, error-N, check-ID, model-NAME) that pages link to and that the
-// tests use to compare the rendered set with the table.
+// src/vmx/entry/), with the tables' own types: the site can never drift from what the CPU implements. Each row
+// carries an anchor (field-NAME, exit-N, error-N, check-ID, model-NAME) that pages link to and that the tests use
+// to compare the rendered set with the table.
+import type { CpuModel } from '../../src/machine/cpu-model.ts';
+import type { AllowedSettings, VmxCapabilities } from '../../src/vmx/capabilities.ts';
+import type { ControlBit } from '../../src/vmx/controls.ts';
+import type { MsrAdjustment } from '../../src/vmx/emulated-msrs.ts';
+import type { EntryCheck } from '../../src/vmx/entry/rule.ts';
+import type { EntryFailureQualification, VmInstructionError } from '../../src/vmx/errors.ts';
+import type { ExitReason } from '../../src/vmx/exit-reasons.ts';
+import type { VmcsField, VmcsFieldGroup } from '../../src/vmx/fields.ts';
+import { hex } from '../../src/util/hex.ts';
 import { escapeCell, type Page } from './chapter-pages.ts';
 import { LAYOUTS, type Layout } from './layouts.ts';
 
-// ---- The table shapes this file reads (structural: the owners' modules define the real types). ----
-
-export interface FieldRow {
-  name: string;
-  encoding: number;
-  width: string;
-  type: string;
-  readOnly: boolean;
-  high: boolean;
-  description: string;
-  sdm: string;
-}
-export interface FieldGroup {
-  width: string;
-  type: string;
-  appendix: string;
-}
-export interface ExitReasonRow {
-  number: number;
-  name: string;
-  description: string;
-  qualification: string;
-  qualificationSdm?: string;
-  sdm: string;
-}
-export interface ErrorRow {
-  number: number;
-  name: string;
-  description: string;
-  sdm: string;
-}
-export interface EntryFailureRow {
-  number?: number;
-  value?: number;
-  name: string;
-  description: string;
-}
-export interface EntryCheckRow {
-  id: string;
-  group?: string;
-  section: string;
-  fields: readonly string[];
-  outcome: { kind: string; error?: number; reason?: number; qualification?: number | string };
-  explain: string;
-}
-export interface CpuModelRow {
-  name: string;
-  description: string;
-  measured: boolean;
-  msrs: ReadonlyMap<number, bigint>;
-  brand?: string;
-  maxPhysAddr?: number;
-}
 /** One decoded view of capability MSRs, as rows of text. */
 export interface DecodedMsr {
   title: string;
   rows: { label: string; value: string }[];
 }
 
-/** The parts of src/vmx/capabilities.ts's VmxCapabilities the page shows. */
-export interface AllowedView {
-  allowed0: number;
-  allowed1: number;
-}
-export interface CapabilitiesView {
-  basic: Record<string, number | boolean>;
-  effective: Record<'pin' | 'proc' | 'proc2' | 'exit' | 'entry', AllowedView>;
-  procbased2: AllowedView | null;
-  procbased3: bigint | null;
-  truePinbased: AllowedView | null;
-  misc: Record<string, number | boolean | bigint>;
-  cr0Fixed0: bigint;
-  cr0Fixed1: bigint;
-  cr4Fixed0: bigint;
-  cr4Fixed1: bigint;
-  vmcsEnumMaxIndex: number;
-  eptVpidCap: bigint;
-  vmfunc: bigint;
-  notes: readonly string[];
-}
-export interface ControlBitRow {
-  field: string;
-  name: string;
-  bit: number;
-  description: string;
+/**
+ * A CPU model as the emulated processor presents it: the capability MSRs RDMSR returns (`vmxMsrsOf`), decoded
+ * (`capabilitiesOf`), and how they differ from the measured values (`msrAdjustmentsOf`); see src/vmx/emulated-msrs.ts.
+ */
+export interface EmulatedModel {
+  readonly model: CpuModel;
+  readonly msrs: ReadonlyMap<number, bigint>;
+  readonly caps: VmxCapabilities;
+  readonly adjustments: readonly MsrAdjustment[];
 }
 
 const CONTROL_TITLES: Record<string, string> = {
@@ -105,7 +44,7 @@ const CONTROL_TITLES: Record<string, string> = {
  * A control bit is fixed to 1 when its allowed-0 bit is 1 (default1), fixed to 0 when its allowed-1 bit is 0, and
  * flexible otherwise. See SDM Vol. 3D, "VMX Capability Reporting Facility".
  */
-export function controlSetting(a: AllowedView, bit: number): 'must be 1' | 'must be 0' | 'flexible' {
+export function controlSetting(a: AllowedSettings, bit: number): 'must be 1' | 'must be 0' | 'flexible' {
   const mask = 2 ** bit;
   if (((a.allowed0 >>> 0) & mask) >>> 0 !== 0) return 'must be 1';
   if (((a.allowed1 >>> 0) & mask) >>> 0 === 0) return 'must be 0';
@@ -113,7 +52,7 @@ export function controlSetting(a: AllowedView, bit: number): 'must be 1' | 'must
 }
 
 /** Rows of text for one model's decoded capabilities. */
-export function describeCapabilities(c: CapabilitiesView, bits: readonly ControlBitRow[]): DecodedMsr[] {
+export function describeCapabilities(c: VmxCapabilities, bits: readonly ControlBit[]): DecodedMsr[] {
   const out: DecodedMsr[] = [];
   const show = (v: number | boolean | bigint): string =>
     typeof v === 'boolean' ? (v ? 'yes' : 'no') : typeof v === 'bigint' ? hex(v) : String(v);
@@ -169,9 +108,6 @@ export function sdmTitle(ref: string): string {
   return sdmMarkup(ref).replace(/^\[\[SDM [^:]+: /, '').replace(/\]\]$/, '');
 }
 
-export const hex = (n: number | bigint, digits = 0): string =>
-  '0x' + n.toString(16).toUpperCase().padStart(digits, '0');
-
 const cell = (s: string): string => escapeCell(s).replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\{\{/g, '{ {');
 
 /** Front matter of a reference page: compact tables (pageClass), and optionally no outline column. */
@@ -179,28 +115,17 @@ const front = (title: string, description: string, aside = true): string =>
   `---\ntitle: ${JSON.stringify(title)}\ndescription: ${JSON.stringify(description)}\noutline: [2, 3]\n` +
   `pageClass: vmx-reference\n${aside ? '' : 'aside: false\n'}---\n\n`;
 
-const TYPE_TITLES: Record<string, string> = {
+const TYPE_TITLES: Readonly<Record<VmcsField['type'], string>> = {
   control: 'Control fields',
   'exit-info': 'VM-exit information fields (read-only)',
   guest: 'Guest-state fields',
   host: 'Host-state fields',
 };
-const WIDTH_TITLES: Record<string, string> = { '16': '16-bit', '32': '32-bit', '64': '64-bit', natural: 'Natural-width' };
-
-/** A page that says a table has not landed yet — honest, and replaced as soon as the file exists. */
-export function pendingPage(path: string, title: string, source: string, what: string): Page {
-  return {
-    path,
-    content:
-      front(title, `${title} — not generated yet`) +
-      `# ${title}\n\n::: warning Not generated yet\nThis page is generated from \`${source}\` (${what}), ` +
-      `which is not in this build yet. It appears here as soon as that table exists.\n:::\n`,
-  };
-}
+const WIDTH_TITLES: Readonly<Record<VmcsField['width'], string>> = { '16': '16-bit', '32': '32-bit', '64': '64-bit', natural: 'Natural-width' };
 
 // ---- VMCS fields ----
 
-export function vmcsFieldsPage(fields: readonly FieldRow[], groups: readonly FieldGroup[] | null): Page {
+export function vmcsFieldsPage(fields: readonly VmcsField[], groups: readonly VmcsFieldGroup[]): Page {
   let md = front('VMCS fields', 'Every VMCS field with its encoding, width, type, access and SDM section.');
   md += `# VMCS fields\n\n`;
   md +=
@@ -209,31 +134,17 @@ export function vmcsFieldsPage(fields: readonly FieldRow[], groups: readonly Fie
     'encoding, `NAME_HIGH` (access type 1), for its upper 32 bits. VMWRITE to a read-only field gives ' +
     'VM-instruction error 13 unless IA32_VMX_MISC[29] is 1. See [[SDM 3D: Field Encoding in VMCS]] and ' +
     '[[SDM 3C: Component Encoding]].\n\n';
-  const order: FieldGroup[] =
-    groups !== null && groups.length > 0
-      ? [...groups]
-      : uniqueGroups(fields).map((g) => ({ ...g, appendix: `${WIDTH_TITLES[g.width] ?? g.width} ${TYPE_TITLES[g.type] ?? g.type}` }));
-  const seen = new Set<string>();
-  for (const g of order) {
+  for (const g of groups) {
     const rows = fields.filter((f) => f.width === g.width && f.type === g.type);
     if (rows.length === 0) continue;
-    seen.add(`${g.width}/${g.type}`);
     md += `## ${cell(g.appendix)}\n\n`;
-    md += `Width: ${WIDTH_TITLES[g.width] ?? g.width}. Type: ${TYPE_TITLES[g.type] ?? g.type}.\n\n`;
+    md += `Width: ${WIDTH_TITLES[g.width]}. Type: ${TYPE_TITLES[g.type]}.\n\n`;
     md += fieldTable(rows);
   }
-  const rest = fields.filter((f) => !seen.has(`${f.width}/${f.type}`));
-  if (rest.length > 0) md += `## Other fields\n\n` + fieldTable(rest);
   return { path: 'reference/vmcs-fields.md', content: md };
 }
 
-function uniqueGroups(fields: readonly FieldRow[]): { width: string; type: string }[] {
-  const out: { width: string; type: string }[] = [];
-  for (const f of fields) if (!out.some((g) => g.width === f.width && g.type === f.type)) out.push({ width: f.width, type: f.type });
-  return out;
-}
-
-function fieldTable(rows: readonly FieldRow[]): string {
+function fieldTable(rows: readonly VmcsField[]): string {
   // The width is in the section heading; a HIGH access reads bits 63:32 as a 32-bit value.
   let md = `| Field | Encoding | Access | Description | SDM |\n|---|---|---|---|---|\n`;
   for (const f of rows) {
@@ -248,13 +159,13 @@ function fieldTable(rows: readonly FieldRow[]): string {
 // ---- Exit reasons ----
 
 /** The layout (if any) that draws the qualification format an exit reason cites. */
-export function qualificationLayout(reason: ExitReasonRow, layouts: readonly Layout[] = LAYOUTS): Layout | undefined {
+export function qualificationLayout(reason: ExitReason, layouts: readonly Layout[] = LAYOUTS): Layout | undefined {
   if (reason.qualificationSdm === undefined) return undefined;
   const title = sdmTitle(reason.qualificationSdm);
   return layouts.find((l) => l.qualificationFor === title);
 }
 
-export function exitReasonsPage(reasons: readonly ExitReasonRow[]): Page {
+export function exitReasonsPage(reasons: readonly ExitReason[]): Page {
   let md = front('Exit reasons', 'Every basic VM-exit reason, what causes it and what the exit qualification holds.', false);
   md += `# Exit reasons\n\n`;
   md +=
@@ -278,7 +189,7 @@ export function exitReasonsPage(reasons: readonly ExitReasonRow[]): Page {
 
 // ---- VM-instruction errors ----
 
-export function errorsPage(errors: readonly ErrorRow[], entryFailures: readonly EntryFailureRow[] | null): Page {
+export function errorsPage(errors: readonly VmInstructionError[], entryFailures: readonly EntryFailureQualification[]): Page {
   let md = front('VM-instruction errors', 'The VM-instruction error numbers VMfailValid stores, and VM-entry failure qualifications.', false);
   md += `# VM-instruction errors\n\n`;
   md +=
@@ -291,44 +202,37 @@ export function errorsPage(errors: readonly ErrorRow[], entryFailures: readonly 
     const more = e.number === 7 || e.number === 8 ? ' — the checks: [VM-entry checks](./entry-checks)' : '';
     md += `| ${anchor(`error-${e.number}`)}${e.number} | \`${e.name}\` | ${cell(e.description)}${more} |\n`;
   }
-  if (entryFailures !== null && entryFailures.length > 0) {
+  if (entryFailures.length > 0) {
     md +=
       `\n## VM-entry failure qualifications\n\nA VM entry that fails while checking or loading guest state is reported as ` +
       `a VM exit with reason 33 and bit 31 set; the exit qualification says why. See ` +
       `[[SDM 3C: VM-Entry Failures During or After Loading Guest State]].\n\n| Qualification | Name | Meaning |\n|---|---|---|\n`;
-    for (const q of entryFailures) {
-      const n = q.value ?? q.number ?? '';
-      md += `| ${n} | \`${q.name}\` | ${cell(q.description)} |\n`;
-    }
+    for (const q of entryFailures) md += `| ${q.value} | \`${q.name}\` | ${cell(q.description)} |\n`;
   }
   return { path: 'reference/vm-instruction-errors.md', content: md + '\n' };
 }
 
 // ---- VM-entry checks ----
 
-const GROUP_TITLES: Record<string, string> = {
+const GROUP_TITLES: Readonly<Record<EntryCheck['group'], string>> = {
   controls: 'Checks on VMX controls',
   'host-state': 'Checks on the host-state area',
   'guest-state': 'Checks on the guest-state area',
   'msr-load': 'Loading MSRs',
 };
 
-export function outcomeText(o: EntryCheckRow['outcome']): string {
-  if (o.kind === 'VMfailValid') return o.error === undefined ? 'VMfailValid' : `[VMfailValid(${o.error})](./vm-instruction-errors#error-${o.error})`;
-  if (o.kind === 'exit') {
-    const q =
-      o.qualification === 'entry-index'
-        ? ', qualification = index of the failing entry'
-        : o.qualification !== undefined && o.qualification !== 0
-          ? `, qualification ${o.qualification}`
-          : '';
-    const reason = o.reason === undefined ? '?' : `[${o.reason}](./exit-reasons#exit-${o.reason})`;
-    return `VM exit ${reason} (bit 31 set${q})`;
-  }
-  return o.kind;
+export function outcomeText(o: EntryCheck['outcome']): string {
+  if (o.kind === 'VMfailValid') return `[VMfailValid(${o.error})](./vm-instruction-errors#error-${o.error})`;
+  const q =
+    o.qualification === 'entry-index'
+      ? ', qualification = index of the failing entry'
+      : o.qualification !== 0
+        ? `, qualification ${o.qualification}`
+        : '';
+  return `VM exit [${o.reason}](./exit-reasons#exit-${o.reason}) (bit 31 set${q})`;
 }
 
-export function entryChecksPage(checks: readonly EntryCheckRow[], knownFields: ReadonlySet<string> | null = null): Page {
+export function entryChecksPage(checks: readonly EntryCheck[]): Page {
   let md = front('VM-entry checks', 'Every VM-entry check the emulated CPU runs, in order, by SDM section.');
   md += `# VM-entry checks\n\n`;
   md +=
@@ -336,21 +240,20 @@ export function entryChecksPage(checks: readonly EntryCheckRow[], knownFields: R
     'grouped by SDM section. When one fails, the architectural result is in the *Outcome* column; the emulator ' +
     'also names the check (its id below), the field and the value. Generated from `src/vmx/entry/`.\n\n';
   md += '```diagram entry-sequence\n```\n\n';
-  const groups: string[] = [];
-  for (const c of checks) if (!groups.includes(c.group ?? '')) groups.push(c.group ?? '');
+  const groups: EntryCheck['group'][] = [];
+  for (const c of checks) if (!groups.includes(c.group)) groups.push(c.group);
   for (const g of groups) {
-    const inGroup = checks.filter((c) => (c.group ?? '') === g);
-    if (g !== '') md += `## ${GROUP_TITLES[g] ?? g}\n\n`;
+    const inGroup = checks.filter((c) => c.group === g);
+    md += `## ${GROUP_TITLES[g]}\n\n`;
     const sections: string[] = [];
     for (const c of inGroup) if (!sections.includes(c.section)) sections.push(c.section);
     for (const s of sections) {
-      const title = sectionTitle(s);
-      md += `### ${cell(title)}\n\n${sectionCitation(s)}\n\n`;
+      // A check's section is a title in SDM Vol. 3C.
+      md += `### ${cell(s)}\n\n[[SDM 3C: ${s}]]\n\n`;
       // A list, not a table: the explanations are sentences, and read better at full width.
       for (const c of inGroup.filter((x) => x.section === s)) {
-        const fields = c.fields
-          .map((f) => (knownFields?.has(f) === true ? `[\`${f}\`](./vmcs-fields#field-${f})` : `\`${cell(f)}\``))
-          .join(', ');
+        // Every name is a VMCS field (the type says so), so each links to its row.
+        const fields = c.fields.map((f) => `[\`${f}\`](./vmcs-fields#field-${f})`).join(', ');
         md +=
           `- ${anchor(`check-${c.id}`)}**\`${c.id}\`** — ${oneLine(c.explain)}  \n` +
           `  <span class="vmx-check-meta">Fields: ${fields.length > 0 ? fields : '—'}. Outcome: ${outcomeText(c.outcome)}.</span>\n`;
@@ -363,56 +266,44 @@ export function entryChecksPage(checks: readonly EntryCheckRow[], knownFields: R
 
 const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ').replace(/</g, '&lt;').replace(/\{\{/g, '{ {');
 
-/** Entry-check sections may be a bare title or a full citation; show the title. */
-function sectionTitle(section: string): string {
-  try {
-    return sdmTitle(section);
-  } catch {
-    return section.replace(/^[“"]|[”"]$/g, '');
-  }
-}
-
-function sectionCitation(section: string): string {
-  try {
-    return sdmMarkup(section);
-  } catch {
-    return `[[SDM 3C: ${sectionTitle(section)}]]`;
-  }
-}
-
 // ---- Capability MSRs per CPU model ----
 
-export function capabilityPage(
-  models: readonly CpuModelRow[],
-  msrName: (msr: number) => string | undefined,
-  decode: ((model: CpuModelRow) => DecodedMsr[]) | null,
-): Page {
-  let md = front('Capability MSRs by CPU model', 'The VMX capability MSRs of every emulated CPU model, decoded.');
+export function capabilityPage(models: readonly EmulatedModel[], msrName: (msr: number) => string | undefined, bits: readonly ControlBit[]): Page {
+  let md = front('Capability MSRs by CPU model', 'The VMX capability MSRs every emulated CPU model reports, decoded.');
   md += `# Capability MSRs by CPU model\n\n`;
   md +=
-    `The emulator ships ${models.length} CPU models. Each reports the VMX capability MSRs below (the values were read ` +
-    'on real hardware unless marked *modeled*). Generated from `src/machine/cpu-model.ts`' +
-    (decode !== null ? ' and decoded by `src/vmx/capabilities.ts`' : '') +
-    '. The layout of IA32_VMX_BASIC is drawn on the [bit layouts](./layouts#ia32-vmx-basic) page. ' +
-    'See [[SDM 3D: VMX Capability Reporting Facility]].\n\n';
-  md += `| Model | Processor | Source |\n|---|---|---|\n`;
-  for (const m of models) {
-    md += `| [${m.name}](#model-${m.name}) | ${cell(m.description)} | ${m.measured ? 'measured' : 'modeled'} |\n`;
+    `The emulator ships ${models.length} CPU models. Each table shows what RDMSR returns on the emulated processor: ` +
+    'the values read on real hardware (unless the model is marked *modeled*), made consistent with what VMX Lab ' +
+    'implements. Where a value differs from the measured one, the model lists the measured value, the emulated one ' +
+    'and why (a control whose VMCS fields are not modelled is reported allowed-0; IA32_VMX_VMCS_ENUM[9:1] is the ' +
+    'highest index of the fields the processor supports). Generated from `src/machine/cpu-model.ts` and ' +
+    '`src/vmx/emulated-msrs.ts`, decoded by `src/vmx/capabilities.ts`. The layout of IA32_VMX_BASIC is drawn on the ' +
+    '[bit layouts](./layouts#ia32-vmx-basic) page. See [[SDM 3D: VMX Capability Reporting Facility]].\n\n';
+  md += `| Model | Processor | Source | Adjusted MSRs |\n|---|---|---|---|\n`;
+  for (const { model: m, adjustments } of models) {
+    md += `| [${m.name}](#model-${m.name}) | ${cell(m.description)} | ${m.measured ? 'measured' : 'modeled'} | ${adjustments.length} |\n`;
   }
   md += '\n';
-  for (const m of models) {
+  for (const { model: m, msrs, caps, adjustments } of models) {
     md += `## ${m.name}\n\n${anchor(`model-${m.name}`)}${cell(m.description)}${m.measured ? '' : ' (modeled, not measured)'}.\n\n`;
+    const adjusted = new Set(adjustments.map((a) => a.msr));
     md += `| MSR | Name | Value |\n|---|---|---|\n`;
-    for (const [msr, value] of [...m.msrs.entries()].sort((a, b) => a[0] - b[0])) {
-      md += `| \`${hex(msr)}\` | ${msrName(msr) ?? ''} | \`${hex(value, 16)}\` |\n`;
+    for (const [msr, value] of [...msrs.entries()].sort((a, b) => a[0] - b[0])) {
+      md += `| \`${hex(msr)}\` | ${msrName(msr) ?? ''} | \`${hex(value, 16)}\`${adjusted.has(msr) ? ' (adjusted)' : ''} |\n`;
     }
     md += '\n';
-    if (decode !== null) {
-      for (const d of decode(m)) {
-        md += `::: details ${d.title}\n| Field | Value |\n|---|---|\n`;
-        for (const r of d.rows) md += `| ${cell(r.label)} | ${cell(r.value)} |\n`;
-        md += `:::\n\n`;
+    if (adjustments.length > 0) {
+      md += `::: details Adjusted from the measured values (${adjustments.length})\n| MSR | Measured | Emulated | Why |\n|---|---|---|---|\n`;
+      for (const a of adjustments) {
+        const measured = a.measured === null ? 'not in the source log' : `\`${hex(a.measured, 16)}\``;
+        md += `| ${msrName(a.msr) ?? `\`${hex(a.msr)}\``} | ${measured} | \`${hex(a.emulated, 16)}\` | ${cell(a.why)} |\n`;
       }
+      md += `:::\n\n`;
+    }
+    for (const d of describeCapabilities(caps, bits)) {
+      md += `::: details ${d.title}\n| Field | Value |\n|---|---|\n`;
+      for (const r of d.rows) md += `| ${cell(r.label)} | ${cell(r.value)} |\n`;
+      md += `:::\n\n`;
     }
   }
   return { path: 'reference/capability-msrs.md', content: md };

@@ -9,6 +9,7 @@ import { Decoder, DecoderOptions, Formatter, FormatterSyntax, MemorySizeOptions,
 import type { Instruction } from 'iced-x86';
 import { symbolize } from './symbols.ts';
 import type { Symbols } from './symbols.ts';
+import { hexLower } from '../util/hex.ts';
 
 export interface DisasmLine {
   address: bigint;
@@ -84,7 +85,7 @@ function describe(ins: Instruction, bytes: Uint8Array, offset: number, base: big
   if (ins.isIpRelMemoryOperand) {
     const at = ins.ipRelMemoryAddress;
     const name = symbolize(symbols, at);
-    text += `  # 0x${at.toString(16)}${name === undefined ? '' : ` <${name}>`}`;
+    text += `  # ${hexLower(at)}${name === undefined ? '' : ` <${name}>`}`;
   }
   return { address, bytes: bytes.slice(offset, offset + ins.length), text };
 }

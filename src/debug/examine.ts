@@ -14,6 +14,7 @@ import { AsmError, Cursor, evaluate, parseExpr, tokenize } from '../guest/asm/ex
 import { disassembleParts } from './disasm.ts';
 import { addressLabeler } from './symbols.ts';
 import type { AddressLabeler as Labeler, Symbols } from './symbols.ts';
+import { hexLower } from '../util/hex.ts';
 
 export type ReadMemory = (addr: bigint, size: number) => Uint8Array | null;
 
@@ -102,12 +103,9 @@ function evaluateAddress(text: string, regs: Record<string, bigint>): bigint {
   }
 }
 
-function hexAddr(a: bigint): string {
-  return `0x${a.toString(16)}`;
-}
 
 function cannotAccess(a: bigint): string {
-  return `Cannot access memory at address ${hexAddr(a)}`;
+  return `Cannot access memory at address ${hexLower(a)}`;
 }
 
 function examineValues(count: number, format: Format, unit: Unit, start: bigint, read: ReadMemory, label: Labeler): ExamineResult {
@@ -147,7 +145,7 @@ export function formatValue(v: bigint, format: Format, unit: Unit): string {
   switch (format) {
     case 'x':
     case 'z':
-      return `0x${v.toString(16).padStart(unit * 2, '0')}`;
+      return hexLower(v, unit * 2);
     case 'd':
       return BigInt.asIntN(bits, v).toString();
     case 'u':
@@ -157,7 +155,7 @@ export function formatValue(v: bigint, format: Format, unit: Unit): string {
     case 't':
       return v.toString(2).padStart(bits, '0');
     case 'a':
-      return hexAddr(v);
+      return hexLower(v);
     case 'c': {
       const c = Number(BigInt.asIntN(8, v & 0xffn));
       return `${c} ${charLiteral(c & 0xff)}`;

@@ -11,7 +11,7 @@
 // Recording reads the VMCS storage only (through the VMX unit's observer seam): it never changes what the guest or
 // the hypervisor sees. See SDM Vol. 3C, "Basic VM-Exit Information".
 import type { VmExitEvent, VmxObserver } from '../vmx/observe.ts';
-import { hexPadded } from './hex.ts';
+import { hex } from '../util/hex.ts';
 
 /** Anything with VMX units to watch: a booted host, or the units themselves. */
 export type ExitTraceSource = { readonly vmx: readonly Observable[] } | readonly Observable[];
@@ -104,7 +104,7 @@ function formatTrace(all: readonly TracedExit[], total: number, summary: readonl
   for (const e of shown) {
     const reason = `${e.basicReason} ${e.name}${e.entryFailure ? ' (entry failed)' : ''}`;
     const length = e.instructionLength === undefined ? '-' : String(e.instructionLength);
-    lines.push(`  ${String(e.index).padStart(6)}  ${String(e.lp).padStart(3)}  ${reason.padEnd(40)}  ${hexPadded(e.qualification, 16)}  ${hexPadded(e.guestRip, 16)}  ${length.padStart(3)}  ${e.instructions}`);
+    lines.push(`  ${String(e.index).padStart(6)}  ${String(e.lp).padStart(3)}  ${reason.padEnd(40)}  ${hex(e.qualification, 16)}  ${hex(e.guestRip, 16)}  ${length.padStart(3)}  ${e.instructions}`);
   }
   if (shown.some((e) => e.instructionLength === undefined)) lines.push('  (len -: VM_EXIT_INSTRUCTION_LEN is undefined for that exit)');
   lines.push('Exits per reason:');

@@ -8,6 +8,7 @@
 import { CR0, CR4, EFER } from '../x86/control-registers.ts';
 import { PF_ERROR } from '../x86/exceptions.ts';
 import { PTE } from '../machine/paging.ts';
+import { hexLower } from '../util/hex.ts';
 
 export type Read64 = (pa: bigint) => bigint | null;
 export type AccessKind = 'read' | 'write' | 'execute';
@@ -117,7 +118,7 @@ export function explainPageWalk(linear: bigint, cr3: bigint, read64: Read64, opt
     const entry = read64(entryAddress);
     const step: WalkStep = { level, index, tableAddress: table, entryAddress, entry };
     steps.push(step);
-    if (entry === null) return done({ steps, note: `cannot read the ${level} at physical address 0x${entryAddress.toString(16)}` });
+    if (entry === null) return done({ steps, note: `cannot read the ${level} at physical address ${hexLower(entryAddress)}` });
     step.flags = decodeFlags(entry);
     if (!step.flags.P) {
       return done({ steps, fault: pf(errorBase, `${level} ${index} is not present (P = 0)`, SDM_PF) });
@@ -126,7 +127,7 @@ export function explainPageWalk(linear: bigint, cr3: bigint, read64: Read64, opt
     const reserved = reservedBits(entry, level, leaf, nxe, maxPhys);
     if (reserved !== 0n) {
       step.reserved = reserved;
-      return done({ steps, fault: pf(errorBase | PF_ERROR.P | PF_ERROR.RSVD, `${level} ${index} has reserved bits set (0x${reserved.toString(16)})`, SDM_RSVD) });
+      return done({ steps, fault: pf(errorBase | PF_ERROR.P | PF_ERROR.RSVD, `${level} ${index} has reserved bits set (${hexLower(reserved)})`, SDM_RSVD) });
     }
     if (leaf) {
       const size = leafSize!;
@@ -204,7 +205,6 @@ function checkAccess(steps: readonly WalkStep[], access: AccessKind, user: boole
 // ---------------------------------------------------------------------------------------------
 // Text
 
-const hex = (v: bigint, digits = 0): string => `0x${v.toString(16).padStart(digits, '0')}`;
 
 function flagText(f: EntryFlags): string {
   return [
@@ -231,26 +231,26 @@ function formatWalk(w: PageWalk, cr3: bigint): string {
   const la = w.linear;
   const idx = (shift: bigint) => Number((la >> shift) & 0x1ffn);
   const lines = [
-    `linear ${hex(la, 16)}: PML4 ${idx(39n)}, PDPT ${idx(30n)}, PD ${idx(21n)}, PT ${idx(12n)}, offset ${hex(la & 0xfffn, 3)}`,
+    `linear ${hexLower(la, 16)}: PML4 ${idx(39n)}, PDPT ${idx(30n)}, PD ${idx(21n)}, PT ${idx(12n)}, offset ${hexLower(la & 0xfffn, 3)}`,
   ];
-  if (w.steps.length > 0) lines.push(`CR3 ${hex(cr3)} → PML4 table at ${hex(w.steps[0]!.tableAddress)}`);
+  if (w.steps.length > 0) lines.push(`CR3 ${hexLower(cr3)} → PML4 table at ${hexLower(w.steps[0]!.tableAddress)}`);
   for (const s of w.steps) {
-    const head = `${`${s.level}[${s.index}]`.padEnd(11)} at ${hex(s.entryAddress)}`;
+    const head = `${`${s.level}[${s.index}]`.padEnd(11)} at ${hexLower(s.entryAddress)}`;
     if (s.entry === null) {
       lines.push(`${head}: unreadable`);
       continue;
     }
-    let line = `${head} = ${hex(s.entry, 16)}  ${flagText(s.flags!)}`;
-    if (s.reserved !== undefined) line += `  reserved bits ${hex(s.reserved)}`;
-    if (s.next?.kind === 'table') line += `  → next table at ${hex(s.next.address)}`;
-    if (s.next?.kind === 'page') line += `  → ${s.next.pageSize} page at ${hex(s.next.address)}`;
+    let line = `${head} = ${hexLower(s.entry, 16)}  ${flagText(s.flags!)}`;
+    if (s.reserved !== undefined) line += `  reserved bits ${hexLower(s.reserved)}`;
+    if (s.next?.kind === 'table') line += `  → next table at ${hexLower(s.next.address)}`;
+    if (s.next?.kind === 'page') line += `  → ${s.next.pageSize} page at ${hexLower(s.next.address)}`;
     if (s.flags!.P && !s.flags!.A && s.reserved === undefined) line += '  (the CPU sets A)';
     lines.push(line);
   }
-  if (w.physical !== undefined) lines.push(`physical ${hex(w.physical)}${w.pageSize ? ` (${w.pageSize} page)` : ''}${w.dirtyOnWrite ? '; the write sets D in the leaf entry' : ''}`);
+  if (w.physical !== undefined) lines.push(`physical ${hexLower(w.physical)}${w.pageSize ? ` (${w.pageSize} page)` : ''}${w.dirtyOnWrite ? '; the write sets D in the leaf entry' : ''}`);
   if (w.fault !== undefined) {
     const name = w.fault.vector === 14 ? '#PF' : '#GP';
-    const code = w.fault.vector === 14 ? ` error code ${hex(BigInt(w.fault.errorCode))} (${formatPfErrorCode(w.fault.errorCode)}), CR2 = ${hex(la)}` : '(0)';
+    const code = w.fault.vector === 14 ? ` error code ${hexLower(BigInt(w.fault.errorCode))} (${formatPfErrorCode(w.fault.errorCode)}), CR2 = ${hexLower(la)}` : '(0)';
     lines.push(`${name}${code}: ${w.fault.reason}. See ${w.fault.sdm}.`);
   }
   if (w.note !== undefined) lines.push(w.note);

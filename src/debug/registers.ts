@@ -11,6 +11,7 @@ import type { LpSnapshot } from '../machine/lp.ts';
 import { CR0, CR4, EFER } from '../x86/control-registers.ts';
 import { RFLAGS } from '../x86/flags.ts';
 import { GPR64 } from '../x86/registers.ts';
+import { hexLower } from '../util/hex.ts';
 
 const ROWS: readonly (readonly string[])[] = [
   ['rax', 'rbx', 'rcx', 'rdx'],
@@ -41,8 +42,8 @@ export function formatRegisters(snapshot: Record<string, bigint>): string {
 
 function cell(name: string, value: bigint): string {
   const v = BigInt.asUintN(64, value);
-  if (SELECTORS.has(name)) return `${name} 0x${v.toString(16).padStart(4, '0')}`;
-  let text = `${name} 0x${v.toString(16).padStart(16, '0')}`;
+  if (SELECTORS.has(name)) return `${name} ${hexLower(v, 4)}`;
+  let text = `${name} ${hexLower(v, 16)}`;
   const bits = BIT_NAMES[name];
   if (bits !== undefined) text += ` [ ${flagNames(v, bits, name === 'rflags').join(' ')} ]`;
   return text;

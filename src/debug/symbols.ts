@@ -1,5 +1,6 @@
 // Addresses with symbols, as gdb prints them: "0x8005 <start+5>" — the nearest symbol at or below
 // the address, "+offset" omitted when it is 0. Symbols are typically the assembler's labels.
+import { hexLower } from '../util/hex.ts';
 
 export type Symbols = ReadonlyMap<string, number | bigint>;
 
@@ -11,9 +12,8 @@ export function addressLabeler(symbols: Symbols | undefined): AddressLabeler {
     .map(([name, v]) => ({ name, at: BigInt(v) }))
     .sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
   return (a) => {
-    const hex = `0x${a.toString(16)}`;
     const s = symbolAt(sorted, a);
-    return s === undefined ? hex : `${hex} <${s}>`;
+    return s === undefined ? hexLower(a) : `${hexLower(a)} <${s}>`;
   };
 }
 

@@ -7,14 +7,14 @@
 //
 // Reading never changes architectural state: no VMREAD (which would set RFLAGS and could fail), only the
 // processor's copy of the current VMCS (src/vmx/vmcs.ts, ActiveVmcs), read through the field table.
-import { VMCS_FIELD_GROUPS, type VmcsField, type VmcsType, type VmcsWidth } from '../vmx/fields.ts';
+import { VMCS_FIELD_GROUPS, type VmcsField, type VmcsFieldName, type VmcsType, type VmcsWidth } from '../vmx/fields.ts';
 import { exitReasonByNumber, EXIT_REASON_BASIC_MASK, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../vmx/exit-reasons.ts';
 import { UNDEFINED_32, UNDEFINED_64, UNDEFINED_INVALID_INFO } from '../vmx/exit/index.ts';
 import { ActiveVmcs, SLOT, SLOT_FIELDS, type LaunchState } from '../vmx/vmcs.ts';
 import { VmxUnitImpl } from '../vmx/unit.ts';
 import type { LogicalProcessor } from '../machine/lp.ts';
 import type { VmxState } from '../vmx/state.ts';
-import { hexPadded } from './hex.ts';
+import { hex } from '../util/hex.ts';
 
 /** A copy of a VMCS at one moment (e.g. a VM exit), to dump later: the module may VMCLEAR it or leave VMX. */
 export interface VmcsSnapshot {
@@ -27,7 +27,7 @@ export interface VmcsSnapshot {
 export type VmcsDumpSource = { readonly state: VmxState } | { readonly lp: LogicalProcessor } | VmcsSnapshot;
 
 export interface VmcsDumpRow {
-  readonly name: string;
+  readonly name: VmcsFieldName;
   readonly encoding: number;
   readonly width: VmcsWidth;
   readonly type: VmcsType;
@@ -94,20 +94,20 @@ export function dumpVmcs(source: VmcsDumpSource): VmcsDump | null {
 
 /** A field's value as the dump shows it: hex at the field's width, or what makes it undefined for this exit. */
 export function formatVmcsValue(row: VmcsDumpRow): string {
-  const hex = hexPadded(row.value, row.width === '16' ? 4 : row.width === '32' ? 8 : 16);
-  if (!row.undefinedForThisExit) return hex;
-  return row.why === 'unmodified-by-entry-failure' ? `not written by this VM-entry failure (still ${hex})` : `undefined for this exit (poison ${hex})`;
+  const text = hex(row.value, row.width === '16' ? 4 : row.width === '32' ? 8 : 16);
+  if (!row.undefinedForThisExit) return text;
+  return row.why === 'unmodified-by-entry-failure' ? `not written by this VM-entry failure (still ${text})` : `undefined for this exit (poison ${text})`;
 }
 
 /** The dump as text, one SDM appendix group after another; `filter` keeps only the fields whose name contains it. */
 export function formatVmcsDump(dump: VmcsDump, opts: { filter?: string } = {}): string {
   const filter = opts.filter?.toUpperCase();
   const rows = filter === undefined ? dump.rows : dump.rows.filter((r) => r.name.includes(filter));
-  const lines = [`VMCS at ${hexPadded(dump.pointer, 8)} (launch state ${dump.launchState}), last VM_EXIT_REASON ${describeReason(dump.exitReason)}:`];
+  const lines = [`VMCS at ${hex(dump.pointer, 8)} (launch state ${dump.launchState}), last VM_EXIT_REASON ${describeReason(dump.exitReason)}:`];
   let group = '';
   for (const r of rows) {
     if (r.group !== group) lines.push(`  ${(group = r.group)}`);
-    lines.push(`    ${r.name.padEnd(34)} ${hexPadded(r.encoding, 4)}  ${formatVmcsValue(r)}`);
+    lines.push(`    ${r.name.padEnd(34)} ${hex(r.encoding, 4)}  ${formatVmcsValue(r)}`);
   }
   return lines.join('\n');
 }
@@ -162,5 +162,5 @@ function undefinedWhy(f: VmcsField, value: bigint, entryFailure: boolean): Undef
 function describeReason(reason: number): string {
   const basic = reason & EXIT_REASON_BASIC_MASK;
   const failed = (reason & VMX_EXIT_REASONS_FAILED_VMENTRY) !== 0 ? ', VM-entry failure (bit 31)' : '';
-  return `${hexPadded(reason, 8)} (${exitReasonByNumber(basic)?.name ?? `unknown reason ${basic}`}${failed})`;
+  return `${hex(reason, 8)} (${exitReasonByNumber(basic)?.name ?? `unknown reason ${basic}`}${failed})`;
 }

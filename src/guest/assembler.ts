@@ -30,6 +30,7 @@ import { AsmError, evaluate, symbolsOf } from './asm/expr.ts';
 import type { Expr } from './asm/expr.ts';
 import { parseLine } from './asm/parse.ts';
 import type { Body, Statement } from './asm/parse.ts';
+import { hexLower } from '../util/hex.ts';
 
 export interface AssembleOptions {
   /** Address of the first byte (default 0; an `org` before any code overrides it). */
@@ -239,7 +240,7 @@ function emitBody(
         st.origin = target;
         return;
       }
-      if (target < here(st)) throw new AsmError(`org 0x${target.toString(16)} is below the current address 0x${here(st).toString(16)}`);
+      if (target < here(st)) throw new AsmError(`org ${hexLower(target)} is below the current address ${hexLower(here(st))}`);
       emit(st, new Uint8Array(Number(target - here(st))));
       return;
     }

@@ -22,6 +22,7 @@ import { PageAllocator } from './page-alloc.ts';
 import { KERN_ERR, KERN_WARNING, KernelLog } from './printk.ts';
 import { oopsFromError, type OopsReport } from './oops.ts';
 import { Slab } from './slab.ts';
+import { hexLower } from '../util/hex.ts';
 
 /** What the kernel needs of the machine it boots on (a Machine, or memory and CPUs alone in unit tests). */
 export interface KernelMachine {
@@ -216,7 +217,7 @@ export class Kernel {
   }
   /** schedule()/msleep(): always a sleep point. */
   schedule(): void {
-    if (this.preemptCount > 0) this.log.printk(this.current, `${KERN_ERR}BUG: scheduling while atomic: insmod/1000/0x${this.preemptCount.toString(16).padStart(8, '0')}`);
+    if (this.preemptCount > 0) this.log.printk(this.current, `${KERN_ERR}BUG: scheduling while atomic: insmod/1000/${hexLower(this.preemptCount, 8)}`);
     this.might_sleep();
   }
 
@@ -232,7 +233,7 @@ export class Kernel {
   kfree(va: bigint): void {
     const r = this.slab.kfree(va);
     if (r === 'invalid' || r === 'double-free') {
-      this.log.printk(this.current, `${KERN_ERR}BUG: kfree(${hex(va)}): ${r === 'double-free' ? 'double free' : 'not a kmalloc address'}`);
+      this.log.printk(this.current, `${KERN_ERR}BUG: kfree(${hexLower(BigInt.asUintN(64, va))}): ${r === 'double-free' ? 'double free' : 'not a kmalloc address'}`);
     }
   }
   ksize(va: bigint): number {
@@ -270,7 +271,7 @@ export class Kernel {
   free_pages(va: bigint, order: number): void {
     if (va === 0n) return;
     if (classifyAddress(va) !== 'direct-map') {
-      this.log.printk(this.current, `${KERN_ERR}BUG: free_pages(${hex(va)}): not a page-allocator address`);
+      this.log.printk(this.current, `${KERN_ERR}BUG: free_pages(${hexLower(BigInt.asUintN(64, va))}): not a page-allocator address`);
       return;
     }
     this.__free_pages({ pfn: Number((va - PAGE_OFFSET) / BigInt(PAGE_SIZE)) }, order);
@@ -305,7 +306,7 @@ export class Kernel {
   vfree(va: bigint): void {
     const pfns = this.vmallocAreas.get(va);
     if (pfns === undefined) {
-      if (va !== 0n) this.log.printk(this.current, `${KERN_ERR}BUG: vfree(${hex(va)}): not a vmalloc area`);
+      if (va !== 0n) this.log.printk(this.current, `${KERN_ERR}BUG: vfree(${hexLower(BigInt.asUintN(64, va))}): not a vmalloc area`);
       return;
     }
     pfns.forEach((pfn, i) => {
@@ -327,7 +328,7 @@ export class Kernel {
   virt_to_phys(va: bigint): bigint {
     const kind = classifyAddress(va);
     if (kind !== 'direct-map' && kind !== 'kernel-image') {
-      this.log.printk(this.current, `${KERN_WARNING}WARNING: virt_to_phys used for non-linear address: ${hex(va)} (${kind === 'vmalloc' ? 'vmalloc memory is only virtually contiguous; use kmalloc or alloc_pages' : kind})`);
+      this.log.printk(this.current, `${KERN_WARNING}WARNING: virt_to_phys used for non-linear address: ${hexLower(BigInt.asUintN(64, va))} (${kind === 'vmalloc' ? 'vmalloc memory is only virtually contiguous; use kmalloc or alloc_pages' : kind})`);
     }
     return linuxPhysAddr(va);
   }
@@ -402,7 +403,7 @@ export class Kernel {
   private pageFault(va: bigint, access: 'read' | 'write', what: string): CpuFault {
     // Supervisor access to a not-present page: error code P=0, W/R per access, U/S=0.
     // See SDM Vol. 3A, "Interrupt 14—Page-Fault Exception (#PF)".
-    return new CpuFault(14, access === 'write' ? 2 : 0, `kernel ${access} at ${hex(va)}: ${what}`, 'SDM Vol. 3A, "Interrupt 14—Page-Fault Exception (#PF)"');
+    return new CpuFault(14, access === 'write' ? 2 : 0, `kernel ${access} at ${hexLower(BigInt.asUintN(64, va))}: ${what}`, 'SDM Vol. 3A, "Interrupt 14—Page-Fault Exception (#PF)"');
   }
 
   private mapVmallocPage(va: bigint, pfn: number): void {
@@ -560,7 +561,4 @@ export class PerCpu<T> {
   }
 }
 
-function hex(v: bigint): string {
-  return `0x${BigInt.asUintN(64, v).toString(16)}`;
-}
 

@@ -20,6 +20,7 @@
 // retired instruction.
 
 import type { MmioDevice } from './memory.ts';
+import { intelHex } from '../util/hex.ts';
 
 export const MSR_IA32_APIC_BASE = 0x1b;
 export const APIC_DEFAULT_PHYS_BASE = 0xfee00000;
@@ -311,29 +312,29 @@ export class LocalApic implements MmioDevice {
   /** RDMSR. See SDM Vol. 3A, "x2APIC Register Address Space" for the #GP conditions. */
   readMsr(msr: number): ApicMsrResult {
     if (msr === MSR_IA32_APIC_BASE) return { ok: true, value: this.readApicBase() };
-    if (this.modeValue !== 'x2apic') return { ok: false, reason: `RDMSR ${hex(msr)}: x2APIC registers exist only in x2APIC mode` };
+    if (this.modeValue !== 'x2apic') return { ok: false, reason: `RDMSR ${intelHex(msr)}: x2APIC registers exist only in x2APIC mode` };
     const offset = (msr - X2APIC_MSR_FIRST) << 4;
     switch (offset) {
       case APIC_REG.APIC_ICR:
         return { ok: true, value: (BigInt(this.icrHigh) << 32n) | BigInt(this.icrLow) };
       case APIC_REG.APIC_EOI:
       case APIC_REG.APIC_SELF_IPI:
-        return { ok: false, reason: `RDMSR ${hex(msr)}: write-only x2APIC register` };
+        return { ok: false, reason: `RDMSR ${intelHex(msr)}: write-only x2APIC register` };
       case APIC_REG.APIC_ARBPRI:
       case APIC_REG.APIC_RRR:
       case APIC_REG.APIC_DFR:
       case APIC_REG.APIC_ICR2:
-        return { ok: false, reason: `RDMSR ${hex(msr)}: no such register in x2APIC mode` };
+        return { ok: false, reason: `RDMSR ${intelHex(msr)}: no such register in x2APIC mode` };
     }
     const v = this.readRegister(offset);
-    if (v === undefined) return { ok: false, reason: `RDMSR ${hex(msr)}: reserved x2APIC MSR` };
+    if (v === undefined) return { ok: false, reason: `RDMSR ${intelHex(msr)}: reserved x2APIC MSR` };
     return { ok: true, value: BigInt(v) };
   }
 
   /** WRMSR. Non-zero writes to reserved bits raise #GP ("Reserved Bit Checking"). */
   writeMsr(msr: number, value: bigint): ApicMsrResult {
     if (msr === MSR_IA32_APIC_BASE) return this.writeApicBase(value);
-    if (this.modeValue !== 'x2apic') return { ok: false, reason: `WRMSR ${hex(msr)}: x2APIC registers exist only in x2APIC mode` };
+    if (this.modeValue !== 'x2apic') return { ok: false, reason: `WRMSR ${intelHex(msr)}: x2APIC registers exist only in x2APIC mode` };
     const v = BigInt.asUintN(64, value);
     const offset = (msr - X2APIC_MSR_FIRST) << 4;
     if (offset === APIC_REG.APIC_ICR) {
@@ -345,9 +346,9 @@ export class LocalApic implements MmioDevice {
       this.sendIpiFromIcr();
       return { ok: true, value: 0n };
     }
-    if (v > 0xffffffffn) return { ok: false, reason: `WRMSR ${hex(msr)}: bits 63:32 are reserved` };
+    if (v > 0xffffffffn) return { ok: false, reason: `WRMSR ${intelHex(msr)}: bits 63:32 are reserved` };
     const outcome = this.writeX2apicRegister(offset, Number(v));
-    return outcome === true ? { ok: true, value: 0n } : { ok: false, reason: `WRMSR ${hex(msr)}: ${outcome}` };
+    return outcome === true ? { ok: true, value: 0n } : { ok: false, reason: `WRMSR ${intelHex(msr)}: ${outcome}` };
   }
 
   private writeX2apicRegister(offset: number, v: number): WriteOutcome {
@@ -826,6 +827,3 @@ function highestBit(bank: Uint32Array): number {
   return -1;
 }
 
-function hex(n: number): string {
-  return `${n.toString(16).toUpperCase()}H`;
-}

@@ -7,6 +7,7 @@
 
 import { CpuFault } from './fault.ts';
 import { Insn, OP_INVALID } from './insn.ts';
+import { hexDigits } from '../util/hex.ts';
 
 /** Where instruction bytes come from; `byte(i)` is the i-th byte after the instruction start (may fault). */
 export interface ByteSource {
@@ -430,7 +431,7 @@ function lockable(key: number, d: Insn): boolean {
 }
 
 function classifyInvalid(d: Insn, key: number, bits: number): void {
-  const text = key < 0x100 ? hex2(key) : key < 0x200 ? `0F ${hex2(key & 0xff)}` : key < 0x300 ? `0F 38 ${hex2(key & 0xff)}` : `0F 3A ${hex2(key & 0xff)}`;
+  const text = key < 0x100 ? hexDigits(key, 2) : key < 0x200 ? `0F ${hexDigits(key & 0xff, 2)}` : key < 0x300 ? `0F 38 ${hexDigits(key & 0xff, 2)}` : `0F 3A ${hexDigits(key & 0xff, 2)}`;
   d.opcodeText = text;
   if (INVALID_ALWAYS.has(key) || (bits === 64 && INVALID_IN_64.has(key))) {
     d.invalidKind = 'invalid';
@@ -441,9 +442,6 @@ function classifyInvalid(d: Insn, key: number, bits: number): void {
   }
 }
 
-function hex2(n: number): string {
-  return n.toString(16).toUpperCase().padStart(2, '0');
-}
 
 /** Opcode keys the decoder accepts (for the differential test against iced-x86 and for docs). */
 export function supportedOpcodeKeys(): number[] {

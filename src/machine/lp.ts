@@ -18,6 +18,7 @@ import { FlagState, LAZY_NONE, lazyStatus } from './lazy-flags.ts';
 import { Tlb, TLB_MASK, PERM_WRITE_S, PERM_WRITE_U } from './tlb.ts';
 import { walk, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, type Access } from './paging.ts';
 import type { VmxUnit } from './vmx-seam.ts';
+import { intelHex } from '../util/hex.ts';
 
 const TWO32 = 4294967296;
 /** Offset of the APIC task-priority register. See SDM Vol. 3A, "Local APIC Register Address Map". */
@@ -695,14 +696,14 @@ export class LogicalProcessor {
   /** RDMSR. An MSR this CPU does not have → #GP(0). See SDM Vol. 2B, "RDMSR—Read From Model Specific Register". */
   rdmsr(index: number): bigint {
     const h = this.msrs.get(index >>> 0);
-    if (h === undefined) throw gp(0, `RDMSR of MSR ${hexMsr(index)}, which this CPU does not implement`, 'SDM Vol. 2B, "RDMSR—Read From Model Specific Register"');
+    if (h === undefined) throw gp(0, `RDMSR of MSR ${intelHex(index >>> 0)}, which this CPU does not implement`, 'SDM Vol. 2B, "RDMSR—Read From Model Specific Register"');
     return BigInt.asUintN(64, h.read(this));
   }
   /** WRMSR. Unimplemented or read-only MSR, or reserved bits → #GP(0). */
   wrmsr(index: number, value: bigint): void {
     const h = this.msrs.get(index >>> 0);
-    if (h === undefined) throw gp(0, `WRMSR to MSR ${hexMsr(index)}, which this CPU does not implement`, 'SDM Vol. 2B, "WRMSR—Write to Model Specific Register"');
-    if (h.write === undefined) throw gp(0, `WRMSR to read-only MSR ${hexMsr(index)}`, 'SDM Vol. 2B, "WRMSR—Write to Model Specific Register"');
+    if (h === undefined) throw gp(0, `WRMSR to MSR ${intelHex(index >>> 0)}, which this CPU does not implement`, 'SDM Vol. 2B, "WRMSR—Write to Model Specific Register"');
+    if (h.write === undefined) throw gp(0, `WRMSR to read-only MSR ${intelHex(index >>> 0)}`, 'SDM Vol. 2B, "WRMSR—Write to Model Specific Register"');
     h.write(this, BigInt.asUintN(64, value));
   }
 
@@ -981,7 +982,7 @@ function segIndex(name: string): number {
 /** RDMSR/WRMSR (value !== null) through the local APIC; a refused access is #GP(0). */
 function apicMsr(lp: LogicalProcessor, msr: number, value: bigint | null): bigint {
   const sdm = 'SDM Vol. 3A, "x2APIC Register Address Space"';
-  if (lp.apic === null) throw gp(0, `MSR ${hexMsr(msr)}: this logical processor has no local APIC`, sdm);
+  if (lp.apic === null) throw gp(0, `MSR ${intelHex(msr >>> 0)}: this logical processor has no local APIC`, sdm);
   const r = value === null ? lp.apic.readMsr(msr) : lp.apic.writeMsr(msr, value);
   if (!r.ok) throw gp(0, r.reason, sdm);
   return r.value ?? 0n;
@@ -1002,9 +1003,6 @@ function pairToBig(lo: number, hi: number, size: number): bigint {
   return BigInt.asUintN(size * 8, v);
 }
 
-function hexMsr(i: number): string {
-  return (i >>> 0).toString(16).toUpperCase() + 'H';
-}
 
 /**
  * A minimal CPUID for when no CPU model is attached: GenuineIntel, family 6, with VMX, long mode, NX and

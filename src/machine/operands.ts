@@ -6,6 +6,7 @@ import { RSP, SS } from '../x86/registers.ts';
 import { CpuFault } from './fault.ts';
 import type { Insn } from './insn.ts';
 import type { LogicalProcessor } from './lp.ts';
+import { intelHex } from '../util/hex.ts';
 
 export const TWO32 = 4294967296;
 const CANON_LIMIT = 2 ** 47;
@@ -111,7 +112,7 @@ export function segmentLinear(lp: LogicalProcessor, seg: number, off: number, si
   if (lp.bits === 64) {
     const la = lp.segEffBase[seg]! + off;
     if (la >= CANON_LIMIT || la < -CANON_LIMIT) {
-      throw new CpuFault(seg === SS ? 12 : 13, 0, `non-canonical address ${fmt(la)}`, 'SDM Vol. 3A, "Canonical Addressing"');
+      throw new CpuFault(seg === SS ? 12 : 13, 0, `non-canonical address ${intelHex(la)}`, 'SDM Vol. 3A, "Canonical Addressing"');
     }
     return la;
   }
@@ -121,13 +122,9 @@ export function segmentLinear(lp: LogicalProcessor, seg: number, off: number, si
   }
   // Expand-up segments: every byte must be within the limit. See SDM Vol. 3A, "Limit Checking".
   if (!(ar & AR.S && !(ar & AR.CODE) && ar & AR.DC) && off + size - 1 > lp.segLimit[seg]!) {
-    throw new CpuFault(seg === SS ? 12 : 13, 0, `offset ${fmt(off)} beyond segment limit ${fmt(lp.segLimit[seg]!)}`, 'SDM Vol. 3A, "Limit Checking"');
+    throw new CpuFault(seg === SS ? 12 : 13, 0, `offset ${intelHex(off)} beyond segment limit ${intelHex(lp.segLimit[seg]!)}`, 'SDM Vol. 3A, "Limit Checking"');
   }
   return (lp.segBase[seg]! + off) >>> 0;
-}
-
-function fmt(n: number): string {
-  return (n < 0 ? '-' : '') + Math.abs(n).toString(16).toUpperCase() + 'H';
 }
 
 // ---------------------------------------------------------------- memory by size

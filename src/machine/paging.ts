@@ -10,6 +10,7 @@ import { PF_ERROR } from '../x86/exceptions.ts';
 import { CpuFault } from './fault.ts';
 import type { LogicalProcessor } from './lp.ts';
 import { PERM_ALL, PERM_EXEC_S, PERM_EXEC_U, PERM_LARGE, PERM_READ_S, PERM_READ_U, PERM_WRITE_S, PERM_WRITE_U } from './tlb.ts';
+import { intelHex } from '../util/hex.ts';
 
 export const ACCESS_READ = 0;
 export const ACCESS_WRITE = 1;
@@ -99,7 +100,7 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
     const lo = lp.memory.read32(ea);
     const hi = lp.memory.read32(ea + 4);
     if (!(lo & PTE.P)) {
-      throw pageFault(lp, la, baseError, `${LEVEL_NAMES[level]} not present (entry at physical ${hex(ea)})`);
+      throw pageFault(lp, la, baseError, `${LEVEL_NAMES[level]} not present (entry at physical ${intelHex(ea)})`);
     }
     // Reserved bits: physical-address bits at or above MAXPHYADDR, XD without EFER.NXE, PS in a PML4E,
     // and the low address bits of a large-page entry. See SDM Vol. 3A, "Formats of Paging Structures".
@@ -110,7 +111,7 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
     if (ps && level === 2 && (lo & 0x001fe000) !== 0) rsvd = true;
     if (rsvd) {
       throw pageFault(lp, la, baseError | PF_ERROR.P | PF_ERROR.RSVD,
-        `reserved bit set in ${LEVEL_NAMES[level]} ${hex(hi * TWO32 + (lo >>> 0))} at physical ${hex(ea)}`);
+        `reserved bit set in ${LEVEL_NAMES[level]} ${intelHex(hi * TWO32 + (lo >>> 0))} at physical ${intelHex(ea)}`);
     }
     rw &&= (lo & PTE.RW) !== 0;
     us &&= (lo & PTE.US) !== 0;
@@ -178,7 +179,7 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
 
 function pageFault(lp: LogicalProcessor, la: number, code: number, why: string): CpuFault {
   lp.pendingCr2 = la;
-  return new CpuFault(14, code, `page fault at linear ${hex(la)}: ${why}`,
+  return new CpuFault(14, code, `page fault at linear ${intelHex(la)}: ${why}`,
     'SDM Vol. 3A, "Interrupt 14—Page-Fault Exception (#PF)"');
 }
 
@@ -189,9 +190,6 @@ function physHighMask(maxPhys: number): number {
   return m;
 }
 
-function hex(n: number): string {
-  return n < 0 ? '-' + (-n).toString(16).toUpperCase() + 'H' : n.toString(16).toUpperCase() + 'H';
-}
 
 /** Walk without side effects, for inspectors (`src/debug`'s page-walk explanation). */
 export function inspectWalk(lp: LogicalProcessor, linear: bigint): WalkResult {

@@ -7,6 +7,7 @@ import { CR0 } from '../x86/control-registers.ts';
 import { CS, SS } from '../x86/registers.ts';
 import { CpuFault } from './fault.ts';
 import { LDTR, type LogicalProcessor } from './lp.ts';
+import { intelHex } from '../util/hex.ts';
 
 const SDM_SEG = 'SDM Vol. 2B, "MOV—Move" (Protected Mode Exceptions for segment register loads)';
 
@@ -32,7 +33,7 @@ export function readDescriptor(lp: LogicalProcessor, sel: number, faultVector = 
   const tableLimit = ti ? lp.segLimit[LDTR]! : lp.gdtrLimit;
   if (ti && lp.segAr[LDTR]! & AR.UNUSABLE) throw new CpuFault(faultVector, sel & 0xfffc, 'selector references the LDT but LDTR is null', SDM_SEG);
   if (index * 8 + 7 > tableLimit) {
-    throw new CpuFault(faultVector, sel & 0xfffc, `selector ${hex(sel)} is beyond the ${ti ? 'LDT' : 'GDT'} limit ${hex(tableLimit)}`, SDM_SEG);
+    throw new CpuFault(faultVector, sel & 0xfffc, `selector ${intelHex(sel)} is beyond the ${ti ? 'LDT' : 'GDT'} limit ${intelHex(tableLimit)}`, SDM_SEG);
   }
   const address = tableBase + index * 8;
   const lo = lp.readSys32(address);
@@ -79,18 +80,18 @@ export function loadDataSegment(lp: LogicalProcessor, seg: number, sel: number):
   const rpl = sel & 3;
   const dpl = (d.ar >>> AR.DPL_SHIFT) & 3;
   const isCode = (d.ar & AR.CODE) !== 0;
-  if (!(d.ar & AR.S)) throw new CpuFault(13, sel & 0xfffc, `selector ${hex(sel)} names a system descriptor, not a code/data segment`, SDM_SEG);
+  if (!(d.ar & AR.S)) throw new CpuFault(13, sel & 0xfffc, `selector ${intelHex(sel)} names a system descriptor, not a code/data segment`, SDM_SEG);
   if (seg === SS) {
-    if (isCode || !(d.ar & AR.RW)) throw new CpuFault(13, sel & 0xfffc, `SS selector ${hex(sel)} is not a writable data segment`, SDM_SEG);
-    if (rpl !== cpl || dpl !== cpl) throw new CpuFault(13, sel & 0xfffc, `SS selector ${hex(sel)}: RPL (${rpl}) and DPL (${dpl}) must equal CPL (${cpl})`, SDM_SEG);
-    if (!(d.ar & AR.P)) throw new CpuFault(12, sel & 0xfffc, `stack segment ${hex(sel)} not present`, SDM_SEG);
+    if (isCode || !(d.ar & AR.RW)) throw new CpuFault(13, sel & 0xfffc, `SS selector ${intelHex(sel)} is not a writable data segment`, SDM_SEG);
+    if (rpl !== cpl || dpl !== cpl) throw new CpuFault(13, sel & 0xfffc, `SS selector ${intelHex(sel)}: RPL (${rpl}) and DPL (${dpl}) must equal CPL (${cpl})`, SDM_SEG);
+    if (!(d.ar & AR.P)) throw new CpuFault(12, sel & 0xfffc, `stack segment ${intelHex(sel)} not present`, SDM_SEG);
   } else {
-    if (isCode && !(d.ar & AR.RW)) throw new CpuFault(13, sel & 0xfffc, `selector ${hex(sel)} names an execute-only code segment`, SDM_SEG);
+    if (isCode && !(d.ar & AR.RW)) throw new CpuFault(13, sel & 0xfffc, `selector ${intelHex(sel)} names an execute-only code segment`, SDM_SEG);
     const conforming = isCode && (d.ar & AR.DC) !== 0;
     if (!conforming && (rpl > dpl || cpl > dpl)) {
-      throw new CpuFault(13, sel & 0xfffc, `selector ${hex(sel)}: RPL ${rpl} / CPL ${cpl} exceed DPL ${dpl}`, SDM_SEG);
+      throw new CpuFault(13, sel & 0xfffc, `selector ${intelHex(sel)}: RPL ${rpl} / CPL ${cpl} exceed DPL ${dpl}`, SDM_SEG);
     }
-    if (!(d.ar & AR.P)) throw new CpuFault(11, sel & 0xfffc, `segment ${hex(sel)} not present`, SDM_SEG);
+    if (!(d.ar & AR.P)) throw new CpuFault(11, sel & 0xfffc, `segment ${intelHex(sel)} not present`, SDM_SEG);
   }
   setAccessed(lp, d);
   lp.segSel[seg] = sel;
@@ -115,18 +116,18 @@ export function loadCodeSegment(lp: LogicalProcessor, sel: number, newCpl: numbe
   if ((sel & 0xfffc) === 0) throw new CpuFault(13, 0, `${why}: null code-segment selector`, SDM_SEG);
   const d = readDescriptor(lp, sel);
   if (!(d.ar & AR.S)) {
-    throw new CpuFault(13, sel & 0xfffc, `${why}: selector ${hex(sel)} names a system descriptor (call gates and task switches are not implemented by VMX Lab)`, SDM_SEG);
+    throw new CpuFault(13, sel & 0xfffc, `${why}: selector ${intelHex(sel)} names a system descriptor (call gates and task switches are not implemented by VMX Lab)`, SDM_SEG);
   }
-  if (!(d.ar & AR.CODE)) throw new CpuFault(13, sel & 0xfffc, `${why}: selector ${hex(sel)} is not a code segment`, SDM_SEG);
+  if (!(d.ar & AR.CODE)) throw new CpuFault(13, sel & 0xfffc, `${why}: selector ${intelHex(sel)} is not a code segment`, SDM_SEG);
   const dpl = (d.ar >>> AR.DPL_SHIFT) & 3;
   const conforming = (d.ar & AR.DC) !== 0;
   if (conforming ? dpl > newCpl : dpl !== newCpl) {
-    throw new CpuFault(13, sel & 0xfffc, `${why}: code segment ${hex(sel)} DPL ${dpl} does not allow CPL ${newCpl}`, SDM_SEG);
+    throw new CpuFault(13, sel & 0xfffc, `${why}: code segment ${intelHex(sel)} DPL ${dpl} does not allow CPL ${newCpl}`, SDM_SEG);
   }
   if ((lp.efer & (1 << 10)) && d.ar & AR.L && d.ar & AR.DB) {
-    throw new CpuFault(13, sel & 0xfffc, `${why}: code segment ${hex(sel)} has both L and D set`, SDM_SEG);
+    throw new CpuFault(13, sel & 0xfffc, `${why}: code segment ${intelHex(sel)} has both L and D set`, SDM_SEG);
   }
-  if (!(d.ar & AR.P)) throw new CpuFault(11, sel & 0xfffc, `${why}: code segment ${hex(sel)} not present`, SDM_SEG);
+  if (!(d.ar & AR.P)) throw new CpuFault(11, sel & 0xfffc, `${why}: code segment ${intelHex(sel)} not present`, SDM_SEG);
   setAccessed(lp, d);
   lp.segSel[CS] = (sel & 0xfffc) | newCpl;
   lp.segBase[CS] = d.base;
@@ -136,6 +137,3 @@ export function loadCodeSegment(lp: LogicalProcessor, sel: number, newCpl: numbe
   lp.updateMode();
 }
 
-function hex(n: number): string {
-  return n.toString(16).toUpperCase() + 'H';
-}

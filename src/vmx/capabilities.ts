@@ -10,6 +10,7 @@ import {
   VMFUNC_EPTP_SWITCHING, VMX_BASIC, VMX_MISC,
 } from './msrs.ts';
 import { VMX_CONTROL } from './controls.ts';
+import { intelHex } from '../util/hex.ts';
 
 /**
  * Allowed settings of a 32-bit control field, as one capability MSR reports them: bits 31:0 are the allowed-0
@@ -155,7 +156,7 @@ export function decodeCapabilities(msrs: ReadonlyMap<number, bigint>): VmxCapabi
   const notes: string[] = [];
   const need = (index: number): bigint => {
     const v = msrs.get(index);
-    if (v === undefined) throw new CapabilityDataError(`capability MSR ${index.toString(16).toUpperCase()}H missing from the model`);
+    if (v === undefined) throw new CapabilityDataError(`capability MSR ${intelHex(index)} missing from the model`);
     return v;
   };
   const basic = decodeBasic(need(MSR_IA32_VMX_BASIC));

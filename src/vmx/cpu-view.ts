@@ -1,5 +1,5 @@
 // What the VMX instructions need from a logical processor — exactly this, nothing more. The real LP
-// (src/machine/lp.ts) is adapted to this interface; tests use `FakeVmxCpu` (fake-cpu.ts).
+// (src/machine/lp.ts) is adapted to this interface; tests use `FakeVmxCpu` (testing/fake-vmx-cpu.ts).
 //
 // Values: control registers, EFER and MSRs are bigint (VMX instructions are not on the interpreter's hot path);
 // RFLAGS is a number (all defined bits are below bit 22). Physical addresses are bigint as the VMCS holds them.

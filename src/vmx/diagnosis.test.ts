@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatDiagnosis, lastDiagnosis } from './diagnosis.ts';
 import { vmwrite } from './instructions/vmread-vmwrite.ts';
-import { setupWithVmcs } from './instructions/test-helpers.ts';
+import { setupWithVmcs } from './testing/instruction-harness.ts';
 import { VMCS } from './fields.ts';
 
 describe('explanation channel', () => {

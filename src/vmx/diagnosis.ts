@@ -2,6 +2,7 @@
 // decided it, with its SDM section, the field and value involved and what was expected. Reading it never changes
 // an architectural result; the architectural channel (RFLAGS, VM_INSTRUCTION_ERROR, exceptions) is the same with
 // or without it. See DESIGN.md, "Principles" (two channels).
+import { hex } from '../util/hex.ts';
 
 export interface Diagnosis {
   /** Stable kebab-case rule id, e.g. `vmxon-cr4-vmxe`, `vmwrite-read-only-field`. */
@@ -52,7 +53,7 @@ export function diagnosisOfLastInstruction(holder: DiagnosisHolder): Diagnosis |
 export function formatDiagnosis(d: Diagnosis): string {
   const lines = [`${d.instruction}: ${d.outcome} — ${d.message}`, `  rule: ${d.rule}`, `  see: ${d.sdm}`];
   if (d.field !== undefined) {
-    lines.push(`  ${d.field}${d.value !== undefined ? ` = 0x${d.value.toString(16).toUpperCase()}` : ''}${d.expected !== undefined ? ` (expected ${d.expected})` : ''}`);
+    lines.push(`  ${d.field}${d.value !== undefined ? ` = ${hex(d.value)}` : ''}${d.expected !== undefined ? ` (expected ${d.expected})` : ''}`);
   }
   return lines.join('\n');
 }

@@ -20,6 +20,7 @@ import {
 } from './msrs.ts';
 import { supportedSlots } from './vmcs-support.ts';
 import { SLOT_FIELDS } from './vmcs.ts';
+import { intelHex } from '../util/hex.ts';
 
 /** A control VMX Lab reports as allowed-0 because the VMCS fields it uses are not modelled. */
 export interface UnmodelledControl {
@@ -106,7 +107,7 @@ export function emulateVmxMsrs(measured: ReadonlyMap<number, bigint>): { msrs: M
     const slots = supportedSlots(decodeCapabilities(msrs));
     let max = 0;
     SLOT_FIELDS.forEach((field, slot) => { if (slots[slot] === 1) max = Math.max(max, encodingIndex(field.encoding)); });
-    adjust(MSR_IA32_VMX_VMCS_ENUM, (enumMsr & ~0x3fen) | (BigInt(max) << 1n), `bits 9:1 = ${max.toString(16).toUpperCase()}H, the highest index of the fields this processor supports`);
+    adjust(MSR_IA32_VMX_VMCS_ENUM, (enumMsr & ~0x3fen) | (BigInt(max) << 1n), `bits 9:1 = ${intelHex(max)}, the highest index of the fields this processor supports`);
   }
   return { msrs, adjustments };
 }

@@ -5,6 +5,7 @@ import {
   FEAT_CTL_LMCE_ENABLED, FEAT_CTL_LOCKED, FEAT_CTL_SENTER_GLOBAL, FEAT_CTL_SENTER_LOCAL_MASK, FEAT_CTL_SGX_ENABLED,
   FEAT_CTL_SGX_LC_ENABLED, FEAT_CTL_VMX_ENABLED_INSIDE_SMX, FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX,
 } from './msrs.ts';
+import { hex } from '../util/hex.ts';
 
 /** Value after reset: unlocked, everything disabled (firmware normally writes it; the course's BIOS may not). */
 export const FEATURE_CONTROL_RESET_VALUE = 0n;
@@ -47,7 +48,7 @@ export function writeFeatureControl(current: bigint, value: bigint, s: FeatureCo
   }
   const bad = value & ~writableFeatureControlBits(s);
   if (bad !== 0n) {
-    return { ok: false, rule: 'feature-control-reserved', sdm: SDM, message: `IA32_FEATURE_CONTROL bits 0x${bad.toString(16).toUpperCase()} are reserved or unsupported on this processor.` };
+    return { ok: false, rule: 'feature-control-reserved', sdm: SDM, message: `IA32_FEATURE_CONTROL bits ${hex(bad)} are reserved or unsupported on this processor.` };
   }
   return { ok: true, value };
 }

@@ -12,7 +12,7 @@ export type VmcsType = 'control' | 'exit-info' | 'guest' | 'host';
 
 export interface VmcsField {
   /** Linux name (arch/x86/include/asm/vmx.h, enum vmcs_field); 64-bit fields also have a NAME_HIGH entry. */
-  readonly name: string;
+  readonly name: VmcsFieldName;
   readonly encoding: number;
   readonly width: VmcsWidth;
   readonly type: VmcsType;
@@ -352,8 +352,15 @@ const RAW_GROUPS = [
   },
 ] as const;
 
+/** A (width, type) group of fields, with the title of its table in the SDM appendix. */
+export interface VmcsFieldGroup {
+  readonly width: VmcsWidth;
+  readonly type: VmcsType;
+  readonly appendix: string;
+}
+
 /** The appendix table titles, one per (width, type) group. */
-export const VMCS_FIELD_GROUPS: readonly { width: VmcsWidth; type: VmcsType; appendix: string }[] = RAW_GROUPS.map(
+export const VMCS_FIELD_GROUPS: readonly VmcsFieldGroup[] = RAW_GROUPS.map(
   (g) => ({ width: g.width, type: g.type, appendix: g.appendix }),
 );
 
@@ -386,10 +393,11 @@ function buildTable(): VmcsField[] {
         sdm: V3C(section),
         ...(supp === 'supp' ? { supplementary: true as const } : {}),
       };
-      out.push({ name, encoding, high: false, description, ...base });
+      // (The row types name every field; `name` is one of them.)
+      out.push({ name: name as VmcsFullFieldName, encoding, high: false, description, ...base });
       // A 64-bit field has a second encoding (access type 1) for its upper 32 bits. See SDM Vol. 3C, "Component Encoding".
       if (g.width === '64') {
-        out.push({ name: `${name}_HIGH`, encoding: encoding | ENC_ACCESS_HIGH, high: true, description: `${description} (bits 63:32)`, ...base });
+        out.push({ name: `${name}_HIGH` as VmcsFieldName, encoding: encoding | ENC_ACCESS_HIGH, high: true, description: `${description} (bits 63:32)`, ...base });
       }
     }
   }
@@ -398,6 +406,16 @@ function buildTable(): VmcsField[] {
 
 /** Every VMCS field, in SDM appendix order (each 64-bit field followed by its HIGH access). */
 export const VMCS_FIELDS: readonly VmcsField[] = buildTable();
+
+/** A full field (not a HIGH access): one per field, what the processor stores. */
+export type VmcsFullField = VmcsField & { readonly name: VmcsFullFieldName; readonly high: false };
+export function isFullField(f: VmcsField): f is VmcsFullField {
+  return !f.high;
+}
+/** The field a HIGH access belongs to (`EPT_POINTER_HIGH` → `EPT_POINTER`); a full field's own name. */
+export function fullFieldName(f: VmcsField): VmcsFullFieldName {
+  return (f.high ? f.name.slice(0, -'_HIGH'.length) : f.name) as VmcsFullFieldName;
+}
 
 const BY_NAME = new Map<string, VmcsField>(VMCS_FIELDS.map((f) => [f.name, f]));
 const BY_ENCODING = new Map<number, VmcsField>(VMCS_FIELDS.map((f) => [f.encoding, f]));

@@ -7,12 +7,12 @@ import { CR0, EFER } from '../x86/control-registers.ts';
 import { AR } from '../x86/segments.ts';
 import type { VmxCapabilities } from './capabilities.ts';
 import type { MemAccess, MemWrite } from './cpu-view.ts';
-import type { SegmentName, SegmentState, VmTransitionCpu } from './entry/context.ts';
-import type { InjectedEvent } from './entry/inject.ts';
+import type { InjectedEvent, SegmentName, SegmentState, VmTransitionCpu } from './transition/transition-cpu.ts';
+import { INTERRUPTIBILITY } from './transition/non-register-state.ts';
 
+/** The LP's activity states, indexed by their VMCS encoding (ACTIVITY_STATE in transition/non-register-state.ts). */
 const ACTIVITY = ['active', 'hlt', 'shutdown', 'wait-for-sipi'] as const;
-// Interruptibility-state bits. See SDM Vol. 3C, "Guest Non-Register State".
-const BLOCKING_BY_STI = 1, BLOCKING_BY_MOV_SS = 2, BLOCKING_BY_NMI = 8;
+const { BLOCKING_BY_STI, BLOCKING_BY_MOV_SS, BLOCKING_BY_NMI } = INTERRUPTIBILITY;
 
 export class LpVmxCpu implements VmTransitionCpu {
   private pendingDbg = 0n;

@@ -12,7 +12,7 @@ import { EXITED, NATIVE, type InterceptAnswer, type VmxInstruction, type VmxInte
 import type { VmxCapabilities } from './capabilities.ts';
 import { capabilitiesOf, vmxMsrsOf } from './emulated-msrs.ts';
 import { VMX_CAPABILITY_MSRS } from './msrs.ts';
-import { vmcsAccessOf } from './entry/context.ts';
+import { vmcsAccessOf } from './transition/vmcs-access.ts';
 import { VMXERR } from './errors.ts';
 import { EXIT_REASON } from './exit-reasons.ts';
 import { vmExit, type VmExitCause } from './exit/index.ts';
@@ -31,6 +31,7 @@ import { LpVmxCpu } from './lp-cpu.ts';
 import { VmxState } from './state.ts';
 import { supportedSlots } from './vmcs-support.ts';
 import { VMCS_SLOT } from './vmcs.ts';
+import type { VmcsFieldName, VmcsFullFieldName } from './fields.ts';
 import { diagnosisOfLastInstruction, type Diagnosis } from './diagnosis.ts';
 import { VmxObservers, type VmxObserver } from './observe.ts';
 import { UD_VECTOR } from '../x86/exceptions.ts';
@@ -166,11 +167,11 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
   }
 
   // NonRootContext: what the exit causes in ./nonroot read.
-  read32(field: string): number {
+  read32(field: VmcsFieldName): number {
     const slot = VMCS_SLOT[field];
     return slot === undefined ? 0 : this.state.current!.readLow(slot) >>> 0;
   }
-  read64(field: string): bigint {
+  read64(field: VmcsFullFieldName): bigint {
     return this.state.current!.readByName(field) ?? 0n;
   }
 

@@ -5,6 +5,7 @@
 import { canSet, canSetTertiary, type VmxCapabilities } from './capabilities.ts';
 import { VMX_CONTROL as C } from './controls.ts';
 import { VMFUNC_EPTP_SWITCHING } from './msrs.ts';
+import type { VmcsFullFieldName } from './fields.ts';
 import { SLOT_FIELDS, VMCS_SLOT_COUNT } from './vmcs.ts';
 
 type Requirement = (caps: VmxCapabilities) => boolean;
@@ -15,7 +16,7 @@ const exitOrEntry = (exitMask: number, entryMask: number): Requirement => (c) =>
   canSet(c, 'exit', exitMask) || canSet(c, 'entry', entryMask);
 
 /** Fields that exist only with a feature. Every field not listed here exists on every VMX processor. */
-export const FIELD_REQUIREMENTS: Readonly<Record<string, { readonly requires: string; readonly test: Requirement }>> = {
+export const FIELD_REQUIREMENTS: { readonly [N in VmcsFullFieldName]?: { readonly requires: string; readonly test: Requirement } } = {
   VIRTUAL_PROCESSOR_ID: { requires: '"enable VPID" allowed-1', test: proc2(C.SECONDARY_EXEC_ENABLE_VPID) },
   POSTED_INTR_NV: { requires: '"process posted interrupts" allowed-1', test: (c) => canSet(c, 'pin', C.PIN_BASED_POSTED_INTR) },
   POSTED_INTR_DESC_ADDR: { requires: '"process posted interrupts" allowed-1', test: (c) => canSet(c, 'pin', C.PIN_BASED_POSTED_INTR) },
@@ -77,6 +78,6 @@ export function supportedSlots(caps: VmxCapabilities): Uint8Array {
 }
 
 /** Why a field is unsupported on this processor, for the explanation channel. */
-export function unsupportedReason(name: string): string | undefined {
+export function unsupportedReason(name: VmcsFullFieldName): string | undefined {
   return FIELD_REQUIREMENTS[name]?.requires;
 }

@@ -2,10 +2,10 @@ import { capabilitiesOf } from './emulated-msrs.ts';
 import { describe, expect, it } from 'vitest';
 import { CPU_MODELS } from '../machine/cpu-model.ts';
 import { decodeCapabilities } from './capabilities.ts';
-import { FakeTransitionCpu } from './entry/fake-cpu.ts';
+import { FakeTransitionCpu } from './testing/fake-transition-cpu.ts';
 import { VMCS, VMCS_FIELDS } from './fields.ts';
 import {
-  ActiveVmcs, SHADOW_VMCS_INDICATOR, SLOT_BYTES, SLOT_FIELDS, SLOT_OFFSET, VMCS_DATA_OFFSET, VMCS_LAYOUT_END,
+  ActiveVmcs, SHADOW_VMCS_INDICATOR, SLOT_BYTES, SLOT_FIELDS, SLOT_OFFSET, VMCS_ABORT_OFFSET, VMCS_DATA_OFFSET, VMCS_LAYOUT_END,
   VMCS_SLOT, VMCS_SLOT_COUNT, initialiseRegion, loadVmcs, slotOfEncoding, storeVmcs,
 } from './vmcs.ts';
 
@@ -56,12 +56,14 @@ describe('region ⇄ active VMCS', () => {
     }
   });
   it('storing does not touch the revision identifier or the abort indicator', () => {
+    // The VMX-abort indicator is the second dword of the region. See SDM Vol. 3C, "Format of the VMCS Region".
+    expect(VMCS_ABORT_OFFSET).toBe(4);
     const cpu = new FakeTransitionCpu(caps);
     cpu.writePhysical32(PA, 0x4);
-    cpu.writePhysical32(PA + 4n, 0x0);
+    cpu.writePhysical32(PA + BigInt(VMCS_ABORT_OFFSET), 0x0);
     storeVmcs(cpu, new ActiveVmcs(PA));
     expect(cpu.readPhysical32(PA)).toBe(4);
-    expect(cpu.readPhysical32(PA + 4n)).toBe(0);
+    expect(cpu.readPhysical32(PA + BigInt(VMCS_ABORT_OFFSET))).toBe(0);
   });
   it('a region never initialised by VMCLEAR loads with launch state "uninitialised" and its raw bytes', () => {
     const cpu = new FakeTransitionCpu(caps);

@@ -15,7 +15,7 @@
 //              of their own.
 // While a VMCS is active, the processor works on a cached copy (ActiveVmcs, a Uint32Array of lo/hi pairs indexed
 // by slot); VMCLEAR writes it back. See SDM Vol. 3C, "VMCS Life Cycle" ("the processor may cache VMCS data").
-import { ENC_ACCESS_HIGH, VMCS_FIELDS, type VmcsField, type VmcsFullFieldName } from './fields.ts';
+import { ENC_ACCESS_HIGH, VMCS_FIELDS, isFullField, type VmcsFullField, type VmcsFullFieldName } from './fields.ts';
 
 /** Offsets of the architectural and implementation-specific header words. */
 export const VMCS_REVISION_OFFSET = 0;
@@ -47,7 +47,7 @@ const LAUNCH_STATE_CODE: Readonly<Record<Exclude<LaunchState, 'uninitialised'>, 
 // ---------------------------------------------------------------------------------------------------------------
 
 /** The full (non-HIGH) fields, one slot each, in table order. */
-export const SLOT_FIELDS: readonly VmcsField[] = VMCS_FIELDS.filter((f) => !f.high);
+export const SLOT_FIELDS: readonly VmcsFullField[] = VMCS_FIELDS.filter(isFullField);
 export const VMCS_SLOT_COUNT = SLOT_FIELDS.length;
 
 /**
@@ -147,12 +147,15 @@ export class ActiveVmcs {
     this.data[2 * slot + 1] = value >>> 0;
   }
 
-  /** Read a field by Linux name (inspectors, VM entry's named view). Undefined for an unknown name. */
-  readByName(name: string): bigint | undefined {
+  /**
+   * Read a field by Linux name (inspectors, VM entry's named view). The name is typed: an unknown one does not
+   * compile. (Undefined only for a name that reached here untyped.)
+   */
+  readByName(name: VmcsFullFieldName): bigint | undefined {
     const slot = VMCS_SLOT[name];
     return slot === undefined ? undefined : this.read(slot);
   }
-  writeByName(name: string, value: bigint): boolean {
+  writeByName(name: VmcsFullFieldName, value: bigint): boolean {
     const slot = VMCS_SLOT[name];
     if (slot === undefined) return false;
     this.write(slot, value);

@@ -5,6 +5,10 @@ export const MSR_IA32_FEATURE_CONTROL = 0x3a;
 export const MSR_IA32_TSC_ADJUST = 0x3b;
 export const MSR_IA32_SPEC_CTRL = 0x48;
 export const MSR_IA32_BIOS_SIGN_ID = 0x8b;
+/** Writable only in SMM. See SDM Vol. 3C, "Dual-Monitor Treatment of SMIs and SMM". */
+export const MSR_IA32_SMM_MONITOR_CTL = 0x9b;
+/** Readable only in SMM. */
+export const MSR_IA32_SMBASE = 0x9e;
 export const MSR_IA32_MTRRCAP = 0xfe;
 export const MSR_IA32_SYSENTER_CS = 0x174;
 export const MSR_IA32_SYSENTER_ESP = 0x175;
@@ -16,6 +20,8 @@ export const MSR_MTRRdefType = 0x2ff;
 export const MSR_IA32_VMX_BASIC = 0x480;
 export const MSR_IA32_VMX_VMFUNC = 0x491;
 export const MSR_IA32_TSC_DEADLINE = 0x6e0;
+/** MPX bound configuration (supervisor). */
+export const MSR_IA32_BNDCFGS = 0xd90;
 /** x2APIC registers occupy MSRs 800H–8FFH. See SDM Vol. 3A, "x2APIC Register Address Space". */
 export const MSR_X2APIC_FIRST = 0x800;
 export const MSR_X2APIC_LAST = 0x8ff;
@@ -34,6 +40,14 @@ export const FEATURE_CONTROL = {
   LOCKED: 1 << 0,
   VMXON_INSIDE_SMX: 1 << 1,
   VMXON_OUTSIDE_SMX: 1 << 2,
+} as const;
+
+/** IA32_DEBUGCTL bits that exist (all others reserved). See SDM Vol. 3B, "IA32_DEBUGCTL MSR". */
+export const DEBUGCTL = {
+  LBR: 1n << 0n,
+  BTF: 1n << 1n,
+  /** Bits 5:2 and 63:16 are reserved. */
+  RESERVED: 0x3cn | (~0n << 16n & 0xffffffffffffffffn),
 } as const;
 
 /** IA32_APIC_BASE bits. See SDM Vol. 3A, "Local APIC Status and Location". */

@@ -4,6 +4,7 @@ import { MemoryOperand, OpCodeOperandKind, Register, RegisterExt } from 'iced-x8
 import type { Expr } from './expr.ts';
 import type { Form } from './forms.ts';
 import type { MemOperand, Operand } from './parse.ts';
+import { hexLower } from '../../util/hex.ts';
 
 /** What the encoder needs to know while matching: code size, address, `default rel`, expression values. */
 export interface MatchContext {
@@ -146,7 +147,7 @@ function matchFar(kind: OpCodeOperandKind, selExpr: Expr, offExpr: Expr, size: n
   const selector = ctx.value(selExpr);
   const offset = ctx.value(offExpr);
   if (selector < 0n || selector > 0xffffn) return `selector ${selector} does not fit in 16 bits`;
-  if (offset < 0n || offset >= 1n << BigInt(8 * offsetBytes)) return `offset 0x${offset.toString(16)} does not fit in ${8 * offsetBytes} bits`;
+  if (offset < 0n || offset >= 1n << BigInt(8 * offsetBytes)) return `offset ${hexLower(offset)} does not fit in ${8 * offsetBytes} bits`;
   return { t: 'F', selector: Number(selector), offset: Number(offset) };
 }
 

@@ -10,6 +10,7 @@
 //
 // The page tables are part of the image: the first 1 GiB identity-mapped with 2-MByte pages.
 import { assembleOrThrow } from '../assembler.ts';
+import { hexLower } from '../../util/hex.ts';
 
 export interface TrampolineOptions {
   /** Physical address of the image: 4-KByte aligned and below 1 MiB (the SIPI vector is base >> 12). */
@@ -27,7 +28,7 @@ export const TRAMPOLINE_SELECTORS = { CODE32: 0x08, DATA: 0x10, CODE64: 0x18 } a
 
 export function longModeTrampolineSource(opts: TrampolineOptions): string {
   if (opts.base % 4096 !== 0 || opts.base < 0 || opts.base >= 0x100000) {
-    throw new Error(`trampoline base 0x${opts.base.toString(16)} must be 4-KByte aligned and below 1 MiB`);
+    throw new Error(`trampoline base ${hexLower(opts.base)} must be 4-KByte aligned and below 1 MiB`);
   }
   const { CODE32, DATA, CODE64 } = TRAMPOLINE_SELECTORS;
   const tail = opts.entry !== undefined ? `mov rax, 0x${opts.entry.toString(16)}\n        jmp rax` : (opts.body ?? 'hlt');

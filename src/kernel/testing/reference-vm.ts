@@ -6,7 +6,8 @@ import type { ExitTrace } from '../../debug/exit-trace.ts';
 import { assembleOrThrow } from '../../guest/assembler.ts';
 import { VMX_CONTROL } from '../../vmx/controls.ts';
 import { formatDiagnosis } from '../../vmx/diagnosis.ts';
-import { VMCS } from '../../vmx/fields.ts';
+import { VMCS, type VmcsFieldName } from '../../vmx/fields.ts';
+import type { SegmentName } from '../../vmx/transition/transition-cpu.ts';
 import {
   MSR_IA32_FEATURE_CONTROL, MSR_IA32_VMX_BASIC, MSR_IA32_VMX_CR0_FIXED0, MSR_IA32_VMX_CR0_FIXED1,
   MSR_IA32_VMX_CR4_FIXED0, MSR_IA32_VMX_CR4_FIXED1,
@@ -58,19 +59,15 @@ export function enterVmx(host: Host, cpu: HostCpu = host.kernel.cpu()): VmxSetup
   }
 }
 
-/** VMWRITE by name, failing loudly (support code must never fail silently). */
-export function write(host: Host, cpu: HostCpu, name: string, value: bigint | number): void {
-  const enc = (VMCS as Readonly<Record<string, number>>)[name];
-  if (enc === undefined) throw new Error(`reference VM: no VMCS field ${name}`);
-  cpu.vmwrite(enc, BigInt(value) & U64);
+/** VMWRITE by name (typed: an unknown name does not compile), failing loudly (support code must never fail silently). */
+export function write(host: Host, cpu: HostCpu, name: VmcsFieldName, value: bigint | number): void {
+  cpu.vmwrite(VMCS[name], BigInt(value) & U64);
   if ((cpu.rflags() & (CF | ZF)) !== 0n) throw new Error(`reference VM: VMWRITE ${name} failed\n${explain(host)}`);
 }
 
-/** VMREAD by name, as the raw 64-bit register value. */
-export function read(cpu: HostCpu, name: string): bigint {
-  const enc = (VMCS as Readonly<Record<string, number>>)[name];
-  if (enc === undefined) throw new Error(`reference VM: no VMCS field ${name}`);
-  return cpu.vmread(enc);
+/** VMREAD by name (typed), as the raw 64-bit register value. */
+export function read(cpu: HostCpu, name: VmcsFieldName): bigint {
+  return cpu.vmread(VMCS[name]);
 }
 
 /** Control-field values: the processor's must-be-1 bits plus what a 64-bit guest with HLT exiting needs. */
@@ -90,7 +87,7 @@ export function writeReferenceControls(host: Host, cpu: HostCpu): void {
   write(host, cpu, 'CPU_BASED_VM_EXEC_CONTROL', c.proc);
   write(host, cpu, 'VM_EXIT_CONTROLS', c.exit);
   write(host, cpu, 'VM_ENTRY_CONTROLS', c.entry);
-  for (const f of ['EXCEPTION_BITMAP', 'CR3_TARGET_COUNT', 'VM_EXIT_MSR_STORE_COUNT', 'VM_EXIT_MSR_LOAD_COUNT', 'VM_ENTRY_MSR_LOAD_COUNT', 'VM_ENTRY_INTR_INFO_FIELD']) write(host, cpu, f, 0);
+  for (const f of ['EXCEPTION_BITMAP', 'CR3_TARGET_COUNT', 'VM_EXIT_MSR_STORE_COUNT', 'VM_EXIT_MSR_LOAD_COUNT', 'VM_ENTRY_MSR_LOAD_COUNT', 'VM_ENTRY_INTR_INFO_FIELD'] as const) write(host, cpu, f, 0);
 }
 
 /** Host state straight from the logical processor's registers (the kernel's CR3, this CPU's GDT/TSS). */
@@ -101,7 +98,7 @@ export function writeReferenceHostState(host: Host, cpu: HostCpu, rip: bigint): 
   write(host, cpu, 'HOST_CR3', BigInt(host.kernel.cr3));
   write(host, cpu, 'HOST_CR4', lp.readCr4());
   for (const seg of ['es', 'cs', 'ss', 'ds', 'fs', 'gs', 'tr'] as const) {
-    write(host, cpu, `HOST_${seg.toUpperCase()}_SELECTOR`, s.segments[seg].selector & ~7);
+    write(host, cpu, `HOST_${seg.toUpperCase() as Uppercase<typeof seg>}_SELECTOR`, s.segments[seg].selector & ~7);
   }
   write(host, cpu, 'HOST_FS_BASE', s.segments.fs.base);
   write(host, cpu, 'HOST_GS_BASE', s.segments.gs.base);
@@ -176,8 +173,8 @@ export function writeReferenceGuestState(host: Host, cpu: HostCpu, g: ReferenceG
   write(host, cpu, 'GUEST_CR4', (BigInt(CR4.PAE) | caps.cr4Fixed0) & caps.cr4Fixed1);
   write(host, cpu, 'GUEST_DR7', 0x400);
   write(host, cpu, 'GUEST_IA32_DEBUGCTL', 0);
-  for (const f of ['GUEST_SYSENTER_CS', 'GUEST_SYSENTER_ESP', 'GUEST_SYSENTER_EIP']) write(host, cpu, f, 0);
-  const seg = (s: string, selector: number, base: bigint, limit: number, ar: number): void => {
+  for (const f of ['GUEST_SYSENTER_CS', 'GUEST_SYSENTER_ESP', 'GUEST_SYSENTER_EIP'] as const) write(host, cpu, f, 0);
+  const seg = (s: SegmentName, selector: number, base: bigint, limit: number, ar: number): void => {
     write(host, cpu, `GUEST_${s}_SELECTOR`, selector);
     write(host, cpu, `GUEST_${s}_BASE`, base);
     write(host, cpu, `GUEST_${s}_LIMIT`, limit);
@@ -185,7 +182,7 @@ export function writeReferenceGuestState(host: Host, cpu: HostCpu, g: ReferenceG
   };
   const { CS, DATA, TR } = REFERENCE_SEGMENTS;
   seg('CS', CS.selector, 0n, CS.limit, CS.ar);
-  for (const s of ['SS', 'DS', 'ES', 'FS', 'GS']) seg(s, DATA.selector, 0n, DATA.limit, DATA.ar);
+  for (const s of ['SS', 'DS', 'ES', 'FS', 'GS'] as const) seg(s, DATA.selector, 0n, DATA.limit, DATA.ar);
   seg('LDTR', 0, 0n, 0, AR.UNUSABLE);
   seg('TR', TR.selector, g.pa + BigInt(TSS), TR.limit, TR.ar);
   write(host, cpu, 'GUEST_GDTR_BASE', g.gdtBase);

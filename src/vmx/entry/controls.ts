@@ -2,22 +2,24 @@
 // "VM entry with invalid control field(s)". See SDM Vol. 3C, "Checks on VMX Controls".
 import type { AllowedSettings } from '../capabilities.ts';
 import type { StateCheck, CheckResult } from './rule.ts';
-import { ERROR_INVALID_CONTROL, fail, hex } from './rule.ts';
+import { ERROR_INVALID_CONTROL, fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
-import { EPT_VPID_CAP } from '../msrs.ts';
-import { EPTP, INTR_INFO, INTR_TYPE, VECTORS_WITH_ERROR_CODE, decodeInterruptionInfo, type InterruptionInfo } from './bits.ts';
+import { eptpProblem, type EptpPart } from '../eptp.ts';
+import { INTR_INFO, INTR_TYPE, VECTORS_WITH_ERROR_CODE, decodeInterruptionInfo, type InterruptionInfo } from '../transition/interruption-info.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 const EXEC = 'Checks on VM-Execution Control Fields';
 const EXIT = 'Checks on VM-Exit Control Fields';
 const ENTRY = 'Checks on VM-Entry Control Fields';
 
-function control(section: string, id: string, fields: readonly string[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
+function control(section: string, id: string, fields: readonly VmcsFullFieldName[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
   return { id, group: 'controls', section, fields, outcome: ERROR_INVALID_CONTROL, check, explain };
 }
 
 /** A control value against its allowed-0/allowed-1 settings; names the offending bits and the MSR. */
-function allowedSettings(field: string, value: number, allowed: AllowedSettings, msr: string): CheckResult {
+function allowedSettings(field: VmcsFullFieldName, value: number, allowed: AllowedSettings, msr: string): CheckResult {
   const missing = (allowed.allowed0 & ~value) >>> 0;
   const forbidden = (value & ~allowed.allowed1) >>> 0;
   if (missing === 0 && forbidden === 0) return true;
@@ -28,7 +30,7 @@ function allowedSettings(field: string, value: number, allowed: AllowedSettings,
 }
 
 /** A physical address that must be aligned to 2^alignBits and lie within MAXPHYADDR. */
-function physAddress(v: EntryView, field: string, alignBits: number, what: string): CheckResult {
+function physAddress(v: EntryView, field: VmcsFullFieldName, alignBits: number, what: string): CheckResult {
   const a = v.u64(field);
   const mask = (1n << BigInt(alignBits)) - 1n;
   if ((a & mask) !== 0n) return fail(field, a, `bits ${alignBits - 1}:0 clear`, `${what} must be aligned to ${2 ** alignBits} bytes`);
@@ -39,7 +41,7 @@ function physAddress(v: EntryView, field: string, alignBits: number, what: strin
 }
 
 /** An MSR area (16 bytes per entry): 16-byte aligned, and its last byte within MAXPHYADDR. */
-function msrArea(v: EntryView, countField: string, addrField: string, what: string): CheckResult {
+function msrArea(v: EntryView, countField: VmcsFullFieldName, addrField: VmcsFullFieldName, what: string): CheckResult {
   const count = v.u32(countField);
   if (count === 0) return true;
   const a = v.u64(addrField);
@@ -52,6 +54,16 @@ function msrArea(v: EntryView, countField: string, addrField: string, what: stri
 }
 
 const has = (value: number, bit: number): boolean => (value & bit) !== 0;
+
+/** With "enable EPT" = 1, one part of the EPTP, checked by the rules INVEPT uses too (../eptp.ts). */
+function eptpRule(id: string, part: EptpPart, explain: string): StateCheck {
+  return control(EXEC, id, ['SECONDARY_VM_EXEC_CONTROL', 'EPT_POINTER'], (v) => {
+    if (!has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return true;
+    const e = v.u64('EPT_POINTER');
+    const problem = eptpProblem(e, v.caps, v.physAddrWidth, [part]);
+    return problem === null || fail('EPT_POINTER', e, problem.expected, `EPTP ${hex(e)}: ${problem.message}`);
+  }, explain);
+}
 
 function injected(v: EntryView): InterruptionInfo {
   return decodeInterruptionInfo(v.u32('VM_ENTRY_INTR_INFO_FIELD'));
@@ -147,32 +159,14 @@ export const CONTROL_CHECKS: readonly StateCheck[] = [
     (v) => !has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_VPID) || v.u32('VIRTUAL_PROCESSOR_ID') !== 0 ||
       fail('VIRTUAL_PROCESSOR_ID', 0, '≠ 0', 'VPID 0 is reserved for VMX root operation'),
     'With "enable VPID" = 1, the VPID must not be 0000H (VPID 0 tags the host\'s own translations).'),
-  control(EXEC, 'eptp-memory-type', ['SECONDARY_VM_EXEC_CONTROL', 'EPT_POINTER'], (v) => {
-    if (!has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return true;
-    const e = v.u64('EPT_POINTER');
-    const type = e & EPTP.MEMORY_TYPE_MASK;
-    const ok = (type === 0n && (v.caps.eptVpidCap & EPT_VPID_CAP.VMX_EPTP_UC_BIT) !== 0n) || (type === 6n && (v.caps.eptVpidCap & EPT_VPID_CAP.VMX_EPTP_WB_BIT) !== 0n);
-    return ok || fail('EPT_POINTER', e, 'memory type UC (0) or WB (6), as IA32_VMX_EPT_VPID_CAP bits 8/14 allow', `EPT paging-structure memory type ${type} is not supported`);
-  }, 'EPTP bits 2:0 give the memory type of the EPT paging structures: UC (0) if IA32_VMX_EPT_VPID_CAP[8], WB (6) if bit 14.'),
-  control(EXEC, 'eptp-walk-length', ['SECONDARY_VM_EXEC_CONTROL', 'EPT_POINTER'], (v) => {
-    if (!has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return true;
-    const e = v.u64('EPT_POINTER');
-    const len = ((e & EPTP.WALK_LENGTH_MASK) >> EPTP.WALK_LENGTH_SHIFT) + 1n;
-    const ok = (len === 4n && (v.caps.eptVpidCap & EPT_VPID_CAP.VMX_EPT_PAGE_WALK_4_BIT) !== 0n) || (len === 5n && (v.caps.eptVpidCap & EPT_VPID_CAP.VMX_EPT_PAGE_WALK_5_BIT) !== 0n);
-    return ok || fail('EPT_POINTER', e, 'bits 5:3 = 3 (4-level walk)', `EPT page-walk length ${len} is not supported`);
-  }, 'EPTP bits 5:3 hold the page-walk length minus 1: 3 for 4-level EPT (IA32_VMX_EPT_VPID_CAP[6]).'),
-  control(EXEC, 'eptp-accessed-dirty', ['SECONDARY_VM_EXEC_CONTROL', 'EPT_POINTER'], (v) => {
-    if (!has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return true;
-    const e = v.u64('EPT_POINTER');
-    return (e & EPTP.ACCESSED_DIRTY) === 0n || (v.caps.eptVpidCap & EPT_VPID_CAP.VMX_EPT_AD_BIT) !== 0n ||
-      fail('EPT_POINTER', e, 'bit 6 clear (IA32_VMX_EPT_VPID_CAP[21] = 0)', 'EPT accessed/dirty flags are not supported on this CPU');
-  }, 'EPTP bit 6 (enable accessed and dirty flags) may be 1 only if IA32_VMX_EPT_VPID_CAP[21] = 1.'),
-  control(EXEC, 'eptp-reserved', ['SECONDARY_VM_EXEC_CONTROL', 'EPT_POINTER'], (v) => {
-    if (!has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return true;
-    const e = v.u64('EPT_POINTER');
-    if ((e & EPTP.RESERVED_LOW) !== 0n) return fail('EPT_POINTER', e, 'bits 11:7 clear', 'EPTP bits 11:7 are reserved');
-    return v.withinPhysWidth(e) || fail('EPT_POINTER', e, `< 2^${v.physAddrWidth}`, 'EPTP sets bits beyond the physical-address width');
-  }, 'EPTP bits 11:7 and bits 63:MAXPHYADDR are reserved and must be 0.'),
+  eptpRule('eptp-memory-type', 'memory-type',
+    'EPTP bits 2:0 give the memory type of the EPT paging structures: UC (0) if IA32_VMX_EPT_VPID_CAP[8], WB (6) if bit 14.'),
+  eptpRule('eptp-walk-length', 'walk-length',
+    'EPTP bits 5:3 hold the page-walk length minus 1: 3 for 4-level EPT (IA32_VMX_EPT_VPID_CAP[6]), 4 for 5-level EPT (bit 7).'),
+  eptpRule('eptp-accessed-dirty', 'accessed-dirty',
+    'EPTP bit 6 (enable accessed and dirty flags) may be 1 only if IA32_VMX_EPT_VPID_CAP[21] = 1.'),
+  eptpRule('eptp-reserved', 'reserved',
+    'EPTP bits 11:7 and bits 63:MAXPHYADDR are reserved and must be 0.'),
   control(EXEC, 'pml-needs-ept', ['SECONDARY_VM_EXEC_CONTROL'],
     (v) => !has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_PML) || has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) ||
       fail('SECONDARY_VM_EXEC_CONTROL', v.proc2, '"enable EPT" = 1', '"enable PML" needs "enable EPT"'),

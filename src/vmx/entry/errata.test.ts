@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { getCpuModel } from '../../machine/cpu-model.ts';
 import { vmEntry } from './index.ts';
-import { buildValidVmcs, validEptp, vmcsChoices, type Fixture } from './testkit.ts';
+import { buildValidVmcs, validEptp, vmcsChoices, type Fixture } from '../testing/vmcs-fixture.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';

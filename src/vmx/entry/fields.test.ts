@@ -6,11 +6,12 @@ import { CPU_MODELS } from '../../machine/cpu-model.ts';
 import { STATE_CHECKS } from './index.ts';
 import { EntryView } from './view.ts';
 import type { EntryContext } from './context.ts';
-import { buildValidVmcs, vmcsChoices } from './testkit.ts';
-import { M, rnd } from './mutations.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
+import { buildValidVmcs, vmcsChoices } from '../testing/vmcs-fixture.ts';
+import { M, rnd } from '../testing/entry-mutations.ts';
 
 /** Decoded controls and derived facts of EntryView, and the VMCS fields they come from. */
-const DERIVED: Record<string, readonly string[]> = {
+const DERIVED: Record<string, readonly VmcsFullFieldName[]> = {
   pin: ['PIN_BASED_VM_EXEC_CONTROL'],
   proc: ['CPU_BASED_VM_EXEC_CONTROL'],
   proc2: ['SECONDARY_VM_EXEC_CONTROL'],
@@ -24,13 +25,13 @@ const DERIVED: Record<string, readonly string[]> = {
 
 describe('declared fields', () => {
   it('each state check reads only the VMCS fields it declares (directly or through the view\'s decoded controls)', () => {
-    const undeclared = new Map<string, Set<string>>();
+    const undeclared = new Map<string, Set<VmcsFullFieldName>>();
     const samples = fc.sample(fc.tuple(fc.constantFrom(...CPU_MODELS), vmcsChoices(), rnd, fc.constantFrom(...Object.keys(M))), { seed: 51, numRuns: 400 });
     for (const [model, c, r, mutation] of samples) {
       const f = buildValidVmcs(model, c);
       M[mutation]!(f, r);
       for (const check of STATE_CHECKS) {
-        const reads = new Set<string>();
+        const reads = new Set<VmcsFullFieldName>();
         const ctx: EntryContext = { ...f.ctx, vmcs: { read: (n) => (reads.add(n), f.vmcs.read(n)), write: f.vmcs.write } };
         const view = new EntryView(ctx);
         reads.clear(); // the view's constructor reads the control fields and RFLAGS for every rule

@@ -4,21 +4,27 @@
 // See SDM Vol. 3C, "Checks on Guest Non-Register State" and "Checks on Guest Page-Directory-Pointer-Table Entries".
 import type { StateCheck, CheckResult, StateCheckOutcome } from './rule.ts';
 import {
-  EXIT_INVALID_GUEST_STATE, EXIT_INVALID_GUEST_STATE_LINK, EXIT_INVALID_GUEST_STATE_NMI_STI,
-  EXIT_INVALID_GUEST_STATE_PDPTE, fail, hex,
+  EXIT_INVALID_GUEST_STATE, EXIT_INVALID_GUEST_STATE_LINK, EXIT_INVALID_GUEST_STATE_NMI_STI, EXIT_INVALID_GUEST_STATE_PDPTE, fail,
 } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
-import { ACTIVITY_STATE, DEBUGCTL, INTERRUPTIBILITY, INTR_TYPE, PDPTE, PENDING_DBG } from './bits.ts';
+import { SHADOW_VMCS_INDICATOR, VMCS_REVISION_ID_MASK } from '../vmcs.ts';
+import { INTR_TYPE } from '../transition/interruption-info.ts';
+import { ACTIVITY_STATE, INTERRUPTIBILITY, PENDING_DBG } from '../transition/non-register-state.ts';
+import { DEBUGCTL } from '../../x86/msr.ts';
+import { PDPTE } from '../../x86/paging.ts';
+import { GUEST_PDPTR_FIELDS } from '../transition/pdptes.ts';
 import { entryInterruptionInfo } from './controls.ts';
 import { CR0, CR4 } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { arDpl } from '../../x86/segments.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 const NONREG = 'Checks on Guest Non-Register State';
 const PDPTES = 'Checks on Guest Page-Directory-Pointer-Table Entries';
 
-function guest(section: string, id: string, fields: readonly string[], check: (v: EntryView) => CheckResult, explain: string,
+function guest(section: string, id: string, fields: readonly VmcsFullFieldName[], check: (v: EntryView) => CheckResult, explain: string,
   outcome: StateCheckOutcome = EXIT_INVALID_GUEST_STATE): StateCheck {
   return { id, group: 'guest-state', section, fields, outcome, check, explain };
 }
@@ -33,8 +39,6 @@ const ACTIVITY_NAMES = ['active', 'HLT', 'shutdown', 'wait-for-SIPI'];
 
 /** The VMCS link pointer value meaning "no link". */
 export const VMCS_LINK_POINTER_NONE = 0xffffffffffffffffn;
-/** Bit 31 of a VMCS region's first dword: the shadow-VMCS indicator. See SDM Vol. 3C, "VMCS Region". */
-const SHADOW_VMCS_INDICATOR = 2 ** 31;
 
 /** PAE paging is in use: the four PDPTEs are part of the guest's paging state. */
 export function guestUsesPaePaging(v: EntryView): boolean {
@@ -51,19 +55,19 @@ export function guestPdptes(v: EntryView): { values: bigint[]; fromVmcs: boolean
 /** PDPTE `i`: from GUEST_PDPTRi with EPT, else the i-th quadword at guest-physical CR3[31:5]. */
 function guestPdpte(v: EntryView, i: number): bigint {
   // See SDM Vol. 3C, "Loading Page-Directory-Pointer-Table Entries".
-  if (has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return v.u64(PDPTR_FIELDS[i]!);
+  if (has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT)) return v.u64(GUEST_PDPTR_FIELDS[i]!);
   return v.readPhys64((v.u64('GUEST_CR3') & 0xffffffe0n) + BigInt(8 * i));
 }
-const PDPTR_FIELDS = ['GUEST_PDPTR0', 'GUEST_PDPTR1', 'GUEST_PDPTR2', 'GUEST_PDPTR3'];
 
-function pdpteCheck(i: number): StateCheck {
-  return guest(PDPTES, `guest-pdpte${i}-reserved`, ['GUEST_CR0', 'GUEST_CR4', 'VM_ENTRY_CONTROLS', 'SECONDARY_VM_EXEC_CONTROL', 'GUEST_CR3', `GUEST_PDPTR${i}`], (v) => {
+function pdpteCheck(i: 0 | 1 | 2 | 3): StateCheck {
+  const pdptr = GUEST_PDPTR_FIELDS[i];
+  return guest(PDPTES, `guest-pdpte${i}-reserved`, ['GUEST_CR0', 'GUEST_CR4', 'VM_ENTRY_CONTROLS', 'SECONDARY_VM_EXEC_CONTROL', 'GUEST_CR3', pdptr], (v) => {
     if (!guestUsesPaePaging(v)) return true;
     const fromVmcs = has(v.proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT);
     const e = guestPdpte(v, i);
     if ((e & PDPTE.P) === 0n) return true;
-    const field = fromVmcs ? `GUEST_PDPTR${i}` : 'GUEST_CR3';
-    const where = fromVmcs ? `GUEST_PDPTR${i}` : `PDPTE ${i} in memory at CR3[31:5]`;
+    const field = fromVmcs ? pdptr : 'GUEST_CR3';
+    const where = fromVmcs ? pdptr : `PDPTE ${i} in memory at CR3[31:5]`;
     if ((e & PDPTE.RESERVED_LOW) !== 0n) return fail(field, e, 'bits 2:1 and 8:5 clear', `${where} (${hex(e)}) is present and sets reserved bits 2:1 or 8:5`);
     if (!v.withinPhysWidth(e)) return fail(field, e, `< 2^${v.physAddrWidth}`, `${where} (${hex(e)}) is present and sets bits beyond the physical-address width`);
     return true;
@@ -202,7 +206,7 @@ export const GUEST_NON_REGISTER_CHECKS: readonly StateCheck[] = [
     if (p === VMCS_LINK_POINTER_NONE) return true;
     const first = v.readPhys32(p);
     const want = v.caps.basic.revisionId;
-    return (first & 0x7fffffff) === want || fail('VMCS_LINK_POINTER', p, `a VMCS with revision id ${hex(want)}`, `the linked region's revision id is ${hex(first & 0x7fffffff)}`);
+    return (first & VMCS_REVISION_ID_MASK) === want || fail('VMCS_LINK_POINTER', p, `a VMCS with revision id ${hex(want)}`, `the linked region's revision id is ${hex(first & VMCS_REVISION_ID_MASK)}`);
   }, 'The region the VMCS link pointer names must start with the VMCS revision identifier (IA32_VMX_BASIC[30:0]).',
   EXIT_INVALID_GUEST_STATE_LINK),
   guest(NONREG, 'guest-vmcs-link-pointer-shadow', ['VMCS_LINK_POINTER', 'SECONDARY_VM_EXEC_CONTROL'], (v) => {

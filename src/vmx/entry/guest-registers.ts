@@ -3,21 +3,24 @@
 // See SDM Vol. 3C, "Checks on Guest Control Registers, Debug Registers, and MSRs",
 // "Checks on Guest Descriptor-Table Registers" and "Checks on Guest RIP, RFLAGS, and SSP".
 import type { StateCheck, CheckResult } from './rule.ts';
-import { EXIT_INVALID_GUEST_STATE, fail, hex } from './rule.ts';
+import { EXIT_INVALID_GUEST_STATE, fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
-import { DEBUGCTL, INTR_TYPE } from './bits.ts';
+import { INTR_TYPE } from '../transition/interruption-info.ts';
+import { DEBUGCTL } from '../../x86/msr.ts';
 import { fixedBits, validPat } from './host-state.ts';
 import { entryInterruptionInfo } from './controls.ts';
 import { CR0, CR4, EFER, EFER_DEFINED } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR } from '../../x86/segments.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 const CRS = 'Checks on Guest Control Registers, Debug Registers, and MSRs';
 const DTS = 'Checks on Guest Descriptor-Table Registers';
 const RIP = 'Checks on Guest RIP, RFLAGS, and SSP';
 
-function guest(section: string, id: string, fields: readonly string[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
+function guest(section: string, id: string, fields: readonly VmcsFullFieldName[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
   return { id, group: 'guest-state', section, fields, outcome: EXIT_INVALID_GUEST_STATE, check, explain };
 }
 

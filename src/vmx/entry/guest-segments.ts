@@ -2,13 +2,17 @@
 // TR and LDTR). A failure is a VM-entry failure exit with reason 33 ("invalid guest state"), qualification 0.
 // See SDM Vol. 3C, "Checks on Guest Segment Registers".
 import type { StateCheck, CheckResult } from './rule.ts';
-import { EXIT_INVALID_GUEST_STATE, fail, hex } from './rule.ts';
+import { EXIT_INVALID_GUEST_STATE, fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { AR, arDpl } from '../../x86/segments.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
+import type { SegmentName } from '../transition/transition-cpu.ts';
+import { GUEST_SEGMENT_FIELDS } from '../transition/segment-fields.ts';
 
 const SECTION = 'Checks on Guest Segment Registers';
 
-type Seg = 'CS' | 'SS' | 'DS' | 'ES' | 'FS' | 'GS' | 'TR' | 'LDTR';
+type Seg = SegmentName;
 const CODE_DATA: readonly Seg[] = ['CS', 'SS', 'DS', 'ES', 'FS', 'GS'];
 const DATA: readonly Seg[] = ['DS', 'ES', 'FS', 'GS'];
 
@@ -18,26 +22,24 @@ const AR_RESERVED_31_17 = 0xfffe0000;
 /** The only access rights a virtual-8086 segment may have: present, DPL 3, read/write accessed data. */
 const AR_V8086 = 0xf3;
 
-function guest(id: string, fields: readonly string[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
+function guest(id: string, fields: readonly VmcsFullFieldName[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
   return { id, group: 'guest-state', section: SECTION, fields, outcome: EXIT_INVALID_GUEST_STATE, check, explain };
 }
 
-/** Field names per register, built once (the checks run on every VM entry). */
-const F = Object.fromEntries((['CS', 'SS', 'DS', 'ES', 'FS', 'GS', 'TR', 'LDTR'] as const).map((s) => [s, {
-  SELECTOR: `GUEST_${s}_SELECTOR`, BASE: `GUEST_${s}_BASE`, LIMIT: `GUEST_${s}_LIMIT`, AR_BYTES: `GUEST_${s}_AR_BYTES`,
-}])) as Record<Seg, { SELECTOR: string; BASE: string; LIMIT: string; AR_BYTES: string }>;
+/** Field names per register. */
+const F = GUEST_SEGMENT_FIELDS;
 
-const sel = (v: EntryView, s: Seg): number => v.u32(F[s].SELECTOR);
-const ar = (v: EntryView, s: Seg): number => v.u32(F[s].AR_BYTES);
+const sel = (v: EntryView, s: Seg): number => v.u32(F[s].selector);
+const ar = (v: EntryView, s: Seg): number => v.u32(F[s].ar);
 const usable = (v: EntryView, s: Seg): boolean => (ar(v, s) & AR.UNUSABLE) === 0;
 const type = (a: number): number => a & AR.TYPE_MASK;
-const arField = (s: Seg): string => F[s].AR_BYTES;
+const arField = (s: Seg): VmcsFullFieldName => F[s].ar;
 /** The access-rights checks on CS always apply; on the others only when the register is usable. */
 const arChecked = (v: EntryView, s: Seg): boolean => !v.v8086 && (s === 'CS' || usable(v, s));
 
 /** Limit vs granularity: a limit with any of bits 11:0 clear needs G = 0; one with any of bits 31:20 set needs G = 1. */
 function granularity(v: EntryView, s: Seg): CheckResult {
-  const limit = v.u32(F[s].LIMIT);
+  const limit = v.u32(F[s].limit);
   const a = ar(v, s);
   const g = (a & AR.G) !== 0;
   if ((limit & 0xfff) !== 0xfff && g) return fail(arField(s), a, 'G = 0', `${s} limit ${hex(limit)} has a bit of 11:0 clear, which a page-granular limit cannot express`);
@@ -69,13 +71,13 @@ export const GUEST_SEGMENT_CHECKS: readonly StateCheck[] = [
   // --- Base-address fields -----------------------------------------------------------------------------------
   ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-base-v8086`, [`GUEST_${s}_BASE`, `GUEST_${s}_SELECTOR`, 'GUEST_RFLAGS'], (v) => {
     if (!v.v8086) return true;
-    const base = v.u64(F[s].BASE);
+    const base = v.u64(F[s].base);
     const want = BigInt(sel(v, s)) << 4n;
-    return base === want || fail(F[s].BASE, base, hex(want), `in virtual-8086 mode the ${s} base is the selector times 16`);
+    return base === want || fail(F[s].base, base, hex(want), `in virtual-8086 mode the ${s} base is the selector times 16`);
   }, `If the guest will be in virtual-8086 mode, the ${s} base must equal the selector shifted left by 4.`)),
   ...perSegment(['TR', 'FS', 'GS'], (s) => guest(`guest-${s.toLowerCase()}-base-canonical`, [`GUEST_${s}_BASE`], (v) => {
-    const base = v.u64(F[s].BASE);
-    return v.canonical(base) || fail(F[s].BASE, base, 'canonical', `the ${s} base must be canonical`);
+    const base = v.u64(F[s].base);
+    return v.canonical(base) || fail(F[s].base, base, 'canonical', `the ${s} base must be canonical`);
   }, `The guest ${s} base address must be canonical.`)),
   guest('guest-ldtr-base-canonical', ['GUEST_LDTR_BASE', 'GUEST_LDTR_AR_BYTES'], (v) => {
     const base = v.u64('GUEST_LDTR_BASE');
@@ -83,15 +85,15 @@ export const GUEST_SEGMENT_CHECKS: readonly StateCheck[] = [
   }, 'If LDTR is usable, its base address must be canonical.'),
   ...perSegment(['CS', 'SS', 'DS', 'ES'], (s) => guest(`guest-${s.toLowerCase()}-base-high`, [`GUEST_${s}_BASE`, `GUEST_${s}_AR_BYTES`], (v) => {
     if (s !== 'CS' && !usable(v, s)) return true;
-    const base = v.u64(F[s].BASE);
-    return base >> 32n === 0n || fail(F[s].BASE, base, 'bits 63:32 clear', `the ${s} base is a 32-bit value even in 64-bit mode`);
+    const base = v.u64(F[s].base);
+    return base >> 32n === 0n || fail(F[s].base, base, 'bits 63:32 clear', `the ${s} base is a 32-bit value even in 64-bit mode`);
   }, s === 'CS' ? 'Bits 63:32 of the guest CS base must be 0.' : `If ${s} is usable, bits 63:32 of its base must be 0.`)),
 
   // --- Limit fields ------------------------------------------------------------------------------------------
   ...perSegment(CODE_DATA, (s) => guest(`guest-${s.toLowerCase()}-limit-v8086`, [`GUEST_${s}_LIMIT`, 'GUEST_RFLAGS'], (v) => {
     if (!v.v8086) return true;
-    const limit = v.u32(F[s].LIMIT);
-    return limit === 0xffff || fail(F[s].LIMIT, limit, '0000FFFFH', `in virtual-8086 mode the ${s} limit is 64 KBytes - 1`);
+    const limit = v.u32(F[s].limit);
+    return limit === 0xffff || fail(F[s].limit, limit, '0000FFFFH', `in virtual-8086 mode the ${s} limit is 64 KBytes - 1`);
   }, `If the guest will be in virtual-8086 mode, the ${s} limit must be 0000FFFFH.`)),
 
   // --- Access-rights fields: CS, SS, DS, ES, FS, GS -------------------------------------------------------------

@@ -2,21 +2,23 @@
 // "VM entry with invalid host-state field(s)". See SDM Vol. 3C, "Checks on Host Control Registers, MSRs, and
 // SSP", "Checks on Host Segment and Descriptor-Table Registers" and "Checks Related to Address-Space Size".
 import type { StateCheck, CheckResult } from './rule.ts';
-import { ERROR_INVALID_HOST_STATE, fail, hex } from './rule.ts';
+import { ERROR_INVALID_HOST_STATE, fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { CR4, EFER, EFER_DEFINED } from '../../x86/control-registers.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 const CRS = 'Checks on Host Control Registers, MSRs, and SSP';
 const SEGS = 'Checks on Host Segment and Descriptor-Table Registers';
 const SIZE = 'Checks Related to Address-Space Size';
 
-function host(section: string, id: string, fields: readonly string[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
+function host(section: string, id: string, fields: readonly VmcsFullFieldName[], check: (v: EntryView) => CheckResult, explain: string): StateCheck {
   return { id, group: 'host-state', section, fields, outcome: ERROR_INVALID_HOST_STATE, check, explain };
 }
 
 /** A CR0/CR4 value against IA32_VMX_CRn_FIXED0/FIXED1: FIXED0 bits must be 1, bits clear in FIXED1 must be 0. */
-export function fixedBits(field: string, value: bigint, fixed0: bigint, fixed1: bigint, msr: string, exempt = 0n): CheckResult {
+export function fixedBits(field: VmcsFullFieldName, value: bigint, fixed0: bigint, fixed1: bigint, msr: string, exempt = 0n): CheckResult {
   const missing = fixed0 & ~value & ~exempt;
   const forbidden = value & ~fixed1 & ~exempt & 0xffffffffffffffffn;
   if (missing === 0n && forbidden === 0n) return true;
@@ -35,7 +37,7 @@ export function validPat(pat: bigint): number {
   return -1;
 }
 
-function canonicalField(v: EntryView, field: string, what: string): CheckResult {
+function canonicalField(v: EntryView, field: VmcsFullFieldName, what: string): CheckResult {
   const a = v.u64(field);
   return v.canonical(a) || fail(field, a, `canonical (${v.linearAddrWidth}-bit)`, `${what} must be a canonical address`);
 }

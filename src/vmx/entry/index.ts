@@ -12,13 +12,12 @@ import { GUEST_NON_REGISTER_CHECKS } from './guest-non-register.ts';
 import { MSR_LIST_TOO_LONG_RULE, MSR_LOAD_CHECKS, loadEntryMsrs } from './msr-load.ts';
 import { loadGuestState } from './load-guest.ts';
 import { EntryView } from './view.ts';
-import { finishWithHostState } from '../exit/index.ts';
-import type { ExitOutcome } from '../exit/index.ts';
-import { INTERRUPTIBILITY } from './bits.ts';
+import { finishWithHostState, type ExitOutcome } from '../transition/finish-with-host-state.ts';
+import { INTERRUPTIBILITY } from '../transition/non-register-state.ts';
 import { VMX_EXIT_REASONS_FAILED_VMENTRY } from '../exit-reasons.ts';
 
-export type { EntryContext, VmcsAccess, VmTransitionCpu, SegmentState, SegmentName } from './context.ts';
-export type { EntryCheck, StateCheck, MsrLoadCheck, EntryCheckOutcome, CheckFailure, MsrLoadEntry } from './rule.ts';
+export type { EntryContext } from './context.ts';
+export type { EntryCheck, StateCheck, MsrLoadCheck, EntryCheckOutcome, CheckFailure } from './rule.ts';
 export { EntryView } from './view.ts';
 
 /**

@@ -3,23 +3,10 @@
 // event had occurred right then. The exception bitmap does not apply to the injected event itself; a fault
 // while delivering it is handled as any fault in VMX non-root operation. Type 7 ("other event", vector 0) makes
 // a monitor-trap-flag VM exit pending instead. See SDM Vol. 3C, "Event Injection" and "Vectored-Event Injection".
-import { readField32, type VmcsAccess, type VmTransitionCpu } from './context.ts';
-import { INTR_TYPE, decodeInterruptionInfo } from './bits.ts';
-
-/** The event VM entry injects, as the processor delivers it. */
-export interface InjectedEvent {
-  /** Interruption type: 0 external interrupt, 2 NMI, 3 hardware exception, 4 software interrupt, 5 privileged
-   *  software exception, 6 software exception. */
-  readonly type: 0 | 2 | 3 | 4 | 5 | 6;
-  readonly vector: number;
-  /** The error code pushed, or null when "deliver error code" is 0. */
-  readonly errorCode: number | null;
-  /**
-   * VM-entry instruction length: for software interrupts and exceptions (types 4–6) the return address pushed
-   * is RIP + this length, as if the INT n / INT3 / INTO / INT1 instruction had executed. 0 for other types.
-   */
-  readonly instructionLength: number;
-}
+import type { InjectedEvent, VmTransitionCpu } from '../transition/transition-cpu.ts';
+import { readField32, type VmcsAccess } from '../transition/vmcs-access.ts';
+import { INTR_TYPE, decodeInterruptionInfo } from '../transition/interruption-info.ts';
+import { ACTIVITY_STATE } from '../transition/non-register-state.ts';
 
 export type InjectionResult = 'none' | 'delivered' | 'pending-mtf-exit';
 
@@ -32,7 +19,7 @@ export function injectEvent(cpu: VmTransitionCpu, vmcs: VmcsAccess): InjectionRe
     info.type === INTR_TYPE.SOFTWARE_EXCEPTION;
   // An injected event ends the HLT or shutdown activity state: the guest is active, running the handler.
   // See SDM Vol. 3C, "Activity State" in "Event Injection".
-  cpu.setActivityState(0);
+  cpu.setActivityState(ACTIVITY_STATE.ACTIVE);
   cpu.deliverEvent({
     type: info.type as InjectedEvent['type'],
     vector: info.vector,

@@ -4,12 +4,15 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CPU_MODELS, getCpuModel } from '../../machine/cpu-model.ts';
 import { vmEntry } from './index.ts';
-import { buildValidVmcs, setSegment, validEptp, vmcsChoices, type Fixture } from './testkit.ts';
+import { buildValidVmcs, setSegment, validEptp, vmcsChoices, type Fixture } from '../testing/vmcs-fixture.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR } from '../../x86/segments.ts';
 import { MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP, MSR_LSTAR, MSR_STAR } from '../../x86/msr.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
+import { GUEST_PDPTR_FIELDS } from '../transition/pdptes.ts';
+import { GUEST_SEGMENT_FIELDS } from '../transition/segment-fields.ts';
 
 const SEGS = ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR'] as const;
 const names = CPU_MODELS.map((m) => m.name);
@@ -94,7 +97,7 @@ describe('loading guest state', () => {
     setSegment(f.vmcs, 'CS', Number(f.get('GUEST_CS_SELECTOR')), 0n, 0xffffffff, (Number(f.get('GUEST_CS_AR_BYTES')) & ~AR.L) | AR.DB);
     f.set('GUEST_RIP', 0x401000n);
     const pdptes = [0x1001n, 0n, 0x3001n, 0x4000n];
-    pdptes.forEach((p, i) => f.set(`GUEST_PDPTR${i}`, p));
+    pdptes.forEach((p, i) => f.set(GUEST_PDPTR_FIELDS[i]!, p));
     f.cpu.msrs.set(MSR_EFER, BigInt(EFER.LME | EFER.LMA | EFER.SCE));
     expect(vmEntry(f.ctx).kind).toBe('entered');
     expect(f.cpu.pdptes).toEqual(pdptes);
@@ -104,10 +107,10 @@ describe('loading guest state', () => {
 });
 
 describe('a failed VM entry', () => {
-  function snapshotGuest(f: Fixture): Map<string, bigint> {
-    const m = new Map<string, bigint>();
+  function snapshotGuest(f: Fixture): Map<VmcsFullFieldName, bigint> {
+    const m = new Map<VmcsFullFieldName, bigint>();
     for (const n of ['GUEST_CR0', 'GUEST_CR3', 'GUEST_CR4', 'GUEST_RIP', 'GUEST_RSP', 'GUEST_RFLAGS', 'GUEST_ACTIVITY_STATE',
-      'GUEST_INTERRUPTIBILITY_INFO', 'VM_ENTRY_CONTROLS', ...SEGS.flatMap((s) => [`GUEST_${s}_SELECTOR`, `GUEST_${s}_BASE`, `GUEST_${s}_LIMIT`, `GUEST_${s}_AR_BYTES`])]) {
+      'GUEST_INTERRUPTIBILITY_INFO', 'VM_ENTRY_CONTROLS', ...SEGS.flatMap((s) => Object.values(GUEST_SEGMENT_FIELDS[s]))] as const) {
       m.set(n, f.get(n));
     }
     return m;

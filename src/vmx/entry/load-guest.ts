@@ -1,28 +1,20 @@
 // Loading guest state on a successful VM entry, after every check passed. Runs before the VM-entry MSR-load area
 // is processed. See SDM Vol. 3C, "Loading Guest State" and its subsections.
-import type { SegmentName, VmTransitionCpu } from './context.ts';
-import { SEGMENT_NAMES } from './context.ts';
+import type { SegmentName, VmTransitionCpu } from '../transition/transition-cpu.ts';
+import { SEGMENT_NAMES } from '../transition/transition-cpu.ts';
+import { mergeCr0 } from '../transition/cr0.ts';
+import { GUEST_SEGMENT_FIELDS } from '../transition/segment-fields.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { guestPdptes, guestUsesPaePaging } from './guest-non-register.ts';
 import { CR0, EFER } from '../../x86/control-registers.ts';
-import { MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../x86/msr.ts';
+import {
+  MSR_EFER, MSR_IA32_BNDCFGS, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
+  MSR_IA32_SYSENTER_ESP,
+} from '../../x86/msr.ts';
 import { RSP } from '../../x86/registers.ts';
 
-/**
- * CR0 bits VM entry never changes: ET (4), NW (29), CD (30) and the reserved bits 15:6, 17, 28:19 (and 63:32).
- * See SDM Vol. 3C, "Loading Guest Control Registers, Debug Registers, and MSRs".
- */
-export const CR0_KEPT_ON_VM_TRANSITION = ~BigInt(CR0.PE | CR0.MP | CR0.EM | CR0.TS | CR0.NE | CR0.WP | CR0.AM | CR0.PG) & 0xffffffffffffffffn;
-
-/** Merge a CR0 value from the VMCS with the bits a VM transition keeps from the current CR0. */
-export function mergeCr0(current: bigint, fromVmcs: bigint): bigint {
-  return (current & CR0_KEPT_ON_VM_TRANSITION) | (fromVmcs & ~CR0_KEPT_ON_VM_TRANSITION);
-}
-
 const has = (value: number, bit: number): boolean => (value & bit) !== 0;
-/** IA32_BNDCFGS (MPX bound configuration). */
-export const MSR_IA32_BNDCFGS = 0xd90;
 
 export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
   // --- Control registers, debug registers, MSRs. See SDM Vol. 3C, "Loading Guest Control Registers, Debug
@@ -74,10 +66,6 @@ export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
 }
 
 function loadGuestSegment(v: EntryView, cpu: VmTransitionCpu, s: SegmentName): void {
-  cpu.loadSegment(s, {
-    selector: v.u32(`GUEST_${s}_SELECTOR`) & 0xffff,
-    base: v.u64(`GUEST_${s}_BASE`),
-    limit: v.u32(`GUEST_${s}_LIMIT`),
-    ar: v.u32(`GUEST_${s}_AR_BYTES`),
-  });
+  const f = GUEST_SEGMENT_FIELDS[s];
+  cpu.loadSegment(s, { selector: v.u32(f.selector) & 0xffff, base: v.u64(f.base), limit: v.u32(f.limit), ar: v.u32(f.ar) });
 }

@@ -1,34 +1,31 @@
 // Loading MSRs from the VM-entry MSR-load area, the last step of VM entry. Each 16-byte entry is checked and
 // written in order; the first bad entry ends VM entry with exit reason 34 and its 1-based position as the exit
 // qualification. Entries before it stay loaded. See SDM Vol. 3C, "Loading MSRs".
-import type { MsrLoadCheck, MsrLoadEntry, CheckResult, CheckFailure } from './rule.ts';
-import { fail, hex } from './rule.ts';
+import type { MsrLoadCheck, CheckResult, CheckFailure } from './rule.ts';
+import { fail } from './rule.ts';
+import { hex } from '../../util/hex.ts';
 import type { EntryView } from './view.ts';
-import { MSR_FS_BASE, MSR_GS_BASE } from '../../x86/msr.ts';
+import { isFsGsBaseMsr, isX2apicMsr, readMsrAreaEntry, type MsrAreaEntry } from '../transition/msr-area.ts';
+import { MSR_IA32_SMM_MONITOR_CTL } from '../../x86/msr.ts';
 
 const SECTION = 'Loading MSRs';
 const OUTCOME = { kind: 'exit', reason: 34, qualification: 'entry-index' } as const;
 
-/** IA32_SMM_MONITOR_CTL can be written only in SMM. See SDM Vol. 3C, "Loading MSRs". */
-export const MSR_IA32_SMM_MONITOR_CTL = 0x9b;
-/** x2APIC MSRs have bits 31:8 = 000008H. */
-const X2APIC_PREFIX = 0x8;
-
-function msrCheck(id: string, check: (v: EntryView, e: MsrLoadEntry) => CheckResult, explain: string): MsrLoadCheck {
+function msrCheck(id: string, check: (v: EntryView, e: MsrAreaEntry) => CheckResult, explain: string): MsrLoadCheck {
   return { id, group: 'msr-load', section: SECTION, fields: ['VM_ENTRY_MSR_LOAD_COUNT', 'VM_ENTRY_MSR_LOAD_ADDR'], outcome: OUTCOME, checkEntry: check, explain };
 }
 
-const where = (e: MsrLoadEntry): string => `VM-entry MSR-load entry ${e.position} (MSR ${hex(e.index)})`;
+const where = (e: MsrAreaEntry): string => `VM-entry MSR-load entry ${e.position} (MSR ${hex(e.index)})`;
 
 export const MSR_LOAD_CHECKS: readonly MsrLoadCheck[] = [
   msrCheck('msr-load-entry-reserved', (_v, e) =>
     e.reserved === 0 || fail('VM_ENTRY_MSR_LOAD_ADDR', e.reserved, 'bits 63:32 clear', `${where(e)}: bits 63:32 of the entry are reserved`),
   'Bits 63:32 of each MSR-load entry are reserved and must be 0.'),
   msrCheck('msr-load-fs-gs-base', (_v, e) =>
-    (e.index !== MSR_FS_BASE && e.index !== MSR_GS_BASE) || fail('VM_ENTRY_MSR_LOAD_ADDR', e.index, 'not C0000100H/C0000101H', `${where(e)}: FS/GS base come from the guest-state area, not the MSR-load area`),
+    !isFsGsBaseMsr(e.index) || fail('VM_ENTRY_MSR_LOAD_ADDR', e.index, 'not C0000100H/C0000101H', `${where(e)}: FS/GS base come from the guest-state area, not the MSR-load area`),
   'The MSR-load area cannot load IA32_FS_BASE or IA32_GS_BASE; use GUEST_FS_BASE/GUEST_GS_BASE.'),
   msrCheck('msr-load-x2apic', (_v, e) =>
-    e.index >>> 8 !== X2APIC_PREFIX || fail('VM_ENTRY_MSR_LOAD_ADDR', e.index, 'not 800H–8FFH', `${where(e)}: x2APIC MSRs cannot be loaded on VM entry`),
+    !isX2apicMsr(e.index) || fail('VM_ENTRY_MSR_LOAD_ADDR', e.index, 'not 800H–8FFH', `${where(e)}: x2APIC MSRs cannot be loaded on VM entry`),
   'The MSR-load area cannot load x2APIC MSRs (indices 800H–8FFH).'),
   msrCheck('msr-load-smm-only', (_v, e) =>
     e.index !== MSR_IA32_SMM_MONITOR_CTL || fail('VM_ENTRY_MSR_LOAD_ADDR', e.index, 'not 9BH', `${where(e)}: IA32_SMM_MONITOR_CTL is writable only in SMM`),
@@ -39,12 +36,6 @@ export const MSR_LOAD_CHECKS: readonly MsrLoadCheck[] = [
   'Each entry is loaded as if by WRMSR at CPL 0; a value (or an MSR) that would make WRMSR raise #GP fails VM entry.'),
 ];
 
-/** Read entry `i` (0-based) of an MSR area. See SDM Vol. 3C, "VM-Entry Controls for MSRs". */
-export function readMsrAreaEntry(v: EntryView, base: bigint, i: number): MsrLoadEntry {
-  const at = base + BigInt(16 * i);
-  return { position: i + 1, index: v.readPhys32(at), reserved: v.readPhys32(at + 4n), value: v.readPhys64(at + 8n) };
-}
-
 /**
  * An MSR list longer than the recommended maximum (512 × (IA32_VMX_MISC[27:25] + 1) entries) is undefined
  * behaviour that "may result in a machine check". This CPU takes that machine check: a VM-entry failure with exit
@@ -54,12 +45,12 @@ export function readMsrAreaEntry(v: EntryView, base: bigint, i: number): MsrLoad
 export const MSR_LIST_TOO_LONG_RULE = 'msr-list-exceeds-recommended-maximum';
 
 /** Process the VM-entry MSR-load area; returns the first failure (rule and entry), or null when all loaded. */
-export function loadEntryMsrs(v: EntryView): { check: MsrLoadCheck; entry: MsrLoadEntry; failure: CheckFailure } | 'machine-check' | null {
+export function loadEntryMsrs(v: EntryView): { check: MsrLoadCheck; entry: MsrAreaEntry; failure: CheckFailure } | 'machine-check' | null {
   const count = v.u32('VM_ENTRY_MSR_LOAD_COUNT');
   const base = v.u64('VM_ENTRY_MSR_LOAD_ADDR');
   if (count > v.caps.misc.maxMsrListEntries) return 'machine-check';
   for (let i = 0; i < count; i++) {
-    const entry = readMsrAreaEntry(v, base, i);
+    const entry = readMsrAreaEntry(v.ctx.cpu, base, i);
     for (const check of MSR_LOAD_CHECKS) {
       const r = check.checkEntry(v, entry);
       if (r !== true) {

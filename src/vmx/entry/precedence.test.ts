@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CPU_MODELS } from '../../machine/cpu-model.ts';
 import { ENTRY_CHECKS, vmEntry } from './index.ts';
-import { buildValidVmcs, vmcsChoices, writeMsrEntry } from './testkit.ts';
-import { M, rnd } from './mutations.ts';
+import { buildValidVmcs, vmcsChoices, writeMsrEntry } from '../testing/vmcs-fixture.ts';
+import { M, rnd } from '../testing/entry-mutations.ts';
 
 const ids = (group: string): string[] => ENTRY_CHECKS.filter((c) => c.group === group && M[c.id]).map((c) => c.id);
 const groupOf = new Map(ENTRY_CHECKS.map((c) => [c.id, c.group]));

@@ -2,6 +2,8 @@
 // See SDM Vol. 3C, "Basic VM-Entry Checks", "Checks on VMX Controls and Host-State Area" and
 // "Checking and Loading Guest State".
 import type { EntryView } from './view.ts';
+import type { MsrAreaEntry } from '../transition/msr-area.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 /** What the processor does when a state check fails. */
 export type StateCheckOutcome =
@@ -18,7 +20,7 @@ export type EntryCheckOutcome = StateCheckOutcome | MsrLoadOutcome;
 /** A failed predicate, with what the explanation channel reports. */
 export interface CheckFailure {
   readonly ok: false;
-  readonly field: string;
+  readonly field: VmcsFullFieldName;
   readonly value: bigint;
   readonly expected: string;
   readonly message: string;
@@ -35,7 +37,7 @@ interface CheckBase {
   /** SDM Vol. 3C section title the rule comes from. */
   readonly section: string;
   /** VMCS fields (Linux names) the predicate reads. */
-  readonly fields: readonly string[];
+  readonly fields: readonly VmcsFullFieldName[];
   /** One or two sentences a learner reads when this rule fails. */
   readonly explain: string;
 }
@@ -47,23 +49,11 @@ export interface StateCheck extends CheckBase {
   check(v: EntryView): CheckResult;
 }
 
-/** One entry of the VM-entry MSR-load area. See SDM Vol. 3C, "VM-Entry Controls for MSRs". */
-export interface MsrLoadEntry {
-  /** 1-based position in the area (what the exit qualification reports). */
-  readonly position: number;
-  /** Bits 31:0: the MSR index. */
-  readonly index: number;
-  /** Bits 63:32: reserved. */
-  readonly reserved: number;
-  /** Bits 127:64: the value to load. */
-  readonly value: bigint;
-}
-
 /** A check applied to each entry of the VM-entry MSR-load area, in order. */
 export interface MsrLoadCheck extends CheckBase {
   readonly group: 'msr-load';
   readonly outcome: MsrLoadOutcome;
-  checkEntry(v: EntryView, e: MsrLoadEntry): CheckResult;
+  checkEntry(v: EntryView, e: MsrAreaEntry): CheckResult;
 }
 
 export type EntryCheck = StateCheck | MsrLoadCheck;
@@ -76,11 +66,6 @@ export const EXIT_INVALID_GUEST_STATE_NMI_STI = { kind: 'exit', reason: 33, qual
 export const EXIT_INVALID_GUEST_STATE_LINK = { kind: 'exit', reason: 33, qualification: 4 } as const;
 
 /** Build a failure record; `value` is the offending field value. */
-export function fail(field: string, value: bigint | number, expected: string, message: string): CheckFailure {
+export function fail(field: VmcsFullFieldName, value: bigint | number, expected: string, message: string): CheckFailure {
   return { ok: false, field, value: BigInt(value), expected, message };
-}
-
-/** Hex for messages. */
-export function hex(v: bigint | number): string {
-  return '0x' + BigInt(v).toString(16).toUpperCase();
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CPU_MODELS } from '../../machine/cpu-model.ts';
 import { vmEntry, ENTRY_CHECKS } from './index.ts';
-import { buildValidVmcs, vmcsChoices } from './testkit.ts';
+import { buildValidVmcs, vmcsChoices } from '../testing/vmcs-fixture.ts';
 
 describe('a valid VMCS (64-bit host, 64-bit guest) built from each model\'s capabilities', () => {
   for (const model of CPU_MODELS) {

@@ -1,7 +1,9 @@
 // A read-only view of the VMCS and the processor for the VM-entry checks: field reads by name, the control fields
 // decoded once, and the handful of derived facts the SDM's checks keep referring to ("IA-32e mode guest",
 // "unrestricted guest", "the guest will be in virtual-8086 mode", the physical-address width).
-import type { EntryContext, VmcsAccess } from './context.ts';
+import type { EntryContext } from './context.ts';
+import type { VmcsAccess } from '../transition/vmcs-access.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { RFLAGS } from '../../x86/flags.ts';
@@ -52,11 +54,11 @@ export class EntryView {
 
   // The checks read the same fields many times (RFLAGS, access rights, controls); a VM entry reads each field of
   // the VMCS once. The VMCS does not change while the checks and the loading run.
-  private readonly wide = new Map<string, bigint>();
-  private readonly narrow = new Map<string, number>();
+  private readonly wide = new Map<VmcsFullFieldName, bigint>();
+  private readonly narrow = new Map<VmcsFullFieldName, number>();
 
   /** A 16- or 32-bit field as an unsigned number. */
-  u32(field: string): number {
+  u32(field: VmcsFullFieldName): number {
     if (this.vmcs.read32) return this.vmcs.read32(field);
     let v = this.narrow.get(field);
     if (v === undefined) {
@@ -66,7 +68,7 @@ export class EntryView {
     return v;
   }
   /** A 64-bit or natural-width field. */
-  u64(field: string): bigint {
+  u64(field: VmcsFullFieldName): bigint {
     let v = this.wide.get(field);
     if (v === undefined) {
       v = this.vmcs.read(field) & U64;

@@ -3,12 +3,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { CPU_MODELS, getCpuModel } from '../../machine/cpu-model.ts';
-import { vmEntry } from '../entry/index.ts';
-import { buildValidVmcs, vmcsChoices, writeMsrEntry, VMCS_POINTER, type Fixture } from '../entry/testkit.ts';
+import { enterValidGuest, vmcsChoices, writeMsrEntry, VMCS_POINTER, type Fixture } from '../testing/vmcs-fixture.ts';
 import { vmExit, UNDEFINED_32, UNDEFINED_64, type ExitContext } from './index.ts';
 import { cpuidExit, hltExit, tripleFaultExit, vmcallExit } from '../nonroot/causes.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
+import { VMCS_ABORT_OFFSET } from '../vmcs.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR } from '../../x86/segments.ts';
@@ -18,13 +18,14 @@ import {
 } from '../../x86/msr.ts';
 
 const names = CPU_MODELS.map((m) => m.name);
+/** Where a VMX abort writes its indicator: the VMX-abort field of the current VMCS region. */
+const ABORT_INDICATOR = VMCS_POINTER + BigInt(VMCS_ABORT_OFFSET);
 const SEGS = ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR'] as const;
 const CR0_LOADED = BigInt(CR0.PE | CR0.MP | CR0.EM | CR0.TS | CR0.NE | CR0.WP | CR0.AM | CR0.PG);
 
 /** Enter the guest, then let the "guest" change its state as it runs. */
-function enteredGuest(name: string, c: Parameters<typeof buildValidVmcs>[1], r: bigint): { f: Fixture; ctx: ExitContext } {
-  const f = buildValidVmcs(getCpuModel(name)!, c);
-  expect(vmEntry(f.ctx).kind).toBe('entered');
+function enteredGuest(name: string, c: Parameters<typeof enterValidGuest>[1], r: bigint): { f: Fixture; ctx: ExitContext } {
+  const f = enterValidGuest(getCpuModel(name)!, c);
   const cpu = f.cpu;
   cpu.rip = (f.get('GUEST_RIP') + 0x20n) & ((1n << 64n) - 1n);
   cpu.gprs[4] = r;
@@ -177,7 +178,7 @@ describe('VM-exit MSR areas and VMX aborts', () => {
       const out = vmExit(ctx, hltExit(1));
       const indicator = area === 'store' ? 1 : 4;
       expect(out.kind === 'vmx-abort' && out.indicator).toBe(indicator);
-      expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(indicator);
+      expect(f.cpu.readPhysical32(ABORT_INDICATOR)).toBe(indicator);
       expect(f.cpu.activity).toBe(2);
     }), { seed: 34, numRuns: 20 });
   });
@@ -188,7 +189,7 @@ describe('VM-exit MSR areas and VMX aborts', () => {
       f.set(field, f.caps.misc.maxMsrListEntries + 1 + extra);
       const out = vmExit(ctx, hltExit(1));
       expect(out.kind === 'vmx-abort' && out.indicator).toBe(5);
-      expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(5);
+      expect(f.cpu.readPhysical32(ABORT_INDICATOR)).toBe(5);
     }), { seed: 35, numRuns: 10 });
   });
 
@@ -204,7 +205,7 @@ describe('VM-exit MSR areas and VMX aborts', () => {
       const out = vmExit(ctx, hltExit(1));
       if (bad) {
         expect(out.kind === 'vmx-abort' && out.indicator).toBe(2);
-        expect(f.cpu.readPhysical32(VMCS_POINTER + 4n)).toBe(2);
+        expect(f.cpu.readPhysical32(ABORT_INDICATOR)).toBe(2);
       } else {
         expect(out.kind).toBe('host');
         expect(f.cpu.pdptes).toEqual(pdptes);

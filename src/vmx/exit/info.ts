@@ -2,9 +2,9 @@
 // value instead of a plausible one, so a hypervisor that reads it (e.g. advances RIP by the instruction length on
 // an exit that is not caused by an instruction) breaks visibly in tests.
 // See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
-import type { VmcsAccess } from '../entry/context.ts';
-import { readField32, writeField32 } from '../entry/context.ts';
-import { INTR_INFO } from '../entry/bits.ts';
+import type { VmcsAccess } from '../transition/vmcs-access.ts';
+import { readField32, writeField32 } from '../transition/vmcs-access.ts';
+import { INTR_INFO } from '../transition/interruption-info.ts';
 import type { ExitReasonNumber } from '../exit-reasons.ts';
 
 /** Undefined per SDM: the value of a 32-bit VM-exit information field the SDM does not define for this exit. */

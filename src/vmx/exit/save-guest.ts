@@ -1,6 +1,10 @@
 // Saving guest state into the guest-state area on a VM exit. See SDM Vol. 3C, "Saving Guest State".
-import type { VmcsAccess, VmTransitionCpu } from '../entry/context.ts';
-import { SEGMENT_NAMES, writeField32 } from '../entry/context.ts';
+import type { VmTransitionCpu } from '../transition/transition-cpu.ts';
+import { SEGMENT_NAMES } from '../transition/transition-cpu.ts';
+import type { VmcsAccess } from '../transition/vmcs-access.ts';
+import { writeField32 } from '../transition/vmcs-access.ts';
+import { GUEST_SEGMENT_FIELDS } from '../transition/segment-fields.ts';
+import { GUEST_PDPTR_FIELDS, pdptesAt } from '../transition/pdptes.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../x86/msr.ts';
@@ -8,10 +12,6 @@ import { RSP } from '../../x86/registers.ts';
 
 const has = (value: bigint, bit: number): boolean => (value & BigInt(bit)) !== 0n;
 
-/** Guest-state field names per segment register, built once (this runs on every VM exit). */
-const SEGMENT_FIELDS = Object.fromEntries(SEGMENT_NAMES.map((s) => [s, {
-  selector: `GUEST_${s}_SELECTOR`, base: `GUEST_${s}_BASE`, limit: `GUEST_${s}_LIMIT`, ar: `GUEST_${s}_AR_BYTES`,
-}])) as Record<string, { selector: string; base: string; limit: string; ar: string }>;
 
 export function saveGuestState(vmcs: VmcsAccess, cpu: VmTransitionCpu, guestRip?: bigint): void {
   const exitCtls = vmcs.read('VM_EXIT_CONTROLS');
@@ -45,7 +45,7 @@ export function saveGuestState(vmcs: VmcsAccess, cpu: VmTransitionCpu, guestRip?
   // Registers".
   for (const s of SEGMENT_NAMES) {
     const seg = cpu.readSegment(s);
-    const f = SEGMENT_FIELDS[s];
+    const f = GUEST_SEGMENT_FIELDS[s];
     writeField32(vmcs, f.selector, seg.selector & 0xffff);
     vmcs.write(f.base, seg.base);
     writeField32(vmcs, f.limit, seg.limit);
@@ -71,7 +71,6 @@ export function saveGuestState(vmcs: VmcsAccess, cpu: VmTransitionCpu, guestRip?
   // --- PDPTEs: saved with EPT and PAE paging. See SDM Vol. 3C, "Saving Non-Register State".
   const pae = has(cr0, CR0.PG) && has(cr4, CR4.PAE) && !has(efer, EFER.LMA);
   if (has(proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) && pae) {
-    const base = cpu.readCr3() & 0xffffffe0n;
-    for (let i = 0; i < 4; i++) vmcs.write(`GUEST_PDPTR${i}`, cpu.readPhysical64(base + BigInt(8 * i)));
+    pdptesAt(cpu, cpu.readCr3()).forEach((e, i) => vmcs.write(GUEST_PDPTR_FIELDS[i]!, e));
   }
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lastDiagnosis } from '../diagnosis.ts';
 import { invept, invvpid } from './invept-invvpid.ts';
-import { FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, setup, setupWithVmcs, VMXON_PA } from './test-helpers.ts';
+import { FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, setup, setupWithVmcs, VMXON_PA } from '../testing/instruction-harness.ts';
 import { vmxon } from './vmxon.ts';
 
 const v = (value: bigint | number) => ({ kind: 'value', value: BigInt(value) }) as const;

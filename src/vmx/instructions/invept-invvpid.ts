@@ -9,9 +9,9 @@ import { EXIT_REASON } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
 import {
-  commonUd, cplGp, fault, hex, in64BitMode, memoryFault, readSource, vmFail, vmSucceed,
-  type SourceOperand, type VmxContext, type VmxOutcome,
+  commonUd, cplGp, fault, in64BitMode, memoryFault, readSource, vmFail, vmSucceed, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
+import { hex } from '../../util/hex.ts';
 
 const EPT_SDM = 'SDM Vol. 3C, "INVEPT—Invalidate Translations Derived from EPT"';
 const VPID_SDM = 'SDM Vol. 3C, "INVVPID—Invalidate Translations Based on VPID"';
@@ -58,7 +58,7 @@ export function invept(ctx: VmxContext, type: SourceOperand, descriptor: Descrip
     const eptp = desc.low;
     const problem = eptpProblem(eptp, cpu.caps, cpu.maxPhysAddr());
     if (problem !== null) {
-      return vmFail(ctx, VMXERR.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID, { rule: 'invept-eptp', sdm: EPT_SDM, instruction: I, field: 'EPTP (descriptor bits 63:0)', value: eptp, expected: 'an EPTP VM entry would accept', message: `Single-context INVEPT with an invalid EPTP ${hex(eptp)}: ${problem}.` });
+      return vmFail(ctx, VMXERR.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID, { rule: 'invept-eptp', sdm: EPT_SDM, instruction: I, field: 'EPTP (descriptor bits 63:0)', value: eptp, expected: problem.expected, message: `Single-context INVEPT with an invalid EPTP ${hex(eptp)}: ${problem.message}.` });
     }
     cpu.invalidateEpt(eptp);
   } else {

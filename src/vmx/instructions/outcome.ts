@@ -6,7 +6,7 @@ import { GP_VECTOR, UD_VECTOR } from '../../x86/exceptions.ts';
 import { CR0 } from '../../x86/control-registers.ts';
 import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
 import type { VmxCpu } from '../cpu-view.ts';
-import type { ExitOutcome } from '../exit/index.ts';
+import type { ExitOutcome } from '../transition/finish-with-host-state.ts';
 import type { ExitReasonNumber } from '../exit-reasons.ts';
 import { recordDiagnosis, type Diagnosis } from '../diagnosis.ts';
 import { SLOT } from '../vmcs.ts';
@@ -189,8 +189,4 @@ export function badRegionAddress(cpu: VmxCpu, addr: bigint): string | null {
   const width = structureAddressWidth(cpu);
   if (addr >> BigInt(width) !== 0n) return `sets bits beyond the physical-address width (${width} bits)`;
   return null;
-}
-
-export function hex(v: bigint | number): string {
-  return `0x${BigInt(v).toString(16).toUpperCase()}`;
 }

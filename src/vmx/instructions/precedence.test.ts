@@ -10,7 +10,7 @@ import { vmlaunch, vmresume } from './vmlaunch.ts';
 import { vmptrld } from './vmptrld.ts';
 import { vmread, vmwrite } from './vmread-vmwrite.ts';
 import { vmxon } from './vmxon.ts';
-import { VMCS_PA, VMXON_PA, setup, setupWithVmcs } from './test-helpers.ts';
+import { VMCS_PA, VMXON_PA, setup, setupWithVmcs } from '../testing/instruction-harness.ts';
 
 const v = (value: bigint | number) => ({ kind: 'value', value }) as const;
 const notCalled = (): VmEntryOutcome => { throw new Error('vmEntry must not be reached'); };

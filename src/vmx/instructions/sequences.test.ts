@@ -15,7 +15,7 @@ import { vmlaunch, vmresume } from './vmlaunch.ts';
 import { vmptrld, vmptrst } from './vmptrld.ts';
 import { vmread, vmwrite } from './vmread-vmwrite.ts';
 import { vmxoff, vmxon } from './vmxon.ts';
-import { FLAGS_BEFORE, VMCS2_PA, VMCS_PA, VMXON_PA, setup, setupWithVmcs } from './test-helpers.ts';
+import { FLAGS_BEFORE, VMCS2_PA, VMCS_PA, VMXON_PA, setup, setupWithVmcs } from '../testing/instruction-harness.ts';
 
 const v = (value: bigint | number) => ({ kind: 'value', value: BigInt(value) }) as const;
 const R = { kind: 'result' } as const;

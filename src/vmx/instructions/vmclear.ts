@@ -5,9 +5,9 @@ import { EXIT_REASON } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
 import { initialiseRegion, storeVmcs } from '../vmcs.ts';
 import {
-  badRegionAddress, commonUd, cplGp, fault, hex, memoryFault, readSource, vmFail, vmSucceed,
-  type SourceOperand, type VmxContext, type VmxOutcome,
+  badRegionAddress, commonUd, cplGp, fault, memoryFault, readSource, vmFail, vmSucceed, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
+import { hex } from '../../util/hex.ts';
 
 const SDM = 'SDM Vol. 3C, "VMCLEAR—Clear Virtual-Machine Control Structure"';
 const I = 'VMCLEAR';

@@ -8,7 +8,7 @@ import { vmread, vmwrite } from './vmread-vmwrite.ts';
 import { vmxon } from './vmxon.ts';
 import {
   FLAGS_BEFORE, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, VMCS2_PA, VMCS_PA, VMXON_PA, setup, setupWithVmcs,
-} from './test-helpers.ts';
+} from '../testing/instruction-harness.ts';
 
 const op = (value: bigint) => ({ kind: 'value', value }) as const;
 const ERR = VMCS_SLOT.VM_INSTRUCTION_ERROR!;

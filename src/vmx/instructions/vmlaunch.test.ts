@@ -3,13 +3,13 @@ import fc from 'fast-check';
 import { getCpuModel } from '../../machine/cpu-model.ts';
 import { lastDiagnosis } from '../diagnosis.ts';
 import type { EntryContext, VmEntryOutcome } from '../entry/index.ts';
-import { buildValidVmcs, vmcsChoices } from '../entry/testkit.ts';
+import { buildValidVmcs, vmcsChoices } from '../testing/vmcs-fixture.ts';
 import { VMCS_SLOT } from '../vmcs.ts';
 import { vmclear } from './vmclear.ts';
 import { vmlaunch, vmresume } from './vmlaunch.ts';
 import { vmptrld } from './vmptrld.ts';
 import { vmxoff, vmxon } from './vmxon.ts';
-import { FLAGS_BEFORE, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, VMCS2_PA, VMCS_PA, VMXON_PA, setup, setupWithVmcs } from './test-helpers.ts';
+import { FLAGS_BEFORE, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, VMCS2_PA, VMCS_PA, VMXON_PA, setup, setupWithVmcs } from '../testing/instruction-harness.ts';
 
 const v = (value: bigint) => ({ kind: 'value', value }) as const;
 const ERR = VMCS_SLOT.VM_INSTRUCTION_ERROR!;

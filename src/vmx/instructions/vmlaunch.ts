@@ -4,9 +4,10 @@
 // See SDM Vol. 3C, "VMLAUNCH/VMRESUME—Launch/Resume Virtual Machine" and "Basic VM-Entry Checks".
 import { EXIT_REASON, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
-import { vmEntry, type VmEntryOutcome, type EntryContext, type VmTransitionCpu } from '../entry/index.ts';
+import { vmEntry, type VmEntryOutcome, type EntryContext } from '../entry/index.ts';
+import type { VmTransitionCpu } from '../transition/transition-cpu.ts';
 import { recordDiagnosis } from '../diagnosis.ts';
-import { vmcsAccessOf } from '../entry/context.ts';
+import { vmcsAccessOf } from '../transition/vmcs-access.ts';
 import { injectEvent } from '../entry/inject.ts';
 import {
   commonUd, cplGp, vmFailInvalid, vmFailValid, type VmxContext, type VmxOutcome,

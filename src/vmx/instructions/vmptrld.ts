@@ -8,9 +8,9 @@ import { EXIT_REASON } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
 import { loadVmcs, SHADOW_VMCS_INDICATOR, VMCS_REVISION_ID_MASK } from '../vmcs.ts';
 import {
-  badRegionAddress, commonUd, cplGp, fault, hex, memoryFault, readSource, vmFail, vmSucceed,
-  type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
+  badRegionAddress, commonUd, cplGp, fault, memoryFault, readSource, vmFail, vmSucceed, type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
+import { hex } from '../../util/hex.ts';
 
 const SDM = 'SDM Vol. 3C, "VMPTRLD—Load Pointer to Virtual-Machine Control Structure"';
 const ST_SDM = 'SDM Vol. 3C, "VMPTRST—Store Pointer to Virtual-Machine Control Structure"';

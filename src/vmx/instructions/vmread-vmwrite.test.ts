@@ -3,12 +3,12 @@ import fc from 'fast-check';
 import { MSR_EFER } from '../../x86/msr.ts';
 import { AR } from '../../x86/segments.ts';
 import { lastDiagnosis } from '../diagnosis.ts';
-import { VMCS, decodeEncoding, fieldByEncoding } from '../fields.ts';
+import { VMCS, decodeEncoding, fieldByEncoding, fullFieldName } from '../fields.ts';
 import { VMCS_SLOT } from '../vmcs.ts';
 import { vmread, vmwrite } from './vmread-vmwrite.ts';
 import { vmxon } from './vmxon.ts';
 import { FIELD_REQUIREMENTS } from '../vmcs-support.ts';
-import { FLAGS_BEFORE, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, VMXON_PA, capsOf, setup, setupWithVmcs } from './test-helpers.ts';
+import { FLAGS_BEFORE, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, VMXON_PA, capsOf, setup, setupWithVmcs } from '../testing/instruction-harness.ts';
 
 const v = (value: bigint | number) => ({ kind: 'value', value: BigInt(value) }) as const;
 const R = { kind: 'result' } as const;
@@ -184,7 +184,7 @@ describe('number operands (the host API\'s fast path) behave like bigints and ne
         const r = vmread(ctx, { kind: 'value', value: enc }, R);
         // A field exists on this processor (Skylake) when the table has it and the model supports its feature.
         const field = Number.isInteger(enc) ? fieldByEncoding(enc) : undefined;
-        const valid = field !== undefined && FIELD_REQUIREMENTS[field.name]?.test(capsOf('skylake-i5-6300u')) !== false;
+        const valid = field !== undefined && FIELD_REQUIREMENTS[fullFieldName(field)]?.test(capsOf('skylake-i5-6300u')) !== false;
         expect(w.kind).toBe(valid ? 'VMsucceed' : 'VMfailValid');
         expect(r.kind).toBe(valid ? 'VMsucceed' : 'VMfailValid');
         if (valid && Number.isInteger(value) && value >= 0) {

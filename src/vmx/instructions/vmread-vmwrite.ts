@@ -11,13 +11,13 @@
 // encodings are handled as numbers and 16/32-bit values go straight into the typed-array cache.
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
-import { ENC_ACCESS_HIGH, fieldByEncoding } from '../fields.ts';
+import { ENC_ACCESS_HIGH, fieldByEncoding, fullFieldName } from '../fields.ts';
 import { unsupportedReason } from '../vmcs-support.ts';
 import { SLOT_FIELDS, SLOT_READ_ONLY, SLOT_WIDTH, WIDTH64, slotOfEncoding } from '../vmcs.ts';
 import {
-  cplGp, hex, memoryFault, operandSizeOrUd, readSource, vmFailInvalid, vmFailValid, vmSucceed,
-  type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
+  cplGp, memoryFault, operandSizeOrUd, readSource, vmFailInvalid, vmFailValid, vmSucceed, type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
+import { hex } from '../../util/hex.ts';
 
 const READ_SDM = 'SDM Vol. 3C, "VMREAD—Read Field from Virtual-Machine Control Structure"';
 const WRITE_SDM = 'SDM Vol. 3C, "VMWRITE—Write Field to Virtual-Machine Control Structure"';
@@ -132,7 +132,7 @@ function unsupported(ctx: VmxContext, instruction: string, sdm: string, op: Sour
   const enc = size === 4 ? raw & 0xffffffffn : raw;
   const f = fieldByEncoding(enc);
   const name = f?.name;
-  const base = f === undefined ? undefined : unsupportedReason(f.high ? f.name.slice(0, -'_HIGH'.length) : f.name);
+  const base = f === undefined ? undefined : unsupportedReason(fullFieldName(f));
   return vmFailValid(ctx, VMXERR.VMXERR_UNSUPPORTED_VMCS_COMPONENT, {
     rule: 'vmcs-unsupported-component', sdm, instruction, field: name ?? 'field encoding', value: enc,
     expected: f === undefined ? 'an encoding from the VMCS field table' : `a field this CPU supports (${name} needs ${base})`,

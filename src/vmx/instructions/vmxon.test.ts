@@ -6,7 +6,7 @@ import { AR } from '../../x86/segments.ts';
 import { getCpuModel } from '../../machine/cpu-model.ts';
 import { decodeCapabilities } from '../capabilities.ts';
 import { lastDiagnosis } from '../diagnosis.ts';
-import { fakeVmxContext } from '../fake-cpu.ts';
+import { fakeVmxContext } from '../testing/fake-vmx-cpu.ts';
 import { VMCS_SLOT } from '../vmcs.ts';
 import { vmxoff, vmxon } from './vmxon.ts';
 import { vmread, vmwrite } from './vmread-vmwrite.ts';
@@ -14,7 +14,7 @@ import { vmclear } from './vmclear.ts';
 import { vmptrld } from './vmptrld.ts';
 import {
   FLAGS_BEFORE, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, VMXON_PA, setup, setupWithVmcs,
-} from './test-helpers.ts';
+} from '../testing/instruction-harness.ts';
 import type { VmxOutcome } from './outcome.ts';
 
 const op = (value: bigint) => ({ kind: 'value', value }) as const;

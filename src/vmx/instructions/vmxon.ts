@@ -8,9 +8,9 @@ import { FEAT_CTL_LOCKED, FEAT_CTL_VMX_ENABLED_INSIDE_SMX, FEAT_CTL_VMX_ENABLED_
 import { VMXERR } from '../errors.ts';
 import { SHADOW_VMCS_INDICATOR, VMCS_REVISION_ID_MASK, writeHeader } from '../vmcs.ts';
 import {
-  badRegionAddress, cplGp, fault, hex, memoryFault, modeUd, commonUd, readSource, vmFail, vmFailInvalid, vmSucceed,
-  type SourceOperand, type VmxContext, type VmxOutcome,
+  badRegionAddress, cplGp, fault, memoryFault, modeUd, commonUd, readSource, vmFail, vmFailInvalid, vmSucceed, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
+import { hex } from '../../util/hex.ts';
 
 const VMXON_SDM = 'SDM Vol. 3C, "VMXON—Enter VMX Operation"';
 const VMXOFF_SDM = 'SDM Vol. 3C, "VMXOFF—Leave VMX Operation"';

@@ -4,14 +4,15 @@ import type { LogicalProcessor } from '../../machine/lp.ts';
 import type { InterceptAnswer, VmxInterceptEvent } from '../../machine/vmx-seam.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import type { VmExitCause } from '../exit/info.ts';
+import type { VmcsFieldName, VmcsFullFieldName } from '../fields.ts';
 
 export interface NonRootContext {
   readonly lp: LogicalProcessor;
   readonly caps: VmxCapabilities;
   /** Bits 31:0 of a field of the current VMCS (16- and 32-bit fields, and the low half of wider ones). */
-  read32(field: string): number;
+  read32(field: VmcsFieldName): number;
   /** A 64-bit or natural-width field of the current VMCS. */
-  read64(field: string): bigint;
+  read64(field: VmcsFullFieldName): bigint;
   /** Perform the VM exit `cause` describes (exit information, guest state saved, host state loaded). Returns EXITED. */
   exit(cause: VmExitCause): InterceptAnswer;
 }

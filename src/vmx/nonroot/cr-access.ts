@@ -18,6 +18,9 @@ import { CR_ACCESS_TYPE, crAccessQualification } from './qualification.ts';
 
 type CrAccess = Extract<VmxInterceptEvent, { kind: 'cr-access' }>;
 
+/** The CR3-target value fields; the processor considers the first CR3_TARGET_COUNT of them. */
+const CR3_TARGET_VALUES = ['CR3_TARGET_VALUE0', 'CR3_TARGET_VALUE1', 'CR3_TARGET_VALUE2', 'CR3_TARGET_VALUE3'] as const;
+
 /** Offset of the virtual TPR in the virtual-APIC page. See SDM Vol. 3C, "Virtual-APIC Page". */
 const VTPR_OFFSET = 0x80;
 
@@ -62,7 +65,7 @@ function movToCr(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
     case 3: {
       if ((proc & C.CPU_BASED_CR3_LOAD_EXITING) === 0) return NATIVE;
       const count = ctx.read32('CR3_TARGET_COUNT');
-      for (let i = 0; i < count && i < 4; i++) if (ctx.read64(`CR3_TARGET_VALUE${i}`) === e.value) return NATIVE;
+      for (let i = 0; i < count && i < CR3_TARGET_VALUES.length; i++) if (ctx.read64(CR3_TARGET_VALUES[i]!) === e.value) return NATIVE;
       return crExit(ctx, e);
     }
     case 8: {

@@ -4,7 +4,7 @@
 // to see: dmesg, port E9H output, every VM exit, the explanation channel and the VMCS.
 import { transform } from 'sucrase';
 import { traceExits, type TracedExit } from '../../../../src/debug/exit-trace.ts';
-import { hexPadded } from '../../../../src/debug/hex.ts';
+import { hex } from '../../../../src/util/hex.ts';
 import { dumpVmcs, formatVmcsValue, snapshotVmcs, type VmcsDumpSource, type VmcsSnapshot } from '../../../../src/debug/vmcs-dump.ts';
 import { bootHost, type Host } from '../../../../src/kernel/boot-host.ts';
 import type { KernelModule } from '../../../../src/kernel/kernel.ts';
@@ -86,8 +86,8 @@ function exitRecord(e: TracedExit): ExitRecord {
     basic: e.basicReason,
     name: e.name,
     entryFailure: e.entryFailure,
-    qualification: hexPadded(e.qualification, 16),
-    guestRip: hexPadded(e.guestRip, 16),
+    qualification: hex(e.qualification, 16),
+    guestRip: hex(e.guestRip, 16),
     instructionLength: e.instructionLength ?? null,
   };
 }
@@ -95,7 +95,7 @@ function exitRecord(e: TracedExit): ExitRecord {
 /** Every field this CPU supports, as the page shows it; fields undefined for the last exit say so. */
 function vmcsRows(source: VmcsDumpSource): VmcsDumpRow[] {
   return (dumpVmcs(source)?.rows ?? []).map((r) => ({
-    name: r.name, encoding: hexPadded(r.encoding, 4), type: r.type, value: formatVmcsValue(r), undefinedForThisExit: r.undefinedForThisExit,
+    name: r.name, encoding: hex(r.encoding, 4), type: r.type, value: formatVmcsValue(r), undefinedForThisExit: r.undefinedForThisExit,
   }));
 }
 
@@ -150,7 +150,7 @@ export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply
   let vmcsSource = 'none: no VMCS was current after the run, and no VM entry was tried';
   if (unit !== undefined && current !== null) {
     vmcs = vmcsRows(unit);
-    vmcsSource = `the current VMCS of CPU 0 after the run (region at ${hexPadded(current.pa, 8)})`;
+    vmcsSource = `the current VMCS of CPU 0 after the run (region at ${hex(current.pa, 8)})`;
   } else if (lastVmcs !== null) {
     const last: { snapshot: VmcsSnapshot; at: string } = lastVmcs;
     vmcs = vmcsRows(last.snapshot);

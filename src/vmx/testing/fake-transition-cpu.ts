@@ -1,12 +1,11 @@
-// A logical processor for tests of VM entry and VM exit: plain fields for every register the guest-state and
-// host-state areas describe, sparse physical memory, and a small MSR file whose WRMSR refuses what the real one
-// refuses (unknown MSRs, reserved EFER bits, invalid PAT types, non-canonical addresses).
-import type { SegmentName, SegmentState, VmTransitionCpu } from './context.ts';
-import { SEGMENT_NAMES } from './context.ts';
-import type { InjectedEvent } from './inject.ts';
+// Test double: a logical processor for tests of VM entry and VM exit. Plain fields for every register the
+// guest-state and host-state areas describe, sparse physical memory, and a small MSR file whose WRMSR refuses what
+// the real one refuses (unknown MSRs, reserved EFER bits, invalid PAT types, non-canonical addresses).
+import type { InjectedEvent, SegmentName, SegmentState, VmTransitionCpu } from '../transition/transition-cpu.ts';
+import { SEGMENT_NAMES } from '../transition/transition-cpu.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import type { MemAccess, MemWrite } from '../cpu-view.ts';
-import { validPat } from './host-state.ts';
+import { validPat } from '../entry/host-state.ts';
 import { EFER, EFER_DEFINED } from '../../x86/control-registers.ts';
 import {
   MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS,

@@ -8,9 +8,14 @@ import type { CpuModel } from '../../machine/cpu-model.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
 import { ActiveVmcs } from '../vmcs.ts';
-import type { EntryContext, VmcsAccess } from './context.ts';
-import { vmcsAccessOf } from './context.ts';
-import { FakeTransitionCpu } from './fake-cpu.ts';
+import type { EntryContext } from '../entry/context.ts';
+import { vmEntry } from '../entry/index.ts';
+import type { VmcsAccess } from '../transition/vmcs-access.ts';
+import { vmcsAccessOf } from '../transition/vmcs-access.ts';
+import type { SegmentName } from '../transition/transition-cpu.ts';
+import { GUEST_SEGMENT_FIELDS } from '../transition/segment-fields.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
+import { FakeTransitionCpu } from './fake-transition-cpu.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR } from '../../x86/segments.ts';
@@ -84,10 +89,10 @@ export interface Fixture {
   choices: VmcsChoices;
   /** Physical page addresses the builder handed out (bitmaps, EPT, MSR area, scratch). */
   page(i: number): bigint;
-  get(name: string): bigint;
-  set(name: string, v: bigint | number): void;
-  or(name: string, bits: bigint | number): void;
-  clear(name: string, bits: bigint | number): void;
+  get(name: VmcsFullFieldName): bigint;
+  set(name: VmcsFullFieldName, v: bigint | number): void;
+  or(name: VmcsFullFieldName, bits: bigint | number): void;
+  clear(name: VmcsFullFieldName, bits: bigint | number): void;
   has(ctl: 'pin' | 'proc' | 'proc2' | 'exit' | 'entry', mask: number): boolean;
   canSet(ctl: 'pin' | 'proc' | 'proc2' | 'exit' | 'entry', mask: number): boolean;
 }
@@ -112,8 +117,8 @@ export function buildValidVmcs(model: CpuModel, c: VmcsChoices): Fixture {
   const page = (i: number): bigint => ((c.pages[i % c.pages.length]! % (1n << BigInt(Math.min(width, 36) - 12 - 4))) * 16n + BigInt(i)) << 12n;
   const addr = (i: number): bigint => canonicalFrom(c.addresses[i % c.addresses.length]!, lin);
   const sel = (i: number, rpl = 0): number => (c.selectorIndexes[i]! << 3) | rpl;
-  const set = (name: string, v: bigint | number): void => vmcs.write(name, BigInt(v) & U64);
-  const get = (name: string): bigint => vmcs.read(name);
+  const set = (name: VmcsFullFieldName, v: bigint | number): void => vmcs.write(name, BigInt(v) & U64);
+  const get = (name: VmcsFullFieldName): bigint => vmcs.read(name);
   const eff = caps.effective;
   const canSet = (ctl: keyof typeof CONTROL_FIELD, mask: number): boolean =>
     ((ctl === 'pin' ? eff.pin : ctl === 'proc' ? eff.proc : ctl === 'proc2' ? eff.proc2 : ctl === 'exit' ? eff.exit : eff.entry).allowed1 & mask) >>> 0 === mask >>> 0;
@@ -233,7 +238,7 @@ export function buildValidVmcs(model: CpuModel, c: VmcsChoices): Fixture {
   set('VM_EXIT_MSR_LOAD_COUNT', 0);
 
   const ctx: EntryContext = { cpu, vmcs, caps, instruction: 'VMLAUNCH', vmcsPointer: VMCS_POINTER };
-  const fieldOf = (ctl: keyof typeof CONTROL_FIELD): string => CONTROL_FIELD[ctl];
+  const fieldOf = (ctl: keyof typeof CONTROL_FIELD): VmcsFullFieldName => CONTROL_FIELD[ctl];
   return {
     caps, cpu, active, vmcs, ctx, choices: c, page, get, set,
     or: (name, bits) => set(name, get(name) | BigInt(bits)),
@@ -243,11 +248,20 @@ export function buildValidVmcs(model: CpuModel, c: VmcsChoices): Fixture {
   };
 }
 
-export function setSegment(vmcs: VmcsAccess, s: string, selector: number, base: bigint, limit: number, ar: number): void {
-  vmcs.write(`GUEST_${s}_SELECTOR`, BigInt(selector));
-  vmcs.write(`GUEST_${s}_BASE`, base & U64);
-  vmcs.write(`GUEST_${s}_LIMIT`, BigInt(limit >>> 0));
-  vmcs.write(`GUEST_${s}_AR_BYTES`, BigInt(ar >>> 0));
+/** A valid VMCS on `model`, entered: the fake LP now holds the guest's state, as if the guest were running. */
+export function enterValidGuest(model: CpuModel, c: VmcsChoices): Fixture {
+  const f = buildValidVmcs(model, c);
+  const outcome = vmEntry(f.ctx);
+  if (outcome.kind !== 'entered') throw new Error(`VM entry of a valid VMCS on ${model.name} failed: ${outcome.diagnosis.message}`);
+  return f;
+}
+
+export function setSegment(vmcs: VmcsAccess, s: SegmentName, selector: number, base: bigint, limit: number, ar: number): void {
+  const f = GUEST_SEGMENT_FIELDS[s];
+  vmcs.write(f.selector, BigInt(selector));
+  vmcs.write(f.base, base & U64);
+  vmcs.write(f.limit, BigInt(limit >>> 0));
+  vmcs.write(f.ar, BigInt(ar >>> 0));
 }
 
 export function writeMsrEntry(cpu: FakeTransitionCpu, area: bigint, i: number, index: number, reserved: number, value: bigint): void {

@@ -1,12 +1,12 @@
-// Shared setup for the VMX instruction tests: a fake LP on a real CPU model, VMX regions in its memory.
+// Test support: shared setup for the VMX instruction tests: a fake LP on a real CPU model, VMX regions in its memory.
 import { capabilitiesOf } from '../emulated-msrs.ts';
 import { getCpuModel } from '../../machine/cpu-model.ts';
 import { decodeCapabilities, type VmxCapabilities } from '../capabilities.ts';
-import { fakeVmxContext } from '../fake-cpu.ts';
+import { fakeVmxContext } from './fake-vmx-cpu.ts';
 import { RFLAGS, RFLAGS_STATUS } from '../../x86/flags.ts';
-import { vmxon } from './vmxon.ts';
-import { vmclear } from './vmclear.ts';
-import { vmptrld } from './vmptrld.ts';
+import { vmxon } from '../instructions/vmxon.ts';
+import { vmclear } from '../instructions/vmclear.ts';
+import { vmptrld } from '../instructions/vmptrld.ts';
 
 export const VMXON_PA = 0x10000n;
 export const VMCS_PA = 0x20000n;
@@ -29,9 +29,12 @@ export function capsOf(model: string): VmxCapabilities {
   return c;
 }
 
-/** A fresh LP on `model`, not in VMX operation, RFLAGS = FLAGS_BEFORE, with a VMXON region and two VMCS regions written. */
-export function setup(model = 'skylake-i5-6300u') {
-  const caps = capsOf(model);
+/**
+ * A fresh LP on `model` (a model name, or capabilities made up for a test), not in VMX operation,
+ * RFLAGS = FLAGS_BEFORE, with a VMXON region and two VMCS regions written.
+ */
+export function setup(model: string | VmxCapabilities = 'skylake-i5-6300u') {
+  const caps = typeof model === 'string' ? capsOf(model) : model;
   const ctx = fakeVmxContext(caps);
   const rev = caps.basic.revisionId;
   ctx.cpu.writePhysical32(VMXON_PA, rev);
@@ -42,7 +45,7 @@ export function setup(model = 'skylake-i5-6300u') {
 }
 
 /** setup() + VMXON + VMCLEAR + VMPTRLD of VMCS_PA; RFLAGS reset to FLAGS_BEFORE. */
-export function setupWithVmcs(model = 'skylake-i5-6300u') {
+export function setupWithVmcs(model: string | VmxCapabilities = 'skylake-i5-6300u') {
   const ctx = setup(model);
   for (const o of [
     vmxon(ctx, { kind: 'value', value: VMXON_PA }),

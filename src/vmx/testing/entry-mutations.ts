@@ -1,14 +1,19 @@
 // Test support (imported only by tests): for every VM-entry rule, a mutation that breaks exactly that rule in a valid
-// VMCS from testkit.ts, without breaking any rule the processor checks before it.
+// VMCS from vmcs-fixture.ts, without breaking any rule the processor checks before it.
 import fc from 'fast-check';
-import type { Fixture } from './testkit.ts';
-import { nonCanonical, setSegment, validEptp } from './testkit.ts';
+import type { Fixture } from './vmcs-fixture.ts';
+import { nonCanonical, setSegment, validEptp } from './vmcs-fixture.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EPT_VPID_CAP } from '../msrs.ts';
+import { eptWalkLengths } from '../eptp.ts';
+import type { SegmentName } from '../transition/transition-cpu.ts';
+import { GUEST_SEGMENT_FIELDS } from '../transition/segment-fields.ts';
+import { GUEST_PDPTR_FIELDS } from '../transition/pdptes.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR } from '../../x86/segments.ts';
 import { MSR_FS_BASE, MSR_GS_BASE, MSR_LSTAR, MSR_STAR } from '../../x86/msr.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 
 /** Random material a mutation may use. */
 export interface Rnd { n: number; m: number; b: bigint; pick: boolean }
@@ -63,13 +68,13 @@ function inject(f: Fixture, type: number, vector: number, opts: { errorCode?: nu
   if (opts.errorCode !== undefined) f.set('VM_ENTRY_EXCEPTION_ERROR_CODE', opts.errorCode);
   if (opts.length !== undefined) f.set('VM_ENTRY_INSTRUCTION_LEN', opts.length);
 }
-const ar = (f: Fixture, s: string): number => Number(f.get(`GUEST_${s}_AR_BYTES`));
-const setAr = (f: Fixture, s: string, v: number): void => f.set(`GUEST_${s}_AR_BYTES`, v >>> 0);
+const ar = (f: Fixture, s: SegmentName): number => Number(f.get(GUEST_SEGMENT_FIELDS[s].ar));
+const setAr = (f: Fixture, s: SegmentName, v: number): void => f.set(GUEST_SEGMENT_FIELDS[s].ar, v >>> 0);
 const dataAr = (dpl: number): number => 0x3 | AR.S | (dpl << 5) | AR.P | AR.DB | AR.G;
 /** Make a data-segment register usable with a valid flat data segment at the guest's CPL. */
-function makeUsable(f: Fixture, s: string): void {
+function makeUsable(f: Fixture, s: SegmentName): void {
   const cpl = f.choices.cpl;
-  setSegment(f.vmcs, s, (9 << 3) | cpl, s === 'FS' || s === 'GS' ? f.get(`GUEST_${s}_BASE`) : 0n, 0xffffffff, dataAr(cpl));
+  setSegment(f.vmcs, s, (9 << 3) | cpl, s === 'FS' || s === 'GS' ? f.get(GUEST_SEGMENT_FIELDS[s].base) : 0n, 0xffffffff, dataAr(cpl));
 }
 function makeLdtrUsable(f: Fixture): void {
   setSegment(f.vmcs, 'LDTR', 10 << 3, 0x1000n, 0xff, 0x2 | AR.P);
@@ -107,13 +112,13 @@ function legacyHost(f: Fixture): boolean {
   f.set('HOST_RIP', f.get('HOST_RIP') & 0xffffffffn);
   return true;
 }
-const msrAreaMutation = (countField: string, addrField: string): Mutation => (f, r) => {
+const msrAreaMutation = (countField: VmcsFullFieldName, addrField: VmcsFullFieldName): Mutation => (f, r) => {
   const count = 1 + (r.n % 8);
   f.set(countField, count);
   f.set(addrField, r.pick ? f.page(9) + BigInt(1 + (r.m % 15)) : (1n << BigInt(width(f))) - BigInt(16 * (count - 1)));
   return true;
 };
-const fixedBitsMutation = (field: string, fixed0: (f: Fixture) => bigint): Mutation => (f, r) => {
+const fixedBitsMutation = (field: VmcsFullFieldName, fixed0: (f: Fixture) => bigint): Mutation => (f, r) => {
   const must1 = fixed0(f) & ~BigInt(CR0.PE | CR0.PG);
   if (r.pick && must1 !== 0n) {
     const candidates = [...Array(32).keys()].filter((b) => ((must1 >> BigInt(b)) & 1n) === 1n);
@@ -123,8 +128,8 @@ const fixedBitsMutation = (field: string, fixed0: (f: Fixture) => bigint): Mutat
   }
   return true;
 };
-const canonicalMutation = (field: string): Mutation => (f, r) => { f.set(field, nonCanonical(lin(f), r.b)); return true; };
-const segField = (s: string, what: string): string => `GUEST_${s}_${what}`;
+const canonicalMutation = (field: VmcsFullFieldName): Mutation => (f, r) => { f.set(field, nonCanonical(lin(f), r.b)); return true; };
+const segField = (s: SegmentName, what: 'selector' | 'base' | 'limit'): VmcsFullFieldName => GUEST_SEGMENT_FIELDS[s][what];
 
 export const M: Record<string, Mutation> = {
   // ------------------------------------------------------------------- VM-execution control fields
@@ -184,8 +189,8 @@ export const M: Record<string, Mutation> = {
   },
   'eptp-walk-length': (f, r) => {
     if (!enableEpt(f)) return false;
-    const five = (f.caps.eptVpidCap & EPT_VPID_CAP.VMX_EPT_PAGE_WALK_5_BIT) !== 0n;
-    const bad = [0n, 1n, 2n, 4n, 5n, 6n, 7n].filter((x) => !(x === 4n && five));
+    const supported = eptWalkLengths(f.caps);
+    const bad = [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n].filter((x) => !supported.includes(Number(x) + 1));
     f.set('EPT_POINTER', (f.get('EPT_POINTER') & ~0x38n) | (pickOf(bad, r.n) << 3n));
     return true;
   },
@@ -313,21 +318,21 @@ export const M: Record<string, Mutation> = {
   ...Object.fromEntries(SEGS6.map((s, i) => [`guest-${s.toLowerCase()}-base-v8086`, ((f, r) => {
     v8086(f, i); // earlier registers are right
     f.or('GUEST_RFLAGS', RFLAGS.VM);
-    const sel = f.get(segField(s, 'SELECTOR')) & 0xffffn;
-    f.set(segField(s, 'BASE'), (sel << 4n) ^ BigInt(1 + (r.n % 0xffff)));
+    const sel = f.get(segField(s, 'selector')) & 0xffffn;
+    f.set(segField(s, 'base'), (sel << 4n) ^ BigInt(1 + (r.n % 0xffff)));
     return true;
   }) as Mutation])),
-  ...Object.fromEntries((['TR', 'FS', 'GS'] as const).map((s) => [`guest-${s.toLowerCase()}-base-canonical`, canonicalMutation(segField(s, 'BASE'))])),
+  ...Object.fromEntries((['TR', 'FS', 'GS'] as const).map((s) => [`guest-${s.toLowerCase()}-base-canonical`, canonicalMutation(segField(s, 'base'))])),
   'guest-ldtr-base-canonical': (f, r) => { makeLdtrUsable(f); f.set('GUEST_LDTR_BASE', nonCanonical(lin(f), r.b)); return true; },
   ...Object.fromEntries((['CS', 'SS', 'DS', 'ES'] as const).map((s) => [`guest-${s.toLowerCase()}-base-high`, ((f, r) => {
     if (s === 'DS' || s === 'ES') makeUsable(f, s);
-    f.set(segField(s, 'BASE'), (BigInt(1 + (r.n % 0xffff)) << 32n) | BigInt(r.m >>> 0));
+    f.set(segField(s, 'base'), (BigInt(1 + (r.n % 0xffff)) << 32n) | BigInt(r.m >>> 0));
     return true;
   }) as Mutation])),
   ...Object.fromEntries(SEGS6.map((s, i) => [`guest-${s.toLowerCase()}-limit-v8086`, ((f, r) => {
     v8086(f);
-    for (const t of SEGS6.slice(i)) f.set(segField(t, 'LIMIT'), 0xffff);
-    f.set(segField(s, 'LIMIT'), (0xffff ^ (1 + (r.n % 0xfffffffe))) >>> 0);
+    for (const t of SEGS6.slice(i)) f.set(segField(t, 'limit'), 0xffff);
+    f.set(segField(s, 'limit'), (0xffff ^ (1 + (r.n % 0xfffffffe))) >>> 0);
     return true;
   }) as Mutation])),
   ...Object.fromEntries(SEGS6.map((s) => [`guest-${s.toLowerCase()}-ar-v8086`, ((f, r) => {
@@ -362,7 +367,7 @@ export const M: Record<string, Mutation> = {
   },
   ...Object.fromEntries(DATA4.map((s) => [`guest-${s.toLowerCase()}-ar-dpl`, ((f, r) => {
     makeUsable(f, s);
-    f.set(segField(s, 'SELECTOR'), (f.get(segField(s, 'SELECTOR')) & ~3n) | 3n);
+    f.set(segField(s, 'selector'), (f.get(segField(s, 'selector')) & ~3n) | 3n);
     setAr(f, s, (ar(f, s) & ~AR.DPL_MASK) | ((r.n % 3) << 5));
     return true;
   }) as Mutation])),
@@ -489,7 +494,7 @@ export const M: Record<string, Mutation> = {
     const bad = 1n | (r.pick ? 1n << BigInt(pickOf([1, 2, 5, 6, 7, 8], r.n)) : 1n << BigInt(width(f) + (r.n % (64 - width(f)))));
     const good = (k: number): bigint => (r.m >> k) & 1 ? (f.page(k) | 1n) : 0n;
     if (f.has('proc2', C.SECONDARY_EXEC_ENABLE_EPT)) {
-      for (let k = 0; k < 4; k++) f.set(`GUEST_PDPTR${k}`, k === i ? bad : good(k));
+      GUEST_PDPTR_FIELDS.forEach((field, k) => f.set(field, k === i ? bad : good(k)));
     } else {
       const base = f.get('GUEST_CR3') & 0xffffffe0n;
       for (let k = 0; k < 4; k++) f.cpu.writePhysical64(base + BigInt(8 * k), k === i ? bad : good(k));
@@ -507,14 +512,14 @@ function badPat(pat: bigint, r: Rnd): bigint {
   const i = BigInt(8 * (r.n % 8));
   return (pat & ~(0xffn << i)) | (BigInt(pickOf([2, 3, 8, 0x10, 0xff], r.m)) << i);
 }
-function granularityMutation(f: Fixture, s: string, r: Rnd): boolean {
+function granularityMutation(f: Fixture, s: SegmentName, r: Rnd): boolean {
   if (s !== 'CS' && s !== 'SS' && s !== 'TR' && s !== 'LDTR') makeUsable(f, s);
   if (r.pick) {
     setAr(f, s, ar(f, s) | AR.G);
-    f.set(segField(s, 'LIMIT'), (r.n & 0xfffff000 | ((r.m % 0xfff) & 0xffe)) >>> 0); // some bit of 11:0 clear
+    f.set(segField(s, 'limit'), (r.n & 0xfffff000 | ((r.m % 0xfff) & 0xffe)) >>> 0); // some bit of 11:0 clear
   } else {
     setAr(f, s, ar(f, s) & ~AR.G);
-    f.set(segField(s, 'LIMIT'), (0x100000 | r.n) >>> 0); // a bit of 31:20 set
+    f.set(segField(s, 'limit'), (0x100000 | r.n) >>> 0); // a bit of 31:20 set
   }
   return true;
 }

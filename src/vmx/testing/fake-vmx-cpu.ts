@@ -1,19 +1,21 @@
-// A logical processor for tests of the VMX instructions: H6's FakeTransitionCpu (registers, sparse physical
-// memory, MSRs) plus what the instructions add — a settable CPL, IA32_FEATURE_CONTROL, SMX and MOV-SS state,
-// identity-mapped linear memory with pages that raise #PF, and a log of INVEPT/INVVPID invalidations.
-// It starts in 64-bit mode at CPL 0 with CR0/CR4 satisfying the model's FIXED0/FIXED1 and CR4.VMXE = 1.
-import { CpuFault } from '../machine/fault.ts';
-import { PF_ERROR, PF_VECTOR } from '../x86/exceptions.ts';
-import { CR0, CR4, EFER } from '../x86/control-registers.ts';
-import { MSR_EFER } from '../x86/msr.ts';
-import { AR } from '../x86/segments.ts';
-import { FEAT_CTL_LOCKED, FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX } from './msrs.ts';
-import type { VmxCapabilities } from './capabilities.ts';
-import type { MemAccess, MemWrite } from './cpu-view.ts';
-import { FakeTransitionCpu } from './entry/fake-cpu.ts';
-import { VmxState } from './state.ts';
-import { supportedSlots } from './vmcs-support.ts';
-import type { VmEntryContext } from './instructions/vmlaunch.ts';
+// Test double: a logical processor for tests of the VMX instructions. FakeTransitionCpu (fake-transition-cpu.ts:
+// registers, sparse physical memory, MSRs) plus what the instructions add — a settable CPL, IA32_FEATURE_CONTROL,
+// SMX and MOV-SS state, identity-mapped linear memory with pages that raise #PF, and a log of INVEPT/INVVPID
+// invalidations. It starts in 64-bit mode at CPL 0 with CR0/CR4 satisfying the model's FIXED0/FIXED1 and
+// CR4.VMXE = 1.
+import { CpuFault } from '../../machine/fault.ts';
+import { PF_ERROR, PF_VECTOR } from '../../x86/exceptions.ts';
+import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
+import { MSR_EFER } from '../../x86/msr.ts';
+import { AR } from '../../x86/segments.ts';
+import { FEAT_CTL_LOCKED, FEAT_CTL_VMX_ENABLED_OUTSIDE_SMX } from '../msrs.ts';
+import type { VmxCapabilities } from '../capabilities.ts';
+import type { MemAccess, MemWrite } from '../cpu-view.ts';
+import { FakeTransitionCpu } from './fake-transition-cpu.ts';
+import { VmxState } from '../state.ts';
+import { supportedSlots } from '../vmcs-support.ts';
+import type { VmEntryContext } from '../instructions/vmlaunch.ts';
+import { hexLower } from '../../util/hex.ts';
 
 export class FakeVmxCpu extends FakeTransitionCpu {
   cplValue = 0;
@@ -59,7 +61,7 @@ export class FakeVmxCpu extends FakeTransitionCpu {
 
   private pageFault(linear: bigint, size: number, write: boolean): CpuFault | null {
     for (const a of [linear, linear + BigInt(size - 1)]) {
-      if (this.faultingPages.has(a >> 12n)) return new CpuFault(PF_VECTOR, write ? PF_ERROR.WR : 0, `page fault at 0x${a.toString(16)}`);
+      if (this.faultingPages.has(a >> 12n)) return new CpuFault(PF_VECTOR, write ? PF_ERROR.WR : 0, `page fault at ${hexLower(a)}`);
     }
     return null;
   }

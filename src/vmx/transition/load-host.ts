@@ -1,15 +1,18 @@
 // Loading host state from the host-state area, on every VM exit and on a VM-entry failure during or after
 // loading guest state. See SDM Vol. 3C, "Loading Host State".
-import type { SegmentName, VmcsAccess, VmTransitionCpu } from '../entry/context.ts';
-import { MSR_IA32_BNDCFGS, mergeCr0 } from '../entry/load-guest.ts';
-import { INTERRUPTIBILITY } from '../entry/bits.ts';
+import type { SegmentName, VmTransitionCpu } from './transition-cpu.ts';
+import type { VmcsAccess } from './vmcs-access.ts';
+import { mergeCr0 } from './cr0.ts';
+import { ACTIVITY_STATE, INTERRUPTIBILITY } from './non-register-state.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { CR4, DR7_FIXED1, EFER } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR, SYSTEM_TYPE } from '../../x86/segments.ts';
-import { MSR_EFER, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../x86/msr.ts';
+import {
+  MSR_EFER, MSR_IA32_BNDCFGS, MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP,
+  MSR_IA32_SYSENTER_ESP,
+} from '../../x86/msr.ts';
 import { RSP } from '../../x86/registers.ts';
-import { ACTIVITY_STATE } from '../entry/bits.ts';
 
 /** Code segment type 11: execute/read, accessed. Data segment type 3: read/write, accessed. */
 const CODE_EXECUTE_READ_ACCESSED = 0xb;

@@ -1,0 +1,40 @@
+// The current VMCS as VM entries and VM exits read and write it: by Linux field name, through the processor's
+// cached copy (ActiveVmcs). This is the processor at work, not VMREAD/VMWRITE: no field-existence or read-only
+// checks apply. See SDM Vol. 3C, "VMCS Life Cycle" ("the processor may cache VMCS data").
+import type { VmcsFullFieldName } from '../fields.ts';
+import type { ActiveVmcs } from '../vmcs.ts';
+import { SLOT } from '../vmcs.ts';
+
+/**
+ * The current VMCS, by Linux field name (a full field: the processor has no use for HIGH accesses). Names are
+ * typed, so an unknown one is a compile error. Values are raw, zero-extended to 64 bits (a 16-bit selector reads
+ * as 0n..0xFFFFn). Writes of read-only (VM-exit information) fields are allowed here: this is the processor writing.
+ */
+export interface VmcsAccess {
+  read(field: VmcsFullFieldName): bigint;
+  write(field: VmcsFullFieldName, value: bigint): void;
+  /** Optional fast path: bits 31:0 of a field as an unsigned number, without creating a BigInt. */
+  read32?(field: VmcsFullFieldName): number;
+  /** Optional fast path: write a 16/32-bit field (truncated to its width) from a number. */
+  write32?(field: VmcsFullFieldName, value: number): void;
+}
+
+/** Write a 16/32-bit field from a number, through the fast path when the accessor has one. */
+export function writeField32(vmcs: VmcsAccess, field: VmcsFullFieldName, value: number): void {
+  if (vmcs.write32) vmcs.write32(field, value);
+  else vmcs.write(field, BigInt(value >>> 0));
+}
+/** Read bits 31:0 of a field as a number, through the fast path when the accessor has one. */
+export function readField32(vmcs: VmcsAccess, field: VmcsFullFieldName): number {
+  return vmcs.read32 ? vmcs.read32(field) : Number(vmcs.read(field) & 0xffffffffn);
+}
+
+/** The `VmcsAccess` view of an active VMCS cache entry (the current VMCS of an LP). */
+export function vmcsAccessOf(vmcs: ActiveVmcs): VmcsAccess {
+  return {
+    read: (field) => vmcs.readByName(field) ?? 0n,
+    write: (field, value) => void vmcs.writeByName(field, value),
+    read32: (field) => vmcs.readLow(SLOT[field]) >>> 0,
+    write32: (field, value) => vmcs.writeLow(SLOT[field], value),
+  };
+}
