@@ -178,9 +178,18 @@ export class HostCpu {
       rmReg,
       mem: mem === null ? null : { segment: DS, base: -1, index: -1, scale: 0, displacement: mem, effective: mem, linear: mem },
     };
-    // The instruction's RIP is set to the next instruction before execution, as the interpreter does.
-    this.lp.setReg('rip', this.codeAddress + 3n);
-    vmx.execute(this.lp, insn);
+    // The instruction's RIP is set to the next instruction before execution, as the interpreter does. One that
+    // completes in place (no VM entry, no VM-entry failure loading HOST_RIP) then gives RIP back to the host code
+    // that ran it: an exit handler that returns without entering a guest leaves RIP at its entry point, where
+    // Kernel.run parks the CPU (instead of running whatever bytes follow codeAddress).
+    const hostRip = this.lp.rip;
+    const next = this.codeAddress + 3n;
+    this.lp.setReg('rip', next);
+    try {
+      vmx.execute(this.lp, insn);
+    } finally {
+      if (this.lp.getReg('rip') === next) this.lp.rip = hostRip;
+    }
   }
 
 }

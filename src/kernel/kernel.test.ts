@@ -7,6 +7,7 @@ import { GDT_ENTRY_TSS_SELECTOR, __KERNEL_CS, __KERNEL_DS } from './boot.ts';
 import { Kernel, type KernelModule } from './kernel.ts';
 import { PAGE_OFFSET, VMALLOC_START } from './layout.ts';
 import { ENODEV } from './errno.ts';
+import { runRecordedGuest } from './testing/reference-vm.ts';
 
 function boot(cpus = 1, opts: ConstructorParameters<typeof Kernel>[1] = {}) {
   const memory = new PhysicalMemory({ ramBytes: 64 * 1024 * 1024 });
@@ -201,5 +202,15 @@ describe('modules, oopses and host entries', () => {
     expect(calls).toEqual([1]);
     lp.setReg('rip', rip + 1n);
     expect(k.enterHost(lp)).toBe(false);
+  });
+
+  test('an exit handler that VMREADs and returns without a VM entry parks its CPU: nothing after it runs', () => {
+    // The guest leaves RAX pointing at unmapped memory: any stray instruction run as host code would fault on it.
+    const run = runRecordedGuest({ source: 'bits 64\nmov eax, 0x80000000\ncpuid' });
+    expect(run.exits.length, run.why()).toBe(1);
+    const lp = run.host.kernel.cpu().lp;
+    expect(lp.activity).toBe('hlt');
+    expect(lp.vmx?.nonRoot).toBe(false);
+    expect(lp.lastFault, 'no host instruction ran after the handler').toBeNull();
   });
 });

@@ -10,6 +10,7 @@ import { enterLongMode, writeIdtGate, LONG_MODE_LAYOUT as L, SELECTORS } from '.
 import { prepareGuest, runGuest } from './testing/run-guest.ts';
 import { AR } from '../x86/segments.ts';
 import type { InterruptSource } from './lp.ts';
+import type { LocalApic } from './apic.ts';
 
 /** Handler that stores the vector in R15, the stack pointer in R14 and halts. */
 function handler(m: Machine, at: number, vector: number): void {
@@ -50,6 +51,17 @@ describe('exception delivery', () => {
     expect(g.lp.getReg('r13')).toBe(0n);
     expect(g.lp.getReg('r12')).toBe(0x77n);
     expect(g.lp.getReg('rsp')).toBe(BigInt(L.stackTop));
+  });
+
+  it('a fault while delivering INT n is a fault on the INT n: the pushed RIP is the INT instruction itself', () => {
+    const g = prepareGuest('int 0x31\nhlt');
+    const { bytes } = assembleOrThrow('bits 64\npop r13\nmov r14, [rsp]\nhlt', { origin: 0x200000 });
+    g.machine.memory.writeBytes(0x200000, bytes);
+    writeIdtGate(g.machine.memory, L.idt, 0x31, 0x300000, { present: false });
+    writeIdtGate(g.machine.memory, L.idt, 11, 0x200000);
+    expect(g.machine.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+    expect(g.lp.getReg('r13')).toBe(BigInt(0x31 * 8 + 2)); // #NP: IDT entry 31H, EXT = 0 for INT n
+    expect(g.lp.getReg('r14')).toBe(BigInt(L.code));
   });
 
   it('#GP whose gate is not present → #NP during delivery → #DF with error code 0', () => {
@@ -173,6 +185,14 @@ describe('interrupts', () => {
     h.s.pending.push(0x30);
     h.machine.run({ maxInstructions: 100 });
     expect(h.s.acked).toEqual([]);
+  });
+  it('CLI; HLT with an interrupt pending in the local APIC ends the run: a blocked interrupt is no progress', () => {
+    const g = prepareGuest('cli\nhlt');
+    const apic = g.lp.apic as LocalApic;
+    apic.writeXapic(0xf0, 0x1ff); // software-enabled
+    apic.deliver({ vector: 0x30, deliveryMode: 'fixed', destMode: 'physical', destination: 0, shorthand: 'self', level: true, trigger: 'edge' });
+    expect(g.machine.run({ maxInstructions: 1000 }).reason).toBe('all-halted');
+    expect(apic.pendingVector()).toBe(0x30);
   });
   it('NMI is taken with IF = 0 and blocks further NMIs until IRET', () => {
     const g = prepareGuest('cli\nmov ecx, 1000\n.l: dec ecx\njnz .l\nhlt');

@@ -113,6 +113,7 @@ export class Executor {
     const lp = this.lp;
     const start = lp.rip;
     const tf = (lp.rflagsRaw & RFLAGS.TF) !== 0;
+    const nonRoot = lp.vmx !== null && lp.vmx.nonRoot;
     try {
       this.fetchSrc.base = lp.segEffBase[1]! + start;
       if (lp.bits !== 64) this.fetchSrc.base = (lp.segBase[1]! + start) >>> 0;
@@ -126,7 +127,9 @@ export class Executor {
       return;
     }
     // Single-step trap after the instruction. See SDM Vol. 3A, "Single-Step Exception Condition".
-    if (tf && lp.activity !== 'shutdown') {
+    // Not after an instruction that caused a VM exit: the host runs now, and the guest's trap is not delivered to it.
+    // TODO(chapter 9): record it in the guest's pending debug exceptions (BS). See SDM Vol. 3C, "Saving Non-Register State".
+    if (tf && lp.activity !== 'shutdown' && !(nonRoot && !lp.vmx!.nonRoot)) {
       if (lp.activity === 'hlt') lp.activity = 'active'; // the trap is an event: it ends the halt
       lp.pendingDr6 = DR6_BS; // loaded into DR6 when the #DB is delivered
       deliverWithDoubleFault(lp, { vector: DB_VECTOR, errorCode: -1, explanation: 'single-step trap (RFLAGS.TF)' }, EVENT_HW_EXCEPTION, lp.rip, 0);
@@ -224,17 +227,26 @@ export class Executor {
     return block;
   }
 
-  /** Wake from HLT on a deliverable NMI/interrupt. See SDM Vol. 2A, "HLT—Halt". */
+  /**
+   * Wake from HLT on a deliverable NMI/interrupt. See SDM Vol. 2A, "HLT—Halt". In VMX non-root operation the
+   * event is offered to VMX first: if it causes a VM exit, the exit happens from the HLT state (the guest's
+   * activity state is saved as HLT). See SDM Vol. 3C, "Saving Non-Register State".
+   */
   private wake(): boolean {
     const lp = this.lp;
     if (lp.activity !== 'hlt') return false;
     if (nmiRequested(lp) && !lp.nmiBlocked) {
-      lp.activity = 'active';
+      if (vmExitTakes(lp, { kind: 'nmi' })) consumeNmi(lp);
+      else lp.activity = 'active';
       return true;
     }
-    if (lp.rflagsRaw & RFLAGS.IF && lp.interruptSource !== null && lp.interruptSource.pendingVector() >= 0) {
-      lp.activity = 'active';
-      return true;
+    const v = this.interruptToOffer();
+    if (v >= 0) {
+      if (vmExitTakes(lp, { kind: 'external-interrupt', vector: v })) return true;
+      if (lp.rflagsRaw & RFLAGS.IF) {
+        lp.activity = 'active';
+        return true;
+      }
     }
     return false;
   }
@@ -245,23 +257,42 @@ export class Executor {
     // The instruction after STI / MOV SS runs before any interrupt (and, for MOV SS, NMI) is recognised.
     if (lp.shadowAt === lp.instructions) return false;
     if (nmiRequested(lp) && !lp.nmiBlocked) {
-      if (vmExitTakes(lp, { kind: 'nmi' })) return true;
-      lp.nmiPending = false;
-      if (lp.apic) lp.apic.nmiPending = false;
-      deliverWithDoubleFault(lp, { vector: NMI_VECTOR, errorCode: -1, explanation: 'NMI' }, EVENT_NMI, lp.rip, 0);
+      // An NMI that causes a VM exit is consumed by it (VMX then blocks NMIs, see ../vmx/nonroot/interrupts.ts).
+      const exited = vmExitTakes(lp, { kind: 'nmi' });
+      consumeNmi(lp);
+      if (!exited) deliverWithDoubleFault(lp, { vector: NMI_VECTOR, errorCode: -1, explanation: 'NMI' }, EVENT_NMI, lp.rip, 0);
       return true;
     }
-    if (lp.rflagsRaw & RFLAGS.IF && lp.interruptSource !== null) {
-      const v = lp.interruptSource.pendingVector();
-      if (v >= 0) {
-        if (vmExitTakes(lp, { kind: 'external-interrupt', vector: v })) return true;
-        lp.interruptSource.acknowledge(v);
+    const v = this.interruptToOffer();
+    if (v >= 0) {
+      if (vmExitTakes(lp, { kind: 'external-interrupt', vector: v })) return true;
+      if (lp.rflagsRaw & RFLAGS.IF) {
+        lp.interruptSource!.acknowledge(v);
         deliverWithDoubleFault(lp, { vector: v, errorCode: -1, explanation: `external interrupt ${v}` }, EVENT_EXTERNAL, lp.rip, 0);
         return true;
       }
     }
     return false;
   }
+
+  /**
+   * The pending external interrupt to consider, or −1. RFLAGS.IF = 0 blocks it, except in VMX non-root operation:
+   * with "external-interrupt exiting" IF does not block external interrupts (they cause VM exits), so there the
+   * interrupt is offered to VMX whatever IF says, and delivered only if IF = 1. See SDM Vol. 3C, "Changes to
+   * Event Blocking" ("Blocking of external interrupts").
+   */
+  private interruptToOffer(): number {
+    const lp = this.lp;
+    if (lp.interruptSource === null) return -1;
+    if (!(lp.rflagsRaw & RFLAGS.IF) && (lp.vmx === null || !lp.vmx.nonRoot)) return -1;
+    return lp.interruptSource.pendingVector();
+  }
+}
+
+/** The NMI is taken (delivered, or consumed by a VM exit): it is no longer pending. */
+function consumeNmi(lp: LogicalProcessor): void {
+  lp.nmiPending = false;
+  if (lp.apic) lp.apic.nmiPending = false;
 }
 
 /** An NMI is requested by the LP itself (tests, the machine) or its local APIC. */

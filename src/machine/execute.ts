@@ -7,7 +7,7 @@
 // Returns true when the instruction must end a code block (it changed mode, IF, CR3, … or is a branch).
 // Instruction semantics: SDM Vol. 2A–2D, each instruction's "Operation" section.
 
-import { AR } from '../x86/segments.ts';
+import { AR, SYSTEM_TYPE } from '../x86/segments.ts';
 import { CR0, CR4, EFER, XCR0 } from '../x86/control-registers.ts';
 import { RFLAGS } from '../x86/flags.ts';
 import { CS, DS, ES, FS, GS, SS, RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI } from '../x86/registers.ts';
@@ -361,7 +361,10 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       raiseSoftware(lp, 1, EVENT_PRIV_SW_EXCEPTION, next, d.len);
       return true;
     case 0xcf:
+      // Remember an IRET that unblocks NMIs until it completes: a fault on it is reported to VMX as such.
+      if (lp.nmiBlocked) lp.nmiUnblockedByIretAt = lp.instructions;
       iret(lp, d);
+      lp.nmiUnblockedByIretAt = -1;
       return true;
     // ------------------------------------------------------------------ LOOP, JrCXZ
     case 0xe0: case 0xe1: case 0xe2: case 0xe3: {
@@ -383,9 +386,12 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       const port = op >= 0xec ? lp.regLo[RDX]! & 0xffff : d.imm & 0xff;
       const isIn = (op & 2) === 0;
       checkIoPermission(lp, port, size);
-      if (vmExitTakes(lp, {
+      if (lp.vmx !== null && lp.vmx.nonRoot && vmExitTakes(lp, {
         kind: 'io', length: d.len,
-        io: { port, size: size as 1 | 2 | 4, direction: isIn ? 'in' : 'out', string: false, rep: false, immediate: op < 0xec },
+        io: {
+          port, size: size as 1 | 2 | 4, direction: isIn ? 'in' : 'out', string: false, rep: false, immediate: op < 0xec,
+          addressSize: d.addrSize as 2 | 4 | 8, segment: -1, linear: null,
+        },
       })) return true;
       if (isIn) setReg(lp, RAX, size, 0, lp.io.in(port, size as 1 | 2 | 4), 0);
       else lp.io.out(port, size as 1 | 2 | 4, (getReg(lp, RAX, size, 0) & (size === 4 ? -1 : (1 << (size * 8)) - 1)) >>> 0);
@@ -668,10 +674,34 @@ function checkIopl(lp: LogicalProcessor, what: string): void {
 }
 
 /** I/O permission: CPL ≤ IOPL. (The TSS I/O permission bitmap is not implemented: CPL > IOPL always faults.) */
+/**
+ * Protected-mode I/O permission: with CPL > IOPL the TSS's I/O permission bit map decides, and every bit for the
+ * ports port … port + size − 1 must be 0. These #GP checks come before any VM exit of the I/O instruction.
+ * See SDM Vol. 1, "I/O Privilege Level" and "I/O Permission Bit Map", and Vol. 3C, "Relative Priority of Faults
+ * and VM Exits".
+ */
 function checkIoPermission(lp: LogicalProcessor, port: number, size: number): void {
-  if (lp.cr0 & CR0.PE && lp.cpl > ((lp.rflagsRaw >>> 12) & 3)) {
-    throw gp(0, `I/O to port ${port.toString(16)}H (${size} bytes) with CPL > IOPL`, 'SDM Vol. 1, "I/O Privilege Level"');
+  if (!(lp.cr0 & CR0.PE) || lp.cpl <= ((lp.rflagsRaw >>> 12) & 3)) return;
+  const denied = ioBitmapDenies(lp, port, size);
+  if (denied !== null) {
+    throw gp(0, `I/O to port ${port.toString(16)}H (${size} bytes) with CPL > IOPL: ${denied}`, 'SDM Vol. 1, "I/O Permission Bit Map"');
   }
+}
+
+/** Why the TSS I/O permission bit map refuses the access, or null if it allows it. */
+function ioBitmapDenies(lp: LogicalProcessor, port: number, size: number): string | null {
+  const type = lp.segAr[TR]! & 0xf;
+  if (lp.segAr[TR]! & AR.UNUSABLE || (type !== SYSTEM_TYPE.TSS_AVAILABLE && type !== SYSTEM_TYPE.TSS_BUSY)) return 'TR holds no 32-/64-bit TSS, so there is no I/O permission bit map';
+  const limit = lp.segLimit[TR]! >>> 0;
+  if (limit < 0x67) return `the TSS limit ${limit.toString(16)}H does not reach the I/O map base at 66H`;
+  const base = lp.segBase[TR]!;
+  const mapBase = lp.slowRead(base + 0x66, 2, ACCESS_READ, 0) & 0xffff;
+  // The processor reads the two bytes holding the port's bits; both must be within the TSS limit.
+  const offset = mapBase + (port >>> 3);
+  if (offset + 1 > limit) return `the bit map bytes at TSS offset ${offset.toString(16)}H lie beyond the TSS limit ${limit.toString(16)}H`;
+  const bits = (lp.slowRead(base + offset, 2, ACCESS_READ, 0) & 0xffff) >>> (port & 7);
+  if (bits & ((1 << size) - 1)) return 'a bit for the port is 1 in the I/O permission bit map';
+  return null;
 }
 
 /** Near branch to `target`, truncated to the operand size; 64-bit targets must be canonical (#GP(0) at the branch). */
@@ -1047,14 +1077,18 @@ function stringIo(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const isIn = d.op < 0x6e;
   const port = lp.regLo[RDX]! & 0xffff;
   const as = d.addrSize;
+  const srcSeg = d.segOverride >= 0 ? d.segOverride : DS;
   checkIoPermission(lp, port, size);
-  if (vmExitTakes(lp, {
+  // The VM exit comes before the first iteration (a REP form exits with RCX, RSI/RDI and memory untouched).
+  if (lp.vmx !== null && lp.vmx.nonRoot && vmExitTakes(lp, {
     kind: 'io', length: d.len,
-    io: { port, size: size as 1 | 2 | 4, direction: isIn ? 'in' : 'out', string: true, rep: d.rep !== 0, immediate: false },
+    io: {
+      port, size: size as 1 | 2 | 4, direction: isIn ? 'in' : 'out', string: true, rep: d.rep !== 0, immediate: false,
+      addressSize: as as 2 | 4 | 8, segment: isIn ? ES : srcSeg, linear: stringIoLinear(lp, isIn ? ES : srcSeg, isIn ? RDI : RSI, as),
+    },
   })) return true;
   const delta = lp.rflagsRaw & DF_MASK ? -size : size;
   const rep = d.rep !== 0;
-  const srcSeg = d.segOverride >= 0 ? d.segOverride : DS;
   for (let i = 0; i < REP_CHUNK; i++) {
     if (rep && counterIsZero(lp, as)) break;
     if (isIn) {
@@ -1075,6 +1109,21 @@ function stringIo(lp: LogicalProcessor, d: Insn, next: number): boolean {
   }
   lp.rip = next;
   return true;
+}
+
+/**
+ * The linear address of an INS/OUTS memory operand as VMX reports it: the segment base plus (E/R)DI or (E/R)SI
+ * of the address size, with bits 63:32 clear outside 64-bit mode; null when the segment is unusable. No limit or
+ * canonical check: the VM exit comes before the access. See SDM Vol. 3C, "Basic VM-Exit Information" (guest-linear
+ * address).
+ */
+function stringIoLinear(lp: LogicalProcessor, seg: number, reg: number, addrSize: number): bigint | null {
+  if (lp.cr0 & CR0.PE && lp.segAr[seg]! & AR.UNUSABLE) return null;
+  const offset = addrSize === 8
+    ? (BigInt(lp.regHi[reg]!) << 32n) + BigInt(lp.regLo[reg]! >>> 0) // exact beyond 2^53
+    : BigInt(stringAddr(lp, reg, addrSize));
+  const la = BigInt(lp.segEffBase[seg]!) + offset;
+  return lp.bits === 64 ? BigInt.asUintN(64, la) : la & 0xffffffffn;
 }
 
 // ---------------------------------------------------------------- MOV CR / DR

@@ -11,7 +11,7 @@ import { exceptionClass, exceptionHasErrorCode, exceptionMnemonic, DB_VECTOR, DF
 import { CpuFault } from './fault.ts';
 import { TR, type LogicalProcessor } from './lp.ts';
 import { readDescriptor, setAccessed } from './segmentation.ts';
-import { vmExitTakes } from './vmx-seam.ts';
+import { vmExitTakes, type EventInDelivery } from './vmx-seam.ts';
 
 /** Event types, numbered like the VMX interruption-information "type" field. */
 export const EVENT_EXTERNAL = 0;
@@ -47,6 +47,13 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
   let errorCode = exceptionHasErrorCode(vector) && type === EVENT_HW_EXCEPTION ? first.errorCode : -1;
   let evType = type;
   let why = first.explanation;
+  // The event whose delivery raised the current exception, for VMX's IDT-vectoring information (null for the
+  // first event and for a double fault, which "causes the VM exit directly"). See SDM Vol. 3C, "Information for
+  // VM Exits During Event Delivery".
+  let during: EventInDelivery | null = null;
+  // Only the first event can be the fault of an IRET that unblocked NMIs (see LogicalProcessor.nmiUnblockedByIretAt).
+  let iretUnblocked = type === EVENT_HW_EXCEPTION && lp.nmiUnblockedByIretAt === lp.instructions;
+  lp.nmiUnblockedByIretAt = -1;
   for (let depth = 0; depth < 8; depth++) {
     // External interrupts and NMIs were offered to VMX before they were acknowledged (src/machine/cpu.ts).
     // An event injected by VM entry is delivered as is (the exception bitmap does not apply to it); faults
@@ -60,9 +67,15 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
           length: evType === EVENT_HW_EXCEPTION ? 0 : length,
           cr2: vector === PF_VECTOR ? BigInt.asUintN(64, BigInt(lp.pendingCr2)) : undefined,
           dr6: vector === DB_VECTOR && evType === EVENT_HW_EXCEPTION ? BigInt(lp.pendingDr6) : undefined,
+          during, nmiUnblockedByIret: iretUnblocked,
         });
-      if (taken) return;
+      if (taken) {
+        // The #DB's DR6 bits went into the exit qualification; DR6 itself is not updated.
+        if (vector === DB_VECTOR) lp.pendingDr6 = 0;
+        return;
+      }
     }
+    iretUnblocked = false;
     // CR2 is loaded only when the #PF is actually delivered (not when it causes a VM exit: the exit
     // qualification carries the address), and not for a #PF injected by VM entry (the VMM sets CR2).
     // See SDM Vol. 3C, "Architectural State Before a VM Exit" and "Event Injection".
@@ -78,6 +91,14 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
       return;
     } catch (e) {
       if (!(e instanceof CpuFault)) throw e;
+      const software = evType === EVENT_SW_INTERRUPT || evType === EVENT_SW_EXCEPTION || evType === EVENT_PRIV_SW_EXCEPTION;
+      const delivering: EventInDelivery = { vector, type: evType, errorCode, length: software ? length : 0 };
+      // A fault while delivering INT n, INT3 or INT1 is a fault on that instruction: it returns to the instruction,
+      // not past it. See SDM Vol. 3A, "Exception Classifications" (faults) and Vol. 2A, "INT n/INTO/INT3/INT1".
+      if (software) {
+        returnRip -= length;
+        lp.rip = returnRip;
+      }
       const firstClass = evType === EVENT_HW_EXCEPTION ? exceptionClass(vector) : 'benign';
       const second = exceptionClass(e.vector);
       if (firstClass === 'double-fault' && (second === 'contributory' || second === 'page-fault')) {
@@ -89,11 +110,13 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
         why = `${exceptionMnemonic(vector)} then ${e.message}`;
         vector = DF_VECTOR;
         errorCode = 0;
+        during = null;
       } else {
         // Handled serially: the second exception is delivered (its RIP is the same faulting instruction).
         vector = e.vector;
         errorCode = exceptionHasErrorCode(e.vector) ? e.errorCode : -1;
         why = e.explanation;
+        during = delivering;
       }
       evType = EVENT_HW_EXCEPTION;
     }

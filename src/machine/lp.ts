@@ -185,6 +185,12 @@ export class LogicalProcessor {
   initPending = false;
   /** NMIs are blocked from the delivery of an NMI until the next IRET. See SDM Vol. 3A, "NMI Handling While Processing an NMI". */
   nmiBlocked = false;
+  /**
+   * `instructions` at an IRET that found NMIs blocked and unblocked them, while that IRET has not completed (−1:
+   * none). If the IRET faults, the fault is one "on the IRET instruction" with NMIs unblocked: VMX reports it as
+   * "NMI unblocking due to IRET". See SDM Vol. 3C, "Information for VM Exits Due to Vectored Events".
+   */
+  nmiUnblockedByIretAt = -1;
   /** Set by the page walker: the CR2 value a #PF about to be delivered carries. */
   pendingCr2 = 0;
   /** DR6 bits a #DB about to be delivered sets (e.g. BS for single-step). */
@@ -756,6 +762,7 @@ export class LogicalProcessor {
     this.shadowKind = '';
     this.nmiPending = false;
     this.nmiBlocked = false;
+    this.nmiUnblockedByIretAt = -1;
     this.activity = 'active';
     this.shutdownReason = '';
     this.tlb.flushAll();

@@ -94,8 +94,11 @@ export class Machine {
         if (apic !== null) {
           // One APIC timer clock per retired instruction; a halted LP's timer runs on with the slice.
           const elapsed = lp.instructions - before;
+          const pendingBefore = apic.pendingVector() >= 0;
           apic.tick(lp.activity === 'hlt' && elapsed === 0 ? slice : elapsed);
-          if (lp.activity === 'hlt' && apic.pendingVector() >= 0) progress = true;
+          // A halted LP may wake on an interrupt that just became pending. One that was pending already and did
+          // not wake it is blocked (RFLAGS.IF = 0): that is no progress, or a `cli; hlt` would spin forever.
+          if (lp.activity === 'hlt' && !pendingBefore && apic.pendingVector() >= 0) progress = true;
         }
         if (lp.activity === 'shutdown') return { reason: 'shutdown', instructions: executed, lp, detail: lp.shutdownReason };
         if (lp.executor!.hitBreakpoint === lp.rip) {

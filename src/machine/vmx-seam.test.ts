@@ -101,7 +101,7 @@ describe('VMX seam', () => {
     v.takeKinds.add('exception');
     g.lp.vmx = v;
     g.machine.run({ maxInstructions: 1 });
-    expect(v.events[0]).toEqual({ kind: 'exception', vector: 3, errorCode: -1, type: 6, length: 1, cr2: undefined });
+    expect(v.events[0]).toEqual({ kind: 'exception', vector: 3, errorCode: -1, type: 6, length: 1, cr2: undefined, during: null, nmiUnblockedByIret: false });
   });
 });
 

@@ -106,6 +106,29 @@ export interface IoAccess {
   rep: boolean;
   /** Port given as an immediate (true) or in DX (false). */
   immediate: boolean;
+  /** Address size in bytes (2, 4 or 8): INS/OUTS address their memory operand with (E/R)DI or (E/R)SI of this size. */
+  addressSize: 2 | 4 | 8;
+  /** INS/OUTS: the memory operand's segment register (ES = 0 for INS; DS = 3 or the override for OUTS); -1 otherwise. */
+  segment: number;
+  /**
+   * INS/OUTS: linear address of the memory operand (segment base + (E/R)DI or (E/R)SI, bits 63:32 clear outside
+   * 64-bit mode); null for IN/OUT, and when the segment is unusable.
+   */
+  linear: bigint | null;
+}
+
+/**
+ * An event whose delivery through the IDT was under way when another exception arose: what the IDT-vectoring
+ * information fields record. `type` as in the interruption-information format (0 external interrupt, 2 NMI,
+ * 3 hardware exception, 4 software interrupt, 5 privileged software exception, 6 software exception);
+ * `errorCode` −1 when the event pushes none; `length` the instruction length for types 4–6, else 0.
+ * See SDM Vol. 3C, "Information for VM Exits During Event Delivery".
+ */
+export interface EventInDelivery {
+  readonly vector: number;
+  readonly type: number;
+  readonly errorCode: number;
+  readonly length: number;
 }
 
 /**
@@ -138,7 +161,13 @@ export type VmxInterceptEvent =
    * length for software exceptions, else 0. `cr2` (#PF) and `dr6` (#DB) are the values the exception would
    * load: on a VM exit they are not loaded but belong in the exit qualification.
    */
-  | { kind: 'exception'; vector: number; errorCode: number; type: 3 | 5 | 6; length: number; cr2?: bigint; dr6?: bigint }
+  | {
+    kind: 'exception'; vector: number; errorCode: number; type: 3 | 5 | 6; length: number; cr2?: bigint; dr6?: bigint;
+    /** The event being delivered when this exception arose (null: none, or this is a double fault). */
+    during: EventInDelivery | null;
+    /** The exception is a fault on an IRET that unblocked NMIs (blocking by NMI was in effect before it). */
+    nmiUnblockedByIret: boolean;
+  }
   /** INT n: software interrupt (type 4). */
   | { kind: 'software-interrupt'; vector: number; length: number }
   /** An external interrupt the interrupt source has pending (not yet acknowledged). */

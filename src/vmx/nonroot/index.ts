@@ -10,6 +10,9 @@ import { rdmsr, wrmsr } from './msr-access.ts';
 import { tripleFault } from './other-causes.ts';
 import { rdtsc, rdtscp } from './tsc.ts';
 import { cpuid, invd, xsetbv } from './unconditional.ts';
+import { io } from './io.ts';
+import { exception, softwareInterrupt } from './exceptions.ts';
+import { externalInterrupt, nmi } from './interrupts.ts';
 
 /** Events the VM-exits chapter has not implemented yet: they run natively, as they did before VMX Lab modelled them. */
 const notYetModelled = (): InterceptAnswer => NATIVE;
@@ -25,17 +28,16 @@ export const EXIT_CAUSES: { readonly [K in VmxInterceptEvent['kind']]: ExitCause
   'wrmsr': wrmsr,
   'cr-access': crAccess,
   'triple-fault': tripleFault,
-  // Not yet modelled (chapter 5, VM exits): I/O, PAUSE, WBINVD, MOV DR, INVLPG, exceptions and the exception
-  // bitmap, software interrupts, external interrupts, NMIs.
+  // Not yet modelled (chapter 5, VM exits): PAUSE, WBINVD, MOV DR, INVLPG.
   'pause': notYetModelled,
   'wbinvd': notYetModelled,
-  'io': notYetModelled,
+  'io': io,
   'dr-access': notYetModelled,
   'invlpg': notYetModelled,
-  'exception': notYetModelled,
-  'software-interrupt': notYetModelled,
-  'external-interrupt': notYetModelled,
-  'nmi': notYetModelled,
+  'exception': exception,
+  'software-interrupt': softwareInterrupt,
+  'external-interrupt': externalInterrupt,
+  'nmi': nmi,
 };
 
 /** Offer `event` to its exit cause. */
