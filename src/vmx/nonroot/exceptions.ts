@@ -13,7 +13,7 @@
 import { NATIVE, type EventInDelivery, type VmxInterceptEvent } from '../../machine/vmx-seam.ts';
 import { DB_VECTOR, DF_VECTOR, PF_VECTOR } from '../../x86/exceptions.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
-import { INTR_TYPE } from '../entry/bits.ts';
+import { INTR_TYPE } from '../transition/interruption-info.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import type { VmExitCause } from '../exit/info.ts';
 import type { ExitCauseHandler, NonRootContext } from './context.ts';

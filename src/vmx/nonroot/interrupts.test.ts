@@ -2,6 +2,7 @@
 // Controls", "VM-Exit Controls" (acknowledge interrupt on exit), "Changes to Event Blocking", "Information for VM
 // Exits Due to Vectored Events", "Information for VM Exits During Event Delivery", "Saving Non-Register State"
 // and "Updating Non-Register State". Expected values are computed here from those rules.
+import type { VmcsFieldName } from '../fields.ts';
 import { describe, expect, it } from 'vitest';
 import { CPU_MODELS } from '../../machine/cpu-model.ts';
 import type { LocalApic } from '../../machine/apic.ts';
@@ -30,7 +31,7 @@ function raiseInterrupt(cpu: HostCpu, vector: number): LocalApic {
 const inIrr = (apic: LocalApic, v: number): boolean => ((apic.registers().irr[v >> 5]! >>> (v & 31)) & 1) === 1;
 const inIsr = (apic: LocalApic, v: number): boolean => ((apic.registers().isr[v >> 5]! >>> (v & 31)) & 1) === 1;
 
-function setControl(host: Host, cpu: HostCpu, field: string, bits: number): void {
+function setControl(host: Host, cpu: HostCpu, field: VmcsFieldName, bits: number): void {
   write(host, cpu, field, read(cpu, field) | BigInt(bits));
 }
 

@@ -13,7 +13,7 @@
 import { NATIVE } from '../../machine/vmx-seam.ts';
 import { NMI_VECTOR } from '../../x86/exceptions.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
-import { INTR_TYPE } from '../entry/bits.ts';
+import { INTR_TYPE } from '../transition/interruption-info.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import type { ExitCauseHandler } from './context.ts';
 import { interruptionInformation } from './qualification.ts';

@@ -1,6 +1,6 @@
 // Exit-qualification layouts, built in one place. Each function packs the fields of one SDM table.
 import type { IoAccess } from '../../machine/vmx-seam.ts';
-import { INTR_INFO } from '../entry/bits.ts';
+import { INTR_INFO } from '../transition/interruption-info.ts';
 import { UNDEFINED_32 } from '../exit/info.ts';
 
 /** How a control register was accessed: bits 5:4 of the CR-access exit qualification. */
