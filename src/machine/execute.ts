@@ -27,7 +27,8 @@ import { LDTR, TR, type LogicalProcessor } from './lp.ts';
 import { loadCodeSegment, loadDataSegment, readDescriptor } from './segmentation.ts';
 import { deliverWithDoubleFault, EVENT_HW_EXCEPTION, EVENT_PRIV_SW_EXCEPTION, EVENT_SW_EXCEPTION, EVENT_SW_INTERRUPT } from './interrupts.ts';
 import {
-  nonRootAnswer, vmExitTakes, type DescriptorTableInstruction, type MemOperandEncoding, type VmxInterceptEvent, type VmxMnemonic,
+  nonRootAnswer, vmExitTakes, type DescriptorTableInstruction, type MemOperandEncoding, type VmxInterceptEvent, type VmxMemOperand,
+  type VmxMnemonic,
 } from './vmx-seam.ts';
 import { readPerformanceCounter } from './performance-counters.ts';
 import { ACCESS_READ } from './paging.ts';
@@ -1464,14 +1465,25 @@ function vmxInstruction(lp: LogicalProcessor, d: Insn, next: number, mnemonic: V
   if (lp.vmx === null) {
     throw ud(`${mnemonic}: VMX is not available on this logical processor (no VMX unit attached)`, 'SDM Vol. 3C, "VMX Instruction Reference"');
   }
-  let mem = null;
+  let mem: VmxMemOperand | null = null;
   if (d.mem) {
     const eff = effectiveAddress(lp, d);
-    const linear = lp.bits === 64 ? segmentLinear(lp, d.seg, eff, 1) : segmentLinear(lp, d.seg, eff, 8);
+    // A VMX instruction reaches its operand only after its #UD checks, its VM exit in VMX non-root operation and
+    // its CPL check: a fault computing the address (non-canonical, beyond the limit) is raised when the operand
+    // is accessed, not here. See SDM Vol. 3C, "VMX Instruction Reference" (each instruction's "Operation").
+    let linear: number, addressFault: CpuFault | undefined;
+    try {
+      linear = lp.bits === 64 ? segmentLinear(lp, d.seg, eff, 1) : segmentLinear(lp, d.seg, eff, 8);
+    } catch (e) {
+      if (!(e instanceof CpuFault)) throw e;
+      linear = lp.bits === 64 ? lp.segEffBase[d.seg]! + eff : (lp.segBase[d.seg]! + eff) >>> 0;
+      addressFault = e;
+    }
     mem = {
       ...operandEncoding(d),
       effective: BigInt.asUintN(64, BigInt(eff)),
       linear: BigInt.asUintN(64, BigInt(linear)),
+      ...(addressFault !== undefined ? { addressFault } : {}),
     };
   }
   const rip = lp.rip;

@@ -29,6 +29,7 @@
 //
 // See SDM Vol. 3C, "VMX Instruction Reference" and "Instructions That Cause VM Exits Conditionally".
 
+import type { CpuFault } from './fault.ts';
 import type { LogicalProcessor } from './lp.ts';
 
 /** VMX's answer for an event in VMX non-root operation (see the header). */
@@ -87,8 +88,13 @@ export interface MemOperandEncoding {
 export interface VmxMemOperand extends MemOperandEncoding {
   /** Effective address (offset within the segment), after address-size truncation. */
   effective: bigint;
-  /** Linear address = segment base + effective address (canonical check already done). */
+  /** Linear address = segment base + effective address (canonical and limit checks done, see `addressFault`). */
   linear: bigint;
+  /**
+   * Set when those checks failed: the #GP(0) or #SS(0) the instruction raises if it goes on to access the
+   * operand (after its #UD checks, its VM exit in VMX non-root operation and its CPL check).
+   */
+  addressFault?: CpuFault;
 }
 
 export interface VmxInstruction {

@@ -5,8 +5,16 @@
 import { NATIVE, type InterceptAnswer, type VmxInterceptEvent } from '../../machine/vmx-seam.ts';
 import type { ExitCauseHandler, NonRootContext } from './context.ts';
 import { crAccess } from './cr-access.ts';
+import { descriptorTable } from './descriptor-tables.ts';
 import { hlt } from './hlt.ts';
+import { invlpg, invpcid } from './invlpg.ts';
+import { monitor, mwait } from './monitor-mwait.ts';
+import { movDr } from './mov-dr.ts';
 import { rdmsr, wrmsr } from './msr-access.ts';
+import { pause } from './pause.ts';
+import { rdrand, rdseed } from './random-numbers.ts';
+import { rdpmc } from './rdpmc.ts';
+import { wbinvd } from './wbinvd.ts';
 import { tripleFault } from './other-causes.ts';
 import { rdtsc, rdtscp } from './tsc.ts';
 import { cpuid, invd, xsetbv } from './unconditional.ts';
@@ -25,20 +33,21 @@ export const EXIT_CAUSES: { readonly [K in VmxInterceptEvent['kind']]: ExitCause
   'wrmsr': wrmsr,
   'cr-access': crAccess,
   'triple-fault': tripleFault,
-  // Not yet modelled (chapter 5, VM exits): I/O, PAUSE, WBINVD, MOV DR, INVLPG, exceptions and the exception
-  // bitmap, software interrupts, external interrupts, NMIs.
-  'pause': notYetModelled,
-  'wbinvd': notYetModelled,
+  // Instructions that exit conditionally (besides I/O, CR access, MSRs, TSC, HLT).
+  'pause': pause,
+  'wbinvd': wbinvd,
+  'dr-access': movDr,
+  'invlpg': invlpg,
+  'invpcid': invpcid,
+  'descriptor-table': descriptorTable,
+  'rdpmc': rdpmc,
+  'monitor': monitor,
+  'mwait': mwait,
+  'rdrand': rdrand,
+  'rdseed': rdseed,
+  // Not yet modelled (chapter 5, VM exits): I/O, exceptions and the exception bitmap, software interrupts,
+  // external interrupts, NMIs.
   'io': notYetModelled,
-  'dr-access': notYetModelled,
-  'invlpg': notYetModelled,
-  'invpcid': notYetModelled,
-  'descriptor-table': notYetModelled,
-  'rdpmc': notYetModelled,
-  'monitor': notYetModelled,
-  'mwait': notYetModelled,
-  'rdrand': notYetModelled,
-  'rdseed': notYetModelled,
   'exception': notYetModelled,
   'software-interrupt': notYetModelled,
   'external-interrupt': notYetModelled,
@@ -52,3 +61,5 @@ export function interceptInNonRoot(ctx: NonRootContext, event: VmxInterceptEvent
 
 export { initSignal, startupIpi } from './other-causes.ts';
 export { cpuidExit, hltExit, instructionExit, tripleFaultExit, vmcallExit } from './causes.ts';
+export { vmxInstructionExit } from './vmx-instructions.ts';
+export { vmfunc, vmFunctionsEnabled } from './vmfunc.ts';
