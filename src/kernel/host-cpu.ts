@@ -176,7 +176,7 @@ export class HostCpu {
       addressSize: 8,
       reg,
       rmReg,
-      mem: mem === null ? null : { segment: DS, base: -1, index: -1, scale: 0, displacement: mem, effective: mem, linear: mem },
+      mem: mem === null ? null : { segment: DS, base: -1, index: -1, scale: 0, displacement: mem, ripRelative: false, effective: mem, linear: mem },
     };
     // The instruction's RIP is set to the next instruction before execution, as the interpreter does. One that
     // completes in place (no VM entry, no VM-entry failure loading HOST_RIP) then gives RIP back to the host code

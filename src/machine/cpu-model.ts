@@ -141,6 +141,13 @@ const IA32_VMX_PROCBASED_CTLS2 = 0x48b;
 const IA32_VMX_EPT_VPID_CAP = 0x48c;
 /** Secondary control "enable RDTSCP" (bit 3); its allowed-1 setting is in bits 63:32 of IA32_VMX_PROCBASED_CTLS2. */
 const PROCBASED2_ENABLE_RDTSCP = 3;
+/**
+ * Secondary controls "enable INVPCID" (bit 12) and "RDSEED exiting" (bit 16): a processor offers them only if it
+ * has the instruction, so their allowed-1 settings stand in for CPUID.07H:EBX[10] and [18] (leaf 7 is not in the
+ * measured data).
+ */
+const PROCBASED2_ENABLE_INVPCID = 12;
+const PROCBASED2_RDSEED_EXITING = 16;
 /** IA32_VMX_EPT_VPID_CAP bit 17: EPT supports 1-GByte pages. */
 const EPT_CAP_1G_PAGE = 17;
 // CR4 bit positions (IA32_VMX_CR4_FIXED1 bit n = 1 means CR4 bit n may be 1, i.e. the feature exists).
@@ -216,11 +223,14 @@ function buildModel(file: CpuModelFile): CpuModel {
   const hasXsave = cpuidBit(ecx1, CPUID_FEATURE.XSAVE.bit);
 
   // Leaf 7 subleaf 0: a CR4 control bit exists exactly when its feature does, and IA32_VMX_CR4_FIXED1 lists the
-  // CR4 bits the processor lets software set. See SDM Vol. 3D, "VMX-Fixed Bits in CR4".
+  // CR4 bits the processor lets software set. See SDM Vol. 3D, "VMX-Fixed Bits in CR4". INVPCID and RDSEED come
+  // from the VMX controls that exist only with them (see PROCBASED2_ENABLE_INVPCID).
   const leaf7ebx =
     (cpuidBit(cr4Fixed1, CR4_BIT.FSGSBASE) ? 1 << CPUID_FEATURE.FSGSBASE.bit : 0) |
     (cpuidBit(cr4Fixed1, CR4_BIT.SMEP) ? 1 << CPUID_FEATURE.SMEP.bit : 0) |
-    (cpuidBit(cr4Fixed1, CR4_BIT.SMAP) ? 1 << CPUID_FEATURE.SMAP.bit : 0);
+    (cpuidBit(cr4Fixed1, CR4_BIT.SMAP) ? 1 << CPUID_FEATURE.SMAP.bit : 0) |
+    (cpuidBit(ctls2Allowed1, PROCBASED2_ENABLE_INVPCID) ? 1 << CPUID_FEATURE.INVPCID.bit : 0) |
+    (cpuidBit(ctls2Allowed1, PROCBASED2_RDSEED_EXITING) ? 1 << CPUID_FEATURE.RDSEED.bit : 0);
   const leaf7ecx = cpuidBit(cr4Fixed1, CR4_BIT.UMIP) ? 1 << CPUID_FEATURE.UMIP.bit : 0;
 
   // Leaf 80000001H. LAHF/SAHF and Intel 64 exist on every model here; NX is reported by all of them. RDTSCP exists

@@ -135,6 +135,31 @@ describe('decoder vs iced-x86', () => {
       expect(stats.checked).toBeGreaterThan(stats.skipped);
     }, 60_000);
   }
+  it('decodes RDPMC, MONITOR, MWAIT, RDRAND, RDSEED and INVPCID as iced-x86 does (mnemonic, length, operands)', () => {
+    const forms: [string, number[], 16 | 32 | 64][] = [
+      ['RDPMC', [0x0f, 0x33], 64], ['MONITOR', [0x0f, 0x01, 0xc8], 64], ['MWAIT', [0x0f, 0x01, 0xc9], 64],
+      ['MONITOR', [0x0f, 0x01, 0xc8], 32], ['RDRAND', [0x48, 0x0f, 0xc7, 0xf0], 64], ['RDRAND', [0x66, 0x0f, 0xc7, 0xf1], 64],
+      ['RDSEED', [0x41, 0x0f, 0xc7, 0xf9], 64], ['RDSEED', [0x0f, 0xc7, 0xfa], 32], ['INVPCID', [0x66, 0x0f, 0x38, 0x82, 0x03], 64],
+      ['INVPCID', [0x66, 0x44, 0x0f, 0x38, 0x82, 0x44, 0x8b, 0x10], 64], ['INVPCID', [0x66, 0x0f, 0x38, 0x82, 0x0b], 32],
+    ];
+    for (const [name, b, bits] of forms) {
+      const d = new Insn();
+      decode(d, bits, { byte: (i) => b[i] ?? 0x90 });
+      expect(d.op, `${name} ${Buffer.from(b).toString('hex')}`).not.toBe(OP_INVALID);
+      const dec = new Decoder(bits, new Uint8Array(b), DecoderOptions.None);
+      const ins = dec.decode();
+      expect(Code[ins.code]!.toUpperCase().startsWith(name), `iced says ${Code[ins.code]}`).toBe(true);
+      ins.free();
+      dec.free();
+      compareOne(bits, new Uint8Array([...b, 0x90, 0x90, 0x90]), { checked: 0, skipped: 0 });
+    }
+    // F3H turns the register forms of 0F C7 /6 and /7 into other instructions (SENDUIPI, RDPID): not RDRAND/RDSEED.
+    const d = new Insn();
+    decode(d, 64, { byte: (i) => [0xf3, 0x0f, 0xc7, 0xf8][i] ?? 0x90 });
+    expect(d.op).toBe(OP_INVALID);
+    expect(d.invalidKind).toBe('unimplemented');
+  });
+
   it('decodes every VMX instruction form', () => {
     const forms: [string, number[]][] = [
       ['VMXON [rax]', [0xf3, 0x0f, 0xc7, 0x30]], ['VMCLEAR [rax]', [0x66, 0x0f, 0xc7, 0x30]], ['VMPTRLD [rax]', [0x0f, 0xc7, 0x30]],

@@ -102,7 +102,7 @@ def(T + 0x06, 0); // CLTS
 def([T + 0x08, T + 0x09, T + 0x0b], 0); // INVD WBINVD UD2
 def(range(T + 0x18, T + 0x1f), MODRM); // hint NOPs / NOP r/m
 def(range(T + 0x20, T + 0x23), MODRM | F64);
-def([T + 0x30, T + 0x31, T + 0x32], 0);
+def([T + 0x30, T + 0x31, T + 0x32, T + 0x33], 0); // WRMSR RDTSC RDMSR RDPMC
 def(range(T + 0x40, T + 0x4f), MODRM);
 def([T + 0x78, T + 0x79], MODRM | F64); // VMREAD/VMWRITE: 64-bit operands in 64-bit mode
 def(range(T + 0x80, T + 0x8f), imm(I_RELZ) | F64);
@@ -116,8 +116,8 @@ def([T + 0xb6, T + 0xb7, T + 0xbe, T + 0xbf, T + 0xbc, T + 0xbd], MODRM);
 def(T + 0xba, MODRM | imm(I_8));
 def(T + 0xc7, MODRM);
 def(range(T + 0xc8, T + 0xcf), 0); // BSWAP
-// Three-byte 0F 38: INVEPT / INVVPID (66H). See SDM Vol. 3C, "INVEPT" and "INVVPID".
-def([0x280, 0x281], MODRM | F64);
+// Three-byte 0F 38: INVEPT / INVVPID / INVPCID (66H). See SDM Vol. 3C, "INVEPT" and "INVVPID", Vol. 2A, "INVPCID".
+def([0x280, 0x281, 0x282], MODRM | F64);
 
 // Opcodes that are invalid (always, or in 64-bit mode). Everything else not SUPPORTED is valid x86 that
 // VMX Lab does not implement, and its #UD explanation says so.
@@ -373,7 +373,8 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
     case 0x101: {
       if (d.mem) { if (r === 5) bad = '0F 01 /5 with memory is undefined'; break; }
       const rm = d.rm & 7;
-      const ok = (r === 0 && rm >= 1 && rm <= 4) || (r === 2 && (rm === 0 || rm === 1 || rm === 4)) ||
+      // r = 1: MONITOR (rm 0) and MWAIT (rm 1).
+      const ok = (r === 0 && rm >= 1 && rm <= 4) || (r === 1 && rm <= 1) || (r === 2 && (rm === 0 || rm === 1 || rm === 4)) ||
         (r === 7 && (rm === 0 || rm === 1)) || r === 4 || r === 6;
       if (!ok) unimpl = `0F 01 ${(0xc0 | (r << 3) | rm).toString(16).toUpperCase()}`;
       break;
@@ -394,13 +395,15 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
     // With F3H these are TZCNT/LZCNT (different results from BSF/BSR): not implemented rather than wrong.
     case 0x1bc: case 0x1bd: if (d.rep === 0xf3) unimpl = key === 0x1bc ? 'TZCNT' : 'LZCNT'; break;
     case 0x1c7: {
-      const ok = d.mem && ((r === 6 && (d.rep === 0xf3 || d.rep === 0) ) || (r === 6 && d.has66) || r === 7);
-      if (!ok) unimpl = d.mem ? '0F C7 /1 (CMPXCHG8B/16B) and friends' : 'RDRAND/RDSEED';
+      // Memory forms: VMPTRLD/VMCLEAR/VMXON (/6), VMPTRST (/7). Register forms: RDRAND (/6), RDSEED (/7); with
+      // F3H they are SENDUIPI and RDPID.
+      const ok = d.mem ? (r === 6 && (d.rep === 0xf3 || d.rep === 0)) || (r === 6 && d.has66) || r === 7 : (r === 6 || r === 7) && d.rep === 0;
+      if (!ok) unimpl = d.mem ? '0F C7 /1 (CMPXCHG8B/16B) and friends' : d.rep === 0xf3 ? 'RDPID/SENDUIPI' : '0F C7 register forms other than RDRAND/RDSEED';
       break;
     }
-    case 0x280: case 0x281:
-      if (!d.has66) bad = '0F 38 80/81 without 66H';
-      else if (!d.mem) bad = 'INVEPT/INVVPID need a memory operand';
+    case 0x280: case 0x281: case 0x282:
+      if (!d.has66) bad = '0F 38 80/81/82 without 66H';
+      else if (!d.mem) bad = 'INVEPT/INVVPID/INVPCID need a memory operand';
       break;
   }
   if (key >= 0x178 && key <= 0x179 && (d.has66 || d.rep)) bad = 'VMREAD/VMWRITE with 66/F2/F3 prefix';

@@ -8,7 +8,9 @@
 // Instruction semantics: SDM Vol. 2A–2D, each instruction's "Operation" section.
 
 import { AR, SYSTEM_TYPE } from '../x86/segments.ts';
-import { CR0, CR4, EFER, XCR0 } from '../x86/control-registers.ts';
+import { CR0, CR4, DR6, DR7_GD, EFER, XCR0 } from '../x86/control-registers.ts';
+import { CPUID_FEATURE, cpuidBit, type CpuidFeature } from '../x86/cpuid.ts';
+import { DB_VECTOR } from '../x86/exceptions.ts';
 import { RFLAGS } from '../x86/flags.ts';
 import { CS, DS, ES, FS, GS, SS, RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI } from '../x86/registers.ts';
 import * as MSR from '../x86/msr.ts';
@@ -24,7 +26,11 @@ import {
 import { LDTR, TR, type LogicalProcessor } from './lp.ts';
 import { loadCodeSegment, loadDataSegment, readDescriptor } from './segmentation.ts';
 import { deliverWithDoubleFault, EVENT_HW_EXCEPTION, EVENT_PRIV_SW_EXCEPTION, EVENT_SW_EXCEPTION, EVENT_SW_INTERRUPT } from './interrupts.ts';
-import { nonRootAnswer, vmExitTakes, type VmxInterceptEvent, type VmxMnemonic } from './vmx-seam.ts';
+import {
+  nonRootAnswer, vmExitTakes, type DescriptorTableInstruction, type MemOperandEncoding, type VmxInterceptEvent, type VmxMemOperand,
+  type VmxMnemonic,
+} from './vmx-seam.ts';
+import { readPerformanceCounter } from './performance-counters.ts';
 import { ACCESS_READ } from './paging.ts';
 
 const CANON = 2 ** 47;
@@ -503,6 +509,16 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       lp.rip = next;
       return false;
     }
+    case 0x133: { // RDPMC
+      // CPL > 0 with CR4.PCE = 0 is #GP(0), a privilege fault that comes before a VM exit; an invalid counter in
+      // ECX is #GP(0) only after "RDPMC exiting" had its say. See SDM Vol. 2B, "RDPMC—Read Performance-Monitoring
+      // Counters" and Vol. 3C, "Relative Priority of Faults and VM Exits".
+      if (lp.cpl !== 0 && !(lp.cr4 & CR4.PCE)) throw gp(0, `RDPMC at CPL ${lp.cpl} with CR4.PCE = 0`, 'SDM Vol. 2B, "RDPMC—Read Performance-Monitoring Counters"');
+      if (vmExitTakes(lp, { kind: 'rdpmc', length: d.len })) return true;
+      setEdxEax(lp, readPerformanceCounter(lp, lp.regLo[RCX]! >>> 0));
+      lp.rip = next;
+      return false;
+    }
     case 0x178: case 0x179: return vmxInstruction(lp, d, next, op === 0x178 ? 'VMREAD' : 'VMWRITE');
     case 0x1a2: { // CPUID
       if (vmExitTakes(lp, { kind: 'cpuid', length: d.len })) return true;
@@ -611,8 +627,9 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       lp.rip = next;
       return false;
     }
-    case 0x1c7: { // VMPTRLD / VMCLEAR / VMXON (/6), VMPTRST (/7)
+    case 0x1c7: { // VMPTRLD / VMCLEAR / VMXON (/6), VMPTRST (/7); register forms RDRAND (/6), RDSEED (/7)
       const r = d.reg & 7;
+      if (!d.mem) return randomNumber(lp, d, next, r === 6 ? 'rdrand' : 'rdseed');
       const m: VmxMnemonic = r === 7 ? 'VMPTRST' : d.rep === 0xf3 ? 'VMXON' : d.has66 ? 'VMCLEAR' : 'VMPTRLD';
       return vmxInstruction(lp, d, next, m);
     }
@@ -627,6 +644,8 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     }
     case 0x280: case 0x281:
       return vmxInstruction(lp, d, next, op === 0x280 ? 'INVEPT' : 'INVVPID');
+    case 0x282:
+      return invpcid(lp, d, next);
     case OP_INVALID:
       throw ud(d.invalidReason || 'invalid opcode', 'SDM Vol. 2D, "Opcode Map"');
   }
@@ -1158,6 +1177,11 @@ function movCr(lp: LogicalProcessor, d: Insn, next: number): boolean {
 }
 
 function movDr(lp: LogicalProcessor, d: Insn, next: number): boolean {
+  const toDr = d.op === 0x123;
+  // A "MOV-DR exiting" VM exit comes first: unlike other VM exits it has priority over the #GP for CPL > 0 and
+  // the #UD for DR4/DR5 with CR4.DE = 1, and (as a fault-like VM exit) over the general-detect #DB.
+  // See SDM Vol. 3C, "Instructions That Cause VM Exits Conditionally" and "Relative Priority of Faults and VM Exits".
+  if (vmExitTakes(lp, { kind: 'dr-access', length: d.len, dr: d.reg, direction: toDr ? 'to' : 'from', gpr: d.rm })) return true;
   requireCpl0(lp, 'MOV DR');
   let dr = d.reg;
   // DR4/DR5 alias DR6/DR7 unless CR4.DE = 1, which makes them #UD. See SDM Vol. 3A, "Debug Registers".
@@ -1165,8 +1189,12 @@ function movDr(lp: LogicalProcessor, d: Insn, next: number): boolean {
     if (lp.cr4 & CR4.DE) throw ud(`MOV DR${dr} with CR4.DE = 1`, 'SDM Vol. 3A, "Debug Registers"');
     dr += 2;
   }
-  const toDr = d.op === 0x123;
-  if (vmExitTakes(lp, { kind: 'dr-access', length: d.len, dr: d.reg, direction: toDr ? 'to' : 'from', gpr: d.rm })) return true;
+  // General detect: with DR7.GD = 1 every MOV DR is a #DB fault that sets DR6.BD (delivery then clears GD).
+  // See SDM Vol. 3B, "General-Detect Exception Condition".
+  if (Number(lp.dr[7]! & BigInt(DR7_GD)) !== 0) {
+    lp.pendingDr6 = DR6.BD;
+    throw new CpuFault(DB_VECTOR, -1, 'MOV DR with DR7.GD = 1 (general-detect condition)', 'SDM Vol. 3B, "General-Detect Exception Condition"');
+  }
   if (toDr) {
     const v = lp.bits === 64 ? lp.getGpr(d.rm) : BigInt(lp.regLo[d.rm]! >>> 0);
     if (dr >= 6 && v >> 32n !== 0n) throw gp(0, `MOV to DR${dr} with bits 63:32 set`, 'SDM Vol. 3A, "Debug Registers"');
@@ -1186,6 +1214,7 @@ function group6(lp: LogicalProcessor, d: Insn, next: number): boolean {
   if (!(lp.cr0 & CR0.PE)) throw ud(`0F 00 /${r} in real mode`, 'SDM Vol. 2A, "LLDT—Load Local Descriptor Table Register"');
   if (r <= 1) { // SLDT/STR: 16-bit to memory, operand size to a register
     checkUmip(lp, r === 0 ? 'SLDT' : 'STR');
+    if (descriptorTableExit(lp, d, r === 0 ? 'SLDT' : 'STR')) return true;
     const sel = lp.segSel[r === 0 ? LDTR : TR]!;
     if (d.mem) writeMem(lp, linearAddress(lp, d, 2), 2, sel, 0);
     else setReg(lp, d.rm, d.opSize === 2 ? 2 : 4, d.rex, sel, 0);
@@ -1193,6 +1222,7 @@ function group6(lp: LogicalProcessor, d: Insn, next: number): boolean {
     return false;
   }
   requireCpl0(lp, r === 2 ? 'LLDT' : 'LTR');
+  if (descriptorTableExit(lp, d, r === 2 ? 'LLDT' : 'LTR')) return true;
   const sel = readRM(lp, d, 2);
   const target = r === 2 ? LDTR : TR;
   const sdm = r === 2 ? 'SDM Vol. 2A, "LLDT—Load Local Descriptor Table Register"' : 'SDM Vol. 2A, "LTR—Load Task Register"';
@@ -1241,6 +1271,8 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
       case 0o03: return vmxInstruction(lp, d, next, 'VMRESUME');
       case 0o04: return vmxInstruction(lp, d, next, 'VMXOFF');
       case 0o24: return vmxInstruction(lp, d, next, 'VMFUNC');
+      case 0o10: return monitor(lp, d, next);
+      case 0o11: return mwait(lp, d, next);
       case 0o20: { // XGETBV
         if (!(lp.cr4 & CR4.OSXSAVE)) throw ud('XGETBV with CR4.OSXSAVE = 0', 'SDM Vol. 2C, "XGETBV—Get Value of Extended Control Register"');
         if ((lp.regLo[RCX]! >>> 0) !== 0) throw gp(0, 'XGETBV of an XCR other than XCR0', 'SDM Vol. 2C, "XGETBV—Get Value of Extended Control Register"');
@@ -1281,6 +1313,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
   switch (r) {
     case 0: case 1: { // SGDT / SIDT: limit (2 bytes) then base (8 bytes in 64-bit mode, 4 otherwise)
       checkUmip(lp, r === 0 ? 'SGDT' : 'SIDT');
+      if (descriptorTableExit(lp, d, r === 0 ? 'SGDT' : 'SIDT')) return true;
       const base = r === 0 ? lp.gdtrBase : lp.idtrBase;
       const limit = r === 0 ? lp.gdtrLimit : lp.idtrLimit;
       const baseSize = lp.bits === 64 ? 8 : 4;
@@ -1294,6 +1327,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
     }
     case 2: case 3: { // LGDT / LIDT
       requireCpl0(lp, r === 2 ? 'LGDT' : 'LIDT');
+      if (descriptorTableExit(lp, d, r === 2 ? 'LGDT' : 'LIDT')) return true;
       const baseSize = lp.bits === 64 ? 8 : 4;
       const la = linearAddress(lp, d, 2 + baseSize);
       const limit = readMem(lp, la, 2);
@@ -1357,20 +1391,148 @@ function xsetbv(lp: LogicalProcessor, d: Insn, next: number): boolean {
   return false;
 }
 
+// ---------------------------------------------------------------- descriptor-table exiting
+/** How the instruction encodes its memory operand (for the VM-exit instruction-information field). */
+function operandEncoding(d: Insn): MemOperandEncoding {
+  return { segment: d.seg, base: d.base, index: d.index, scale: d.scale, displacement: BigInt(d.disp), ripRelative: d.ripRel };
+}
+
+/**
+ * In VMX non-root operation, offer a descriptor-table instruction to "descriptor-table exiting": after its #UD and
+ * privilege checks, before its operand is read or written. See SDM Vol. 3C, "Instructions That Cause VM Exits
+ * Conditionally".
+ */
+function descriptorTableExit(lp: LogicalProcessor, d: Insn, instruction: DescriptorTableInstruction): boolean {
+  if (lp.vmx === null || !lp.vmx.nonRoot) return false;
+  return vmExitTakes(lp, {
+    kind: 'descriptor-table', length: d.len, instruction, operandSize: d.opSize as 2 | 4 | 8, addressSize: d.addrSize as 2 | 4 | 8,
+    mem: d.mem ? operandEncoding(d) : null, reg: d.mem ? -1 : d.rm,
+  });
+}
+
+// ---------------------------------------------------------------- MONITOR / MWAIT
+const MONITOR_SDM = 'SDM Vol. 2B, "MONITOR—Set Up Monitor Address"';
+const MWAIT_SDM = 'SDM Vol. 2B, "MWAIT—Monitor Wait"';
+
+/** #UD without CPUID.01H:ECX.MONITOR, and at CPL > 0 (both before any VM exit). */
+function checkMonitorMwait(lp: LogicalProcessor, what: string, sdm: string): void {
+  requireFeature(lp, CPUID_FEATURE.MONITOR, what, sdm);
+  if (lp.cpl !== 0) throw ud(`${what} at CPL ${lp.cpl}`, sdm);
+}
+
+/**
+ * MONITOR: arm the address-range monitor on the line at DS:rAX (segment override allowed; rAX by address size).
+ * ECX (extensions) must be 0; EDX (hints) is ignored. The address is checked like a byte read (#GP, #PF).
+ */
+function monitor(lp: LogicalProcessor, d: Insn, next: number): boolean {
+  checkMonitorMwait(lp, 'MONITOR', MONITOR_SDM);
+  if (vmExitTakes(lp, { kind: 'monitor', length: d.len })) return true;
+  if (lp.regLo[RCX] !== 0) throw gp(0, 'MONITOR with ECX ≠ 0 (no MONITOR extensions are supported)', MONITOR_SDM);
+  const rax = d.addrSize === 8 ? lp.regHi[RAX]! * TWO32 + (lp.regLo[RAX]! >>> 0) : d.addrSize === 4 ? lp.regLo[RAX]! >>> 0 : lp.regLo[RAX]! & 0xffff;
+  const la = segmentLinear(lp, d.seg, rax, 1);
+  lp.monitor.arm(lp.translate(la, ACCESS_READ));
+  lp.rip = next;
+  return false;
+}
+
+/**
+ * MWAIT: wait for a store to the armed line or an event. The SDM lets the processor leave the wait for
+ * implementation-dependent reasons, and MWAIT without an armed monitor does not wait at all; VMX Lab always
+ * continues at once (a deterministic NOP) and disarms the monitor. ECX[31:1] must be 0, and ECX[0] (interrupts
+ * as break events) needs CPUID.05H:ECX[1], which the models do not report.
+ */
+function mwait(lp: LogicalProcessor, d: Insn, next: number): boolean {
+  checkMonitorMwait(lp, 'MWAIT', MWAIT_SDM);
+  if (lp.vmx !== null && lp.vmx.nonRoot && vmExitTakes(lp, { kind: 'mwait', length: d.len, monitorArmed: lp.monitor.armed })) return true;
+  if (lp.regLo[RCX] !== 0) throw gp(0, `MWAIT with ECX = ${(lp.regLo[RCX]! >>> 0).toString(16)}H: no MWAIT extensions are supported`, MWAIT_SDM);
+  lp.monitor.disarm();
+  lp.rip = next;
+  return false;
+}
+
+// ---------------------------------------------------------------- RDRAND / RDSEED
+/**
+ * RDRAND / RDSEED r16/r32/r64: a random value and CF = 1 (OF SF ZF AF PF cleared). VMX Lab's source never runs
+ * dry, so CF is always 1; its values come from the LP's seeded generator (deterministic). See SDM Vol. 2B,
+ * "RDRAND—Read Random Number" and "RDSEED—Read Random SEED".
+ */
+function randomNumber(lp: LogicalProcessor, d: Insn, next: number, kind: 'rdrand' | 'rdseed'): boolean {
+  const sdm = kind === 'rdrand' ? 'SDM Vol. 2B, "RDRAND—Read Random Number"' : 'SDM Vol. 2B, "RDSEED—Read Random SEED"';
+  requireFeature(lp, kind === 'rdrand' ? CPUID_FEATURE.RDRAND : CPUID_FEATURE.RDSEED, kind.toUpperCase(), sdm);
+  const size = d.opSize as 2 | 4 | 8;
+  if (lp.vmx !== null && lp.vmx.nonRoot && vmExitTakes(lp, { kind, length: d.len, reg: d.rm, operandSize: size })) return true;
+  const v = lp.random.next64();
+  setReg(lp, d.rm, size, d.rex, Number(v & 0xffffffffn) | 0, Number(v >> 32n) | 0);
+  setFlags(lp, STATUS_MASK, CF);
+  lp.rip = next;
+  return false;
+}
+
+/** #UD when CPUID does not report `feature`. */
+function requireFeature(lp: LogicalProcessor, feature: CpuidFeature, what: string, sdm: string): void {
+  if (!cpuidBit(lp.cpuid(feature.leaf, feature.subleaf)[feature.reg], feature.bit)) {
+    throw ud(`${what}: CPUID.${feature.leaf.toString(16).toUpperCase()}H:${feature.reg.toUpperCase()}[${feature.bit}] = 0 on this processor`, sdm);
+  }
+}
+
+// ---------------------------------------------------------------- INVPCID
+const INVPCID_SDM = 'SDM Vol. 2A, "INVPCID—Invalidate Process-Context Identifier"';
+
+/**
+ * INVPCID r64/r32, m128: invalidate TLB entries by PCID (type 0 one address, 1 one PCID, 2 all including global
+ * entries, 3 all but global). This TLB has no PCIDs and no global entries: type 0 flushes the page, the others
+ * flush everything, which invalidating "at least" the named entries allows. In VMX non-root operation VMX is
+ * consulted before the CPL check: "enable INVPCID" = 0 makes INVPCID #UD, which comes before #GP.
+ */
+function invpcid(lp: LogicalProcessor, d: Insn, next: number): boolean {
+  requireFeature(lp, CPUID_FEATURE.INVPCID, 'INVPCID', INVPCID_SDM);
+  if (lp.vmx !== null && lp.vmx.nonRoot) {
+    const event = { kind: 'invpcid', length: d.len, addressSize: d.addrSize as 2 | 4 | 8, mem: operandEncoding(d), reg: d.reg } as const;
+    if (vmExitTakes(lp, event)) return true;
+  }
+  requireCpl0(lp, 'INVPCID');
+  const type = lp.bits === 64 ? lp.getGpr(d.reg) : BigInt(lp.regLo[d.reg]! >>> 0);
+  const la = linearAddress(lp, d, 16);
+  const pcidWord = BigInt.asUintN(64, BigInt(readMem(lp, la, 8) >>> 0) | (BigInt(scratch.hi >>> 0) << 32n));
+  const address = BigInt.asUintN(64, BigInt(readMem(lp, la + 8, 8) >>> 0) | (BigInt(scratch.hi >>> 0) << 32n));
+  if (type > 3n) throw gp(0, `INVPCID type ${type} (only 0–3 exist)`, INVPCID_SDM);
+  if (pcidWord >> 12n !== 0n) throw gp(0, 'INVPCID descriptor bits 63:12 are not 0', INVPCID_SDM);
+  if (type <= 1n && (pcidWord & 0xfffn) !== 0n && !(lp.cr4 & CR4.PCIDE)) throw gp(0, 'INVPCID of a PCID other than 0 with CR4.PCIDE = 0', INVPCID_SDM);
+  if (type === 0n) {
+    const canonical = BigInt.asUintN(64, BigInt.asIntN(48, address)) === address;
+    if (!canonical) throw gp(0, `INVPCID individual-address invalidation of the non-canonical address ${address.toString(16)}H`, INVPCID_SDM);
+    lp.tlb.flushPage(Number((address >> 12n) & 0xfffffffffn));
+  } else {
+    lp.tlb.flushAll();
+  }
+  lp.rip = next;
+  return true;
+}
+
 // ---------------------------------------------------------------- the VMX seam
 function vmxInstruction(lp: LogicalProcessor, d: Insn, next: number, mnemonic: VmxMnemonic): boolean {
   if (lp.vmx === null) {
     throw ud(`${mnemonic}: VMX is not available on this logical processor (no VMX unit attached)`, 'SDM Vol. 3C, "VMX Instruction Reference"');
   }
-  let mem = null;
+  let mem: VmxMemOperand | null = null;
   if (d.mem) {
     const eff = effectiveAddress(lp, d);
-    const linear = lp.bits === 64 ? segmentLinear(lp, d.seg, eff, 1) : segmentLinear(lp, d.seg, eff, 8);
+    // A VMX instruction reaches its operand only after its #UD checks, its VM exit in VMX non-root operation and
+    // its CPL check: a fault computing the address (non-canonical, beyond the limit) is raised when the operand
+    // is accessed, not here. See SDM Vol. 3C, "VMX Instruction Reference" (each instruction's "Operation").
+    let linear: number, addressFault: CpuFault | undefined;
+    try {
+      linear = lp.bits === 64 ? segmentLinear(lp, d.seg, eff, 1) : segmentLinear(lp, d.seg, eff, 8);
+    } catch (e) {
+      if (!(e instanceof CpuFault)) throw e;
+      linear = lp.bits === 64 ? lp.segEffBase[d.seg]! + eff : (lp.segBase[d.seg]! + eff) >>> 0;
+      addressFault = e;
+    }
     mem = {
-      segment: d.seg, base: d.base, index: d.index, scale: d.scale,
-      displacement: BigInt(d.disp),
+      ...operandEncoding(d),
       effective: BigInt.asUintN(64, BigInt(eff)),
       linear: BigInt.asUintN(64, BigInt(linear)),
+      ...(addressFault !== undefined ? { addressFault } : {}),
     };
   }
   const rip = lp.rip;

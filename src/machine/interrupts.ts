@@ -4,7 +4,7 @@
 // in Real-Address Mode", "Exception Classifications" and "Interrupt 8—Double Fault Exception (#DF)".
 
 import { AR, SYSTEM_TYPE } from '../x86/segments.ts';
-import { CR0, EFER } from '../x86/control-registers.ts';
+import { CR0, DR7_GD, EFER } from '../x86/control-registers.ts';
 import { RFLAGS } from '../x86/flags.ts';
 import { CS, SS, RSP } from '../x86/registers.ts';
 import { exceptionClass, exceptionHasErrorCode, exceptionMnemonic, DB_VECTOR, DF_VECTOR, NMI_VECTOR, PF_VECTOR } from '../x86/exceptions.ts';
@@ -85,6 +85,9 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
       lp.dr[6] = lp.dr[6]! | BigInt(lp.pendingDr6);
       lp.pendingDr6 = 0;
     }
+    // Entering the #DB handler clears DR7.GD, so the handler may use the debug registers. See SDM Vol. 3B,
+    // "Debug Control Register (DR7)".
+    if (evType === EVENT_HW_EXCEPTION && vector === DB_VECTOR && !injectedNow) lp.dr[7] = lp.dr[7]! & ~BigInt(DR7_GD);
     try {
       deliverEvent(lp, vector, errorCode, evType, returnRip);
       if (evType === EVENT_NMI) lp.nmiBlocked = true;

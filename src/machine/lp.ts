@@ -17,6 +17,8 @@ import { CpuFault, gp } from './fault.ts';
 import { FlagState, LAZY_NONE, lazyStatus } from './lazy-flags.ts';
 import { Tlb, TLB_MASK, PERM_WRITE_S, PERM_WRITE_U } from './tlb.ts';
 import { walk, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, type Access } from './paging.ts';
+import { AddressMonitor } from './address-monitor.ts';
+import { RandomSource } from './random-source.ts';
 import type { VmxUnit } from './vmx-seam.ts';
 import { intelHex } from '../util/hex.ts';
 
@@ -219,12 +221,18 @@ export class LogicalProcessor {
   onShutdown: ((lp: LogicalProcessor, reason: string) => void) | null = null;
 
   readonly tlb = new Tlb();
+  /** The address-range monitor MONITOR arms and MWAIT waits on. */
+  readonly monitor: AddressMonitor;
+  /** What RDRAND and RDSEED return: seeded per LP, deterministic. */
+  readonly random: RandomSource;
   /** Scratch for 64-bit memory reads: the high half. */
   hi = 0;
 
   constructor(opts: LpOptions) {
     this.id = opts.id;
     this.memory = opts.memory;
+    this.monitor = new AddressMonitor(opts.memory);
+    this.random = new RandomSource(opts.id);
     this.io = opts.io;
     this.maxPhysAddr = opts.maxPhysAddr ?? 39;
     this.apicBase = MSR.APIC_BASE.DEFAULT_BASE | MSR.APIC_BASE.ENABLE | (opts.bsp ? MSR.APIC_BASE.BSP : 0);
@@ -730,6 +738,7 @@ export class LogicalProcessor {
 
   /** Power-up/INIT register state. See SDM Vol. 3A, "Processor State After Reset/INIT" (Table "IA-32 and Intel 64 Processor States Following Power-up, Reset, or INIT"). */
   private resetState(): void {
+    this.monitor.disarm();
     this.regLo.fill(0);
     this.regHi.fill(0);
     // EDX holds the processor signature (family/model/stepping) after reset.

@@ -17,6 +17,9 @@ export interface MmioDevice {
   write(offset: number, size: 1 | 2 | 4 | 8, value: bigint): void;
 }
 
+/** Called before a write of `size` bytes at `pa` lands in the watched frame `pfn`. */
+export type WriteListener = (pfn: number, pa: number, size: number) => void;
+
 export interface MemoryRegion {
   readonly base: number;
   readonly size: number;
@@ -35,12 +38,13 @@ export class PhysicalMemory {
   private readonly views = new Map<number, DataView>();
   private readonly mmio: MemoryRegion[] = [];
   /**
-   * Frames that hold decoded (cached) guest code. A write to one of them calls the code-write listeners,
-   * which drop the cached code: self-modifying code then runs the new bytes. The CPU's fast write path
-   * never covers a watched frame, so every such write passes through here.
+   * Watched frames: frames that hold decoded (cached) guest code, or a line an address-range monitor (MONITOR)
+   * is armed on. A write to one of them calls the write listeners, which drop the cached code (self-modifying
+   * code then runs the new bytes) or trigger the monitor. The CPU's fast write path never covers a watched
+   * frame, so every such write passes through here.
    */
   private readonly codeFrames = new Set<number>();
-  private readonly codeWriteListeners: ((pfn: number) => void)[] = [];
+  private readonly codeWriteListeners: WriteListener[] = [];
   private readonly codeWatchListeners: ((pfn: number) => void)[] = [];
   /** Bumped whenever a frame's bytes change through write paths that code caches care about. */
   writeGeneration = 0;
@@ -101,14 +105,18 @@ export class PhysicalMemory {
   isCodeFrame(pfn: number): boolean {
     return this.codeFrames.has(pfn);
   }
-  /** `onWrite(pfn)` runs when a watched frame is written (then the frame is unwatched). */
-  addCodeListeners(onWrite: (pfn: number) => void, onWatch: (pfn: number) => void): void {
+  /** `onWrite(pfn, pa, size)` runs when a watched frame is written (then the frame is unwatched). */
+  addCodeListeners(onWrite: WriteListener, onWatch: (pfn: number) => void): void {
     this.codeWriteListeners.push(onWrite);
     this.codeWatchListeners.push(onWatch);
   }
-  private noteWrite(pfn: number): void {
+  /** A listener for writes to watched frames only (e.g. an address-range monitor); see `watchCode`. */
+  addWriteListener(onWrite: WriteListener): void {
+    this.codeWriteListeners.push(onWrite);
+  }
+  private noteWrite(pfn: number, pa: number, size: number): void {
     if (this.codeFrames.size !== 0 && this.codeFrames.delete(pfn)) {
-      for (const l of this.codeWriteListeners) l(pfn);
+      for (const l of this.codeWriteListeners) l(pfn, pa, size);
     }
   }
 
@@ -122,7 +130,7 @@ export class PhysicalMemory {
     const pfn = Math.floor(pa / PAGE_SIZE);
     const f = this.frame(pfn, true);
     if (f !== undefined) {
-      this.noteWrite(pfn);
+      this.noteWrite(pfn, pa, 1);
       f[pa & PAGE_MASK] = v;
     } else this.slowWrite(pa, 1, BigInt(v & 0xff));
   }
@@ -155,7 +163,7 @@ export class PhysicalMemory {
       const pfn = Math.floor(pa / PAGE_SIZE);
       const view = this.views.get(pfn);
       if (view !== undefined) {
-        this.noteWrite(pfn);
+        this.noteWrite(pfn, pa, 4);
         view.setUint32(off, v >>> 0, true);
         return;
       }

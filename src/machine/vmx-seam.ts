@@ -29,6 +29,7 @@
 //
 // See SDM Vol. 3C, "VMX Instruction Reference" and "Instructions That Cause VM Exits Conditionally".
 
+import type { CpuFault } from './fault.ts';
 import type { LogicalProcessor } from './lp.ts';
 
 /** VMX's answer for an event in VMX non-root operation (see the header). */
@@ -57,26 +58,43 @@ export class VmExitTaken {
   constructor(readonly reason: string) {}
 }
 
+/** The descriptor-table instructions, which "descriptor-table exiting" intercepts. */
+export type DescriptorTableInstruction = 'SGDT' | 'SIDT' | 'LGDT' | 'LIDT' | 'SLDT' | 'STR' | 'LLDT' | 'LTR';
+
 export type VmxMnemonic =
   | 'VMXON' | 'VMXOFF' | 'VMCLEAR' | 'VMPTRLD' | 'VMPTRST' | 'VMREAD' | 'VMWRITE'
   | 'VMLAUNCH' | 'VMRESUME' | 'VMCALL' | 'INVEPT' | 'INVVPID' | 'VMFUNC';
 
-/** A memory operand as the VM-exit instruction-information field describes it. */
-export interface VmxMemOperand {
+/**
+ * How an instruction encodes its memory operand, as the VM-exit instruction-information field and the exit
+ * qualification (the displacement) describe it. See SDM Vol. 3C, "VM-Exit Instruction-Information Field".
+ */
+export interface MemOperandEncoding {
   /** Segment register index (ES=0 CS=1 SS=2 DS=3 FS=4 GS=5). */
   segment: number;
-  /** Base GPR number or -1. */
+  /** Base GPR number or -1 (also -1 for RIP-relative addressing). */
   base: number;
   /** Index GPR number or -1. */
   index: number;
   /** Scale factor as a shift: 0..3 (×1, ×2, ×4, ×8). */
   scale: number;
-  /** Displacement (sign-extended), the exit qualification of VMX instructions. */
+  /** Displacement as encoded (sign-extended); for RIP-relative addressing the offset from the next RIP. */
   displacement: bigint;
+  /** RIP-relative addressing (64-bit mode): the effective address is the next RIP + displacement. */
+  ripRelative: boolean;
+}
+
+/** A memory operand of a VMX instruction: its encoding, and the address it names. */
+export interface VmxMemOperand extends MemOperandEncoding {
   /** Effective address (offset within the segment), after address-size truncation. */
   effective: bigint;
-  /** Linear address = segment base + effective address (canonical check already done). */
+  /** Linear address = segment base + effective address (canonical and limit checks done, see `addressFault`). */
   linear: bigint;
+  /**
+   * Set when those checks failed: the #GP(0) or #SS(0) the instruction raises if it goes on to access the
+   * operand (after its #UD checks, its VM exit in VMX non-root operation and its CPL check).
+   */
+  addressFault?: CpuFault;
 }
 
 export interface VmxInstruction {
@@ -153,8 +171,25 @@ export type VmxInterceptEvent =
    * operand, `lmswLinear` its linear address when it is in memory (else null).
    */
   | { kind: 'cr-access'; length: number; cr: number; access: 0 | 1 | 2 | 3; gpr: number; value: bigint; lmswSource: number; lmswLinear: bigint | null }
+  /** MOV DR: `dr` as encoded (DR4/DR5 stay 4/5), `gpr` the general-purpose register. */
   | { kind: 'dr-access'; length: number; dr: number; direction: 'to' | 'from'; gpr: number }
   | { kind: 'invlpg'; length: number; linear: bigint }
+  /** INVPCID (after the #UD checks): its memory operand's encoding and the register holding the type. */
+  | { kind: 'invpcid'; length: number; addressSize: 2 | 4 | 8; mem: MemOperandEncoding; reg: number }
+  /**
+   * LGDT LIDT SGDT SIDT LLDT LTR SLDT STR (after the #UD and privilege checks, before the operand is accessed).
+   * `mem` is the memory operand, or null for a register operand `reg` (LLDT, LTR, SLDT, STR only).
+   * `operandSize` is the instruction's operand-size attribute.
+   */
+  | { kind: 'descriptor-table'; length: number; instruction: DescriptorTableInstruction; operandSize: 2 | 4 | 8; addressSize: 2 | 4 | 8; mem: MemOperandEncoding | null; reg: number }
+  /** RDPMC (after the CPL/CR4.PCE check; before ECX is checked). */
+  | { kind: 'rdpmc'; length: number }
+  /** MONITOR and MWAIT (after their #UD checks). `monitorArmed`: is the address-range monitor armed? */
+  | { kind: 'monitor'; length: number }
+  | { kind: 'mwait'; length: number; monitorArmed: boolean }
+  /** RDRAND and RDSEED: the destination register and the operand size. */
+  | { kind: 'rdrand'; length: number; reg: number; operandSize: 2 | 4 | 8 }
+  | { kind: 'rdseed'; length: number; reg: number; operandSize: 2 | 4 | 8 }
   /**
    * An exception about to be delivered. `type` follows the interruption-information types: 3 hardware exception,
    * 5 privileged software exception (INT1), 6 software exception (INT3, INTO). `length` is the instruction

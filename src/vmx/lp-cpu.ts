@@ -16,6 +16,11 @@ const { BLOCKING_BY_STI, BLOCKING_BY_MOV_SS, BLOCKING_BY_NMI } = INTERRUPTIBILIT
 
 export class LpVmxCpu implements VmTransitionCpu {
   private pendingDbg = 0n;
+  /**
+   * While a VMX instruction whose memory operand's address faulted runs: the fault its operand access raises.
+   * See VmxMemOperand.addressFault (src/machine/vmx-seam.ts).
+   */
+  operandFault: CpuFault | null = null;
   constructor(
     readonly lp: LogicalProcessor,
     readonly caps: VmxCapabilities,
@@ -36,6 +41,7 @@ export class LpVmxCpu implements VmTransitionCpu {
   }
 
   readLinear(linear: bigint, size: 4 | 8): MemAccess {
+    if (this.operandFault !== null) return { ok: false, fault: this.operandFault };
     const la = Number(BigInt.asIntN(64, linear));
     try {
       if (size === 4) return { ok: true, value: BigInt(this.lp.read32(la) >>> 0) };
@@ -47,6 +53,7 @@ export class LpVmxCpu implements VmTransitionCpu {
     }
   }
   writeLinear(linear: bigint, size: 4 | 8, value: bigint): MemWrite {
+    if (this.operandFault !== null) return { ok: false, fault: this.operandFault };
     const la = Number(BigInt.asIntN(64, linear));
     try {
       if (size === 4) this.lp.write32(la, Number(value & 0xffffffffn) | 0);

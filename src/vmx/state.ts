@@ -25,6 +25,11 @@ export class VmxState implements DiagnosisHolder {
   /** Dual-monitor treatment of SMIs and SMM is active (not modelled; always false). */
   dualMonitorActive = false;
   lastDiagnosis: Diagnosis | null = null;
+  /**
+   * PAUSE-loop exiting: when the last PAUSE at CPL 0 ran (in retired instructions, the TSC rate; -1 when none
+   * since VM entry) and when the current spin loop began. See SDM Vol. 3C, "Controls for PAUSE-Loop Exiting".
+   */
+  readonly pauseLoop = { lastPause: -1, loopStart: 0 };
   instructionSeq = 0;
   /** Supported-field flags per VMCS slot for this LP's CPU model (see vmcs-support.ts). */
   readonly supportedSlots: Uint8Array;

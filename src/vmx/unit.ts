@@ -16,7 +16,7 @@ import { vmcsAccessOf } from './transition/vmcs-access.ts';
 import { VMXERR } from './errors.ts';
 import { EXIT_REASON } from './exit-reasons.ts';
 import { vmExit, type VmExitCause } from './exit/index.ts';
-import { initSignal, interceptInNonRoot, startupIpi, vmcallExit } from './nonroot/index.ts';
+import { initSignal, interceptInNonRoot, startupIpi, vmfunc, vmFunctionsEnabled, vmxInstructionExit } from './nonroot/index.ts';
 import type { NonRootContext } from './nonroot/context.ts';
 import { invept, invvpid, type DescriptorOperand } from './instructions/invept-invvpid.ts';
 import {
@@ -90,6 +90,11 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
   }
 
   execute(lp: LogicalProcessor, insn: VmxInstruction): void {
+    if (insn.mem?.addressFault !== undefined) return this.executeWithOperand(lp, insn);
+    this.executeInstruction(lp, insn);
+  }
+
+  private executeInstruction(lp: LogicalProcessor, insn: VmxInstruction): void {
     this.state.instructionSeq++;
     const ctx = { cpu: this.cpu, state: this.state };
     // (Operand helpers are module-level functions, not closures: this runs for every VMREAD/VMWRITE of every exit.)
@@ -108,13 +113,27 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
       case 'INVVPID': outcome = invvpid(ctx, regOperand(insn), descriptorOperand(insn)); break;
       case 'VMCALL': outcome = this.vmcall(); break;
       case 'VMFUNC':
-        // VM functions are not enabled by any VMCS this emulator accepts yet: #UD, as with "enable VM functions" = 0.
-        // See SDM Vol. 3C, "VMFUNC—Invoke VM function".
+        // In VMX non-root operation with "enable VM functions" = 1 the VM function runs or exits (./nonroot);
+        // anywhere else VMFUNC is #UD. See SDM Vol. 3C, "VMFUNC—Invoke VM function".
+        if (this.state.nonRoot && vmFunctionsEnabled(this)) {
+          vmfunc(this, insn);
+          return;
+        }
         outcome = fault(ctx, UD_VECTOR, { rule: 'vmfunc-not-enabled', sdm: 'SDM Vol. 3C, "VMFUNC—Invoke VM function"', instruction: 'VMFUNC', message: 'VMFUNC outside VMX non-root operation, or with "enable VM functions" = 0, is an invalid opcode.' });
         break;
     }
     if (this.observers.active && (insn.mnemonic === 'VMLAUNCH' || insn.mnemonic === 'VMRESUME')) this.observers.entryOutcome(lp, this.state.current, insn.mnemonic, outcome);
     this.perform(lp, insn, outcome);
+  }
+
+  /** Execute with `operandFault` set while the memory operand's address is one that faults (see lp-cpu.ts). */
+  private executeWithOperand(lp: LogicalProcessor, insn: VmxInstruction): void {
+    this.cpu.operandFault = insn.mem?.addressFault ?? null;
+    try {
+      this.executeInstruction(lp, insn);
+    } finally {
+      this.cpu.operandFault = null;
+    }
   }
 
   /** VMCALL: a VM exit in VMX non-root operation; VMfail(1) in VMX root operation; #UD outside VMX operation. */
@@ -136,15 +155,10 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
         return; // flags, error field and destinations are already written
       case 'fault':
         throw outcome.fault;
-      case 'vm-exit': {
-        // A VMX instruction executed by the guest. VMCALL has its own cause; the others carry the length
-        // (their instruction-information and qualification fields arrive with the next chapter's exits).
-        const cause: VmExitCause = outcome.reason === EXIT_REASON.EXIT_REASON_VMCALL
-          ? vmcallExit(insn.length, insn.rip)
-          : { reason: outcome.reason, instructionLength: insn.length, guestRip: insn.rip };
-        this.exit(cause);
+      case 'vm-exit':
+        // A VMX instruction executed by the guest: its exit information comes from ./nonroot/vmx-instructions.ts.
+        this.exit(vmxInstructionExit(insn, outcome.reason));
         return;
-      }
       case 'vm-entered':
         // "Other event" injection: an MTF VM exit is pending at the instruction boundary right after VM entry,
         // before the guest runs anything. See SDM Vol. 3C, "Monitor Trap Flag" and "Event Injection".

@@ -59,3 +59,5 @@ export const XCR0 = { X87: 1 << 0, SSE: 1 << 1, AVX: 1 << 2 } as const;
 /** DR6/DR7 bits used by the single-step and breakpoint logic. See SDM Vol. 3A, "Debug Registers". */
 export const DR6 = { B0: 1 << 0, BD: 1 << 13, BS: 1 << 14, BT: 1 << 15, /** bits that read as 1 */ FIXED1: 0xffff0ff0 } as const;
 export const DR7_FIXED1 = 1 << 10;
+/** DR7.GD (bit 13), general detect: any MOV DR raises #DB. See SDM Vol. 3B, "Debug Control Register (DR7)". */
+export const DR7_GD = 1 << 13;

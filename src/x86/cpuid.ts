@@ -96,6 +96,8 @@ export const CPUID_FEATURE = {
   // Leaf 7 subleaf 0. See "Structured Extended Feature Flags Enumeration Leaf".
   FSGSBASE: f(7, 'ebx', 0),
   SMEP: f(7, 'ebx', 7),
+  INVPCID: f(7, 'ebx', 10),
+  RDSEED: f(7, 'ebx', 18),
   SMAP: f(7, 'ebx', 20),
   UMIP: f(7, 'ecx', 2),
   PKU: f(7, 'ecx', 3),

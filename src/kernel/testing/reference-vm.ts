@@ -298,6 +298,20 @@ export function buildIdentityEpt(k: Kernel, gib = 1): bigint {
   return pa | WB | (3n << 3n);
 }
 
+/**
+ * Set primary (`proc`) and secondary (`proc2`) processor-based controls on top of the current ones; a secondary
+ * control also sets "activate secondary controls". False (nothing written) if the model does not allow them all.
+ */
+export function enableControls(host: Host, cpu: HostCpu, want: { proc?: number; proc2?: number }): boolean {
+  const caps = host.vmx[cpu.id]!.caps.effective;
+  const proc2 = (want.proc2 ?? 0) >>> 0;
+  const proc = ((want.proc ?? 0) | (proc2 !== 0 ? VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS : 0)) >>> 0;
+  if ((caps.proc.allowed1 & proc) >>> 0 !== proc || (caps.proc2.allowed1 & proc2) >>> 0 !== proc2) return false;
+  write(host, cpu, 'CPU_BASED_VM_EXEC_CONTROL', read(cpu, 'CPU_BASED_VM_EXEC_CONTROL') | BigInt(proc));
+  if (proc2 !== 0) write(host, cpu, 'SECONDARY_VM_EXEC_CONTROL', read(cpu, 'SECONDARY_VM_EXEC_CONTROL') | BigInt((caps.proc2.allowed0 | proc2) >>> 0));
+  return true;
+}
+
 /** Turn on EPT (identity) and "unrestricted guest" in the current VMCS; false if the model cannot. */
 export function enableUnrestrictedGuest(host: Host, cpu: HostCpu): boolean {
   const caps = host.vmx[cpu.id]!.caps;
@@ -321,6 +335,8 @@ export interface RecordedExit {
   readonly instructionLength: bigint;
   readonly guestRip: bigint;
   readonly guestLinearAddress: bigint;
+  /** VMX_INSTRUCTION_INFO (poisoned where the SDM leaves it undefined). */
+  readonly instructionInfo: bigint;
   /** Guest RAX, RBX, RCX, RDX as they were at the exit. */
   readonly rax: bigint; readonly rbx: bigint; readonly rcx: bigint; readonly rdx: bigint;
 }
@@ -352,6 +368,7 @@ export function runRecordedGuest(opts: {
       reason: read(c, 'VM_EXIT_REASON'), qualification: read(c, 'EXIT_QUALIFICATION'),
       instructionLength: read(c, 'VM_EXIT_INSTRUCTION_LEN'), guestRip: read(c, 'GUEST_RIP'),
       guestLinearAddress: read(c, 'GUEST_LINEAR_ADDRESS'),
+      instructionInfo: read(c, 'VMX_INSTRUCTION_INFO'),
       rax: c.readGpr('rax'), rbx: c.readGpr('rbx'), rcx: c.readGpr('rcx'), rdx: c.readGpr('rdx'),
     };
     exits.push(e);

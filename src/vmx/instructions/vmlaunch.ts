@@ -77,6 +77,8 @@ function launchOrResume(ctx: VmEntryContext, I: 'VMLAUNCH' | 'VMRESUME', enter: 
       // A successful VMLAUNCH makes the launch state "launched". See SDM Vol. 3C, "VMCS Life Cycle".
       current.launchState = 'launched';
       state.nonRoot = true;
+      // The first PAUSE after VM entry starts a new PAUSE loop. See SDM Vol. 3C, "Controls for PAUSE-Loop Exiting".
+      state.pauseLoop.lastPause = -1;
       // The last step of VM entry: deliver the injected event, if any. See SDM Vol. 3C, "Event Injection".
       return { kind: 'vm-entered', pendingMtf: injectEvent(cpu, vmcsAccessOf(current)) === 'pending-mtf-exit' };
   }

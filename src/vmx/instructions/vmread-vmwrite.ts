@@ -13,7 +13,8 @@ import { EXIT_REASON } from '../exit-reasons.ts';
 import { VMXERR } from '../errors.ts';
 import { ENC_ACCESS_HIGH, fieldByEncoding, fullFieldName } from '../fields.ts';
 import { unsupportedReason } from '../vmcs-support.ts';
-import { SLOT_FIELDS, SLOT_READ_ONLY, SLOT_WIDTH, WIDTH64, slotOfEncoding } from '../vmcs.ts';
+import { SLOT_FIELDS, SLOT_READ_ONLY, SLOT_WIDTH, WIDTH64, slotOfEncoding, type ActiveVmcs } from '../vmcs.ts';
+import { commitShadowWrite, shadowAccess, type ShadowAccess } from '../nonroot/vmcs-shadowing.ts';
 import {
   cplGp, memoryFault, operandSizeOrUd, readSource, vmFailInvalid, vmFailValid, vmSucceed, type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './outcome.ts';
@@ -32,14 +33,16 @@ export function vmread(ctx: VmxContext, field: SourceOperand, dest: DestinationO
   const I = 'VMREAD';
   const size = operandSizeOrUd(ctx, I, READ_SDM);
   if (typeof size !== 'number') return size;
-  // In VMX non-root operation VMREAD exits unless VMCS shadowing handles it; shadowing is not modelled, so it exits.
-  if (state.nonRoot) return { kind: 'vm-exit', reason: EXIT_REASON.EXIT_REASON_VMREAD };
+  // In VMX non-root operation VMREAD exits unless VMCS shadowing sends it to the shadow VMCS.
+  let current: ActiveVmcs | null = state.current;
+  if (state.nonRoot) {
+    const s = shadowAccess(ctx, encodingOf(ctx, field, size), 'read');
+    if (s.kind === 'exit') return { kind: 'vm-exit', reason: EXIT_REASON.EXIT_REASON_VMREAD };
+    current = s.vmcs;
+  }
   const gp = cplGp(ctx, I, READ_SDM);
   if (gp !== null) return gp;
-  const current = state.current;
-  if (current === null) {
-    return vmFailInvalid(ctx, { rule: 'vmread-no-current-vmcs', sdm: READ_SDM, instruction: I, message: 'There is no current VMCS: execute VMPTRLD first.' });
-  }
+  if (current === null) return noVmcs(ctx, I, READ_SDM);
   const enc = encodingOf(ctx, field, size);
   const slot = supportedSlot(ctx, enc);
   if (slot < 0) return unsupported(ctx, I, READ_SDM, field, size);
@@ -64,7 +67,11 @@ export function vmwrite(ctx: VmxContext, field: SourceOperand, source: SourceOpe
   const I = 'VMWRITE';
   const size = operandSizeOrUd(ctx, I, WRITE_SDM);
   if (typeof size !== 'number') return size;
-  if (state.nonRoot) return { kind: 'vm-exit', reason: EXIT_REASON.EXIT_REASON_VMWRITE };
+  let shadow: ShadowAccess | null = null;
+  if (state.nonRoot) {
+    shadow = shadowAccess(ctx, encodingOf(ctx, field, size), 'write');
+    if (shadow.kind === 'exit') return { kind: 'vm-exit', reason: EXIT_REASON.EXIT_REASON_VMWRITE };
+  }
   const gp = cplGp(ctx, I, WRITE_SDM);
   if (gp !== null) return gp;
   // The source operand is fetched with the instruction: a #PF on it comes before any VMfail.
@@ -76,10 +83,8 @@ export function vmwrite(ctx: VmxContext, field: SourceOperand, source: SourceOpe
     if (!r.ok) return memoryFault(ctx, r.fault, I, WRITE_SDM);
     src = r.value;
   }
-  const current = state.current;
-  if (current === null) {
-    return vmFailInvalid(ctx, { rule: 'vmwrite-no-current-vmcs', sdm: WRITE_SDM, instruction: I, message: 'There is no current VMCS: execute VMPTRLD first.' });
-  }
+  const current = shadow?.kind === 'shadow' ? shadow.vmcs : state.current;
+  if (current === null) return noVmcs(ctx, I, WRITE_SDM);
   const enc = encodingOf(ctx, field, size);
   const slot = supportedSlot(ctx, enc);
   if (slot < 0) return unsupported(ctx, I, WRITE_SDM, field, size);
@@ -96,7 +101,19 @@ export function vmwrite(ctx: VmxContext, field: SourceOperand, source: SourceOpe
   if ((enc & ENC_ACCESS_HIGH) !== 0) current.writeHigh(slot, low32);
   else if (size === 4 || SLOT_WIDTH[slot] !== WIDTH64 || typeof src === 'number') current.writeLow(slot, low32);
   else current.write(slot, src);
+  if (shadow !== null) commitShadowWrite(ctx, shadow);
   return vmSucceed(cpu);
+}
+
+/**
+ * VMfailInvalid: in VMX root operation there is no current VMCS; in VMX non-root operation (VMCS shadowing) the
+ * VMCS link pointer is FFFFFFFF_FFFFFFFFH, so there is no shadow VMCS.
+ */
+function noVmcs(ctx: VmxContext, instruction: 'VMREAD' | 'VMWRITE', sdm: string): VmxOutcome {
+  const lower = instruction.toLowerCase();
+  return ctx.state.nonRoot
+    ? vmFailInvalid(ctx, { rule: `${lower}-no-shadow-vmcs`, sdm, instruction, field: 'VMCS_LINK_POINTER', value: 0xffffffffffffffffn, expected: 'the address of a shadow VMCS', message: `${instruction} in VMX non-root operation with VMCS shadowing, but the VMCS link pointer is FFFFFFFF_FFFFFFFFH: there is no shadow VMCS to access.` })
+    : vmFailInvalid(ctx, { rule: `${lower}-no-current-vmcs`, sdm, instruction, message: 'There is no current VMCS: execute VMPTRLD first.' });
 }
 
 /** The encoding in the field operand as a number, or -1 if it sets bits above 14 (it then names no field). */

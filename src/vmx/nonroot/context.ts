@@ -5,10 +5,13 @@ import type { InterceptAnswer, VmxInterceptEvent } from '../../machine/vmx-seam.
 import type { VmxCapabilities } from '../capabilities.ts';
 import type { VmExitCause } from '../exit/info.ts';
 import type { VmcsFieldName, VmcsFullFieldName } from '../fields.ts';
+import type { VmxState } from '../state.ts';
 
 export interface NonRootContext {
   readonly lp: LogicalProcessor;
   readonly caps: VmxCapabilities;
+  /** This LP's VMX state (e.g. what PAUSE-loop exiting remembers between PAUSEs). */
+  readonly state: VmxState;
   /** Bits 31:0 of a field of the current VMCS (16- and 32-bit fields, and the low half of wider ones). */
   read32(field: VmcsFieldName): number;
   /** A 64-bit or natural-width field of the current VMCS. */

@@ -2,20 +2,25 @@
 // handler answers, for one kind of event, EXITED (it performed a VM exit), NATIVE (the event proceeds as on bare
 // metal) or substitute(value) (it proceeds with a value VMX supplies). See ../../machine/vmx-seam.ts and SDM Vol.
 // 3C, "VMX Non-Root Operation".
-import { NATIVE, type InterceptAnswer, type VmxInterceptEvent } from '../../machine/vmx-seam.ts';
+import type { InterceptAnswer, VmxInterceptEvent } from '../../machine/vmx-seam.ts';
 import type { ExitCauseHandler, NonRootContext } from './context.ts';
 import { crAccess } from './cr-access.ts';
+import { descriptorTable } from './descriptor-tables.ts';
 import { hlt } from './hlt.ts';
+import { invlpg, invpcid } from './invlpg.ts';
+import { monitor, mwait } from './monitor-mwait.ts';
+import { movDr } from './mov-dr.ts';
 import { rdmsr, wrmsr } from './msr-access.ts';
+import { pause } from './pause.ts';
+import { rdrand, rdseed } from './random-numbers.ts';
+import { rdpmc } from './rdpmc.ts';
+import { wbinvd } from './wbinvd.ts';
 import { tripleFault } from './other-causes.ts';
 import { rdtsc, rdtscp } from './tsc.ts';
 import { cpuid, invd, xsetbv } from './unconditional.ts';
 import { io } from './io.ts';
 import { exception, softwareInterrupt } from './exceptions.ts';
 import { externalInterrupt, nmi } from './interrupts.ts';
-
-/** Events the VM-exits chapter has not implemented yet: they run natively, as they did before VMX Lab modelled them. */
-const notYetModelled = (): InterceptAnswer => NATIVE;
 
 export const EXIT_CAUSES: { readonly [K in VmxInterceptEvent['kind']]: ExitCauseHandler<K> } = {
   'cpuid': cpuid,
@@ -28,12 +33,20 @@ export const EXIT_CAUSES: { readonly [K in VmxInterceptEvent['kind']]: ExitCause
   'wrmsr': wrmsr,
   'cr-access': crAccess,
   'triple-fault': tripleFault,
-  // Not yet modelled (chapter 5, VM exits): PAUSE, WBINVD, MOV DR, INVLPG.
-  'pause': notYetModelled,
-  'wbinvd': notYetModelled,
+  // Instructions that exit conditionally (besides I/O, CR access, MSRs, TSC, HLT).
+  'pause': pause,
+  'wbinvd': wbinvd,
+  'dr-access': movDr,
+  'invlpg': invlpg,
+  'invpcid': invpcid,
+  'descriptor-table': descriptorTable,
+  'rdpmc': rdpmc,
+  'monitor': monitor,
+  'mwait': mwait,
+  'rdrand': rdrand,
+  'rdseed': rdseed,
+  // I/O, exceptions, interrupts and NMIs.
   'io': io,
-  'dr-access': notYetModelled,
-  'invlpg': notYetModelled,
   'exception': exception,
   'software-interrupt': softwareInterrupt,
   'external-interrupt': externalInterrupt,
@@ -47,3 +60,5 @@ export function interceptInNonRoot(ctx: NonRootContext, event: VmxInterceptEvent
 
 export { initSignal, startupIpi } from './other-causes.ts';
 export { cpuidExit, hltExit, instructionExit, tripleFaultExit, vmcallExit } from './causes.ts';
+export { vmxInstructionExit } from './vmx-instructions.ts';
+export { vmfunc, vmFunctionsEnabled } from './vmfunc.ts';

@@ -1,7 +1,9 @@
 // Exit-qualification layouts, built in one place. Each function packs the fields of one SDM table.
-import type { IoAccess } from '../../machine/vmx-seam.ts';
+import type { IoAccess, MemOperandEncoding } from '../../machine/vmx-seam.ts';
 import { INTR_INFO } from '../transition/interruption-info.ts';
-import { UNDEFINED_32 } from '../exit/info.ts';
+import { UNDEFINED_32, UNDEFINED_64 } from '../exit/info.ts';
+// The VM-exit instruction-information layouts live here too: like qualifications, they describe the instruction.
+// Bits the SDM leaves undefined inside a defined field carry the poison pattern of ../exit/info.ts.
 
 /** How a control register was accessed: bits 5:4 of the CR-access exit qualification. */
 export const CR_ACCESS_TYPE = { MOV_TO_CR: 0, MOV_FROM_CR: 1, CLTS: 2, LMSW: 3 } as const;
@@ -69,4 +71,154 @@ export function interruptionInformation(vector: number, type: number, errorCodeV
   const b12 = bit12 === 'undefined' ? UNDEFINED_32 & NMI_UNBLOCKING_DUE_TO_IRET : bit12 === 1 ? NMI_UNBLOCKING_DUE_TO_IRET : 0;
   return ((vector & INTR_INFO.VECTOR_MASK) | ((type & 7) << INTR_INFO.TYPE_SHIFT) |
     (errorCodeValid ? INTR_INFO.DELIVER_ERROR_CODE : 0) | b12 | INTR_INFO.VALID) >>> 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Instruction exits other than I/O and CR access: MOV DR, MWAIT, displacements, VM-exit instruction information.
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Exit qualification for MOV DR: 2:0 the debug register as encoded (DR4/DR5 stay 4/5) · 4 direction
+ * (0 = MOV to DR, 1 = MOV from DR) · 11:8 the general-purpose register (0 = RAX … 15 = R15) · all else cleared.
+ * See SDM Vol. 3C, "Exit Qualification for MOV DR".
+ */
+export function movDrQualification(q: { dr: number; direction: 'to' | 'from'; gpr: number }): bigint {
+  return BigInt((q.dr & 7) | ((q.direction === 'from' ? 1 : 0) << 4) | ((q.gpr & 0xf) << 8));
+}
+
+/** MWAIT: bit 0 is 1 if the address-range monitoring hardware was armed. See SDM Vol. 3C, "Basic VM-Exit Information". */
+export function mwaitQualification(monitorArmed: boolean): bigint {
+  return monitorArmed ? 1n : 0n;
+}
+
+/**
+ * The exit qualification of the instructions whose operand the VM-exit instruction-information field describes
+ * (the VMX instructions with an operand, INVPCID, the descriptor-table instructions): the displacement,
+ * sign-extended to 64 bits; 0 when the operand is a register or there is no displacement; for RIP-relative
+ * addressing the displacement plus the RIP of the next instruction. Bits beyond the address size are undefined.
+ * See SDM Vol. 3C, "Basic VM-Exit Information" (exit qualification for "VM exits due to instructions").
+ */
+export function displacementQualification(mem: MemOperandEncoding | null, addressSize: 2 | 4 | 8, nextRip: bigint): bigint {
+  if (mem === null) return 0n;
+  const value = mem.ripRelative ? mem.displacement + nextRip : mem.displacement;
+  const defined = (1n << BigInt(8 * addressSize)) - 1n;
+  return (value & defined) | (UNDEFINED_64 & ~defined);
+}
+
+/** Operand-size codes (RDRAND/RDSEED bits 12:11; LGDT… bit 11 without the 64-bit code). */
+const OPERAND_SIZE_CODE = { 2: 0, 4: 1, 8: 2 } as const;
+
+/** The positions of the VM-exit instruction-information fields the tables below share. */
+const INFO = {
+  SCALING: 0, REG1: 3, ADDRESS_SIZE: 7, MEM_REG: 10, OPERAND_SIZE: 11, SEGMENT: 15,
+  INDEX: 18, INDEX_INVALID: 22, BASE: 23, BASE_INVALID: 27, IDENTITY: 28, REG2: 28,
+} as const;
+/** Mask of `width` bits at `pos`. */
+const bits = (pos: number, width: number): number => (((1 << width) - 1) << pos) >>> 0;
+
+/** A field value with the bits the SDM leaves undefined replaced by poison (the pattern ../exit/info.ts uses). */
+function poisonUndefined(defined: number, undefinedMask: number): number {
+  return ((defined & ~undefinedMask) | (UNDEFINED_32 & undefinedMask)) >>> 0;
+}
+
+/**
+ * Scaling (1:0), address size (9:7), segment (17:15), index (21:18) with its invalid bit (22) and base (26:23)
+ * with its invalid bit (27), as every memory-operand table of the field has them. Scaling and index are undefined
+ * without an index register, the base without a base register (also for RIP-relative addressing).
+ */
+function memoryOperandInfo(m: MemOperandEncoding, addressSize: 2 | 4 | 8): { value: number; undefinedMask: number } {
+  let value = (ADDRESS_SIZE_CODE[addressSize] << INFO.ADDRESS_SIZE) | ((m.segment & 7) << INFO.SEGMENT);
+  let undefinedMask = 0;
+  if (m.index >= 0) value |= ((m.scale & 3) << INFO.SCALING) | ((m.index & 0xf) << INFO.INDEX);
+  else {
+    value |= 1 << INFO.INDEX_INVALID;
+    undefinedMask |= bits(INFO.SCALING, 2) | bits(INFO.INDEX, 4);
+  }
+  if (m.base >= 0 && !m.ripRelative) value |= (m.base & 0xf) << INFO.BASE;
+  else {
+    value |= 1 << INFO.BASE_INVALID;
+    undefinedMask |= bits(INFO.BASE, 4);
+  }
+  return { value: value >>> 0, undefinedMask };
+}
+
+/** The memory-operand fields (bits 27:0 minus 10) of a register-operand instruction: all undefined. */
+const MEMORY_FIELDS = (bits(0, 2) | bits(7, 3) | bits(15, 13)) >>> 0;
+
+/**
+ * VM-exit instruction information for VMCLEAR, VMPTRLD, VMPTRST and VMXON: the memory operand (scaling, address
+ * size, segment, index, base); bit 10 cleared; bits 6:2, 14:11 and 31:28 undefined.
+ * See SDM Vol. 3C, "VM-Exit Instruction-Information Field".
+ */
+export function vmcsPointerInstructionInfo(m: MemOperandEncoding, addressSize: 2 | 4 | 8): number {
+  const op = memoryOperandInfo(m, addressSize);
+  return poisonUndefined(op.value, op.undefinedMask | bits(2, 5) | bits(11, 4) | bits(28, 4));
+}
+
+/**
+ * VM-exit instruction information for INVEPT, INVPCID and INVVPID: the memory operand (the descriptor), bit 10
+ * cleared, Reg2 (31:28) the register holding the type; bits 6:2 and 14:11 undefined.
+ * See SDM Vol. 3C, "VM-Exit Instruction-Information Field".
+ */
+export function invalidationInstructionInfo(m: MemOperandEncoding, addressSize: 2 | 4 | 8, reg2: number): number {
+  const op = memoryOperandInfo(m, addressSize);
+  return poisonUndefined(op.value | ((reg2 & 0xf) << INFO.REG2), op.undefinedMask | bits(2, 5) | bits(11, 4));
+}
+
+/**
+ * VM-exit instruction information for VMREAD and VMWRITE. Memory form (bit 10 = 0): the memory operand, Reg1
+ * (6:3) undefined. Register form (bit 10 = 1): Reg1 the r/m register, the memory fields undefined. Reg2 (31:28)
+ * is the register operand (the field encoding); bits 2 and 14:11 undefined.
+ * See SDM Vol. 3C, "VM-Exit Instruction-Information Field".
+ */
+export function vmreadVmwriteInstructionInfo(op: { mem: MemOperandEncoding | null; reg1: number; addressSize: 2 | 4 | 8; reg2: number }): number {
+  const reg2 = (op.reg2 & 0xf) << INFO.REG2;
+  const always = bits(2, 1) | bits(11, 4);
+  if (op.mem === null) {
+    return poisonUndefined(reg2 | (1 << INFO.MEM_REG) | ((op.reg1 & 0xf) << INFO.REG1), always | MEMORY_FIELDS);
+  }
+  const m = memoryOperandInfo(op.mem, op.addressSize);
+  return poisonUndefined(m.value | reg2, m.undefinedMask | always | bits(INFO.REG1, 4));
+}
+
+/** Instruction identity (bits 29:28) for LGDT, LIDT, SGDT and SIDT. */
+export const GDTR_IDTR_IDENTITY = { SGDT: 0, SIDT: 1, LGDT: 2, LIDT: 3 } as const;
+/** Instruction identity (bits 29:28) for LLDT, LTR, SLDT and STR. */
+export const LDTR_TR_IDENTITY = { SLDT: 0, STR: 1, LLDT: 2, LTR: 3 } as const;
+
+/**
+ * VM-exit instruction information for LGDT, LIDT, SGDT and SIDT: the memory operand, bit 10 cleared, operand
+ * size (11: 0 = 16-bit, 1 = 32-bit; undefined for VM exits from 64-bit mode), identity (29:28); bits 6:2, 14:12
+ * and 31:30 undefined. See SDM Vol. 3C, "VM-Exit Instruction-Information Field".
+ */
+export function gdtrIdtrInstructionInfo(op: { mem: MemOperandEncoding; addressSize: 2 | 4 | 8; operandSize: 2 | 4 | 8; from64BitMode: boolean; identity: number }): number {
+  const m = memoryOperandInfo(op.mem, op.addressSize);
+  const size = op.from64BitMode ? 0 : (op.operandSize === 2 ? 0 : 1) << INFO.OPERAND_SIZE;
+  return poisonUndefined(m.value | size | ((op.identity & 3) << INFO.IDENTITY),
+    m.undefinedMask | bits(2, 5) | bits(12, 3) | bits(30, 2) | (op.from64BitMode ? bits(INFO.OPERAND_SIZE, 1) : 0));
+}
+
+/**
+ * VM-exit instruction information for LLDT, LTR, SLDT and STR. Memory form (bit 10 = 0): the memory operand,
+ * Reg1 undefined. Register form (bit 10 = 1): Reg1 (6:3) the register, the memory fields undefined. Identity
+ * (29:28); bits 2, 14:11 and 31:30 undefined. See SDM Vol. 3C, "VM-Exit Instruction-Information Field".
+ */
+export function ldtrTrInstructionInfo(op: { mem: MemOperandEncoding | null; reg1: number; addressSize: 2 | 4 | 8; identity: number }): number {
+  const identity = (op.identity & 3) << INFO.IDENTITY;
+  const always = bits(2, 1) | bits(11, 4) | bits(30, 2);
+  if (op.mem === null) {
+    return poisonUndefined(identity | (1 << INFO.MEM_REG) | ((op.reg1 & 0xf) << INFO.REG1), always | MEMORY_FIELDS);
+  }
+  const m = memoryOperandInfo(op.mem, op.addressSize);
+  return poisonUndefined(m.value | identity, m.undefinedMask | always | bits(INFO.REG1, 4));
+}
+
+/**
+ * VM-exit instruction information for RDRAND and RDSEED: the destination register (6:3) and the operand size
+ * (12:11: 0 = 16-bit, 1 = 32-bit, 2 = 64-bit); every other bit undefined.
+ * See SDM Vol. 3C, "VM-Exit Instruction-Information Field".
+ */
+export function randomNumberInstructionInfo(reg: number, operandSize: 2 | 4 | 8): number {
+  return poisonUndefined(((reg & 0xf) << INFO.REG1) | (OPERAND_SIZE_CODE[operandSize] << INFO.OPERAND_SIZE),
+    ~(bits(INFO.REG1, 4) | bits(INFO.OPERAND_SIZE, 2)) >>> 0);
 }

@@ -1,5 +1,6 @@
 // Instructions that always cause VM exits in VMX non-root operation, whatever the controls: CPUID, INVD and
-// XSETBV (GETSEC is not implemented by the machine; the VMX instructions are handled by ../unit.ts).
+// XSETBV (GETSEC is not implemented by the machine; the VMX instructions exit from ../unit.ts, with their exit
+// information from ./vmx-instructions.ts).
 // See SDM Vol. 3C, "Instructions That Cause VM Exits Unconditionally".
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { cpuidExit, instructionExit } from './causes.ts';
