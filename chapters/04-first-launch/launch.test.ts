@@ -6,7 +6,7 @@ import { CPU_MODELS } from '../../src/machine/cpu-model.ts';
 import { CR4 } from '../../src/x86/control-registers.ts';
 import type { Kernel } from '../../src/kernel/kernel.ts';
 import { ENOMEM } from '../../src/kernel/errno.ts';
-import { bootHost, explain, runGuests, type Host } from './support.ts';
+import { bootHost, explain, runGuests, traceExits, type Host } from './support.ts';
 
 const EXIT_REASON_TRIPLE_FAULT = 2;
 const EXIT_REASON_CPUID = 10;
@@ -47,9 +47,10 @@ function runModule(model: string, guest?: string): Run {
   const gdt = k.cpu().sgdt();
   const idt = k.cpu().sidt();
   const fl = createFirstLaunch(guest === undefined ? {} : { guest });
+  const trace = traceExits(host);
   const loaded = k.insmod(fl.module);
   if (loaded.ok) runGuests(host, 100_000);
-  return { host, log: fl.log, loaded, free, gdt, idt, why: explain(host, `model ${model}; exits seen by your handler: [${fl.log.exits.join(', ')}]; insmod: ${JSON.stringify(loaded)}`) };
+  return { host, log: fl.log, loaded, free, gdt, idt, why: explain(host, `model ${model}; exits seen by your handler: [${fl.log.exits.join(', ')}]; insmod: ${JSON.stringify(loaded)}`, trace) };
 }
 
 /** After the guest is gone: VMX off, CR4.VMXE clear, descriptor tables as the kernel had them, no page leaked. */

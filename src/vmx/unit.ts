@@ -32,6 +32,7 @@ import { VmxState } from './state.ts';
 import { supportedSlots } from './vmcs-support.ts';
 import { VMCS_SLOT } from './vmcs.ts';
 import { diagnosisOfLastInstruction, type Diagnosis } from './diagnosis.ts';
+import { VmxObservers, type VmxObserver } from './observe.ts';
 import { UD_VECTOR } from '../x86/exceptions.ts';
 
 const VMCALL_SDM = 'SDM Vol. 3C, "VMCALL—Call to VM Monitor"';
@@ -55,6 +56,7 @@ function regOperand(insn: VmxInstruction): SourceOperand {
 export class VmxUnitImpl implements VmxUnit, NonRootContext {
   readonly state: VmxState;
   readonly cpu: LpVmxCpu;
+  private readonly observers = new VmxObservers();
 
   constructor(
     readonly lp: LogicalProcessor,
@@ -81,6 +83,11 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
     return diagnosisOfLastInstruction(this.state);
   }
 
+  /** Watch VM exits and entries of this LP (src/debug's exit trace and VMCS dump); returns the unsubscribe. */
+  observe(observer: VmxObserver): () => void {
+    return this.observers.add(observer);
+  }
+
   execute(lp: LogicalProcessor, insn: VmxInstruction): void {
     this.state.instructionSeq++;
     const ctx = { cpu: this.cpu, state: this.state };
@@ -105,6 +112,7 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
         outcome = fault(ctx, UD_VECTOR, { rule: 'vmfunc-not-enabled', sdm: 'SDM Vol. 3C, "VMFUNC—Invoke VM function"', instruction: 'VMFUNC', message: 'VMFUNC outside VMX non-root operation, or with "enable VM functions" = 0, is an invalid opcode.' });
         break;
     }
+    if (this.observers.active && (insn.mnemonic === 'VMLAUNCH' || insn.mnemonic === 'VMRESUME')) this.observers.entryOutcome(lp, this.state.current, insn.mnemonic, outcome);
     this.perform(lp, insn, outcome);
   }
 
@@ -153,6 +161,7 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
     const outcome = vmExit({ cpu: this.cpu, vmcs: vmcsAccessOf(current), vmcsPointer: current.pa }, cause);
     this.state.nonRoot = false;
     if (outcome.kind === 'vmx-abort') this.lp.shutdown(`VMX abort: ${outcome.message}`);
+    if (this.observers.active) this.observers.exited(this.lp, current);
     return EXITED;
   }
 

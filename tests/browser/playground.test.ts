@@ -145,6 +145,9 @@ if (hasMachine) {
       // The dump lists exactly the fields this model supports: as many as a fresh host's VMX state says.
       const supported = bootHost({ model: m.name }).vmx[0]!.state.supportedSlots.reduce((n, s) => n + s, 0);
       if (r.vmcs.length !== supported) problems.push(`${m.name}: VMCS dump has ${r.vmcs.length} fields, the model supports ${supported}`);
+      // The dump is the VMCS at the HLT exit, which defines no interruption information: labelled, not a number.
+      const intrInfo = r.vmcs.find((f) => f.name === 'VM_EXIT_INTR_INFO');
+      if (intrInfo?.undefinedForThisExit !== true || !intrInfo.value.startsWith('undefined for this exit')) problems.push(`${m.name}: VM_EXIT_INTR_INFO at the HLT exit shown as ${JSON.stringify(intrInfo)}`);
     }
     assertNone(problems, 'hypervisor example across CPU models');
   });

@@ -2,6 +2,7 @@
 // operation, a complete valid VMCS for a 64-bit guest with its own page tables, GDT and TSS, and a run loop
 // that dispatches VM exits to host entry points. Chapter tests use it so they grade one chapter's exercise and
 // not the learner's earlier code; src/ tests use it to run real guests in VMX non-root operation.
+import type { ExitTrace } from '../../debug/exit-trace.ts';
 import { assembleOrThrow } from '../../guest/assembler.ts';
 import { VMX_CONTROL } from '../../vmx/controls.ts';
 import { formatDiagnosis } from '../../vmx/diagnosis.ts';
@@ -250,8 +251,14 @@ function kitRegion(k: Kernel, cpu: HostCpu): bigint {
   return k.virt_to_phys(va);
 }
 
-/** What a failing test prints: the VMX diagnosis of every CPU (rule, SDM section, field, value), dmesg, guest output. */
-export function explain(host: Host, extra = ''): string {
+/** How many of the last VM exits a failure message shows. */
+const EXPLAIN_EXITS = 8;
+
+/**
+ * What a failing test prints: the VMX diagnosis of every CPU (rule, SDM section, field, value), dmesg, guest
+ * output — and, when the test attached an exit trace (`traceExits(host)` from src/debug), the last VM exits.
+ */
+export function explain(host: Host, extra = '', trace?: ExitTrace): string {
   const lines: string[] = [];
   if (extra !== '') lines.push(extra);
   host.vmx.forEach((u, i) => {
@@ -262,6 +269,7 @@ export function explain(host: Host, extra = ''): string {
   });
   lines.push(`dmesg:\n${host.kernel.dmesg()}`);
   if (host.console.text() !== '') lines.push(`guest console (port E9H):\n${host.console.text()}`);
+  if (trace !== undefined) lines.push(trace.format({ last: EXPLAIN_EXITS }));
   return lines.join('\n');
 }
 

@@ -28,7 +28,7 @@ export interface RunResult {
   bytes: number;
 }
 
-/** One call of a host entry point (HOST_RIP): a VM exit, or a VM-entry failure (bit 31 of the reason). */
+/** One VM exit, or a VM-entry failure (bit 31 of the reason), from the exit trace (src/debug/exit-trace.ts). */
 export interface ExitRecord {
   cpu: number;
   /** The full VM_EXIT_REASON value. */
@@ -39,14 +39,17 @@ export interface ExitRecord {
   entryFailure: boolean;
   qualification: string;
   guestRip: string;
-  instructionLength: number;
+  /** VM_EXIT_INSTRUCTION_LEN; null where the SDM leaves it undefined for the exit. */
+  instructionLength: number | null;
 }
 
 export interface VmcsDumpRow {
   name: string;
   encoding: string;
   type: string;
+  /** Hex at the field's width, or why the value is undefined for the last exit. */
   value: string;
+  undefinedForThisExit: boolean;
 }
 
 export interface HypervisorResult {
@@ -57,7 +60,11 @@ export interface HypervisorResult {
   dmesg: string;
   /** Port E9H output of the guests. */
   console: string;
+  /** The last VM exits (the trace keeps a bounded number), oldest first. */
   exits: ExitRecord[];
+  /** All VM exits of the run, and how often each reason occurred. */
+  exitsTotal: number;
+  exitSummary: string[];
   /** The explanation channel: the last VMX failure on each CPU, formatted. */
   diagnoses: string[];
   /** The VMCS fields those diagnoses name (highlighted in the dump). */

@@ -3,11 +3,12 @@
 // freshly booted host, run the machine with an instruction budget, and report what a learner needs
 // to see: dmesg, port E9H output, every VM exit, the explanation channel and the VMCS.
 import { transform } from 'sucrase';
+import { traceExits, type TracedExit } from '../../../../src/debug/exit-trace.ts';
+import { hexPadded } from '../../../../src/debug/hex.ts';
+import { dumpVmcs, formatVmcsValue, snapshotVmcs, type VmcsDumpSource, type VmcsSnapshot } from '../../../../src/debug/vmcs-dump.ts';
 import { bootHost, type Host } from '../../../../src/kernel/boot-host.ts';
-import type { HostEntry, KernelModule } from '../../../../src/kernel/kernel.ts';
+import type { KernelModule } from '../../../../src/kernel/kernel.ts';
 import { formatDiagnosis } from '../../../../src/vmx/diagnosis.ts';
-import { EXIT_REASON_BASIC_MASK, VMX_EXIT_REASONS_FAILED_VMENTRY, exitReasonByNumber } from '../../../../src/vmx/exit-reasons.ts';
-import { SLOT_FIELDS, SLOT_WIDTH, WIDTH16, WIDTH32 } from '../../../../src/vmx/vmcs.ts';
 import { createKit } from './kit.ts';
 import type { ExitRecord, HypervisorRequest, VmcsDumpRow, WorkerReply } from './protocol.ts';
 
@@ -57,20 +58,25 @@ function evaluate(js: string, host: Host): { module: KernelModule } | { error: s
   return { module: m };
 }
 
-function hex(v: bigint, digits: number): string {
-  return '0x' + v.toString(16).toUpperCase().padStart(digits, '0');
+/** The trace as the page shows it. */
+function exitRecord(e: TracedExit): ExitRecord {
+  return {
+    cpu: e.lp,
+    reason: e.reason,
+    basic: e.basicReason,
+    name: e.name,
+    entryFailure: e.entryFailure,
+    qualification: hexPadded(e.qualification, 16),
+    guestRip: hexPadded(e.guestRip, 16),
+    instructionLength: e.instructionLength ?? null,
+  };
 }
 
-/** Every field this CPU supports, from a copy of a VMCS's field data (lo/hi 32-bit pairs per slot). */
-function dumpVmcs(data: Uint32Array, supported: Uint8Array): VmcsDumpRow[] {
-  const rows: VmcsDumpRow[] = [];
-  SLOT_FIELDS.forEach((f, slot) => {
-    if (supported[slot] !== 1) return;
-    const value = (BigInt(data[2 * slot + 1]!) << 32n) | BigInt(data[2 * slot]!);
-    const digits = SLOT_WIDTH[slot] === WIDTH16 ? 4 : SLOT_WIDTH[slot] === WIDTH32 ? 8 : 16;
-    rows.push({ name: f.name, encoding: hex(BigInt(f.encoding), 4), type: f.type, value: hex(value, digits) });
-  });
-  return rows;
+/** Every field this CPU supports, as the page shows it; fields undefined for the last exit say so. */
+function vmcsRows(source: VmcsDumpSource): VmcsDumpRow[] {
+  return (dumpVmcs(source)?.rows ?? []).map((r) => ({
+    name: r.name, encoding: hexPadded(r.encoding, 4), type: r.type, value: formatVmcsValue(r), undefinedForThisExit: r.undefinedForThisExit,
+  }));
 }
 
 export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply> {
@@ -80,46 +86,19 @@ export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply
   const host = bootHost(req.model === '' ? {} : { model: req.model });
   const k = host.kernel;
 
-  // Every call of a host entry point is a VM exit (or a failed VM entry): record it, and keep a copy of the VMCS as
-  // it was at that moment — the module may turn VMX off before the run ends.
-  const exits: ExitRecord[] = [];
-  let lastVmcs: { data: Uint32Array; supported: Uint8Array; at: string } | null = null;
-  const register = k.hostEntry.bind(k);
-  k.hostEntry = (name: string, fn: HostEntry): bigint =>
-    register(name, (kernel, cpu) => {
-      const state = host.vmx[cpu.id]?.state;
-      const vmcs = state?.current ?? null;
-      if (state !== undefined && vmcs !== null) {
-        const reason = Number(vmcs.readByName('VM_EXIT_REASON') ?? 0n);
-        const basic = reason & EXIT_REASON_BASIC_MASK;
-        const record: ExitRecord = {
-          cpu: cpu.id,
-          reason,
-          basic,
-          name: exitReasonByNumber(basic)?.name ?? `unknown exit reason ${basic}`,
-          entryFailure: (reason & VMX_EXIT_REASONS_FAILED_VMENTRY) !== 0,
-          qualification: hex(vmcs.readByName('EXIT_QUALIFICATION') ?? 0n, 16),
-          guestRip: hex(vmcs.readByName('GUEST_RIP') ?? 0n, 16),
-          instructionLength: Number(vmcs.readByName('VM_EXIT_INSTRUCTION_LEN') ?? 0n),
-        };
-        exits.push(record);
-        lastVmcs = { data: vmcs.data.slice(), supported: state.supportedSlots, at: `${record.name}, before ${name} ran` };
-      }
-      fn(kernel, cpu);
+  // The exit trace, and a copy of the VMCS at every VM exit and every VMLAUNCH/VMRESUME that failed (VMfail):
+  // the module may turn VMX off before the run ends. Both come through the VMX units' observer seam.
+  const trace = traceExits(host);
+  let lastVmcs: { snapshot: VmcsSnapshot; at: string } | null = null;
+  for (const unit of host.vmx) {
+    const keep = (at: string): void => {
+      const snapshot = snapshotVmcs(unit);
+      if (snapshot !== null) lastVmcs = { snapshot, at };
+    };
+    unit.observe({
+      onVmExit: (e) => keep(`${e.name}${e.entryFailure ? ' (VM-entry failure)' : ''} on CPU ${e.lp}, before the exit handler ran`),
+      onVmEntryFailure: (e) => keep(`${e.instruction} failed (${e.outcome}) on CPU ${e.lp}`),
     });
-
-  // A VMLAUNCH or VMRESUME that falls through failed (VMfailInvalid or VMfailValid): keep the VMCS it refused.
-  for (const cpu of k.allCpus()) {
-    for (const op of ['vmlaunch', 'vmresume'] as const) {
-      const instruction = cpu[op].bind(cpu);
-      cpu[op] = (): void => {
-        instruction();
-        const state = host.vmx[cpu.id]?.state;
-        if (state?.current != null && !state.nonRoot) {
-          lastVmcs = { data: state.current.data.slice(), supported: state.supportedSlots, at: `${op.toUpperCase()} failed on CPU ${cpu.id}` };
-        }
-      };
-    }
   }
 
   const loaded = evaluate(compiled.js, host);
@@ -145,17 +124,19 @@ export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply
   });
 
   // The VMCS after the run: the current one if the module left one, else the copy from the last VM exit.
-  const state = host.vmx[0]?.state;
+  const unit = host.vmx[0];
+  const current = unit?.state.current ?? null;
   let vmcs: VmcsDumpRow[] = [];
   let vmcsSource = 'none: no VMCS was current after the run, and no VM entry was tried';
-  if (state?.current != null) {
-    vmcs = dumpVmcs(state.current.data, state.supportedSlots);
-    vmcsSource = `the current VMCS of CPU 0 after the run (region at ${hex(state.current.pa, 8)})`;
+  if (unit !== undefined && current !== null) {
+    vmcs = vmcsRows(unit);
+    vmcsSource = `the current VMCS of CPU 0 after the run (region at ${hexPadded(current.pa, 8)})`;
   } else if (lastVmcs !== null) {
-    const last: { data: Uint32Array; supported: Uint8Array; at: string } = lastVmcs;
-    vmcs = dumpVmcs(last.data, last.supported);
+    const last: { snapshot: VmcsSnapshot; at: string } = lastVmcs;
+    vmcs = vmcsRows(last.snapshot);
     vmcsSource = `the VMCS as it was at the last VM exit or failed VM entry (${last.at}); no VMCS was current after the run`;
   }
+  trace.stop();
 
   return {
     kind: 'hypervisor-result',
@@ -163,7 +144,9 @@ export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply
     insmod: insmod.ok ? 'ok' : insmod.message,
     dmesg: k.dmesg(),
     console: host.console.text(),
-    exits,
+    exits: trace.entries.map(exitRecord),
+    exitsTotal: trace.total,
+    exitSummary: trace.summary().map((x) => `${x.name} ×${x.count} (${(100 * x.share).toFixed(1)}%)`),
     diagnoses,
     diagnosedFields,
     stop,
