@@ -53,6 +53,18 @@ const chapter: Chapter = {
       ],
     },
     {
+      id: 'io-serial',
+      title: 'Port I/O and a virtual serial port',
+      file: 'io.ts',
+      test: 'io.test.ts',
+      points: 20,
+      hints: [
+        'Everything an IN/OUT exit needs is in the qualification: the size (bits 2:0, plus 1), the direction (bit 3: 1 = IN), string (bit 4), REP (bit 5), an immediate port (bit 6) and the port (bits 31:16). The data is in RAX: OUT sends AL, AX or EAX, and IN must write the same width back.',
+        'ioBitmapPosition: bitmap A below 8000H, else B; n = port & 0x7fff; { byte: n >> 3, bit: n & 7 }. ioAccessExits: if (port + size - 1 > 0xffff) return true — the wrap exits whatever the bits; otherwise true if isSet(p) for any p from port to port + size - 1.',
+        'handle: io = decodeIoQualification(exit.qualification); io.string → stop(…). OUT: for each byte i, if port + i is a COM1 port, uart.write(port + i - COM1_BASE, Number((rax >> BigInt(8 * i)) & 0xffn)). IN: value |= BigInt(COM1 ? uart.read(…) : UNCLAIMED) << BigInt(8 * i); mask = size === 4 ? all 64 bits : (1n << BigInt(8 * size)) - 1n; writeGpr(\'rax\', (rax & ~mask) | value); SKIP.',
+      ],
+    },
+    {
       id: 'cr-shadows',
       title: 'Control registers: masks and read shadows',
       file: 'cr-access.ts',

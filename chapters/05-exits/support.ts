@@ -14,6 +14,7 @@ import { exitReasonByNumber } from '../../src/vmx/exit-reasons.ts';
 import { VMX_CONTROL } from '../../src/vmx/controls.ts';
 import { VMCS } from '../../src/vmx/fields.ts';
 import { vmInstructionError } from '../../src/vmx/errors.ts';
+import { diffVmcs, dumpVmcs, formatVmcsDiff, snapshotVmcs, type VmcsDumpSource, type VmcsSnapshot } from '../../src/debug/vmcs-dump.ts';
 import {
   bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs, type Host, type ReferenceGuest,
 } from '../../src/kernel/testing/reference-vm.ts';
@@ -25,23 +26,22 @@ export { capabilitiesOf } from '../../src/vmx/emulated-msrs.ts';
 const CF = 1n, ZF = 1n << 6n;
 const FAILED_VMENTRY = 1n << 31n;
 const HLT = 12;
-/** What VMX Lab writes into an exit-information field the SDM leaves undefined. */
-export const POISON_32 = 0xdeadbeef;
 
 // ---------------------------------------------------------------------------------------------------------------
-// The exit trace
+// The exit trace, annotated with what the handler did
 // ---------------------------------------------------------------------------------------------------------------
 
-/** One VM exit (or failed VM entry) as the kit saw it at HOST_RIP, before your code ran. */
+/** One VM exit (or failed VM entry) as the VMX unit reported it (src/vmx/observe.ts), and what happened next. */
 export interface ExitRecord {
   readonly n: number;
   /** The whole VM_EXIT_REASON field (bit 31: a failed VM entry). */
   readonly exitReason: number;
   /** Bits 15:0. */
   readonly reason: number;
+  readonly entryFailure: boolean;
   readonly qualification: bigint;
-  /** VM_EXIT_INSTRUCTION_LEN as read: 0xDEADBEEF where the SDM leaves it undefined. */
-  readonly length: number;
+  /** VM_EXIT_INSTRUCTION_LEN, or undefined where the SDM leaves it undefined (VMX Lab poisons it: 0xDEADBEEF). */
+  readonly length: number | undefined;
   readonly rip: bigint;
   /** The guest's RAX, RCX and RDX at the exit (the VMCS does not save them: they are in the register file). */
   readonly rax: bigint;
@@ -49,6 +49,66 @@ export interface ExitRecord {
   readonly rdx: bigint;
   /** What happened next (filled in after the handler). */
   then: string;
+  /** The VMCS fields the handler changed, when the VM entry after it failed (src/debug/vmcs-dump.ts). */
+  changed?: string;
+}
+
+/** Record every VM exit of `host` through the observer seam (no VMREAD: nothing the guest or handler sees changes). */
+function watchExits(host: Host): { exits: ExitRecord[]; snapshotAtExit: () => VmcsSnapshot | null; stop: () => void } {
+  const exits: ExitRecord[] = [];
+  let snapshot: VmcsSnapshot | null = null;
+  const stops = host.vmx.map((u) => u.observe({
+    onVmExit: (e) => {
+      const prev = exits[exits.length - 1];
+      if (e.entryFailure && prev !== undefined && !prev.entryFailure) {
+        // The VMRESUME after the previous exit failed its guest-state checks: show what the handler changed.
+        prev.then ||= 'VMRESUME: the VM entry failed (back at HOST_RIP with bit 31)';
+        if (snapshot !== null) prev.changed = changedFields(snapshot, u);
+      }
+      const lp = host.machine.cpus[e.lp]!;
+      exits.push({
+        n: exits.length + 1, exitReason: e.reason, reason: e.basicReason, entryFailure: e.entryFailure, qualification: e.qualification,
+        length: e.instructionLength, rip: e.guestRip, rax: lp.getGpr(0), rcx: lp.getGpr(1), rdx: lp.getGpr(2), then: '',
+      });
+      snapshot = snapshotVmcs(u);
+    },
+    onVmEntryFailure: (e) => {
+      const prev = exits[exits.length - 1];
+      if (prev === undefined || e.instruction !== 'VMRESUME') return;
+      prev.then = e.outcome === 'VMfailInvalid' ? 'VMRESUME: VMfailInvalid' : `VMRESUME: VMfailValid(${e.error})`;
+      if (snapshot !== null) prev.changed = changedFields(snapshot, u);
+    },
+  }));
+  return { exits, snapshotAtExit: () => snapshot, stop: () => stops.forEach((f) => f()) };
+}
+
+/** The fields that differ between the VMCS at the exit and now (the exit-information fields left out). */
+function changedFields(atExit: VmcsSnapshot, unit: VmcsDumpSource): string {
+  const before = dumpVmcs(atExit), after = dumpVmcs(unit);
+  if (before === null || after === null) return '';
+  const rows = diffVmcs(before, after).filter((d) => (d.after ?? d.before)?.type !== 'exit-info');
+  if (rows.length === 0) return 'no VMCS field changed between the exit and the failed VM entry';
+  const lines = formatVmcsDiff(rows).split('\n').slice(1).map((l) => l.trim());
+  return `VMCS fields changed between the exit and the failed VM entry (src/debug/vmcs-dump.ts, diffVmcs):\n  ${lines.join('\n  ')}`;
+}
+
+export function reasonName(reason: number): string {
+  return `${exitReasonByNumber(reason)?.name ?? 'unknown reason'} (${reason})`;
+}
+
+/** The exit trace as text, the last `max` exits, with what the handler did after each. */
+export function formatTrace(exits: readonly ExitRecord[], max = 16): string {
+  if (exits.length === 0) return 'VM exits: none';
+  const shown = exits.slice(-max);
+  const lines = shown.map((e) => {
+    const failed = e.entryFailure ? ' [bit 31: VM-entry failure]' : '';
+    const len = e.length === undefined ? 'undefined (VMX Lab poisons it: 0xdeadbeef)' : String(e.length);
+    const msr = e.reason === 31 || e.reason === 32 ? `, ECX 0x${(e.rcx & 0xffffffffn).toString(16)}` : '';
+    const head = `  #${e.n} ${reasonName(e.reason)}${failed} at RIP 0x${e.rip.toString(16)}, instruction length ${len}, qualification 0x${e.qualification.toString(16)}${msr}${e.then === '' ? '' : ` → ${e.then}`}`;
+    return e.changed === undefined ? head : `${head}\n      ${e.changed.replace(/\n/g, '\n      ')}`;
+  });
+  const skipped = exits.length - shown.length;
+  return `VM exits (${exits.length}${skipped > 0 ? `, the last ${shown.length} shown` : ''}):\n${lines.join('\n')}`;
 }
 
 /** VMWRITE by name from a test's own handler or setup (failing loudly: a test must not fail silently). */
@@ -57,47 +117,6 @@ export function poke(cpu: HostCpu, name: string, value: bigint | number): void {
   if (enc === undefined) throw new Error(`test bug: no VMCS field ${name}`);
   cpu.vmwrite(enc, BigInt(value));
   if ((cpu.rflags() & (CF | ZF)) !== 0n) throw new Error(`test bug: VMWRITE ${name} failed`);
-}
-
-/** VMREADs by the kit must not change what your code sees: RFLAGS (VMsucceed clears CF and ZF) is put back. */
-function quietly<T>(cpu: HostCpu, f: () => T): T {
-  const rflags = cpu.lp.getReg('rflags');
-  try {
-    return f();
-  } finally {
-    cpu.lp.setReg('rflags', rflags);
-  }
-}
-
-function recordExit(cpu: HostCpu, n: number): ExitRecord {
-  return quietly(cpu, () => recordExitFields(cpu, n));
-}
-
-function recordExitFields(cpu: HostCpu, n: number): ExitRecord {
-  const exitReason = Number(read(cpu, 'VM_EXIT_REASON') & 0xffffffffn);
-  return {
-    n, exitReason, reason: exitReason & 0xffff, qualification: read(cpu, 'EXIT_QUALIFICATION'),
-    length: Number(read(cpu, 'VM_EXIT_INSTRUCTION_LEN') & 0xffffffffn), rip: read(cpu, 'GUEST_RIP'),
-    rax: cpu.readGpr('rax'), rcx: cpu.readGpr('rcx'), rdx: cpu.readGpr('rdx'), then: '',
-  };
-}
-
-export function reasonName(reason: number): string {
-  return `${exitReasonByNumber(reason)?.name ?? 'unknown reason'} (${reason})`;
-}
-
-/** The exit trace as text, the last `max` exits. */
-export function formatTrace(exits: readonly ExitRecord[], max = 16): string {
-  if (exits.length === 0) return 'VM exits: none';
-  const shown = exits.slice(-max);
-  const lines = shown.map((e) => {
-    const failed = (e.exitReason & 0x80000000) !== 0 ? ' [bit 31: VM-entry failure]' : '';
-    const len = e.length === POISON_32 ? 'undefined (0xdeadbeef)' : String(e.length);
-    const msr = e.reason === 31 || e.reason === 32 ? `, ECX 0x${(e.rcx & 0xffffffffn).toString(16)}` : '';
-    return `  #${e.n} ${reasonName(e.reason)}${failed} at RIP 0x${e.rip.toString(16)}, instruction length ${len}, qualification 0x${e.qualification.toString(16)}${msr}${e.then === '' ? '' : ` → ${e.then}`}`;
-  });
-  const skipped = exits.length - shown.length;
-  return `VM exits (${exits.length}${skipped > 0 ? `, the last ${shown.length} shown` : ''}):\n${lines.join('\n')}`;
 }
 
 /** The oops report the kernel printed (the last one), if any: from its headline to "---[ end trace ]---". */
@@ -120,7 +139,7 @@ export type PartOutcome =
   | { readonly kind: 'unhandled'; readonly reason: number }
   | { readonly kind: 'entry-failure'; readonly reason: number; readonly qualification: bigint }
   | { readonly kind: 'vmfail'; readonly error: number | null }
-  | { readonly kind: 'bad-skip'; readonly reason: number; readonly length: number }
+  | { readonly kind: 'bad-skip'; readonly reason: number }
   | { readonly kind: 'bad-action'; readonly got: string }
   | { readonly kind: 'oops'; readonly text: string }
   | { readonly kind: 'controls'; readonly why: string }
@@ -167,7 +186,8 @@ export function runPart(opts: PartOptions): PartRun {
   const k = host.kernel;
   const cpu = k.cpu();
   const part = opts.part;
-  const exits: ExitRecord[] = [];
+  const watch = watchExits(host);
+  const exits = watch.exits;
   const reasons: number[] = [];
   let outcome: PartOutcome | null = null;
   let guest: ReferenceGuest | null = null;
@@ -175,9 +195,9 @@ export function runPart(opts: PartOptions): PartRun {
   let vcpu: { k: typeof k; cpu: HostCpu; guest: ReturnType<typeof guestImage>; exits: readonly number[] } | null = null;
 
   const handler = (_k: typeof k, c: HostCpu): void => {
-    const e = recordExit(c, exits.length + 1);
-    exits.push(e);
-    if ((BigInt(e.exitReason) & FAILED_VMENTRY) !== 0n) {
+    const e = watch.exits[watch.exits.length - 1];
+    if (e === undefined) throw new Error('kit bug: a host entry without a VM exit');
+    if (e.entryFailure) {
       e.then = 'VM-entry failure (the guest did not run)';
       outcome = { kind: 'entry-failure', reason: e.reason, qualification: e.qualification };
       return;
@@ -215,9 +235,9 @@ export function runPart(opts: PartOptions): PartRun {
       return;
     }
     if (kind === 'skip') {
-      if (e.length < 1 || e.length > 15) {
+      if (e.length === undefined) {
         e.then = 'skip refused: the instruction length is undefined for this exit';
-        outcome = { kind: 'bad-skip', reason: e.reason, length: e.length };
+        outcome = { kind: 'bad-skip', reason: e.reason };
         return;
       }
       write(host, c, 'GUEST_RIP', read(c, 'GUEST_RIP') + BigInt(e.length));
@@ -231,7 +251,6 @@ export function runPart(opts: PartOptions): PartRun {
       e.then = `${kind === 'skip' ? 'skip, ' : ''}VMRESUME: the VM entry failed (back at HOST_RIP)`;
     } else {
       const error = (f & ZF) !== 0n ? Number(read(c, 'VM_INSTRUCTION_ERROR')) : null;
-      e.then = error === null ? 'VMRESUME: VMfailInvalid' : `VMRESUME: VMfailValid(${error})`;
       outcome = { kind: 'vmfail', error };
     }
   };
@@ -307,7 +326,7 @@ export function describeOutcome(o: PartOutcome): string {
         : `VM exit ${reasonName(o.reason)} arrived and your part has no handler for it`;
     case 'entry-failure': return `the VM entry after your handler failed: exit reason ${reasonName(o.reason)} with bit 31 set, qualification ${o.qualification} — your handler left the VMCS in a state VM entry refuses (the VMX diagnosis below names the check)`;
     case 'vmfail': return o.error === null ? 'VMLAUNCH/VMRESUME failed with VMfailInvalid' : `VMLAUNCH/VMRESUME failed with VMfailValid(${o.error}): ${vmInstructionError(o.error)?.name ?? 'unknown error'} — a control or host-state field is wrong (the VMX diagnosis below names it)`;
-    case 'bad-skip': return `your handler asked to skip the instruction on a ${reasonName(o.reason)} exit, which is not caused by an instruction: VM_EXIT_INSTRUCTION_LEN is undefined there (it reads 0x${o.length.toString(16)})`;
+    case 'bad-skip': return `your handler asked to skip the instruction on a ${reasonName(o.reason)} exit, which is not caused by an instruction: VM_EXIT_INSTRUCTION_LEN is undefined there (VMX Lab poisons it: 0xdeadbeef)`;
     case 'bad-action': return `your handler returned ${o.got}, not an ExitAction (RESUME, SKIP or stop(why))`;
     case 'oops': return `your code raised an exception and the kernel oopsed:\n${o.text}`;
     case 'controls': return `the controls your part asks for are not possible on this CPU: ${o.why}`;
@@ -378,37 +397,38 @@ export interface HypervisorRun {
 const GUEST_RIP_ENCODING = 0x681e;
 
 /**
- * Boot `model` and insmod the hypervisor `create` builds. The kernel's hostEntry and the CPU's VMRESUME/VMWRITE
- * are watched (the playground does the same) so that the failure message can say what your handler did at each
- * exit: resumed, turned VMX off, oopsed, or returned with neither.
+ * Boot `model` and insmod the hypervisor `create` builds. VM exits and failed entries are recorded through the
+ * VMX unit's observer seam; the kernel's hostEntry is wrapped to learn where your handler was registered and how
+ * each call of it ended (resumed, VMX off, oops, or neither), and VMWRITE to record what it did to GUEST_RIP.
  */
 export function runHypervisor(opts: {
   create: () => Hypervisor; model?: string; budget?: number; cpus?: number;
 }): HypervisorRun {
   const host = bootHost({ model: opts.model ?? 'skylake-i5-6300u', cpus: opts.cpus ?? 1 });
   const k = host.kernel;
-  const exits: ExitRecord[] = [];
+  const watch = watchExits(host);
+  const exits = watch.exits;
   const ripWrites: bigint[] = [];
   let entrySite: string | null = null;
-  // Read the VMX unit's state rather than probing with VMPTRST, which would leave a #UD diagnosis behind.
+  // The VMX unit's own state: probing with VMPTRST would leave a #UD diagnosis behind.
   const vmxOnNow = (c: HostCpu): boolean => host.vmx[c.id]?.state.inVmxOperation ?? false;
   const inHandler = { now: false };
-  for (const c of k.allCpus()) watchCpu(c, exits, ripWrites, inHandler);
+  for (const c of k.allCpus()) watchRipWrites(c, ripWrites, inHandler);
   const hostEntry = k.hostEntry.bind(k);
   k.hostEntry = (name, fn) => {
     entrySite ??= learnerSite(new Error().stack);
     return hostEntry(name, (kk, c) => {
-      const e = recordExit(c, exits.length + 1);
-      exits.push(e);
+      const e = exits[exits.length - 1];
       inHandler.now = true;
       try {
         fn(kk, c);
       } catch (err) {
-        e.then = 'your handler threw: the kernel oopses';
+        if (e !== undefined) e.then = 'your handler threw: the kernel oopses';
         throw err;
       } finally {
         inHandler.now = false;
       }
+      if (e === undefined) return;
       if (c.inVmxNonRoot()) e.then ||= 'VMRESUME';
       else if (!vmxOnNow(c)) e.then ||= 'VMX off';
       else e.then ||= 'returned in VMX root operation with VMX still on: no VMRESUME, no VMXOFF (the CPU idles, the guest is stuck)';
@@ -425,6 +445,7 @@ export function runHypervisor(opts: {
     instructions = r.instructions;
     budgetHit = r.reason === 'budget';
   }
+  watch.stop();
   const site = (): string => (entrySite === null ? '' : ` (your VM-exit handler, registered at ${entrySite})`);
   const summary = (): string => {
     if (!loaded.ok) return loaded.oops !== undefined ? `insmod oopsed:\n${loaded.oops.text}` : `insmod failed: ${loaded.message}`;
@@ -438,23 +459,13 @@ export function runHypervisor(opts: {
   return {
     host, hv, loaded, exits, entrySite, ripWrites, instructions, freeBefore: free, gdt, idt,
     vmxOn: () => vmxOnNow(k.cpu()),
-    why: (extra = '') => [extra, `what happened: ${summary()}`, formatTrace(exits), explain(host)].filter((s) => s !== '').join('\n'),
+    why: (extra = '') => [extra, `what happened: ${summary()}`, formatTrace(exits), explain(host)].filter((x) => x !== '').join('\n'),
   };
 }
 
-/** Watch VMRESUME (its outcome) and, inside the VM-exit handler, VMWRITE of GUEST_RIP on one CPU. */
-function watchCpu(c: HostCpu, exits: ExitRecord[], ripWrites: bigint[], inHandler: { now: boolean }): void {
-  const vmresume = c.vmresume.bind(c);
+/** Record, on one CPU, the GUEST_RIP values VMWRITE stores while your VM-exit handler runs. */
+function watchRipWrites(c: HostCpu, ripWrites: bigint[], inHandler: { now: boolean }): void {
   const vmwrite = c.vmwrite.bind(c);
-  c.vmresume = () => {
-    vmresume();
-    const e = exits[exits.length - 1];
-    if (e === undefined || c.inVmxNonRoot()) return;
-    const f = c.rflags();
-    if ((f & CF) !== 0n) e.then = 'VMRESUME: VMfailInvalid';
-    else if ((f & ZF) !== 0n) e.then = `VMRESUME: VMfailValid(${quietly(c, () => Number(read(c, 'VM_INSTRUCTION_ERROR')))})`;
-    else e.then = 'VMRESUME: the VM entry failed (back at HOST_RIP)';
-  };
   c.vmwrite = (field, value) => {
     if (inHandler.now && field === GUEST_RIP_ENCODING) ripWrites.push(value);
     vmwrite(field, value);
