@@ -45,7 +45,7 @@ export function substitute(value: bigint): InterceptAnswer {
 
 /** In VMX non-root operation, offer `event` to VMX; true when a VM exit took it over. */
 export function vmExitTakes(lp: LogicalProcessor, event: VmxInterceptEvent): boolean {
-  return lp.vmx !== null && lp.vmx.nonRoot && lp.vmx.intercept(lp, event).kind === 'exited';
+  return nonRootAnswer(lp, event).kind === 'exited';
 }
 
 /** VMX's answer for `event`: NATIVE outside VMX non-root operation. */

@@ -44,11 +44,11 @@ function crExit(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
   });
 }
 
-/** CR0 or CR4 mask and read shadow. */
-function ownership(ctx: NonRootContext, cr: 0 | 4): { mask: bigint; shadow: bigint } {
+/** CR0 or CR4: its guest/host mask, its read shadow and the real register's value. */
+function ownership(ctx: NonRootContext, cr: 0 | 4): { mask: bigint; shadow: bigint; real: bigint } {
   return cr === 0
-    ? { mask: ctx.read64('CR0_GUEST_HOST_MASK'), shadow: ctx.read64('CR0_READ_SHADOW') }
-    : { mask: ctx.read64('CR4_GUEST_HOST_MASK'), shadow: ctx.read64('CR4_READ_SHADOW') };
+    ? { mask: ctx.read64('CR0_GUEST_HOST_MASK'), shadow: ctx.read64('CR0_READ_SHADOW'), real: ctx.lp.readCr0() }
+    : { mask: ctx.read64('CR4_GUEST_HOST_MASK'), shadow: ctx.read64('CR4_READ_SHADOW'), real: ctx.lp.readCr4() };
 }
 
 function movToCr(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
@@ -56,11 +56,10 @@ function movToCr(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
   switch (e.cr) {
     case 0:
     case 4: {
-      const { mask, shadow } = ownership(ctx, e.cr);
+      const { mask, shadow, real } = ownership(ctx, e.cr);
       if (mask === 0n) return NATIVE;
       if (((e.value ^ shadow) & mask) !== 0n) return crExit(ctx, e);
-      const current = e.cr === 0 ? ctx.lp.readCr0() : ctx.lp.readCr4();
-      return substitute((e.value & ~mask) | (current & mask));
+      return substitute((e.value & ~mask) | (real & mask));
     }
     case 3: {
       if ((proc & C.CPU_BASED_CR3_LOAD_EXITING) === 0) return NATIVE;
@@ -87,9 +86,8 @@ function movFromCr(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
   switch (e.cr) {
     case 0:
     case 4: {
-      const { mask, shadow } = ownership(ctx, e.cr);
+      const { mask, shadow, real } = ownership(ctx, e.cr);
       if (mask === 0n) return NATIVE;
-      const real = e.cr === 0 ? ctx.lp.readCr0() : ctx.lp.readCr4();
       return substitute((real & ~mask) | (shadow & mask));
     }
     case 3:
@@ -107,11 +105,11 @@ function movFromCr(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
 
 /** CLTS exits if the host owns CR0.TS and the shadow has TS = 1; if the host owns TS, CLTS leaves it alone. */
 function clts(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
-  const { mask, shadow } = ownership(ctx, 0);
+  const { mask, shadow, real } = ownership(ctx, 0);
   const ts = BigInt(CR0.TS);
   if ((mask & ts) === 0n) return NATIVE;
   if ((shadow & ts) !== 0n) return crExit(ctx, e);
-  return substitute(ctx.lp.readCr0());
+  return substitute(real);
 }
 
 /**
@@ -119,14 +117,13 @@ function clts(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
  * different from the shadow. Otherwise host-owned bits keep their value.
  */
 function lmsw(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
-  const { mask, shadow } = ownership(ctx, 0);
+  const { mask, shadow, real: cr0 } = ownership(ctx, 0);
   const owned = Number(mask & 0xfn);
   if (owned === 0) return NATIVE;
   const src = e.lmswSource & 0xf, sh = Number(shadow & 0xfn);
   const pe = CR0.PE;
   if ((owned & pe) !== 0 && (sh & pe) === 0 && (src & pe) !== 0) return crExit(ctx, e);
   if (((src ^ sh) & owned & 0xe) !== 0) return crExit(ctx, e);
-  const cr0 = ctx.lp.readCr0();
   // LMSW loads PE MP EM TS and can set PE but never clear it. See SDM Vol. 2A, "LMSW—Load Machine Status Word".
   const loaded = (cr0 & ~0xen) | BigInt(src) | (cr0 & 1n);
   return substitute((loaded & ~mask) | (cr0 & mask));
