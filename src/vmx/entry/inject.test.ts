@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { CPU_MODELS } from '../../machine/cpu-model.ts';
 import { writeIdtGate } from '../../machine/testing/long-mode.ts';
-import { bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs } from '../../kernel/testing/reference-vm.ts';
+import { runRecordedGuest, write, type Host } from '../../kernel/testing/reference-vm.ts';
+import type { HostCpu } from '../../kernel/host-cpu.ts';
 import { capabilitiesOf } from '../emulated-msrs.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
@@ -29,27 +30,24 @@ const IDT = 0x6000;
 
 interface Run { reason: bigint; rbx: bigint; rcx: bigint; entryRip: bigint; guestRip: bigint; why: string }
 
-function launchWith(model: string, info: number, extra: (h: ReturnType<typeof bootHost>, cpu: ReturnType<ReturnType<typeof bootHost>['kernel']['cpu']>) => void): Run {
-  const host = bootHost({ model });
-  const k = host.kernel, cpu = k.cpu();
-  enterVmx(host, cpu);
-  const seen: Omit<Run, 'why' | 'guestRip' | 'entryRip'>[] = [];
-  const rip = k.hostEntry('record_exit', (_k, c) => {
-    seen.push({ reason: read(c, 'VM_EXIT_REASON'), rbx: c.readGpr('rbx'), rcx: c.readGpr('rcx') });
+/** Launch GUEST on `model` with VM_ENTRY_INTR_INFO_FIELD = `info` (and `extra` VMWRITEs); the first exit. */
+function launchWith(model: string, info: number, extra: (h: Host, cpu: HostCpu) => void): Run {
+  const run = runRecordedGuest({
+    model, source: GUEST, maxInstructions: 10_000,
+    setup: (host, cpu, g) => {
+      const idt = Number(g.pa) + IDT;
+      writeIdtGate(host.machine.memory, idt, 13, g.labels.get('gp_handler')!);
+      writeIdtGate(host.machine.memory, idt, 0x80, g.labels.get('int80_handler')!);
+      write(host, cpu, 'GUEST_IDTR_BASE', g.pa + BigInt(IDT));
+      write(host, cpu, 'GUEST_IDTR_LIMIT', 0xfff);
+      write(host, cpu, 'VM_ENTRY_INTR_INFO_FIELD', info >>> 0);
+      extra(host, cpu);
+    },
   });
-  const g = writeReferenceVmcs(host, cpu, rip, GUEST);
-  const idt = Number(g.pa) + IDT;
-  writeIdtGate(host.machine.memory, idt, 13, g.labels.get('gp_handler')!);
-  writeIdtGate(host.machine.memory, idt, 0x80, g.labels.get('int80_handler')!);
-  write(host, cpu, 'GUEST_IDTR_BASE', g.pa + BigInt(IDT));
-  write(host, cpu, 'GUEST_IDTR_LIMIT', 0xfff);
-  write(host, cpu, 'VM_ENTRY_INTR_INFO_FIELD', info >>> 0);
-  extra(host, cpu);
-  cpu.vmlaunch();
-  runGuests(host, 10_000);
-  const why = explain(host, `model ${model}`);
-  expect(seen.length, `no VM exit reached the host (did VMLAUNCH fail?)\n${why}`).toBeGreaterThan(0);
-  return { ...seen[0]!, entryRip: g.rip, guestRip: read(cpu, 'GUEST_RIP'), why };
+  const why = `model ${model}\n${run.why()}`;
+  const first = run.exits[0];
+  expect(first, `no VM exit reached the host (did VMLAUNCH fail?)\n${why}`).toBeDefined();
+  return { reason: first!.reason, rbx: first!.rbx, rcx: first!.rcx, entryRip: run.guest.rip, guestRip: first!.guestRip, why };
 }
 
 const VALID = 2 ** 31, ERR = 1 << 11;
