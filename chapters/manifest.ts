@@ -7,10 +7,11 @@ import vmxon from './01-vmxon/chapter.ts';
 import vmcs from './02-vmcs/chapter.ts';
 import capabilities from './03-capabilities/chapter.ts';
 import firstLaunch from './04-first-launch/chapter.ts';
+import exits from './05-exits/chapter.ts';
 
 export type { Chapter, Exercise };
 
-export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch];
+export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch, exits];
 
 export interface ExerciseRef {
   readonly chapter: Chapter;

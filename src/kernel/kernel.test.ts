@@ -7,7 +7,7 @@ import { GDT_ENTRY_TSS_SELECTOR, __KERNEL_CS, __KERNEL_DS } from './boot.ts';
 import { Kernel, type KernelModule } from './kernel.ts';
 import { PAGE_OFFSET, VMALLOC_START } from './layout.ts';
 import { ENODEV } from './errno.ts';
-import { runRecordedGuest } from './testing/reference-vm.ts';
+import { bootHost, enterVmx, read, runGuests, runRecordedGuest, write, writeReferenceVmcs } from './testing/reference-vm.ts';
 
 function boot(cpus = 1, opts: ConstructorParameters<typeof Kernel>[1] = {}) {
   const memory = new PhysicalMemory({ ramBytes: 64 * 1024 * 1024 });
@@ -212,5 +212,44 @@ describe('modules, oopses and host entries', () => {
     expect(lp.activity).toBe('hlt');
     expect(lp.vmx?.nonRoot).toBe(false);
     expect(lp.lastFault, 'no host instruction ran after the handler').toBeNull();
+  });
+
+  test('a VMRESUME in an exit handler whose VM entry fails lands at HOST_RIP: the run loop calls the handler again', () => {
+    // The failed entry loads host state, so RIP is HOST_RIP, the entry that is running: the CPU jumps there again.
+    // See SDM Vol. 3C, "VM-Entry Failures During or After Loading Guest State".
+    const host = bootHost();
+    const k = host.kernel, cpu = k.cpu();
+    enterVmx(host, cpu);
+    const seen: bigint[] = [];
+    const rip = k.hostEntry('vmexit', (_k, c) => {
+      const reason = read(c, 'VM_EXIT_REASON');
+      seen.push(reason);
+      if (reason !== 10n) return; // the entry failure: the handler returns without resuming, and the CPU idles
+      write(host, c, 'GUEST_RFLAGS', 0); // RFLAGS bit 1 clear: VM entry fails with exit reason 33
+      c.vmresume();
+    });
+    writeReferenceVmcs(host, cpu, rip, 'bits 64\ncpuid\nhlt\n');
+    cpu.vmlaunch();
+    const r = runGuests(host, 1_000);
+    expect(seen).toEqual([10n, 0x80000021n]);
+    expect(r.reason).toBe('idle');
+    expect(cpu.lp.activity).toBe('hlt');
+  });
+
+  test('a handler that retries a failing VM entry forever runs no guest instruction: the run still ends (budget)', () => {
+    const host = bootHost();
+    const k = host.kernel, cpu = k.cpu();
+    enterVmx(host, cpu);
+    let calls = 0;
+    const rip = k.hostEntry('vmexit', (_k, c) => {
+      calls++;
+      write(host, c, 'GUEST_RFLAGS', 0);
+      c.vmresume();
+    });
+    writeReferenceVmcs(host, cpu, rip, 'bits 64\ncpuid\nhlt\n');
+    cpu.vmlaunch();
+    const r = runGuests(host, 1_000);
+    expect(r.reason).toBe('budget');
+    expect(calls).toBeGreaterThan(100);
   });
 });

@@ -72,6 +72,8 @@ export type GfpFlags = 'GFP_KERNEL' | 'GFP_ATOMIC';
 
 /** Offset in kernel text of the idle loop's HLT. */
 const IDLE_HLT = 1;
+/** Consecutive host-entry calls without a guest instruction that Kernel.run takes for a loop that never ends. */
+const MAX_HOST_CALLS_WITHOUT_GUEST = 1000;
 
 export class Kernel {
   readonly memory: PhysicalMemory;
@@ -450,6 +452,11 @@ export class Kernel {
     const saved = this.current;
     this.current = lp.id;
     this.preemptCount++; // exit handlers run with interrupts off
+    // The function runs in kernel text and returns to the idle loop. A VMRESUME or VMLAUNCH in it that ends in a
+    // VM-entry failure loads HOST_RIP, which may be this same entry: RIP then names an entry again, and the run
+    // loop calls it, as the CPU would jump there (a new arrival, not the breakpoint the machine just stopped at).
+    lp.setReg('rip', imageVa(IMAGE.TEXT + IDLE_HLT));
+    if (lp.executor !== null) lp.executor.hitBreakpoint = NaN;
     try {
       entry.fn(this, this.hostCpus[lp.id]!);
     } catch (e) {
@@ -467,6 +474,8 @@ export class Kernel {
    * Run the machine (guests in VMX non-root operation, host entry points on VM exits) until every CPU
    * is idle, one shuts down, or `maxInstructions` guest instructions have run. A host entry point that
    * returns without resuming a guest leaves its CPU in the kernel's idle loop (HLT with interrupts off).
+   * Host entries that keep landing at HOST_RIP without running a guest instruction (a failed VM entry, retried
+   * forever) end the run as 'budget' after MAX_HOST_CALLS_WITHOUT_GUEST calls.
    */
   run(opts: { maxInstructions: number }): KernelRunResult {
     const machine = this.machine;
@@ -474,19 +483,25 @@ export class Kernel {
     let left = opts.maxInstructions;
     let executed = 0;
     let hostCalls = 0;
+    // Host entries called with no guest instruction in between: a handler whose VMRESUME fails into a VM-entry
+    // failure, forever, never spends the budget. Stop such a loop as if it had.
+    let idleCalls = 0;
     for (;;) {
       const r = machine.run({ maxInstructions: Math.max(0, left) });
       executed += r.instructions;
       left -= r.instructions;
+      idleCalls = r.instructions === 0 ? idleCalls + 1 : 0;
+      if (idleCalls > MAX_HOST_CALLS_WITHOUT_GUEST) return { reason: 'budget', instructions: executed, hostCalls };
       if (r.reason !== 'breakpoint' || r.lp === undefined || this.entryAt(r.lp.getReg('rip')) === undefined) {
         return { ...r, instructions: executed, hostCalls };
       }
       const lp = r.lp;
-      const at = lp.getReg('rip');
       this.enterHost(lp);
       hostCalls++;
-      const stillThere = lp.getReg('rip') === at && !(lp.vmx?.nonRoot ?? false);
-      if (stillThere) this.idle(lp);
+      // Back in the guest (VMRESUME), or at a host entry again (a failed VM entry loaded HOST_RIP): go on.
+      // Otherwise the function returned without either: the CPU idles.
+      const goesOn = (lp.vmx?.nonRoot ?? false) || this.entryAt(lp.getReg('rip')) !== undefined;
+      if (!goesOn) this.idle(lp);
       if (left <= 0) return { reason: 'budget', instructions: executed, hostCalls };
     }
   }
