@@ -27,7 +27,7 @@ const hex = (r: CpuidRegs): string[] => [r.eax, r.ebx, r.ecx, r.edx].map((v) => 
 
 describe('virtualCpuid', () => {
   test('the signature is 12 printable ASCII characters (EBX, ECX, EDX spell it)', () => {
-    expect(HYPERVISOR_SIGNATURE).toMatch(/^[\x20-\x7e]{12}$/);
+    expect(HYPERVISOR_SIGNATURE, `HYPERVISOR_SIGNATURE is ${JSON.stringify(HYPERVISOR_SIGNATURE)}: CPUID 40000000H returns it in EBX, ECX, EDX, 4 ASCII bytes each, so it must be exactly 12 printable characters`).toMatch(/^[\x20-\x7e]{12}$/);
   });
 
   test('any host, any leaf: VMX hidden in leaf 1, hypervisor bit set, 40000000H answered, the rest passed through', () => {
