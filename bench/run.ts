@@ -1,13 +1,17 @@
 // `npm run bench` — guest-instruction throughput of the emulated CPU (never a timed test; see DESIGN.md).
 //   npm run bench               human-readable
 //   npm run bench -- --json     one JSON object per line: {"name","instructions","seconds","mips"}
-//   npm run bench -- --quick    10^6 loop iterations instead of 10^8
+//   npm run bench -- --quick    10^6 loop iterations instead of 10^8 (and 2·10^4 CPUID exits instead of 2·10^5)
+//   cpuid-exits prints {"name","exits","seconds","exitsPerSecond","exitCostInstructions","wallSeconds"}
 import { loadavg } from 'node:os';
 import { Machine } from '../src/machine/machine.ts';
 import type { Executor } from '../src/machine/cpu.ts';
 import { enterLongMode, LONG_MODE_LAYOUT } from '../src/machine/testing/long-mode.ts';
 import { assembleOrThrow } from '../src/guest/assembler.ts';
 import { benchWatch } from './watch.ts';
+import { bootHost } from '../src/kernel/boot-host.ts';
+import { createHypervisor } from '../solutions/05-exits/hypervisor.ts';
+import { cpuidPart } from '../solutions/05-exits/cpuid.ts';
 
 const args = new Set(process.argv.slice(2));
 const json = args.has('--json');
@@ -64,11 +68,54 @@ function loop64(iterations: number, jit = true): BenchResult {
   return { name: jit ? 'loop64' : 'loop64-interpreter', instructions: r.instructions, seconds, mips: r.instructions / seconds / 1e6, wallSeconds: wall };
 }
 
+interface ExitBenchResult { name: string; exits: number; seconds: number; exitsPerSecond: number; wallSeconds: number }
+
+/**
+ * cpuid-exits: a 64-bit guest that loops on CPUID under the chapter 5 reference hypervisor (solutions/05-exits:
+ * every CPUID exits, the CPUID part answers it and skips the instruction, VMRESUME), then HLTs. The figure is the
+ * whole round trip — VM exit, the TypeScript handler's VMREADs/VMWRITEs, VMRESUME's entry checks, VM entry.
+ */
+function cpuidExits(iterations: number): ExitBenchResult {
+  const host = bootHost({ model: 'skylake-i5-6300u' });
+  const guest = `
+bits 64
+        mov r8, ${iterations}
+.loop:
+        mov eax, 1
+        xor ecx, ecx
+        cpuid
+        dec r8
+        jnz .loop
+        hlt`;
+  const hv = createHypervisor({ guest, parts: [cpuidPart()] });
+  const { value: r, cpu: seconds, wall } = measure(() => {
+    const loaded = host.kernel.insmod(hv.module);
+    if (!loaded.ok) throw new Error(`cpuid-exits: insmod failed: ${loaded.message}\n${host.kernel.dmesg()}`);
+    return host.kernel.run({ maxInstructions: iterations * 5 + 1000 });
+  });
+  // Check the run so a broken exit path cannot report a fast time: one CPUID exit per iteration, then the HLT.
+  const exits = hv.log.exits.length;
+  if (!hv.log.halted || exits !== iterations + 1 || r.hostCalls !== exits) {
+    throw new Error(`cpuid-exits did not finish: ${r.reason}, ${exits} exits, ${r.hostCalls} host calls, halted ${hv.log.halted}\n${host.kernel.dmesg()}`);
+  }
+  return { name: 'cpuid-exits', exits, seconds, exitsPerSecond: exits / seconds, wallSeconds: wall };
+}
+
 // loop64 with the block compiler (the figure DESIGN.md targets), and the same loop interpreted from the block cache.
 const results = [loop64(quick ? 1_000_000 : 100_000_000), loop64(quick ? 100_000 : 2_000_000, false)];
 for (const r of results) {
   if (json) console.log(JSON.stringify({ name: r.name, instructions: r.instructions, seconds: Number(r.seconds.toFixed(3)), mips: Number(r.mips.toFixed(1)), wallSeconds: Number(r.wallSeconds.toFixed(3)) }));
   else console.log(`${r.name.padEnd(10)} ${r.instructions.toLocaleString('en')} instructions in ${r.seconds.toFixed(2)} s CPU (${r.wallSeconds.toFixed(2)} s wall): ${r.mips.toFixed(1)} M instructions/s`);
+}
+
+// cpuid-exits, and what one exit costs in loop64 instructions measured in this same run (same box, same load):
+// exitCostInstructions = (loop64 instructions/s) ÷ (exits/s).
+{
+  const e = cpuidExits(quick ? 20_000 : 200_000);
+  const loopPerSecond = results[0]!.instructions / results[0]!.seconds;
+  const cost = loopPerSecond / e.exitsPerSecond;
+  if (json) console.log(JSON.stringify({ name: e.name, exits: e.exits, seconds: Number(e.seconds.toFixed(3)), exitsPerSecond: Math.round(e.exitsPerSecond), exitCostInstructions: Math.round(cost), wallSeconds: Number(e.wallSeconds.toFixed(3)) }));
+  else console.log(`${e.name.padEnd(10)} ${e.exits.toLocaleString('en')} VM exits in ${e.seconds.toFixed(2)} s CPU (${e.wallSeconds.toFixed(2)} s wall): ${Math.round(e.exitsPerSecond).toLocaleString('en')} exits/s, one exit costs ${Math.round(cost)} loop64 instructions`);
 }
 
 // Watch mode: save → verdict (wall-clock, end to end; skip with --no-watch).
