@@ -236,6 +236,53 @@ describe('modules, oopses and host entries', () => {
     expect(cpu.lp.activity).toBe('hlt');
   });
 
+  test('host entries are not breakpoints: the guest runs in blocks (the fast path), and each VM exit reaches its handler', () => {
+    // A breakpoint makes the executor run one instruction at a time; a host entry must not, or every guest under a
+    // hypervisor would lose the block cache and the JIT. Counted, not timed: Executor.blocksRun.
+    const host = bootHost();
+    const k = host.kernel, cpu = k.cpu();
+    enterVmx(host, cpu);
+    const reasons: bigint[] = [];
+    let atExit = 0;
+    const rip = k.hostEntry('vmexit', (_k, c) => {
+      const reason = read(c, 'VM_EXIT_REASON');
+      reasons.push(reason);
+      if (reason !== 10n) return; // HLT: done, the CPU idles
+      atExit = executor.blocksRun;
+      write(host, c, 'GUEST_RIP', read(c, 'GUEST_RIP') + read(c, 'VM_EXIT_INSTRUCTION_LEN'));
+      c.vmresume();
+    });
+    const executor = cpu.lp.executor as unknown as { blocksRun: number; breakpoints: Set<number> };
+    writeReferenceVmcs(host, cpu, rip, 'bits 64\nmov ecx, 2000\n.loop:\nadd eax, ecx\ndec ecx\njnz .loop\ncpuid\nmov ecx, 2000\n.again:\ndec ecx\njnz .again\nhlt\n');
+    cpu.vmlaunch();
+    const before = executor.blocksRun;
+    const r = runGuests(host, 100_000);
+    expect(reasons).toEqual([10n, 12n]);
+    expect(r.hostCalls).toBe(2);
+    expect(r.reason).toBe('idle');
+    expect(executor.breakpoints.size, 'the kernel sets no breakpoints for its host entries').toBe(0);
+    // The loops before and after the CPUID exit ran in blocks (with a breakpoint at HOST_RIP, none would).
+    expect(atExit - before, 'blocks before the VM exit').toBeGreaterThan(0);
+    expect(executor.blocksRun - atExit, 'blocks after VMRESUME').toBeGreaterThan(0);
+  });
+
+  test('a real breakpoint still stops a guest under a hypervisor, and the run goes on to the next VM exit', () => {
+    const host = bootHost();
+    const k = host.kernel, cpu = k.cpu();
+    enterVmx(host, cpu);
+    let calls = 0;
+    const rip = k.hostEntry('vmexit', () => { calls++; });
+    const g = writeReferenceVmcs(host, cpu, rip, 'bits 64\nnop\nhere:\nnop\nhlt\n');
+    cpu.vmlaunch();
+    host.machine.addBreakpoint(g.rip + 1n);
+    const r = host.machine.run({ maxInstructions: 100 });
+    expect(r.reason).toBe('breakpoint');
+    expect(cpu.lp.vmx?.nonRoot).toBe(true);
+    const rest = runGuests(host, 100);
+    expect(rest.hostCalls).toBe(1);
+    expect(calls).toBe(1);
+  });
+
   test('a handler that retries a failing VM entry forever runs no guest instruction: the run still ends (budget)', () => {
     const host = bootHost();
     const k = host.kernel, cpu = k.cpu();

@@ -30,6 +30,7 @@ export interface KernelMachine {
   readonly cpus: readonly LogicalProcessor[];
   run?(opts: { maxInstructions: number }): RunResult;
   addBreakpoint?(rip: bigint | number, lp?: number): void;
+  addHostEntry?(rip: bigint | number): void;
 }
 
 /** How `Kernel.run` ended: the machine's stop reason, plus the host entries it called on the way. */
@@ -437,8 +438,9 @@ export class Kernel {
     this.textNext += 0x40;
     if (this.textNext > IMAGE.TEXT + IMAGE.TEXT_BYTES) throw new Error('out of kernel text for host entry points');
     this.entries.set(va, { name, fn });
-    // The machine stops an LP that is about to execute this address, and run() calls `fn`.
-    this.machine.cpus.forEach((lp) => this.machine.addBreakpoint?.(va, lp.id));
+    // The machine stops an LP whose VM exit (or failed VM entry) loads this address from HOST_RIP, and run() calls
+    // `fn`. A host entry, not a breakpoint: breakpoints make the CPU run one instruction at a time, guests included.
+    this.machine.addHostEntry?.(va);
     return va;
   }
   /** The host entry registered at `rip`, if any. */
@@ -454,9 +456,12 @@ export class Kernel {
     this.preemptCount++; // exit handlers run with interrupts off
     // The function runs in kernel text and returns to the idle loop. A VMRESUME or VMLAUNCH in it that ends in a
     // VM-entry failure loads HOST_RIP, which may be this same entry: RIP then names an entry again, and the run
-    // loop calls it, as the CPU would jump there (a new arrival, not the breakpoint the machine just stopped at).
+    // loop calls it, as the CPU would jump there (a new arrival, not the stop the machine just reported).
     lp.setReg('rip', imageVa(IMAGE.TEXT + IDLE_HLT));
-    if (lp.executor !== null) lp.executor.hitBreakpoint = NaN;
+    if (lp.executor !== null) {
+      lp.executor.hitBreakpoint = NaN;
+      lp.executor.atHostEntry = NaN;
+    }
     try {
       entry.fn(this, this.hostCpus[lp.id]!);
     } catch (e) {
@@ -492,7 +497,8 @@ export class Kernel {
       left -= r.instructions;
       idleCalls = r.instructions === 0 ? idleCalls + 1 : 0;
       if (idleCalls > MAX_HOST_CALLS_WITHOUT_GUEST) return { reason: 'budget', instructions: executed, hostCalls };
-      if (r.reason !== 'breakpoint' || r.lp === undefined || this.entryAt(r.lp.getReg('rip')) === undefined) {
+      const atEntry = r.reason === 'host-entry' || r.reason === 'breakpoint';
+      if (!atEntry || r.lp === undefined || this.entryAt(r.lp.getReg('rip')) === undefined) {
         return { ...r, instructions: executed, hostCalls };
       }
       const lp = r.lp;

@@ -49,11 +49,19 @@ export class Executor {
   breakpoints = new Set<number>();
   /** The breakpoint address this executor stopped at (NaN: none). Kernel-text addresses are negative numbers. */
   hitBreakpoint = NaN;
+  /** The host entry point this executor stopped at (NaN: none): see `hostEntries`. */
+  atHostEntry = NaN;
+  /** Blocks run (counted for tests that check the guest does not fall back to one instruction at a time). */
+  blocksRun = 0;
   /** Use the code cache (false: decode every instruction, for differential testing of the cache). */
   useCache = true;
   useJit = true;
 
-  constructor(readonly lp: LogicalProcessor) {
+  /**
+   * @param hostEntries Host entry points (Machine.addHostEntry): RIPs where host code written in TypeScript runs
+   *   instead of the bytes found there. The executor stops when a VM exit or VM-entry failure lands on one.
+   */
+  constructor(readonly lp: LogicalProcessor, private readonly hostEntries: ReadonlySet<number> = new Set()) {
     this.cache = codeCacheFor(lp.memory);
     this.cache.onWatch.push(() => lp.tlb.flushAll());
     this.fetchSrc.lp = lp;
@@ -61,17 +69,33 @@ export class Executor {
 
   /**
    * Run up to `budget` instruction steps. Returns the number executed (a faulting attempt counts as one, so a
-   * guest that faults forever still ends). Stops early when the LP stops being active or hits a breakpoint.
+   * guest that faults forever still ends). Stops early when the LP stops being active, hits a breakpoint or is
+   * at a host entry point.
    */
   run(budget: number): number {
     const lp = this.lp;
     let done = 0;
+    this.atHostEntry = NaN;
+    // An LP may also start this run at a host entry (its RIP set there by host code, or a stop not yet handled).
+    if (this.hostEntries.size !== 0) lp.hostRipLoaded = true;
     while (done < budget) {
       if (lp.workDebt !== 0) {
         // REP iterations count against the budget (see LogicalProcessor.workDebt).
         done += lp.workDebt;
         lp.workDebt = 0;
         if (done >= budget) break;
+      }
+      if (lp.hostRipLoaded) {
+        // A VM exit (or a VM-entry failure) has just loaded RIP from HOST_RIP: the host runs from there. When that
+        // is a host entry point, stop before fetching: the caller runs its TypeScript code. Checked only here, after
+        // VMX said HOST_RIP was loaded, so guests run in blocks and compiled code whatever entries exist (a
+        // breakpoint would force one instruction at a time). See SDM Vol. 3C, "VM Exits" and "Loading Host RIP,
+        // RSP, RFLAGS, and SSP".
+        lp.hostRipLoaded = false;
+        if (this.hostEntries.has(lp.rip)) {
+          this.atHostEntry = lp.rip;
+          break;
+        }
       }
       if (lp.initPending) lp.performInit();
       if (lp.activity !== 'active') {
@@ -139,6 +163,7 @@ export class Executor {
   private runBlock(budget: number): number {
     const lp = this.lp;
     const start = lp.rip;
+    this.blocksRun++;
     let pa: number;
     try {
       const la = lp.bits === 64 ? start : (lp.segBase[1]! + start) >>> 0;

@@ -60,6 +60,8 @@ export interface ExecutorSeam {
   stepOne(): void;
   readonly breakpoints: Set<number>;
   hitBreakpoint: number;
+  /** The host entry point this executor stopped at (NaN: none); see Executor.atHostEntry. */
+  atHostEntry: number;
 }
 
 export interface MsrHandler {
@@ -185,6 +187,13 @@ export class LogicalProcessor {
    * middle of an instruction, even this LP's own). See `performInit`.
    */
   initPending = false;
+  /**
+   * Set by VMX when a VM exit, or a VM-entry failure during or after loading guest state, has just loaded RIP from
+   * HOST_RIP (see src/vmx/transition/load-host.ts); the executor clears it at the next instruction boundary after
+   * checking whether that RIP is a host entry point (Machine.addHostEntry). A flag, so that the check costs one
+   * load per block and a Set lookup only per VM exit. See SDM Vol. 3C, "Loading Host RIP, RSP, RFLAGS, and SSP".
+   */
+  hostRipLoaded = false;
   /** NMIs are blocked from the delivery of an NMI until the next IRET. See SDM Vol. 3A, "NMI Handling While Processing an NMI". */
   nmiBlocked = false;
   /**

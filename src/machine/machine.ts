@@ -22,15 +22,19 @@ export interface MachineOptions {
   apic?: boolean;
 }
 
-export type StopReason = 'all-halted' | 'shutdown' | 'budget' | 'breakpoint';
+/**
+ * 'breakpoint': an LP is about to execute an address given to addBreakpoint. 'host-entry': a VM exit (or a VM-entry
+ * failure) loaded HOST_RIP with an address given to addHostEntry — the caller runs the host code for it.
+ */
+export type StopReason = 'all-halted' | 'shutdown' | 'budget' | 'breakpoint' | 'host-entry';
 
 export interface RunResult {
   reason: StopReason;
   /** Instructions executed by this call (all LPs). */
   instructions: number;
-  /** The LP that caused the stop (shutdown, breakpoint). */
+  /** The LP that caused the stop (shutdown, breakpoint, host entry). */
   lp?: LogicalProcessor;
-  /** E.g. the shutdown reason or the breakpoint address. */
+  /** E.g. the shutdown reason, the breakpoint or host-entry address. */
   detail?: string;
 }
 
@@ -42,6 +46,8 @@ export class Machine {
   readonly model: CpuModel | undefined;
   quantum: number;
   private nextLp = 0;
+  /** Host entry points (addHostEntry), shared by every LP's executor. Kernel-text addresses are negative numbers. */
+  private readonly hostEntries = new Set<number>();
 
   constructor(opts: MachineOptions = {}) {
     const n = opts.cpus ?? 1;
@@ -55,7 +61,7 @@ export class Machine {
         id: i, memory: this.memory, io: this.io, bsp: i === 0, maxPhysAddr: opts.model?.maxPhysAddr,
       });
       if (opts.model) applyModel(lp, opts.model, n);
-      lp.executor = new Executor(lp);
+      lp.executor = new Executor(lp, this.hostEntries);
       if (this.apicBus) {
         const apic = new LocalApic({ apicId: i, bsp: i === 0, maxPhysAddr: lp.maxPhysAddr });
         this.apicBus.attach(apic);
@@ -101,6 +107,9 @@ export class Machine {
           if (lp.activity === 'hlt' && !pendingBefore && apic.pendingVector() >= 0) progress = true;
         }
         if (lp.activity === 'shutdown') return { reason: 'shutdown', instructions: executed, lp, detail: lp.shutdownReason };
+        if (lp.executor!.atHostEntry === lp.rip) {
+          return { reason: 'host-entry', instructions: executed, lp, detail: `RIP ${BigInt.asUintN(64, BigInt(lp.rip)).toString(16)}H` };
+        }
         if (lp.executor!.hitBreakpoint === lp.rip) {
           return { reason: 'breakpoint', instructions: executed, lp, detail: `RIP ${BigInt.asUintN(64, BigInt(lp.rip)).toString(16)}H` };
         }
@@ -116,6 +125,16 @@ export class Machine {
 
   private anyTimerRunning(): boolean {
     return this.cpus.some((lp) => lp.activity === 'hlt' && lp.apic !== null && (lp.apic as LocalApic).cyclesUntilTimer() !== Infinity);
+  }
+
+  /**
+   * Make `rip` a host entry point on every LP: when a VM exit or a VM-entry failure loads it from HOST_RIP, run()
+   * stops with reason 'host-entry' (and stops again at every run() while the LP's RIP is still there), so the
+   * caller can run host code written in TypeScript for it (Kernel.hostEntry). Unlike a breakpoint this costs the
+   * executor nothing per instruction: guests keep running in blocks and compiled code.
+   */
+  addHostEntry(rip: bigint | number): void {
+    this.hostEntries.add(Number(BigInt.asIntN(64, BigInt(rip))));
   }
 
   /** Stop when `lp` (default LP 0) is about to execute the instruction at `rip`. */

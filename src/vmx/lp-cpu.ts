@@ -132,6 +132,7 @@ export class LpVmxCpu implements VmTransitionCpu {
   }
   readRip(): bigint { return this.lp.getReg('rip'); }
   loadRip(value: bigint): void { this.lp.setReg('rip', value); }
+  loadedHostRip(): void { this.lp.hostRipLoaded = true; }
 
   activityState(): number { return ACTIVITY.indexOf(this.lp.activity); }
   setActivityState(state: number): void { this.lp.activity = ACTIVITY[state] ?? 'active'; }

@@ -79,6 +79,9 @@ export function loadHostState(vmcs: VmcsAccess, cpu: VmTransitionCpu): void {
 
   // --- RIP, RSP, RFLAGS: RFLAGS is cleared except bit 1. See SDM Vol. 3C, "Loading Host RIP, RSP, RFLAGS, and SSP".
   cpu.loadRip(narrow(vmcs.read('HOST_RIP')));
+  // Tell the machine the host runs from here: HOST_RIP may be a host entry point (a TypeScript VM-exit handler,
+  // Kernel.hostEntry), which the executor then stops at instead of fetching the bytes at that address.
+  cpu.loadedHostRip?.();
   cpu.writeGpr(RSP, narrow(vmcs.read('HOST_RSP')), 8);
   cpu.writeRflags(RFLAGS.FIXED1);
 

@@ -51,6 +51,11 @@ export interface VmTransitionCpu extends VmxCpu {
   loadDescriptorTable(table: 'GDTR' | 'IDTR', base: bigint, limit: number): void;
   readRip(): bigint;
   loadRip(value: bigint): void;
+  /**
+   * Optional: the RIP just loaded came from HOST_RIP (a VM exit or a VM-entry failure that loaded host state).
+   * The real LP uses it to stop at host entry points without checking every instruction (src/machine/cpu.ts).
+   */
+  loadedHostRip?(): void;
   /** Guest activity state (0 active, 1 HLT, 2 shutdown, 3 wait-for-SIPI). See SDM Vol. 3C, "Guest Non-Register State". */
   activityState(): number;
   setActivityState(state: number): void;
