@@ -127,3 +127,44 @@ describe('MOV to CR3 with "CR3-load exiting" and CR3-target values', () => {
     expect(e.qualification, 'CR3, MOV to CR, RDX = register 2').toBe(0x203n);
   });
 });
+
+describe('MOV CR8 with "use TPR shadow": the virtual TPR and TPR-below-threshold exits', () => {
+  // The virtual-APIC page: a page of guest-physical memory the host points VIRTUAL_APIC_PAGE_ADDR at.
+  const tprGuest = (threshold: number, writes: readonly number[]) => runRecordedGuest({
+    model: 'skylake-i5-6300u',
+    source: `
+      bits 64
+      ${writes.map((w, i) => `mov rax, ${w}\n      mov cr8, rax\n    after${i}:`).join('\n      ')}
+      mov rbx, cr8
+      cpuid`,
+    resumeOn: [EXIT_REASON.EXIT_REASON_TPR_BELOW_THRESHOLD],
+    setup: (host, cpu) => {
+      const page = host.kernel.get_zeroed_page();
+      // VM entry requires TPR threshold[3:0] <= VTPR[7:4] (SDM Vol. 3C, "VM-Execution Control Fields" checks):
+      // start with VTPR = F0H.
+      host.kernel.write32(page + 0x80n, 0xf0);
+      write(host, cpu, 'VIRTUAL_APIC_PAGE_ADDR', host.kernel.virt_to_phys(page));
+      write(host, cpu, 'TPR_THRESHOLD', threshold);
+      write(host, cpu, 'CPU_BASED_VM_EXEC_CONTROL', read(cpu, 'CPU_BASED_VM_EXEC_CONTROL') | BigInt(C.CPU_BASED_TPR_SHADOW));
+    },
+  });
+
+  it('MOV to CR8 at or above the threshold writes VTPR[7:4] without an exit, and MOV from CR8 reads it back', () => {
+    const run = tprGuest(3, [5, 3]);
+    expect(run.exits.length, `the guest ran and exited: ${run.why()}`).toBeGreaterThan(0);
+    const e = run.exits[0]!;
+    expect(e.reason, `first exit: ${run.why()}`).toBe(CPUID);
+    expect(e.rbx, 'RBX = MOV from CR8 = VTPR[7:4] = 3 (the last value written), not the real TPR').toBe(3n);
+  });
+
+  it('MOV to CR8 below the threshold exits after the instruction: RIP of the next one, qualification 0, length undefined', () => {
+    const run = tprGuest(4, [5, 2]);
+    expect(run.exits.length, `the guest ran and exited: ${run.why()}`).toBeGreaterThan(0);
+    const e = run.exits[0]!;
+    expect(e.reason, `exit reason 43 (TPR below threshold) expected: ${run.why()}`).toBe(BigInt(EXIT_REASON.EXIT_REASON_TPR_BELOW_THRESHOLD));
+    const after = BigInt(run.guest.labels.get('after1')!);
+    expect(e.guestRip, `GUEST_RIP = 0x${e.guestRip.toString(16)}: a trap-like exit saves the RIP of the instruction after the MOV CR8 (0x${after.toString(16)})`).toBe(after);
+    expect(e.qualification, 'EXIT_QUALIFICATION is cleared for TPR-below-threshold exits').toBe(0n);
+    expect(e.instructionLength, 'VM_EXIT_INSTRUCTION_LEN is undefined (poisoned) for a TPR-below-threshold exit').toBe(0xdeadbeefn);
+  });
+});

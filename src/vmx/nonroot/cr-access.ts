@@ -5,7 +5,8 @@
 //  - CR3: "CR3-load exiting" makes MOV to CR3 exit unless the value is one of the first CR3-target-count
 //    CR3-target values; "CR3-store exiting" makes MOV from CR3 exit.
 //  - CR8: "CR8-load/store exiting"; with "use TPR shadow" MOV from CR8 reads VTPR[7:4] and MOV to CR8 writes
-//    VTPR on the virtual-APIC page instead of the real TPR.
+//    VTPR on the virtual-APIC page instead of the real TPR, then exits (TPR below threshold) if VTPR[7:4] dropped
+//    below the TPR threshold.
 // See SDM Vol. 3C, "Instructions That Cause VM Exits Conditionally", "Guest/Host Masks and Read Shadows for CR0
 // and CR4", "CR3-Target Controls", "Changes to Instruction Behavior in VMX Non-Root Operation" and
 // "Exit Qualification for Control-Register Accesses".
@@ -71,9 +72,17 @@ function movToCr(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
       if (proc & C.CPU_BASED_CR8_LOAD_EXITING) return crExit(ctx, e);
       if ((proc & C.CPU_BASED_TPR_SHADOW) === 0) return NATIVE;
       // VTPR[7:4] = source[3:0]; the rest of VTPR is cleared. The real TPR is not written: the instruction loads
-      // CR8 with its current value. (TPR-below-threshold VM exits arrive with the VM-exits chapter.)
+      // CR8 with its current value.
       const page = Number(ctx.read64('VIRTUAL_APIC_PAGE_ADDR'));
-      ctx.lp.memory.write32(page + VTPR_OFFSET, Number(e.value & 0xfn) << 4);
+      const vtpr = Number(e.value & 0xfn);
+      ctx.lp.memory.write32(page + VTPR_OFFSET, vtpr << 4);
+      // TPR virtualization without virtual-interrupt delivery: a VTPR[7:4] below TPR threshold[3:0] causes a
+      // trap-like VM exit once the instruction has completed, so the saved RIP is the next instruction's. Its
+      // qualification is cleared and its instruction length undefined. See SDM Vol. 3C, "TPR Virtualization".
+      const vid = (ctx.read32('SECONDARY_VM_EXEC_CONTROL') & C.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY) !== 0 && (proc & C.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) !== 0;
+      if (!vid && vtpr < (ctx.read32('TPR_THRESHOLD') & 0xf)) {
+        return ctx.exit({ reason: EXIT_REASON.EXIT_REASON_TPR_BELOW_THRESHOLD, guestRip: BigInt.asUintN(64, BigInt(ctx.lp.rip + e.length)) });
+      }
       return substitute(ctx.lp.readCr8());
     }
     default:
