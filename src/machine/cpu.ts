@@ -16,7 +16,10 @@ import type { LogicalProcessor } from './lp.ts';
 import { Block, CodeCache, codeCacheFor, MAX_BLOCK } from './code-cache.ts';
 import { ACCESS_EXEC } from './paging.ts';
 import { compileBlock, JIT_THRESHOLD } from './jit.ts';
-import { VmExitTaken, vmExitTakes } from './vmx-seam.ts';
+import { VmExitTaken, inVmxNonRoot, vmExitTakes, type VmxInterceptEvent } from './vmx-seam.ts';
+
+/** The one NMI event (it carries no data): offering an NMI to VMX allocates nothing. */
+const NMI_EVENT: VmxInterceptEvent = Object.freeze({ kind: 'nmi' });
 
 /** Fetches instruction bytes through the LP's paging (faults like an instruction fetch). */
 class FetchSource implements ByteSource {
@@ -261,13 +264,13 @@ export class Executor {
     const lp = this.lp;
     if (lp.activity !== 'hlt') return false;
     if (nmiRequested(lp) && !lp.nmiBlocked) {
-      if (vmExitTakes(lp, { kind: 'nmi' })) consumeNmi(lp);
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, NMI_EVENT)) consumeNmi(lp);
       else lp.activity = 'active';
       return true;
     }
     const v = this.interruptToOffer();
     if (v >= 0) {
-      if (vmExitTakes(lp, { kind: 'external-interrupt', vector: v })) return true;
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'external-interrupt', vector: v })) return true;
       if (lp.rflagsRaw & RFLAGS.IF) {
         lp.activity = 'active';
         return true;
@@ -283,14 +286,14 @@ export class Executor {
     if (lp.shadowAt === lp.instructions) return false;
     if (nmiRequested(lp) && !lp.nmiBlocked) {
       // An NMI that causes a VM exit is consumed by it (VMX then blocks NMIs, see ../vmx/nonroot/interrupts.ts).
-      const exited = vmExitTakes(lp, { kind: 'nmi' });
+      const exited = inVmxNonRoot(lp) && vmExitTakes(lp, NMI_EVENT);
       consumeNmi(lp);
       if (!exited) deliverWithDoubleFault(lp, { vector: NMI_VECTOR, errorCode: -1, explanation: 'NMI' }, EVENT_NMI, lp.rip, 0);
       return true;
     }
     const v = this.interruptToOffer();
     if (v >= 0) {
-      if (vmExitTakes(lp, { kind: 'external-interrupt', vector: v })) return true;
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'external-interrupt', vector: v })) return true;
       if (lp.rflagsRaw & RFLAGS.IF) {
         lp.interruptSource!.acknowledge(v);
         deliverWithDoubleFault(lp, { vector: v, errorCode: -1, explanation: `external interrupt ${v}` }, EVENT_EXTERNAL, lp.rip, 0);

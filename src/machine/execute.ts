@@ -27,7 +27,7 @@ import { LDTR, TR, type LogicalProcessor } from './lp.ts';
 import { loadCodeSegment, loadDataSegment, readDescriptor } from './segmentation.ts';
 import { deliverWithDoubleFault, EVENT_HW_EXCEPTION, EVENT_PRIV_SW_EXCEPTION, EVENT_SW_EXCEPTION, EVENT_SW_INTERRUPT } from './interrupts.ts';
 import {
-  nonRootAnswer, vmExitTakes, type DescriptorTableInstruction, type MemOperandEncoding, type VmxInterceptEvent, type VmxMemOperand,
+  NATIVE, inVmxNonRoot, nonRootAnswer, vmExitTakes, type DescriptorTableInstruction, type MemOperandEncoding, type VmxInterceptEvent, type VmxMemOperand,
   type VmxMnemonic,
 } from './vmx-seam.ts';
 import { readPerformanceCounter } from './performance-counters.ts';
@@ -233,7 +233,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       if (d.rex & 1) { // XCHG r8, rAX
         xchgAx(lp, d, 8);
       } else if (d.rep === 0xf3) { // PAUSE
-        if (vmExitTakes(lp, { kind: 'pause', length: d.len })) return true;
+        if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'pause', length: d.len })) return true;
       }
       lp.rip = next;
       return false;
@@ -424,7 +424,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     // ------------------------------------------------------------------ flags and misc
     case 0xf4: // HLT
       requireCpl0(lp, 'HLT');
-      if (vmExitTakes(lp, { kind: 'hlt', length: d.len })) return true;
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'hlt', length: d.len })) return true;
       lp.rip = next;
       lp.activity = 'hlt';
       return true;
@@ -463,7 +463,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 0x101: return group7(lp, d, next);
     case 0x106: { // CLTS
       requireCpl0(lp, 'CLTS');
-      const a = nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 2, gpr: 0, value: 0n, lmswSource: 0, lmswLinear: null });
+      const a = inVmxNonRoot(lp) ? nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 2, gpr: 0, value: 0n, lmswSource: 0, lmswLinear: null }) : NATIVE;
       if (a.kind === 'exited') return true;
       if (a.kind === 'substitute') lp.writeCr0(a.value); // CR0.TS owned by the host: CLTS leaves it alone
       else lp.cr0 &= ~CR0.TS;
@@ -472,7 +472,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     }
     case 0x108: case 0x109: { // INVD, WBINVD
       requireCpl0(lp, op === 0x108 ? 'INVD' : 'WBINVD');
-      if (vmExitTakes(lp, { kind: op === 0x108 ? 'invd' : 'wbinvd', length: d.len })) return true;
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: op === 0x108 ? 'invd' : 'wbinvd', length: d.len })) return true;
       lp.rip = next;
       return true;
     }
@@ -486,7 +486,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       requireCpl0(lp, 'WRMSR');
       const msr = lp.regLo[RCX]! >>> 0;
       const value = (BigInt(lp.regLo[RDX]! >>> 0) << 32n) | BigInt(lp.regLo[RAX]! >>> 0);
-      if (vmExitTakes(lp, { kind: 'wrmsr', length: d.len, msr, value })) return true;
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'wrmsr', length: d.len, msr, value })) return true;
       lp.wrmsr(msr, value);
       lp.rip = next;
       return true;
@@ -494,7 +494,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 0x131: // RDTSC
       if (lp.cr4 & CR4.TSD && lp.cpl !== 0) throw gp(0, 'RDTSC at CPL > 0 with CR4.TSD = 1', 'SDM Vol. 2B, "RDTSC—Read Time-Stamp Counter"');
       {
-        const a = nonRootAnswer(lp, { kind: 'rdtsc', length: d.len });
+        const a = inVmxNonRoot(lp) ? nonRootAnswer(lp, { kind: 'rdtsc', length: d.len }) : NATIVE;
         if (a.kind === 'exited') return true;
         setEdxEax(lp, a.kind === 'substitute' ? a.value : lp.readTsc());
       }
@@ -503,7 +503,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 0x132: { // RDMSR
       requireCpl0(lp, 'RDMSR');
       const msr = lp.regLo[RCX]! >>> 0;
-      const a = nonRootAnswer(lp, { kind: 'rdmsr', length: d.len, msr });
+      const a = inVmxNonRoot(lp) ? nonRootAnswer(lp, { kind: 'rdmsr', length: d.len, msr }) : NATIVE;
       if (a.kind === 'exited') return true;
       setEdxEax(lp, a.kind === 'substitute' ? a.value : lp.rdmsr(msr));
       lp.rip = next;
@@ -514,14 +514,14 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       // ECX is #GP(0) only after "RDPMC exiting" had its say. See SDM Vol. 2B, "RDPMC—Read Performance-Monitoring
       // Counters" and Vol. 3C, "Relative Priority of Faults and VM Exits".
       if (lp.cpl !== 0 && !(lp.cr4 & CR4.PCE)) throw gp(0, `RDPMC at CPL ${lp.cpl} with CR4.PCE = 0`, 'SDM Vol. 2B, "RDPMC—Read Performance-Monitoring Counters"');
-      if (vmExitTakes(lp, { kind: 'rdpmc', length: d.len })) return true;
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'rdpmc', length: d.len })) return true;
       setEdxEax(lp, readPerformanceCounter(lp, lp.regLo[RCX]! >>> 0));
       lp.rip = next;
       return false;
     }
     case 0x178: case 0x179: return vmxInstruction(lp, d, next, op === 0x178 ? 'VMREAD' : 'VMWRITE');
     case 0x1a2: { // CPUID
-      if (vmExitTakes(lp, { kind: 'cpuid', length: d.len })) return true;
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'cpuid', length: d.len })) return true;
       const r = lp.cpuid(lp.regLo[RAX]! >>> 0, lp.regLo[RCX]! >>> 0);
       setReg(lp, RAX, 4, 0, r.eax | 0, 0);
       setReg(lp, RBX, 4, 0, r.ebx | 0, 0);
@@ -1153,7 +1153,7 @@ function movCr(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const toCr = d.op === 0x122;
   const size = lp.bits === 64 ? 8 : 4;
   const source = toCr ? (size === 8 ? lp.getGpr(gpr) : BigInt(lp.regLo[gpr]! >>> 0)) : 0n;
-  const a = nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr, access: toCr ? 0 : 1, gpr, value: source, lmswSource: 0, lmswLinear: null });
+  const a = inVmxNonRoot(lp) ? nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr, access: toCr ? 0 : 1, gpr, value: source, lmswSource: 0, lmswLinear: null }) : NATIVE;
   if (a.kind === 'exited') return true;
   if (toCr) {
     // In VMX non-root operation VMX may substitute the value loaded (host-owned bits keep their value).
@@ -1181,7 +1181,7 @@ function movDr(lp: LogicalProcessor, d: Insn, next: number): boolean {
   // A "MOV-DR exiting" VM exit comes first: unlike other VM exits it has priority over the #GP for CPL > 0 and
   // the #UD for DR4/DR5 with CR4.DE = 1, and (as a fault-like VM exit) over the general-detect #DB.
   // See SDM Vol. 3C, "Instructions That Cause VM Exits Conditionally" and "Relative Priority of Faults and VM Exits".
-  if (vmExitTakes(lp, { kind: 'dr-access', length: d.len, dr: d.reg, direction: toDr ? 'to' : 'from', gpr: d.rm })) return true;
+  if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'dr-access', length: d.len, dr: d.reg, direction: toDr ? 'to' : 'from', gpr: d.rm })) return true;
   requireCpl0(lp, 'MOV DR');
   let dr = d.reg;
   // DR4/DR5 alias DR6/DR7 unless CR4.DE = 1, which makes them #UD. See SDM Vol. 3A, "Debug Registers".
@@ -1293,7 +1293,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
       }
       case 0o71: { // RDTSCP
         if (lp.cr4 & CR4.TSD && lp.cpl !== 0) throw gp(0, 'RDTSCP at CPL > 0 with CR4.TSD = 1', 'SDM Vol. 2B, "RDTSCP—Read Time-Stamp Counter and Processor ID"');
-        const a = nonRootAnswer(lp, { kind: 'rdtscp', length: d.len });
+        const a = inVmxNonRoot(lp) ? nonRootAnswer(lp, { kind: 'rdtscp', length: d.len }) : NATIVE;
         if (a.kind === 'exited') return true;
         setEdxEax(lp, a.kind === 'substitute' ? a.value : lp.readTsc());
         setReg(lp, RCX, 4, 0, Number(lp.rdmsr(MSR.MSR_TSC_AUX) & 0xffffffffn) | 0, 0);
@@ -1354,7 +1354,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 7: { // INVLPG
       requireCpl0(lp, 'INVLPG');
       const la = lp.bits === 64 ? lp.segEffBase[d.seg]! + effectiveAddress(lp, d) : (lp.segBase[d.seg]! + effectiveAddress(lp, d)) >>> 0;
-      if (vmExitTakes(lp, { kind: 'invlpg', length: d.len, linear: BigInt.asUintN(64, BigInt(la)) })) return true;
+      if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'invlpg', length: d.len, linear: BigInt.asUintN(64, BigInt(la)) })) return true;
       lp.tlb.flushPage(Math.floor(la / 4096));
       lp.rip = next;
       return true;
@@ -1365,7 +1365,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
 
 function lmsw(lp: LogicalProcessor, d: Insn, next: number, src: number, linear: bigint | null): boolean {
   requireCpl0(lp, 'LMSW');
-  const a = nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 3, gpr: 0, value: 0n, lmswSource: src & 0xffff, lmswLinear: linear });
+  const a = inVmxNonRoot(lp) ? nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 3, gpr: 0, value: 0n, lmswSource: src & 0xffff, lmswLinear: linear }) : NATIVE;
   if (a.kind === 'exited') return true;
   // LMSW loads PE MP EM TS; it can set PE but never clear it. See SDM Vol. 2A, "LMSW—Load Machine Status Word".
   const v = a.kind === 'substitute' ? a.value : BigInt(((lp.cr0 & ~0xe) | (src & 0xf) | (lp.cr0 & 1)) >>> 0);
@@ -1378,7 +1378,7 @@ function lmsw(lp: LogicalProcessor, d: Insn, next: number, src: number, linear: 
 function xsetbv(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const sdm = 'SDM Vol. 2C, "XSETBV—Set Extended Control Register"';
   if (!(lp.cr4 & CR4.OSXSAVE)) throw ud('XSETBV with CR4.OSXSAVE = 0', sdm);
-  if (vmExitTakes(lp, { kind: 'xsetbv', length: d.len })) return true;
+  if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'xsetbv', length: d.len })) return true;
   requireCpl0(lp, 'XSETBV');
   if ((lp.regLo[RCX]! >>> 0) !== 0) throw gp(0, 'XSETBV to an XCR other than XCR0', sdm);
   const v = lp.regLo[RAX]! >>> 0;
@@ -1426,7 +1426,7 @@ function checkMonitorMwait(lp: LogicalProcessor, what: string, sdm: string): voi
  */
 function monitor(lp: LogicalProcessor, d: Insn, next: number): boolean {
   checkMonitorMwait(lp, 'MONITOR', MONITOR_SDM);
-  if (vmExitTakes(lp, { kind: 'monitor', length: d.len })) return true;
+  if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'monitor', length: d.len })) return true;
   if (lp.regLo[RCX] !== 0) throw gp(0, 'MONITOR with ECX ≠ 0 (no MONITOR extensions are supported)', MONITOR_SDM);
   const rax = d.addrSize === 8 ? lp.regHi[RAX]! * TWO32 + (lp.regLo[RAX]! >>> 0) : d.addrSize === 4 ? lp.regLo[RAX]! >>> 0 : lp.regLo[RAX]! & 0xffff;
   const la = segmentLinear(lp, d.seg, rax, 1);

@@ -11,7 +11,7 @@ import { exceptionClass, exceptionHasErrorCode, exceptionMnemonic, DB_VECTOR, DF
 import { CpuFault } from './fault.ts';
 import { TR, type LogicalProcessor } from './lp.ts';
 import { readDescriptor, setAccessed } from './segmentation.ts';
-import { vmExitTakes, type EventInDelivery } from './vmx-seam.ts';
+import { inVmxNonRoot, vmExitTakes, type EventInDelivery } from './vmx-seam.ts';
 
 /** Event types, numbered like the VMX interruption-information "type" field. */
 export const EVENT_EXTERNAL = 0;
@@ -129,7 +129,7 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
 
 /** Triple fault: the LP enters shutdown (or, in VMX non-root operation, causes a VM exit). */
 export function tripleFault(lp: LogicalProcessor, reason: string): void {
-  if (vmExitTakes(lp, { kind: 'triple-fault', reason })) return;
+  if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'triple-fault', reason })) return;
   lp.shutdown(`triple fault: ${reason}`);
 }
 

@@ -43,6 +43,15 @@ export function substitute(value: bigint): InterceptAnswer {
   return { kind: 'substitute', value };
 }
 
+/**
+ * True in VMX non-root operation. Call sites test it before building an event for `vmExitTakes`/`nonRootAnswer`,
+ * so that code outside a guest (and a guest's instructions that never exit) allocates no event object.
+ */
+export function inVmxNonRoot(lp: LogicalProcessor): boolean {
+  const vmx = lp.vmx;
+  return vmx !== null && vmx.nonRoot;
+}
+
 /** In VMX non-root operation, offer `event` to VMX; true when a VM exit took it over. */
 export function vmExitTakes(lp: LogicalProcessor, event: VmxInterceptEvent): boolean {
   return nonRootAnswer(lp, event).kind === 'exited';

@@ -29,12 +29,33 @@ export function readField32(vmcs: VmcsAccess, field: VmcsFullFieldName): number 
   return vmcs.read32 ? vmcs.read32(field) : Number(vmcs.read(field) & 0xffffffffn);
 }
 
-/** The `VmcsAccess` view of an active VMCS cache entry (the current VMCS of an LP). */
+/**
+ * The `VmcsAccess` view of an active VMCS cache entry (the current VMCS of an LP). One view per entry, made once:
+ * every VM exit and VM entry asks for it, and a fresh object of closures each time is garbage on the exit path.
+ */
 export function vmcsAccessOf(vmcs: ActiveVmcs): VmcsAccess {
-  return {
-    read: (field) => vmcs.readByName(field) ?? 0n,
-    write: (field, value) => void vmcs.writeByName(field, value),
-    read32: (field) => vmcs.readLow(SLOT[field]) >>> 0,
-    write32: (field, value) => vmcs.writeLow(SLOT[field], value),
-  };
+  let view = VIEWS.get(vmcs);
+  if (view === undefined) {
+    view = new ActiveVmcsAccess(vmcs);
+    VIEWS.set(vmcs, view);
+  }
+  return view;
+}
+
+const VIEWS = new WeakMap<ActiveVmcs, VmcsAccess>();
+
+class ActiveVmcsAccess implements VmcsAccess {
+  constructor(private readonly vmcs: ActiveVmcs) {}
+  read(field: VmcsFullFieldName): bigint {
+    return this.vmcs.read(SLOT[field]);
+  }
+  write(field: VmcsFullFieldName, value: bigint): void {
+    this.vmcs.write(SLOT[field], value);
+  }
+  read32(field: VmcsFullFieldName): number {
+    return this.vmcs.readLow(SLOT[field]) >>> 0;
+  }
+  write32(field: VmcsFullFieldName, value: number): void {
+    this.vmcs.writeLow(SLOT[field], value);
+  }
 }
