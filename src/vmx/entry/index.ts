@@ -12,6 +12,7 @@ import { GUEST_NON_REGISTER_CHECKS } from './guest-non-register.ts';
 import { MSR_LIST_TOO_LONG_RULE, MSR_LOAD_CHECKS, loadEntryMsrs } from './msr-load.ts';
 import { loadGuestState } from './load-guest.ts';
 import { EntryView } from './view.ts';
+import { ReadRecorder, firstFailingCheck } from './incremental.ts';
 import { finishWithHostState, type ExitOutcome } from '../transition/finish-with-host-state.ts';
 import { INTERRUPTIBILITY } from '../transition/non-register-state.ts';
 import { VMX_EXIT_REASONS_FAILED_VMENTRY } from '../exit-reasons.ts';
@@ -65,15 +66,21 @@ export type VmEntryOutcome =
   /** Guest state is loaded; the caller marks a launched VMCS, enters VMX non-root operation, delivers any injected event. */
   | { readonly kind: 'entered' };
 
-export function vmEntry(ctx: EntryContext): VmEntryOutcome {
-  const v = new EntryView(ctx);
+/** Notes what the checks read, for ./incremental.ts (one is enough: VM entry does not nest). */
+const RECORDER = new ReadRecorder();
 
-  // Checks on the VMX controls, the host-state area and the guest-state area, in order.
-  // See SDM Vol. 3C, "Checks on VMX Controls and Host-State Area" and "Checking and Loading Guest State".
-  for (const check of STATE_CHECKS) {
-    const r = check.check(v);
-    if (r === true) continue;
-    const diagnosis = diagnose(check, r);
+export function vmEntry(ctx: EntryContext): VmEntryOutcome {
+  const recorder = ctx.cached !== undefined ? RECORDER : undefined;
+  const v = new EntryView(ctx, recorder);
+
+  // Checks on the VMX controls, the host-state area and the guest-state area, in order: the first that fails
+  // decides the outcome. With a cached VMCS, only the checks whose inputs changed since they last all passed run
+  // (the outcome is the same). See SDM Vol. 3C, "Checks on VMX Controls and Host-State Area" and "Checking and
+  // Loading Guest State".
+  const failed = firstFailingCheck(v, STATE_CHECKS, ctx.cached, recorder);
+  if (failed !== null) {
+    const { check, result } = failed;
+    const diagnosis = diagnose(check, result);
     const o = check.outcome;
     if (o.kind === 'VMfailValid') return { kind: 'VMfailValid', error: o.error, diagnosis };
     return entryFailure(ctx, o.reason, o.qualification, diagnosis, null);

@@ -7,6 +7,8 @@ import type { VmcsFullFieldName } from '../fields.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { RFLAGS } from '../../x86/flags.ts';
+import { SLOT } from '../vmcs.ts';
+import type { ReadRecorder } from './incremental.ts';
 
 const U64 = 0xffffffffffffffffn;
 
@@ -32,8 +34,17 @@ export class EntryView {
   readonly unrestrictedGuest: boolean;
   /** RFLAGS.VM in the guest-state area: the guest will run in virtual-8086 mode. */
   readonly v8086: boolean;
+  /**
+   * While set, every read is noted: VMCS fields by slot, anything else as "outside" (./incremental.ts, which
+   * re-runs only the checks whose inputs changed). Null while guest state is loaded.
+   */
+  recorder: ReadRecorder | null = null;
 
-  constructor(ctx: EntryContext) {
+  constructor(ctx: EntryContext, recorder?: ReadRecorder) {
+    if (recorder !== undefined) {
+      recorder.begin();
+      this.recorder = recorder;
+    }
     this.ctx = ctx;
     this.vmcs = ctx.vmcs;
     this.caps = ctx.caps;
@@ -50,6 +61,7 @@ export class EntryView {
     this.hostAddressSpaceSize = (this.exitCtls & VMX_CONTROL.VM_EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
     this.unrestrictedGuest = (this.proc2 & VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST) !== 0;
     this.v8086 = (this.u64('GUEST_RFLAGS') & BigInt(RFLAGS.VM)) !== 0n;
+    this.recorder = null;
   }
 
   // The checks read the same fields many times (RFLAGS, access rights, controls); a VM entry reads each field of
@@ -59,6 +71,7 @@ export class EntryView {
 
   /** A 16- or 32-bit field as an unsigned number. */
   u32(field: VmcsFullFieldName): number {
+    if (this.recorder !== null) this.recorder.note(SLOT[field]);
     if (this.vmcs.read32) return this.vmcs.read32(field);
     let v = this.narrow.get(field);
     if (v === undefined) {
@@ -69,6 +82,7 @@ export class EntryView {
   }
   /** A 64-bit or natural-width field. */
   u64(field: VmcsFullFieldName): bigint {
+    if (this.recorder !== null) this.recorder.note(SLOT[field]);
     let v = this.wide.get(field);
     if (v === undefined) {
       v = this.vmcs.read(field) & U64;
@@ -89,16 +103,20 @@ export class EntryView {
 
   /** Processor state outside the VMCS. */
   get hostInIa32eMode(): boolean {
+    if (this.recorder !== null) this.recorder.outside = true;
     return this.ctx.cpu.ia32eModeActive();
   }
   readPhys32(pa: bigint): number {
+    if (this.recorder !== null) this.recorder.outside = true;
     return this.ctx.cpu.readPhysical32(pa);
   }
   readPhys64(pa: bigint): bigint {
+    if (this.recorder !== null) this.recorder.outside = true;
     return this.ctx.cpu.readPhysical64(pa);
   }
   /** WRMSR without raising; false when it would #GP. Used only by the MSR-loading step. */
   writeMsr(index: number, value: bigint): boolean {
+    if (this.recorder !== null) this.recorder.outside = true;
     return this.ctx.cpu.writeMsr(index, value);
   }
 }

@@ -60,7 +60,7 @@ function launchOrResume(ctx: VmEntryContext, I: 'VMLAUNCH' | 'VMRESUME', enter: 
     return vmFailValid(ctx, VMXERR.VMXERR_VMRESUME_NONLAUNCHED_VMCS, { rule: 'vmresume-non-launched', sdm: BASIC_SDM, instruction: I, field: 'launch state', expected: 'launched', message: 'VMRESUME with a VMCS that was never launched: the first entry must be VMLAUNCH.' });
   }
 
-  const result = enter({ cpu, vmcs: vmcsAccessOf(current), caps: cpu.caps, instruction: I, vmcsPointer: current.pa });
+  const result = enter({ cpu, vmcs: vmcsAccessOf(current), caps: cpu.caps, instruction: I, vmcsPointer: current.pa, cached: current });
   switch (result.kind) {
     case 'VMfailValid': {
       const d = result.diagnosis;
