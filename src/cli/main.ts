@@ -10,6 +10,7 @@ import { loadProgress, saveProgress, type Progress } from './progress.ts';
 import { recomputeProgress } from './recompute.ts';
 import { resetExercise } from './reset.ts';
 import { runWatch } from './watch.ts';
+import { runBootCommand } from './boot.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const out = process.stdout;
@@ -33,12 +34,14 @@ const USAGE = `vmxlab — learn VT-x by building a hypervisor
   vmxlab list                  chapters and exercises, done or pending
   vmxlab hint [exercise]       the next hint for an exercise (default: the current one)
   vmxlab reset <exercise>      restore the original stub (your file is backed up first)
+  vmxlab boot <kernel.elf>     boot a Multiboot kernel, as qemu -kernel does (vmxlab boot --help)
   vmxlab help                  this text
 
 A chapter is its number (0) or slug (00-machine). An exercise is its id as \`list\` prints it
 (1.vmxon) or without the chapter (vmxon). Notes: npm run docs`;
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'boot') return runBootCommand(argv.slice(1)); // its own options (see boot.ts)
   let parsed;
   try {
     parsed = parseArgs({
