@@ -1,0 +1,260 @@
+// The multiboot loader and `vmxlab boot`, on freestanding kernels compiled here with gcc (tests/kernels/, built at
+// setup, never committed) and on images built byte by byte. Every run ends by an instruction budget.
+import { describe, it, expect, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildTestKernels, KERNEL_BUILD_DIR, missingTools, type TestKernel } from '../../tests/kernels/build.ts';
+import { Machine } from '../machine/machine.ts';
+import { AR } from '../x86/segments.ts';
+import { CR0 } from '../x86/control-registers.ts';
+import { RFLAGS } from '../x86/flags.ts';
+import { createBootPc, loadKernel, runBoot, type BootOutcome } from './pc.ts';
+import { bootMultiboot, findMultibootHeader, MULTIBOOT_BOOTLOADER_MAGIC, MULTIBOOT_HEADER_MAGIC } from './multiboot.ts';
+import { parseElf } from './elf.ts';
+import { FwCfg, FW_CFG, FW_CFG_PORT_DATA, FW_CFG_PORT_SEL } from './devices/fw-cfg.ts';
+import { BOOT_EXIT, runBootCommand } from '../cli/boot.ts';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const BUDGET = 2_000_000;
+
+// Without gcc the kernels cannot be built. In CI that is a failure (buildTestKernels throws and says what to install);
+// on a learner's machine the kernel tests are skipped, and say so.
+const toolsMissing = missingTools();
+const canBuild = toolsMissing.length === 0 || process.env.CI === 'true';
+if (!canBuild) console.warn(`boot tests skipped: ${toolsMissing.join(', ')} not found (apt-get install gcc binutils)`);
+
+let kernels: Record<TestKernel, string>;
+
+interface Booted {
+  outcome: BootOutcome;
+  output: string;
+}
+
+function boot(kernel: TestKernel, opts: { append?: string; cpus?: number; memMiB?: number; budget?: number } = {}): Booted {
+  const bytes: number[] = [];
+  const pc = createBootPc({ cpus: opts.cpus, ramBytes: opts.memMiB === undefined ? undefined : opts.memMiB * 2 ** 20, append: opts.append, output: (b) => bytes.push(b) });
+  const load = loadKernel(pc, readFileSync(kernels[kernel]), `${kernel}.elf`);
+  if (!load.ok) throw new Error(load.error);
+  const outcome = runBoot(pc, { budget: opts.budget ?? BUDGET });
+  return { outcome, output: Buffer.from(bytes).toString('latin1') };
+}
+
+describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
+  beforeAll(() => {
+    kernels = buildTestKernels();
+  });
+
+  it('hello prints on COM1 and exits through isa-debug-exit with (21 << 1) | 1', () => {
+    const { outcome, output } = boot('hello');
+    expect(output).toBe('hello from a multiboot kernel\n');
+    expect(outcome).toMatchObject({ kind: 'debug-exit', value: 21, status: 43 });
+  });
+
+  it('loads the same kernel from an ELF64 container (32-bit code, ELF64 program headers)', () => {
+    expect(parseElf(readFileSync(kernels.hello64))).toMatchObject({ ok: true, elf: { bits: 64 } });
+    const { outcome, output } = boot('hello64');
+    expect(output).toBe('hello from a multiboot kernel\n');
+    expect(outcome).toMatchObject({ kind: 'debug-exit', status: 43 });
+  });
+
+  it('mbinfo reads the magic, the memory sizes, the command line, the PC memory map and the loader name', () => {
+    const { outcome, output } = boot('mbinfo', { append: 'console=ttyS0 quiet', memMiB: 64 });
+    expect(output).toBe([
+      'magic 2badb002',
+      'flags 0000024f', // MEMORY | BOOTDEV | CMDLINE | MODS | MEM_MAP | BOOT_LOADER_NAME
+      'mem_lower 639 KiB',
+      'mem_upper 64512 KiB',
+      "cmdline 'mbinfo.elf console=ttyS0 quiet'",
+      'mmap 0000000000000000 000000000009fc00 1',
+      'mmap 000000000009fc00 0000000000000400 2',
+      'mmap 00000000000f0000 0000000000010000 2',
+      'mmap 0000000000100000 0000000003f00000 1',
+      'mmap 00000000fffc0000 0000000000040000 2',
+      'mmap entries 5, usable 65151 KiB',
+      "loader 'vmxlab'",
+      '',
+    ].join('\n'));
+    expect(outcome).toMatchObject({ kind: 'debug-exit', value: 0, status: 1 });
+  });
+
+  it('fwcfg finds the QEMU signature on 510H/511H and reads the CPU count and RAM size (E9H and COM1 both reach the output)', () => {
+    const { outcome, output } = boot('fwcfg', { cpus: 3, memMiB: 256 });
+    expect(output).toBe("fw_cfg signature 'QEMU'\nfw_cfg id 1\nfw_cfg cpus 3\nfw_cfg ram 256 MiB\n");
+    expect(outcome).toMatchObject({ kind: 'debug-exit', value: 3, status: 7 });
+  });
+
+  it('triple: #UD with no IDT shuts the processor down, and nothing after the fault runs', () => {
+    const { outcome, output } = boot('triple');
+    expect(output).toBe('about to triple-fault\n');
+    expect(outcome.kind).toBe('shutdown');
+    if (outcome.kind !== 'shutdown') return;
+    expect(outcome.reason).toMatch(/^triple fault/);
+    expect(outcome.lastFault).toMatch(/^#UD: UD2/);
+  });
+
+  it('spin runs until the budget, exactly', () => {
+    const { outcome, output } = boot('spin', { budget: 200_000 });
+    expect(output).toBe('spinning\n');
+    expect(outcome).toEqual({ kind: 'budget', instructions: 200_000 });
+  });
+
+  it('halt (cli; hlt) ends the run as halted, not by the budget', () => {
+    const { outcome, output } = boot('halt');
+    expect(output).toBe('halting\n');
+    expect(outcome.kind).toBe('halted');
+  });
+
+  it('refuses an ELF that is not an executable (an object file with a multiboot header)', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const r = bootMultiboot(m, readFileSync(join(KERNEL_BUILD_DIR, 'entry.o')));
+    expect(r).toEqual({ ok: false, error: 'ELF type 1 is not ET_EXEC (2): link the kernel as a static executable' });
+  });
+
+  describe('vmxlab boot', () => {
+    function cli(args: string[]): { status: number; stdout: string; stderr: string } {
+      let stdout = '';
+      let stderr = '';
+      const status = runBootCommand(args, {
+        stdout: { write: (d: Uint8Array | string) => (stdout += typeof d === 'string' ? d : Buffer.from(d).toString('latin1')) },
+        stderr: { write: (d: string) => (stderr += d) },
+      });
+      return { status, stdout, stderr };
+    }
+
+    it('gives the guest exit status and its output, and says nothing of its own', () => {
+      expect(cli([kernels.hello])).toEqual({ status: 43, stdout: 'hello from a multiboot kernel\n', stderr: '' });
+    });
+
+    it('passes --append, --cpus and --mem to the kernel', () => {
+      const r = cli([kernels.fwcfg, '--cpus', '2', '--mem', '32']);
+      expect(r.stdout).toContain('fw_cfg cpus 2\nfw_cfg ram 32 MiB\n');
+      expect(r.status).toBe(5);
+      expect(cli([kernels.mbinfo, '--append', 'a=1 b']).stdout).toContain(`cmdline '${kernels.mbinfo} a=1 b'`);
+    });
+
+    it.each([
+      ['triple', [] as string[], BOOT_EXIT.SHUTDOWN, /^vmxlab boot: CPU 0 shut down at EIP [0-9A-F]{8}H after \d+ instructions: triple fault.*the last fault raised: #UD: UD2/],
+      ['spin', ['--budget', '100_000'], BOOT_EXIT.BUDGET, /^vmxlab boot: instruction budget exhausted: 100000 instructions ran/],
+      ['halt', [], BOOT_EXIT.HALTED, /^vmxlab boot: every CPU is halted and nothing can wake it/],
+    ] as const)('%s ends with one line on stderr and its own status', (kernel, extra, status, message) => {
+      const r = cli([kernels[kernel], ...extra]);
+      expect(r.status).toBe(status);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    });
+
+    it('refuses a file without a multiboot header, a missing file and bad options, in one line each', () => {
+      const notKernel = cli([join(KERNEL_BUILD_DIR, 'hello.o')]);
+      expect(notKernel.status).toBe(BOOT_EXIT.BAD_IMAGE);
+      expect(notKernel.stderr).toMatch(/^vmxlab boot: .*hello\.o: no multiboot header \(magic 1BADB002H, 4-byte aligned\) in the first 8192 bytes/);
+      expect(notKernel.stderr.trimEnd().split('\n')).toHaveLength(1);
+      const missing = cli([join(KERNEL_BUILD_DIR, 'no-such.elf')]);
+      expect(missing.status).toBe(BOOT_EXIT.USAGE);
+      expect(missing.stderr).toMatch(/^vmxlab boot: cannot read .*no-such\.elf: ENOENT/);
+      for (const bad of [['--cpus', '0'], ['--mem', '1'], ['--budget', 'lots'], ['--model', 'pentium'], ['--bogus']]) {
+        const r = cli([kernels.hello, ...bad]);
+        expect(r.status, bad.join(' ')).toBe(BOOT_EXIT.USAGE);
+        expect(r.stderr.split('\n')[0], bad.join(' ')).toMatch(/^vmxlab boot: /);
+      }
+      expect(cli([kernels.hello, '--model', 'penryn-core2-duo-t9600']).status).toBe(43);
+    });
+
+    it('runs from the command line: npx vmxlab boot <kernel>', () => {
+      const r = spawnSync(process.execPath, [join(ROOT, 'bin/vmxlab.js'), 'boot', kernels.hello], { encoding: 'utf8' });
+      expect(r.stdout).toBe('hello from a multiboot kernel\n');
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(43);
+    });
+  });
+});
+
+describe('multiboot loader on hand-made images', () => {
+  const LOAD = 0x100000;
+  /** A flat image with an a.out-kludge header at its start: the header's address fields say where it goes. */
+  function aoutImage(code: number[], fields: { bssEnd?: number; flags?: number; checksum?: number } = {}): Uint8Array {
+    const flags = fields.flags ?? 1 << 16;
+    const words = [MULTIBOOT_HEADER_MAGIC, flags, fields.checksum ?? -(MULTIBOOT_HEADER_MAGIC + flags), LOAD, LOAD, 0, fields.bssEnd ?? 0, LOAD + 32];
+    const image = new Uint8Array(32 + code.length);
+    const view = new DataView(image.buffer);
+    words.forEach((w, i) => view.setUint32(i * 4, w >>> 0, true));
+    image.set(code, 32);
+    return image;
+  }
+  // mov al, 7; out F4H, al; mov al, 'X'; out E9H, al; hlt
+  const EXIT_7_THEN_PRINT = [0xb0, 0x07, 0xe6, 0xf4, 0xb0, 0x58, 0xe6, 0xe9, 0xf4];
+
+  it('leaves the machine state the specification promises', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const r = bootMultiboot(m, aoutImage(EXIT_7_THEN_PRINT), { cmdline: 'k' });
+    expect(r).toMatchObject({ ok: true, boot: { entry: LOAD + 32, format: 'aout-kludge', infoAddress: LOAD + 0x1000 } });
+    const lp = m.cpus[0]!;
+    expect(lp.getReg('rax')).toBe(BigInt(MULTIBOOT_BOOTLOADER_MAGIC));
+    expect(lp.getReg('rbx')).toBe(BigInt(LOAD + 0x1000));
+    expect(lp.cr0 & CR0.PE).toBe(CR0.PE);
+    expect(lp.cr0 & CR0.PG).toBe(0);
+    expect(lp.bits).toBe(32);
+    expect(lp.getRflags() & (RFLAGS.IF | RFLAGS.VM)).toBe(0);
+    for (const s of ['cs', 'ds', 'es', 'fs', 'gs', 'ss'] as const) {
+      const seg = lp.getSegment(s);
+      expect([seg.base, seg.limit, (seg.ar & AR.DB) !== 0], s).toEqual([0n, 0xffffffff, true]);
+    }
+  });
+
+  it('isa-debug-exit stops the machine at the OUT: nothing after it runs', () => {
+    const pc = createBootPc();
+    const bytes: number[] = [];
+    pc.console.onByte = (b) => bytes.push(b);
+    expect(loadKernel(pc, aoutImage(EXIT_7_THEN_PRINT)).ok).toBe(true);
+    expect(runBoot(pc, { budget: 1000 })).toEqual({ kind: 'debug-exit', value: 7, status: 15, instructions: 2 });
+    expect(bytes).toEqual([]);
+  });
+
+  it('traces each instruction before it runs', () => {
+    const pc = createBootPc();
+    loadKernel(pc, aoutImage(EXIT_7_THEN_PRINT));
+    const lines: string[] = [];
+    runBoot(pc, { budget: 1000, trace: (l) => lines.push(l) });
+    expect(lines).toEqual(['cpu0 00100020  mov al, 0x7', 'cpu0 00100022  out 0xf4, al']);
+  });
+
+  it('refuses images it cannot load, saying why', () => {
+    const m = () => new Machine({ ramBytes: 4 << 20 });
+    expect(findMultibootHeader(new Uint8Array(9000))).toMatchObject({ ok: false, error: expect.stringMatching(/^no multiboot header/) });
+    expect(bootMultiboot(m(), aoutImage([], { checksum: 0 }))).toMatchObject({ ok: false, error: expect.stringMatching(/bad checksum/) });
+    expect(bootMultiboot(m(), aoutImage([], { flags: (1 << 16) | (1 << 5), checksum: -(MULTIBOOT_HEADER_MAGIC + ((1 << 16) | (1 << 5))) })))
+      .toMatchObject({ ok: false, error: expect.stringMatching(/requires flags 20H this loader does not know/) });
+    expect(bootMultiboot(m(), aoutImage([], { bssEnd: 8 << 20 }))).toMatchObject({ ok: false, error: expect.stringMatching(/does not fit in RAM, which ends at 400000H/) });
+    const noKludge = aoutImage([], { flags: 0 });
+    expect(bootMultiboot(m(), noKludge)).toMatchObject({ ok: false, error: expect.stringMatching(/^not an ELF file/) });
+  });
+});
+
+describe('fw_cfg', () => {
+  const read = (d: FwCfg, n: number) => Array.from({ length: n }, () => d.in(FW_CFG_PORT_DATA, 1));
+
+  it('selects with a word write to 510H and reads item bytes from 511H, then zeros past the end', () => {
+    const d = new FwCfg({ ramBytes: 0x1_2345_6000, cpus: 4, cmdline: 'hi' });
+    d.out(FW_CFG_PORT_SEL, 2, FW_CFG.SIGNATURE);
+    expect(String.fromCharCode(...read(d, 4))).toBe('QEMU');
+    expect(read(d, 2)).toEqual([0, 0]);
+    d.out(FW_CFG_PORT_SEL, 2, FW_CFG.RAM_SIZE);
+    expect(read(d, 8)).toEqual([0x00, 0x60, 0x45, 0x23, 0x01, 0, 0, 0]);
+    d.out(FW_CFG_PORT_SEL, 2, FW_CFG.NB_CPUS);
+    expect(read(d, 2)).toEqual([4, 0]);
+    d.out(FW_CFG_PORT_SEL, 2, FW_CFG.CMDLINE_DATA);
+    expect(read(d, 4)).toEqual([0x68, 0x69, 0, 0]);
+    d.out(FW_CFG_PORT_SEL, 2, FW_CFG.FILE_DIR);
+    expect(read(d, 4)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('ignores byte writes (legacy data writes) and unknown keys read as zeros', () => {
+    const d = new FwCfg({ ramBytes: 1 << 20, cpus: 1 });
+    d.out(FW_CFG_PORT_SEL, 1, FW_CFG.NB_CPUS); // a data write: the signature stays selected
+    expect(d.in(FW_CFG_PORT_DATA, 1)).toBe(0x51); // 'Q'
+    d.out(FW_CFG_PORT_SEL, 2, 0x1234);
+    expect(read(d, 2)).toEqual([0, 0]);
+  });
+});
+

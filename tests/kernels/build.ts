@@ -1,0 +1,69 @@
+// Builds the freestanding test kernels of this directory with the host's GNU toolchain (Debian's gcc and binutils):
+// each `<name>.c` is linked with entry.S and lib.c into `build/<name>.elf` (ELF32, loaded at 1 MiB), and hello is
+// also converted to an ELF64 container (`build/hello64.elf`), as 64-bit kernels with a 32-bit multiboot entry are
+// shipped. Binaries are never committed: `build/` is git-ignored and rebuilt by the tests.
+//
+// gcc -m32 is used only to compile (no 32-bit libc or libgcc is needed: the kernels use none); ld links.
+//
+//   npx tsx tests/kernels/build.ts      # build them by hand, then: npx vmxlab boot tests/kernels/build/hello.elf
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const KERNEL_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)));
+export const KERNEL_BUILD_DIR = join(KERNEL_DIR, 'build');
+export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt'] as const;
+export type TestKernel = (typeof TEST_KERNELS)[number] | 'hello64';
+
+const CFLAGS = ['-m32', '-ffreestanding', '-nostdlib', '-fno-pic', '-fno-stack-protector', '-mno-sse', '-O2', '-Wall', '-Werror', '-fno-asynchronous-unwind-tables'];
+const TOOLS = ['gcc', 'as', 'ld', 'objcopy'] as const;
+
+/** The tools the build needs that are not on PATH (empty when all are there). */
+export function missingTools(): string[] {
+  return TOOLS.filter((t) => {
+    try {
+      execFileSync(t, ['--version'], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+/** Build every test kernel; returns the path of each ELF. Throws with the tool's own message when a step fails. */
+export function buildTestKernels(outDir = KERNEL_BUILD_DIR): Record<TestKernel, string> {
+  const missing = missingTools();
+  if (missing.length > 0) {
+    throw new Error(`cannot build the test kernels: ${missing.join(', ')} not found (on Debian/Ubuntu: apt-get install gcc binutils)`);
+  }
+  mkdirSync(outDir, { recursive: true });
+  const src = (f: string) => join(KERNEL_DIR, f);
+  const obj = (f: string) => join(outDir, f);
+  run('as', ['--32', '-o', obj('entry.o'), src('entry.S')]);
+  run('gcc', [...CFLAGS, '-c', '-o', obj('lib.o'), src('lib.c')]);
+  const out = {} as Record<TestKernel, string>;
+  for (const name of TEST_KERNELS) {
+    run('gcc', [...CFLAGS, '-c', '-o', obj(`${name}.o`), src(`${name}.c`)]);
+    out[name] = obj(`${name}.elf`);
+    run('ld', ['-m', 'elf_i386', '-T', src('linker.ld'), '-nostdlib', '--build-id=none', '-z', 'max-page-size=0x1000',
+      '-o', out[name], obj('entry.o'), obj('lib.o'), obj(`${name}.o`)]);
+  }
+  out.hello64 = obj('hello64.elf');
+  run('objcopy', ['-O', 'elf64-x86-64', out.hello, out.hello64]);
+  return out;
+}
+
+function run(tool: string, args: string[]): void {
+  try {
+    execFileSync(tool, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    throw new Error(`${tool} ${args.join(' ')} failed:\n${err.stderr?.toString() ?? err.message}`);
+  }
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  for (const [name, path] of Object.entries(buildTestKernels())) process.stdout.write(`${name}: ${path}\n`);
+}
