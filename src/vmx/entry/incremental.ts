@@ -49,6 +49,10 @@ interface CheckMemo {
   readonly snapshot: Uint32Array;
   /** Per check (STATE_CHECKS order): the slots it read then; null: it reads outside the VMCS (always re-run). */
   readonly reads: (Uint16Array | null)[];
+  /** Per check: bit (slot mod 32) set for each slot in `reads` — a quick "cannot have changed" test. */
+  readonly masks: Int32Array;
+  /** Indexes of the checks whose `reads` is null (they read outside the VMCS); null: to be recomputed. */
+  outside: number[] | null;
   /** Slots the EntryView read to decode the controls and RFLAGS.VM, which every check may depend on. */
   viewReads: Uint16Array | null;
 }
@@ -80,19 +84,48 @@ export function firstFailingCheck(
     memo = undefined;
   }
   const fresh = memo === undefined;
-  const m: CheckMemo = memo ?? { snapshot: new Uint32Array(data.length), reads: new Array<Uint16Array | null>(checks.length).fill(null), viewReads };
+  const m: CheckMemo = memo ?? {
+    snapshot: new Uint32Array(data.length), reads: new Array<Uint16Array | null>(checks.length).fill(null),
+    masks: new Int32Array(checks.length), outside: null, viewReads,
+  };
+  // Which slots changed, folded into 32 bits (slot mod 32): a check none of whose bits is set has nothing to re-read.
+  const changedMask = fresh ? -1 : changedSlotsMask(data, m.snapshot);
   v.recorder = recorder;
   try {
+    if (changedMask === 0) {
+      // No field holds a value other than the one the checks last saw (an exit handler that changed only registers):
+      // only the checks that read outside the VMCS can answer differently.
+      m.outside ??= m.reads.flatMap((r, i) => (r === null ? [i] : []));
+      for (const i of m.outside) {
+        recorder.begin();
+        const r = checks[i]!.check(v);
+        if (r !== true) {
+          MEMOS.delete(cached);
+          return { check: checks[i]!, result: r };
+        }
+        const now = recorder.take();
+        if (now !== null) {
+          // This time it read only VMCS fields: remember them (and find the outside readers again next time).
+          m.reads[i] = now;
+          m.masks[i] = maskOf(now);
+          m.outside = null;
+        }
+      }
+      return null;
+    }
     for (let i = 0; i < checks.length; i++) {
       const reads = m.reads[i]!;
-      if (!fresh && reads !== null && !changed(reads, data, m.snapshot)) continue;
+      if (!fresh && reads !== null && ((m.masks[i]! & changedMask) === 0 || !changed(reads, data, m.snapshot))) continue;
       recorder.begin();
       const r = checks[i]!.check(v);
       if (r !== true) {
         MEMOS.delete(cached);
         return { check: checks[i]!, result: r };
       }
-      m.reads[i] = recorder.take();
+      const now = recorder.take();
+      m.reads[i] = now;
+      m.masks[i] = now === null ? -1 : maskOf(now);
+      m.outside = null;
     }
   } finally {
     v.recorder = null;
@@ -101,6 +134,21 @@ export function firstFailingCheck(
   m.viewReads = viewReads;
   MEMOS.set(cached, m);
   return null;
+}
+
+/** Bit (slot mod 32) for every slot whose value differs from `snapshot`. */
+function changedSlotsMask(data: Uint32Array, snapshot: Uint32Array): number {
+  let mask = 0;
+  for (let s = 0; s < data.length; s += 2) {
+    if (data[s] !== snapshot[s] || data[s + 1] !== snapshot[s + 1]) mask |= 1 << ((s >> 1) & 31);
+  }
+  return mask;
+}
+
+function maskOf(slots: Uint16Array): number {
+  let mask = 0;
+  for (let i = 0; i < slots.length; i++) mask |= 1 << (slots[i]! & 31);
+  return mask;
 }
 
 /** Does any of `slots` hold a value other than the one in `snapshot`? */

@@ -83,6 +83,9 @@ export class EntryView {
   /** A 64-bit or natural-width field. */
   u64(field: VmcsFullFieldName): bigint {
     if (this.recorder !== null) this.recorder.note(SLOT[field]);
+    // The processor's cached VMCS (the accessor with the 32-bit fast path) holds 64-bit values already, and reading
+    // it is as cheap as the memo below.
+    if (this.vmcs.read32) return this.vmcs.read(field);
     let v = this.wide.get(field);
     if (v === undefined) {
       v = this.vmcs.read(field) & U64;

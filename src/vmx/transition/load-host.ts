@@ -1,6 +1,7 @@
 // Loading host state from the host-state area, on every VM exit and on a VM-entry failure during or after
 // loading guest state. See SDM Vol. 3C, "Loading Host State".
-import type { SegmentName, VmTransitionCpu } from './transition-cpu.ts';
+import type { SegmentName, SegmentState, VmTransitionCpu } from './transition-cpu.ts';
+import type { VmcsFullFieldName } from '../fields.ts';
 import type { VmcsAccess } from './vmcs-access.ts';
 import { mergeCr0 } from './cr0.ts';
 import { ACTIVITY_STATE, INTERRUPTIBILITY } from './non-register-state.ts';
@@ -21,6 +22,25 @@ const DATA_READ_WRITE_ACCESSED = 0x3;
 const HOST_TR_LIMIT = 0x67;
 
 const has = (value: bigint, bit: number): boolean => (value & BigInt(bit)) !== 0n;
+const U32 = 0xffffffffn;
+
+/** The data segments a VM exit loads from host selectors, with their VMCS fields (named once, not built per exit). */
+const HOST_DATA_SEGMENTS = [
+  { seg: 'SS', selector: 'HOST_SS_SELECTOR', base: null },
+  { seg: 'DS', selector: 'HOST_DS_SELECTOR', base: null },
+  { seg: 'ES', selector: 'HOST_ES_SELECTOR', base: null },
+  { seg: 'FS', selector: 'HOST_FS_SELECTOR', base: 'HOST_FS_BASE' },
+  { seg: 'GS', selector: 'HOST_GS_SELECTOR', base: 'HOST_GS_BASE' },
+] as const satisfies readonly { seg: SegmentName; selector: VmcsFullFieldName; base: VmcsFullFieldName | null }[];
+
+/** A flat 4-GByte segment: base, limit FFFFFFFFH, G = 1, present, code or data. */
+function flat(selector: number, type: number, extra: number, base: bigint): SegmentState {
+  return { selector, base, limit: 0xffffffff, ar: type | AR.S | AR.P | AR.G | extra };
+}
+/** A 32-bit host keeps bits 31:0 of the natural-width fields. */
+function narrow(host64: boolean, v: bigint): bigint {
+  return host64 ? v : v & U32;
+}
 
 export function loadHostState(vmcs: VmcsAccess, cpu: VmTransitionCpu): void {
   const exitCtls = vmcs.read('VM_EXIT_CONTROLS');
@@ -37,9 +57,8 @@ export function loadHostState(vmcs: VmcsAccess, cpu: VmTransitionCpu): void {
   cpu.loadDr7(BigInt(DR7_FIXED1));
   cpu.writeMsr(MSR_IA32_DEBUGCTLMSR, 0n);
   cpu.writeMsr(MSR_IA32_SYSENTER_CS, vmcs.read('HOST_IA32_SYSENTER_CS') & 0xffffffffn);
-  const narrow = (v: bigint): bigint => (host64 ? v : v & 0xffffffffn);
-  cpu.writeMsr(MSR_IA32_SYSENTER_ESP, narrow(vmcs.read('HOST_IA32_SYSENTER_ESP')));
-  cpu.writeMsr(MSR_IA32_SYSENTER_EIP, narrow(vmcs.read('HOST_IA32_SYSENTER_EIP')));
+  cpu.writeMsr(MSR_IA32_SYSENTER_ESP, narrow(host64, vmcs.read('HOST_IA32_SYSENTER_ESP')));
+  cpu.writeMsr(MSR_IA32_SYSENTER_EIP, narrow(host64, vmcs.read('HOST_IA32_SYSENTER_EIP')));
   if (has(exitCtls, VMX_CONTROL.VM_EXIT_LOAD_IA32_PAT)) cpu.writeMsr(MSR_IA32_CR_PAT, vmcs.read('HOST_IA32_PAT'));
   if (has(exitCtls, VMX_CONTROL.VM_EXIT_CLEAR_BNDCFGS)) cpu.writeMsr(MSR_IA32_BNDCFGS, 0n);
   if (has(exitCtls, VMX_CONTROL.VM_EXIT_LOAD_IA32_EFER)) {
@@ -52,37 +71,34 @@ export function loadHostState(vmcs: VmcsAccess, cpu: VmTransitionCpu): void {
   }
 
   // --- Segment registers. See SDM Vol. 3C, "Loading Host Segment and Descriptor-Table Registers".
-  const flat = (selector: number, type: number, extra: number, base: bigint) => ({
-    selector, base, limit: 0xffffffff, ar: type | AR.S | AR.P | AR.G | extra,
-  });
   // CS: 64-bit code (L = 1, D/B = 0) for a 64-bit host, else 32-bit code (D/B = 1).
   cpu.loadSegment('CS', flat(Number(vmcs.read('HOST_CS_SELECTOR')), CODE_EXECUTE_READ_ACCESSED, host64 ? AR.L : AR.DB, 0n));
-  for (const s of ['SS', 'DS', 'ES', 'FS', 'GS'] as const satisfies readonly SegmentName[]) {
-    const selector = Number(vmcs.read(`HOST_${s}_SELECTOR`));
+  for (const s of HOST_DATA_SEGMENTS) {
+    const selector = Number(vmcs.read(s.selector));
     // FS and GS bases come from the VMCS; the others are 0. A null selector makes the register unusable.
-    const base = s === 'FS' || s === 'GS' ? narrow(vmcs.read(`HOST_${s}_BASE`)) : 0n;
+    const base = s.base !== null ? narrow(host64, vmcs.read(s.base)) : 0n;
     const seg = flat(selector, DATA_READ_WRITE_ACCESSED, AR.DB, base);
     if (selector === 0) seg.ar |= AR.UNUSABLE;
-    cpu.loadSegment(s, seg);
+    cpu.loadSegment(s.seg, seg);
   }
   cpu.loadSegment('TR', {
     selector: Number(vmcs.read('HOST_TR_SELECTOR')),
-    base: narrow(vmcs.read('HOST_TR_BASE')),
+    base: narrow(host64, vmcs.read('HOST_TR_BASE')),
     limit: HOST_TR_LIMIT,
     ar: SYSTEM_TYPE.TSS_BUSY | AR.P,
   });
   // LDTR is null and unusable after a VM exit.
   cpu.loadSegment('LDTR', { selector: 0, base: 0n, limit: 0, ar: AR.UNUSABLE });
   // GDTR and IDTR limits become FFFFH; a hypervisor that returns to its OS must restore them.
-  cpu.loadDescriptorTable('GDTR', narrow(vmcs.read('HOST_GDTR_BASE')), 0xffff);
-  cpu.loadDescriptorTable('IDTR', narrow(vmcs.read('HOST_IDTR_BASE')), 0xffff);
+  cpu.loadDescriptorTable('GDTR', narrow(host64, vmcs.read('HOST_GDTR_BASE')), 0xffff);
+  cpu.loadDescriptorTable('IDTR', narrow(host64, vmcs.read('HOST_IDTR_BASE')), 0xffff);
 
   // --- RIP, RSP, RFLAGS: RFLAGS is cleared except bit 1. See SDM Vol. 3C, "Loading Host RIP, RSP, RFLAGS, and SSP".
-  cpu.loadRip(narrow(vmcs.read('HOST_RIP')));
+  cpu.loadRip(narrow(host64, vmcs.read('HOST_RIP')));
   // Tell the machine the host runs from here: HOST_RIP may be a host entry point (a TypeScript VM-exit handler,
   // Kernel.hostEntry), which the executor then stops at instead of fetching the bytes at that address.
   cpu.loadedHostRip?.();
-  cpu.writeGpr(RSP, narrow(vmcs.read('HOST_RSP')), 8);
+  cpu.writeGpr(RSP, narrow(host64, vmcs.read('HOST_RSP')), 8);
   cpu.writeRflags(RFLAGS.FIXED1);
 
   // --- Non-register state: the host runs, with no STI or MOV-SS blocking and no pending debug exceptions.
