@@ -13,6 +13,8 @@ import { RFLAGS } from '../x86/flags.ts';
 import { createBootPc, loadKernel, runBoot, type BootOutcome } from './pc.ts';
 import { bootMultiboot, findMultibootHeader, MULTIBOOT_BOOTLOADER_MAGIC, MULTIBOOT_HEADER_MAGIC } from './multiboot.ts';
 import { parseElf } from './elf.ts';
+import { surveyCode, surveyElf } from './isa-survey.ts';
+import { CPU_MODELS } from '../machine/cpu-model.ts';
 import { FwCfg, FW_CFG, FW_CFG_PORT_DATA, FW_CFG_PORT_SEL } from './devices/fw-cfg.ts';
 import { BOOT_EXIT, runBootCommand } from '../cli/boot.ts';
 
@@ -104,6 +106,38 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     const { outcome, output } = boot('halt');
     expect(output).toBe('halting\n');
     expect(outcome.kind).toBe('halted');
+  });
+
+  it("workload: gcc's own instruction mix (printf, CRC-32, quicksort, sieve, jump tables, 64-bit sums, atomics, CPUID) gives the right answers", () => {
+    const { outcome, output } = boot('workload', { budget: 50_000_000 });
+    expect(output).toBe([
+      'workload: magic 2badb002',
+      'rounds 1',
+      'crc32 414fa339',
+      'sort ok min -49972 max 49974',
+      'primes below 50000: 5133',
+      'ops add..rol acc 00006000',
+      'u64 sum hi 0007a313 lo ffd9d09c',
+      'bits clz 8 ctz 20 bswap 44332211',
+      'atomics 5 8 42',
+      'cpuid vendor GenuineIntel',
+      '',
+    ].join('\n')); // values checked against the same computations on the host
+    expect(outcome).toMatchObject({ kind: 'debug-exit', value: 0, status: 1 });
+  });
+
+  it('every instruction gcc emitted for the test kernels is one the emulator implements', () => {
+    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload'] as const) {
+      expect(surveyElf(readFileSync(kernels[k])), k).toEqual([]);
+    }
+  });
+
+  it('hello boots on every CPU model', () => {
+    for (const model of CPU_MODELS) {
+      const pc = createBootPc({ model });
+      expect(loadKernel(pc, readFileSync(kernels.hello)).ok).toBe(true);
+      expect(runBoot(pc, { budget: BUDGET }), model.name).toMatchObject({ kind: 'debug-exit', status: 43 });
+    }
   });
 
   it('refuses an ELF that is not an executable (an object file with a multiboot header)', () => {
@@ -228,6 +262,16 @@ describe('multiboot loader on hand-made images', () => {
     expect(bootMultiboot(m(), aoutImage([], { bssEnd: 8 << 20 }))).toMatchObject({ ok: false, error: expect.stringMatching(/does not fit in RAM, which ends at 400000H/) });
     const noKludge = aoutImage([], { flags: 0 });
     expect(bootMultiboot(m(), noKludge)).toMatchObject({ ok: false, error: expect.stringMatching(/^not an ELF file/) });
+  });
+});
+
+describe('ISA survey', () => {
+  it('reports instructions iced-x86 decodes and the emulator does not implement, and only those', () => {
+    // add eax, ebx ; vaddps zmm0, zmm1, zmm2 (AVX-512, which no `-mno-sse` kernel needs) ; nop
+    const code = Uint8Array.of(0x01, 0xd8, 0x62, 0xf1, 0x74, 0x48, 0x58, 0xc2, 0x90);
+    expect(surveyCode(code, 0x1000, 32)).toEqual([
+      { address: 0x1002, text: 'vaddps zmm0,zmm1,zmm2', reason: 'opcode 62: valid x86 but not implemented by VMX Lab' },
+    ]);
   });
 });
 

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 export const KERNEL_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)));
 export const KERNEL_BUILD_DIR = join(KERNEL_DIR, 'build');
-export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt'] as const;
+export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload'] as const;
 export type TestKernel = (typeof TEST_KERNELS)[number] | 'hello64';
 
 const CFLAGS = ['-m32', '-ffreestanding', '-nostdlib', '-fno-pic', '-fno-stack-protector', '-mno-sse', '-O2', '-Wall', '-Werror', '-fno-asynchronous-unwind-tables'];
