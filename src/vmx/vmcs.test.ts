@@ -1,5 +1,6 @@
 import { capabilitiesOf } from './emulated-msrs.ts';
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { CPU_MODELS } from '../machine/cpu-model.ts';
 import { decodeCapabilities } from './capabilities.ts';
 import { FakeTransitionCpu } from './testing/fake-transition-cpu.ts';
@@ -94,5 +95,17 @@ describe('region ⇄ active VMCS', () => {
     expect(v.read(s)).toBe(0xffff_ffff_0000_0002n);
     v.writeLow(VMCS_SLOT.GUEST_ES_SELECTOR!, 0x12345);
     expect(v.readByName('GUEST_ES_SELECTOR')).toBe(0x2345n);
+  });
+
+  it('write then read gives the value truncated to the field width, for any BigInt (the Number fast path and the BigInt path agree)', () => {
+    const v = new ActiveVmcs(PA);
+    const widths = { 16: VMCS_SLOT.GUEST_ES_SELECTOR!, 32: VMCS_SLOT.GUEST_ES_LIMIT!, 64: VMCS_SLOT.GUEST_RIP! } as const;
+    const edge = fc.constantFrom(0n, 1n, -1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 64n - 1n, 2n ** 64n, -(2n ** 63n));
+    fc.assert(fc.property(fc.oneof(edge, fc.bigInt({ min: -(2n ** 65n), max: 2n ** 65n }), fc.bigInt({ min: 0n, max: 2n ** 54n })), (value) => {
+      for (const [bits, slot] of Object.entries(widths)) {
+        v.write(slot, value);
+        expect(v.read(slot)).toBe(BigInt.asUintN(Number(bits), value));
+      }
+    }), { seed: 42, numRuns: 500 });
   });
 });

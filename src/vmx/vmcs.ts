@@ -103,6 +103,11 @@ export interface PhysicalAccess {
   writePhysical32(pa: bigint, value: number): void;
 }
 
+const TWO_32 = 2 ** 32;
+/** Values with bits 63:32 below this are below 2^53: exact as a Number. */
+const SAFE_HIGH = 2 ** 21;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 export class ActiveVmcs {
   /** Field values as lo/hi 32-bit pairs: slot s is data[2s] (bits 31:0) and data[2s+1] (bits 63:32). */
   readonly data = new Uint32Array(2 * VMCS_SLOT_COUNT);
@@ -119,15 +124,26 @@ export class ActiveVmcs {
   read(slot: number): bigint {
     const lo = this.data[2 * slot]!;
     const hi = this.data[2 * slot + 1]!;
-    return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+    // Below 2^53 (almost every field value) one exact Number→BigInt conversion; BigInt shifts and ORs allocate.
+    if (hi < SAFE_HIGH) return BigInt(hi * TWO_32 + lo);
+    return (BigInt(hi) << 32n) | BigInt(lo);
   }
 
   /** Store a value truncated to the field's width. */
   write(slot: number, value: bigint): void {
     const w = SLOT_WIDTH[slot]!;
-    const lo = Number(value & 0xffffffffn);
+    let lo: number, hi: number;
+    if (value >= 0n && value <= MAX_SAFE) {
+      // The common case without BigInt arithmetic: one conversion, then exact double arithmetic.
+      const n = Number(value);
+      lo = n % TWO_32;
+      hi = (n - lo) / TWO_32;
+    } else {
+      lo = Number(value & 0xffffffffn);
+      hi = Number((value >> 32n) & 0xffffffffn);
+    }
     this.data[2 * slot] = w === WIDTH16 ? lo & 0xffff : lo;
-    this.data[2 * slot + 1] = w === WIDTH64 ? Number((value >> 32n) & 0xffffffffn) : 0;
+    this.data[2 * slot + 1] = w === WIDTH64 ? hi : 0;
   }
 
   /** Low 32 bits, without BigInt (hot paths: exit reason, controls, 32-bit guest state). */
