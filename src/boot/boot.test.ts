@@ -126,8 +126,16 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     expect(outcome).toMatchObject({ kind: 'debug-exit', value: 0, status: 1 });
   });
 
+  it('smp: the BSP starts every AP with INIT-SIPI-SIPI (real mode at 8000H → protected mode) and counts them', () => {
+    expect(boot('smp', { cpus: 4 })).toEqual({
+      output: 'BSP: APIC ID 0, 4 CPUs\nAP 1 up, APIC ID 1\nAP 2 up, APIC ID 2\nAP 3 up, APIC ID 3\nBSP: 3 APs up\n',
+      outcome: expect.objectContaining({ kind: 'debug-exit', value: 3, status: 7 }),
+    });
+    expect(boot('smp').output).toBe('BSP: APIC ID 0, 1 CPUs\nBSP: 0 APs up\n');
+  });
+
   it('every instruction gcc emitted for the test kernels is one the emulator implements', () => {
-    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload'] as const) {
+    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp'] as const) {
       expect(surveyElf(readFileSync(kernels[k])), k).toEqual([]);
     }
   });

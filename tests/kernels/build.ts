@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 
 export const KERNEL_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)));
 export const KERNEL_BUILD_DIR = join(KERNEL_DIR, 'build');
-export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload'] as const;
+export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp'] as const;
+/** Assembly a kernel needs besides entry.S. */
+const EXTRA_ASM: Partial<Record<string, string>> = { smp: 'ap-trampoline.S' };
 export type TestKernel = (typeof TEST_KERNELS)[number] | 'hello64';
 
 const CFLAGS = ['-m32', '-ffreestanding', '-nostdlib', '-fno-pic', '-fno-stack-protector', '-mno-sse', '-O2', '-Wall', '-Werror', '-fno-asynchronous-unwind-tables'];
@@ -46,9 +48,11 @@ export function buildTestKernels(outDir = KERNEL_BUILD_DIR): Record<TestKernel, 
   const out = {} as Record<TestKernel, string>;
   for (const name of TEST_KERNELS) {
     run('gcc', [...CFLAGS, '-c', '-o', obj(`${name}.o`), src(`${name}.c`)]);
+    const extra = EXTRA_ASM[name];
+    if (extra !== undefined) run('as', ['--32', '-o', obj(`${name}-asm.o`), src(extra)]);
     out[name] = obj(`${name}.elf`);
     run('ld', ['-m', 'elf_i386', '-T', src('linker.ld'), '-nostdlib', '--build-id=none', '-z', 'max-page-size=0x1000',
-      '-o', out[name], obj('entry.o'), obj('lib.o'), obj(`${name}.o`)]);
+      '-o', out[name], obj('entry.o'), obj('lib.o'), obj(`${name}.o`), ...(extra !== undefined ? [obj(`${name}-asm.o`)] : [])]);
   }
   out.hello64 = obj('hello64.elf');
   run('objcopy', ['-O', 'elf64-x86-64', out.hello, out.hello64]);
