@@ -8,7 +8,7 @@
 //   npx tsx tests/kernels/build.ts      # build them by hand, then: npx vmxlab boot tests/kernels/build/hello.elf
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,29 +34,43 @@ export function missingTools(): string[] {
   });
 }
 
-/** Build every test kernel; returns the path of each ELF. Throws with the tool's own message when a step fails. */
+/**
+ * Build every test kernel; returns the path of each ELF in `outDir`. Throws with the tool's own message when a step
+ * fails. Everything is built in a private directory and then renamed into `outDir` (an atomic replace), so
+ * two test runs building at once never read each other's half-written files.
+ */
 export function buildTestKernels(outDir = KERNEL_BUILD_DIR): Record<TestKernel, string> {
   const missing = missingTools();
   if (missing.length > 0) {
     throw new Error(`cannot build the test kernels: ${missing.join(', ')} not found (on Debian/Ubuntu: apt-get install gcc binutils)`);
   }
   mkdirSync(outDir, { recursive: true });
+  // A private directory next to the output (same file system, so each rename is atomic).
+  const work = mkdtempSync(join(outDir, '.tmp-'));
+  try {
+    buildIn(work);
+    for (const f of readdirSync(work)) renameSync(join(work, f), join(outDir, f));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  const out = {} as Record<TestKernel, string>;
+  for (const name of [...TEST_KERNELS, 'hello64'] as const) out[name] = join(outDir, `${name}.elf`);
+  return out;
+}
+
+function buildIn(dir: string): void {
   const src = (f: string) => join(KERNEL_DIR, f);
-  const obj = (f: string) => join(outDir, f);
+  const obj = (f: string) => join(dir, f);
   run('as', ['--32', '-o', obj('entry.o'), src('entry.S')]);
   run('gcc', [...CFLAGS, '-c', '-o', obj('lib.o'), src('lib.c')]);
-  const out = {} as Record<TestKernel, string>;
   for (const name of TEST_KERNELS) {
     run('gcc', [...CFLAGS, '-c', '-o', obj(`${name}.o`), src(`${name}.c`)]);
     const extra = EXTRA_ASM[name];
     if (extra !== undefined) run('as', ['--32', '-o', obj(`${name}-asm.o`), src(extra)]);
-    out[name] = obj(`${name}.elf`);
     run('ld', ['-m', 'elf_i386', '-T', src('linker.ld'), '-nostdlib', '--build-id=none', '-z', 'max-page-size=0x1000',
-      '-o', out[name], obj('entry.o'), obj('lib.o'), obj(`${name}.o`), ...(extra !== undefined ? [obj(`${name}-asm.o`)] : [])]);
+      '-o', obj(`${name}.elf`), obj('entry.o'), obj('lib.o'), obj(`${name}.o`), ...(extra !== undefined ? [obj(`${name}-asm.o`)] : [])]);
   }
-  out.hello64 = obj('hello64.elf');
-  run('objcopy', ['-O', 'elf64-x86-64', out.hello, out.hello64]);
-  return out;
+  run('objcopy', ['-O', 'elf64-x86-64', obj('hello.elf'), obj('hello64.elf')]);
 }
 
 function run(tool: string, args: string[]): void {
