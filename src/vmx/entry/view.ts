@@ -7,7 +7,7 @@ import type { VmcsFullFieldName } from '../fields.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { RFLAGS } from '../../x86/flags.ts';
-import { SLOT } from '../vmcs.ts';
+import { SLOT_BY_NAME } from '../vmcs.ts';
 import type { ReadRecorder } from './incremental.ts';
 
 const U64 = 0xffffffffffffffffn;
@@ -71,7 +71,7 @@ export class EntryView {
 
   /** A 16- or 32-bit field as an unsigned number. */
   u32(field: VmcsFullFieldName): number {
-    if (this.recorder !== null) this.recorder.note(SLOT[field]);
+    if (this.recorder !== null) this.recorder.note(SLOT_BY_NAME.get(field)!);
     if (this.vmcs.read32) return this.vmcs.read32(field);
     let v = this.narrow.get(field);
     if (v === undefined) {
@@ -82,7 +82,7 @@ export class EntryView {
   }
   /** A 64-bit or natural-width field. */
   u64(field: VmcsFullFieldName): bigint {
-    if (this.recorder !== null) this.recorder.note(SLOT[field]);
+    if (this.recorder !== null) this.recorder.note(SLOT_BY_NAME.get(field)!);
     // The processor's cached VMCS (the accessor with the 32-bit fast path) holds 64-bit values already, and reading
     // it is as cheap as the memo below.
     if (this.vmcs.read32) return this.vmcs.read(field);

@@ -3,7 +3,7 @@
 // checks apply. See SDM Vol. 3C, "VMCS Life Cycle" ("the processor may cache VMCS data").
 import type { VmcsFullFieldName } from '../fields.ts';
 import type { ActiveVmcs } from '../vmcs.ts';
-import { SLOT } from '../vmcs.ts';
+import { SLOT_BY_NAME } from '../vmcs.ts';
 
 /**
  * The current VMCS, by Linux field name (a full field: the processor has no use for HIGH accesses). Names are
@@ -47,15 +47,15 @@ const VIEWS = new WeakMap<ActiveVmcs, VmcsAccess>();
 class ActiveVmcsAccess implements VmcsAccess {
   constructor(private readonly vmcs: ActiveVmcs) {}
   read(field: VmcsFullFieldName): bigint {
-    return this.vmcs.read(SLOT[field]);
+    return this.vmcs.read(SLOT_BY_NAME.get(field)!);
   }
   write(field: VmcsFullFieldName, value: bigint): void {
-    this.vmcs.write(SLOT[field], value);
+    this.vmcs.write(SLOT_BY_NAME.get(field)!, value);
   }
   read32(field: VmcsFullFieldName): number {
-    return this.vmcs.readLow(SLOT[field]) >>> 0;
+    return this.vmcs.readLow(SLOT_BY_NAME.get(field)!) >>> 0;
   }
   write32(field: VmcsFullFieldName, value: number): void {
-    this.vmcs.writeLow(SLOT[field], value);
+    this.vmcs.writeLow(SLOT_BY_NAME.get(field)!, value);
   }
 }
