@@ -17,10 +17,12 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [
-      // Worker threads: each test file still gets a fresh one (isolation as with processes), and they start for
-      // less than a process does (about a sixth of this project's CPU time). Chapter tests keep processes: they
-      // run learner code, as the grader does.
-      { extends: true, test: { name: 'unit', include: ['src/**/*.test.ts', 'scripts/**/*.test.ts'], pool: 'threads' } },
+      // Worker threads, not isolated: the test files of one worker share the module cache, so src/ is imported
+      // once per worker instead of once per file (on two cores: 84 s of CPU instead of 124 s for this project).
+      // Every machine, kernel and VMX unit is an object a test creates, so no state crosses files; the suite also
+      // passes isolated (`npx vitest run --project unit --isolate`). Chapter tests keep isolated processes: they
+      // run learner code, as the grader does (npm test turns isolation off only for the reference solutions).
+      { extends: true, test: { name: 'unit', include: ['src/**/*.test.ts', 'scripts/**/*.test.ts'], pool: 'threads', isolate: false } },
       {
         extends: true,
         resolve: { conditions: [...conditions, 'module', 'node', 'import', 'default'] },
