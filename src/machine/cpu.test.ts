@@ -595,3 +595,15 @@ describe('budget with REP', () => {
     expect(stored).toBeLessThan(30_000);
   });
 });
+
+describe('register access from host code (LogicalProcessor.getGpr/setGpr)', () => {
+  it('keeps any BigInt modulo 2^64, through the Number fast path below 2^53 and the BigInt path above', () => {
+    const lp = new Machine({ cpus: 1, apic: false }).cpus[0]!;
+    const edge = fc.constantFrom(0n, 1n, -1n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n, 2n ** 64n, -(2n ** 63n));
+    fc.assert(fc.property(fc.oneof(edge, fc.bigInt({ min: -(2n ** 66n), max: 2n ** 66n }), fc.bigInt({ min: 0n, max: 2n ** 54n })), fc.nat({ max: 15 }), (value, reg) => {
+      lp.setGpr(reg, value);
+      expect(lp.getGpr(reg)).toBe(BigInt.asUintN(64, value));
+      expect(lp.regLo[reg]).toBe(Number(BigInt.asIntN(32, value)));
+    }), { seed: 42, numRuns: 500 });
+  });
+});

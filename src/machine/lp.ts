@@ -542,9 +542,19 @@ export class LogicalProcessor {
   // =====================================================================================================
 
   getGpr(index: number): bigint {
-    return (BigInt(this.regHi[index]! >>> 0) << 32n) | BigInt(this.regLo[index]! >>> 0);
+    const hi = this.regHi[index]! >>> 0, lo = this.regLo[index]! >>> 0;
+    // Below 2^53 one exact conversion (host code reads and writes registers on every VM exit); else BigInt arithmetic.
+    if (hi < SAFE_HIGH) return BigInt(hi * TWO_32 + lo);
+    return (BigInt(hi) << 32n) | BigInt(lo);
   }
   setGpr(index: number, value: bigint): void {
+    if (value >= 0n && value <= MAX_SAFE_BIGINT) {
+      const n = Number(value);
+      const lo = n % TWO_32;
+      this.regLo[index] = lo | 0;
+      this.regHi[index] = ((n - lo) / TWO_32) | 0;
+      return;
+    }
     const v = BigInt.asUintN(64, value);
     this.regLo[index] = Number(v & 0xffffffffn) | 0;
     this.regHi[index] = Number(v >> 32n) | 0;
@@ -997,6 +1007,11 @@ export type LpSnapshot = Record<(typeof GPR64)[number], bigint> & {
   mode: string;
   tsc: bigint;
 };
+
+const TWO_32 = 2 ** 32;
+/** Bits 63:32 below this: the value is below 2^53, exact as a Number. */
+const SAFE_HIGH = 2 ** 21;
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
 
 function segIndex(name: string): number {
   const s = (SEG_NAMES as readonly string[]).indexOf(name);

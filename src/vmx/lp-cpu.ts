@@ -14,6 +14,11 @@ import { INTERRUPTIBILITY } from './transition/non-register-state.ts';
 const ACTIVITY = ['active', 'hlt', 'shutdown', 'wait-for-sipi'] as const;
 const { BLOCKING_BY_STI, BLOCKING_BY_MOV_SS, BLOCKING_BY_NMI } = INTERRUPTIBILITY;
 
+/** The LP's name for each segment register (constant strings: every VM exit and entry loads and saves all eight). */
+const SEGMENT_REGISTER: Readonly<Record<SegmentName, SegmentRegisterName>> = {
+  ES: 'es', CS: 'cs', SS: 'ss', DS: 'ds', FS: 'fs', GS: 'gs', LDTR: 'ldtr', TR: 'tr',
+};
+
 export class LpVmxCpu implements VmTransitionCpu {
   private pendingDbg = 0n;
   /**
@@ -118,10 +123,10 @@ export class LpVmxCpu implements VmTransitionCpu {
   }
 
   readSegment(seg: SegmentName): SegmentState {
-    return this.lp.getSegment(seg.toLowerCase() as SegmentRegisterName);
+    return this.lp.getSegment(SEGMENT_REGISTER[seg]);
   }
   loadSegment(seg: SegmentName, s: SegmentState): void {
-    this.lp.setSegment(seg.toLowerCase() as SegmentRegisterName, s);
+    this.lp.setSegment(SEGMENT_REGISTER[seg], s);
   }
   readDescriptorTable(table: 'GDTR' | 'IDTR'): { base: bigint; limit: number } {
     return table === 'GDTR' ? this.lp.sgdt() : this.lp.sidt();
