@@ -16,6 +16,8 @@ import { parseElf } from './elf.ts';
 import { surveyCode, surveyElf } from './isa-survey.ts';
 import { CPU_MODELS } from '../machine/cpu-model.ts';
 import { FwCfg, FW_CFG, FW_CFG_PORT_DATA, FW_CFG_PORT_SEL } from './devices/fw-cfg.ts';
+import { IoApic, IOAPIC_MMIO, IOAPIC_REG, IOREDTBL } from './devices/ioapic.ts';
+import type { LocalApic } from '../machine/apic.ts';
 import { BOOT_EXIT, runBootCommand } from '../cli/boot.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -134,8 +136,25 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     expect(boot('smp').output).toBe('BSP: APIC ID 0, 1 CPUs\nBSP: 0 APs up\n');
   });
 
+  it('acpi: finds the RSDP in the BIOS area and walks XSDT, FADT (hardware-reduced, empty DSDT) and MADT (LAPICs, the I/O APIC)', () => {
+    const { outcome, output } = boot('acpi', { cpus: 2 });
+    expect(output).toBe([
+      "RSDP at 000f0100 revision 2 OEM 'VMXLAB' extended checksum ok",
+      'root XSDT ok',
+      'table FACP length 276 revision 6 checksum ok',
+      '  DSDT DSDT ok, flags 00100001',
+      'table APIC length 72 revision 5 checksum ok',
+      '  local APIC address fee00000 flags 00000000',
+      '  CPU uid 0 APIC ID 0',
+      '  CPU uid 1 APIC ID 1',
+      '  I/O APIC ID 2 at fec00000 GSI base 0: version 00000020, 24 pins',
+      '',
+    ].join('\n'));
+    expect(outcome).toMatchObject({ kind: 'debug-exit', value: 2 });
+  });
+
   it('every instruction gcc emitted for the test kernels is one the emulator implements', () => {
-    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp'] as const) {
+    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi'] as const) {
       expect(surveyElf(readFileSync(kernels[k])), k).toEqual([]);
     }
   });
@@ -280,6 +299,53 @@ describe('ISA survey', () => {
     expect(surveyCode(code, 0x1000, 32)).toEqual([
       { address: 0x1002, text: 'vaddps zmm0,zmm1,zmm2', reason: 'opcode 62: valid x86 but not implemented by VMX Lab' },
     ]);
+  });
+});
+
+describe('I/O APIC', () => {
+  const select = (io: IoApic, reg: number) => io.write(IOAPIC_MMIO.IOREGSEL, 4, BigInt(reg));
+  const readReg = (io: IoApic, reg: number) => (select(io, reg), Number(io.read(IOAPIC_MMIO.IOWIN, 4)));
+  const writeReg = (io: IoApic, reg: number, v: number) => (select(io, reg), io.write(IOAPIC_MMIO.IOWIN, 4, BigInt(v)));
+
+  function pcWithEnabledApics(cpus: number) {
+    const pc = createBootPc({ cpus });
+    for (const lp of pc.machine.cpus) (lp.apic as unknown as LocalApic).write(0xf0, 4, 0x1ffn); // SVR: software-enable
+    return pc;
+  }
+
+  it('reports its ID, version 20H and 24 pins, and starts with every entry masked', () => {
+    const io = createBootPc({ cpus: 3 }).ioApic;
+    expect(readReg(io, IOAPIC_REG.ID)).toBe(3 << 24);
+    expect(readReg(io, IOAPIC_REG.VER)).toBe(0x170020);
+    for (let pin = 0; pin < 24; pin++) expect(io.entry(pin)).toBe(BigInt(IOREDTBL.MASKED));
+  });
+
+  it('sends an unmasked edge-triggered input to the destination APIC, and nothing while masked', () => {
+    const pc = pcWithEnabledApics(2);
+    const io = pc.ioApic;
+    writeReg(io, IOAPIC_REG.REDTBL + 2 * 4 + 1, 1 << 24); // pin 4 → APIC ID 1
+    writeReg(io, IOAPIC_REG.REDTBL + 2 * 4, 0x41); // vector 41H, fixed, physical, edge, unmasked
+    io.setIrq(4, true);
+    const [bsp, ap] = pc.machine.cpus.map((lp) => lp.apic as unknown as LocalApic);
+    expect(ap!.pendingVector()).toBe(0x41);
+    expect(bsp!.pendingVector()).toBe(-1);
+    writeReg(io, IOAPIC_REG.REDTBL + 2 * 4, 0x42 | IOREDTBL.MASKED); // a masked edge sends nothing (42H would win)
+    io.setIrq(4, false);
+    io.setIrq(4, true);
+    expect(ap!.pendingVector()).toBe(0x41);
+  });
+
+  it('level-triggered: sets Remote IRR when it sends and sends again after an EOI while the input stays asserted', () => {
+    const pc = pcWithEnabledApics(1);
+    const io = pc.ioApic;
+    writeReg(io, IOAPIC_REG.REDTBL + 2 * 9, 0x50 | IOREDTBL.TRIGGER_LEVEL);
+    io.setIrq(9, true);
+    expect(io.entry(9) & BigInt(IOREDTBL.REMOTE_IRR)).not.toBe(0n);
+    writeReg(io, IOAPIC_REG.REDTBL + 2 * 9, 0x50 | IOREDTBL.TRIGGER_LEVEL | IOREDTBL.REMOTE_IRR); // read-only bit
+    io.setIrq(9, false);
+    io.write(IOAPIC_MMIO.EOI, 4, 0x50n);
+    expect(io.entry(9) & BigInt(IOREDTBL.REMOTE_IRR)).toBe(0n);
+    expect((pc.machine.cpus[0]!.apic as unknown as LocalApic).pendingVector()).toBe(0x50);
   });
 });
 

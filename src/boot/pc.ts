@@ -1,5 +1,7 @@
 // A PC as `qemu-system-x86_64 -kernel` gives one to a multiboot kernel: the machine, the devices such kernels
-// talk to (COM1 16550 at 3F8H, the E9H debug console, isa-debug-exit at F4H, fw_cfg at 510H/511H), the kernel
+// talk to (COM1 16550 at 3F8H, the E9H debug console, isa-debug-exit at F4H, fw_cfg at 510H/511H, an I/O APIC at
+// FEC00000H), the firmware's
+// ACPI tables (RSDP, RSDT/XSDT, MADT, FADT, DSDT), the kernel
 // loaded by the multiboot loader, and a run that ends in one of a few named outcomes.
 //
 //   const pc = createBootPc({ cpus: 2, ramBytes: 128 << 20, append: 'quiet', output: (b) => ... });
@@ -16,6 +18,8 @@ import { linearReader } from '../debug/lp-memory.ts';
 import { FwCfg, FW_CFG_PORT_SEL } from './devices/fw-cfg.ts';
 import { debugExitStatus, IsaDebugExit, ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_PORTS } from './devices/isa-debug-exit.ts';
 import { bootMultiboot, type MultibootLoad } from './multiboot.ts';
+import { writeAcpiTables, type AcpiTables } from './acpi.ts';
+import { IoApic, IOAPIC_BASE, IOAPIC_MMIO_BYTES } from './devices/ioapic.ts';
 
 export interface BootPcOptions {
   /** Logical processors (default 1). APs wait for INIT-SIPI-SIPI, as after a BIOS. */
@@ -36,6 +40,9 @@ export interface BootPc {
   readonly console: DebugConsole;
   readonly debugExit: IsaDebugExit;
   readonly fwCfg: FwCfg;
+  readonly ioApic: IoApic;
+  /** Where the firmware's ACPI tables are (RSDP in the BIOS ROM area). */
+  readonly acpi: AcpiTables;
   readonly append: string;
 }
 
@@ -59,7 +66,13 @@ export function createBootPc(opts: BootPcOptions = {}): BootPc {
   machine.io.register(DEBUG_CONSOLE_PORT, 1, console);
   machine.io.register(ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_PORTS, debugExit);
   machine.io.register(FW_CFG_PORT_SEL, 2, fwCfg);
-  return { machine, uart, console, debugExit, fwCfg, append: opts.append ?? '' };
+  // The I/O APIC's ID follows the local APICs' (the MP specification wants them distinct).
+  const ioApicId = cpus;
+  const ioApic = new IoApic(machine.apicBus, ioApicId);
+  machine.memory.addMmio(IOAPIC_BASE, IOAPIC_MMIO_BYTES, ioApic);
+  // What the BIOS would leave in memory before loading the kernel.
+  const acpi = writeAcpiTables(machine.memory, { cpus, ioApic: { id: ioApicId, address: IOAPIC_BASE } });
+  return { machine, uart, console, debugExit, fwCfg, ioApic, acpi, append: opts.append ?? '' };
 }
 
 /**
