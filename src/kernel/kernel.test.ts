@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { IoSpace } from '../machine/io.ts';
 import { LogicalProcessor, ACCESS_READ } from '../machine/lp.ts';
 import { PhysicalMemory } from '../machine/memory.ts';
-import { GDT_ENTRY_TSS_SELECTOR, __KERNEL_CS, __KERNEL_DS } from './boot.ts';
+import { GDT_ENTRY_TSS_SELECTOR, IMAGE, __KERNEL_CS, __KERNEL_DS, imageVa } from './boot.ts';
 import { Kernel, type KernelModule } from './kernel.ts';
 import { PAGE_OFFSET, VMALLOC_START } from './layout.ts';
 import { ENODEV } from './errno.ts';
@@ -264,6 +264,21 @@ describe('modules, oopses and host entries', () => {
     // The loops before and after the CPUID exit ran in blocks (with a breakpoint at HOST_RIP, none would).
     expect(atExit - before, 'blocks before the VM exit').toBeGreaterThan(0);
     expect(executor.blocksRun - atExit, 'blocks after VMRESUME').toBeGreaterThan(0);
+  });
+
+  test('a fault in host code reaches the oops entry through the IDT: the run loop calls it and the CPU idles', () => {
+    // Every IDT vector of the host kernel points at its oops entry (a host entry point, not code): arriving there by
+    // event delivery must stop the CPU like a VM exit to HOST_RIP does, not run the bytes at that address.
+    const host = bootHost();
+    const k = host.kernel, lp = k.cpu().lp;
+    const at = imageVa(IMAGE.TEXT + 0x600);
+    k.writeBytes(at, [0x0f, 0x0b]); // UD2
+    lp.setReg('rip', at);
+    lp.activity = 'active';
+    const r = k.run({ maxInstructions: 1_000 });
+    expect(r.hostCalls, 'the #UD was delivered to the oops entry, which the run loop called').toBe(1);
+    expect(r.reason).toBe('all-halted');
+    expect(lp.activity).toBe('hlt');
   });
 
   test('a real breakpoint still stops a guest under a hypervisor, and the run goes on to the next VM exit', () => {

@@ -80,7 +80,7 @@ export class Executor {
     let done = 0;
     this.atHostEntry = NaN;
     // An LP may also start this run at a host entry (its RIP set there by host code, or a stop not yet handled).
-    if (this.hostEntries.size !== 0) lp.hostRipLoaded = true;
+    if (this.hostEntries.size !== 0) lp.checkHostEntry = true;
     while (done < budget) {
       if (lp.workDebt !== 0) {
         // REP iterations count against the budget (see LogicalProcessor.workDebt).
@@ -88,13 +88,13 @@ export class Executor {
         lp.workDebt = 0;
         if (done >= budget) break;
       }
-      if (lp.hostRipLoaded) {
-        // A VM exit (or a VM-entry failure) has just loaded RIP from HOST_RIP: the host runs from there. When that
-        // is a host entry point, stop before fetching: the caller runs its TypeScript code. Checked only here, after
-        // VMX said HOST_RIP was loaded, so guests run in blocks and compiled code whatever entries exist (a
+      if (lp.checkHostEntry) {
+        // A VM exit (or a VM-entry failure) has just loaded RIP from HOST_RIP, or an event was delivered through
+        // the IDT: when RIP is now a host entry point, stop before fetching, and the caller runs its TypeScript code.
+        // Checked only after such a load, so guests run in blocks and compiled code whatever entries exist (a
         // breakpoint would force one instruction at a time). See SDM Vol. 3C, "VM Exits" and "Loading Host RIP,
         // RSP, RFLAGS, and SSP".
-        lp.hostRipLoaded = false;
+        lp.checkHostEntry = false;
         if (this.hostEntries.has(lp.rip)) {
           this.atHostEntry = lp.rip;
           break;

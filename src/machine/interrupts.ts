@@ -146,6 +146,7 @@ function deliverReal(lp: LogicalProcessor, vector: number, returnRip: number): v
   lp.segSel[CS] = v >>> 16;
   lp.segBase[CS] = (v >>> 16) * 16;
   lp.rip = v & 0xffff;
+  lp.checkHostEntry = true; // the handler may be a host entry point (see LogicalProcessor.checkHostEntry)
   lp.updateMode();
 }
 
@@ -238,6 +239,7 @@ function deliver64(lp: LogicalProcessor, vector: number, errorCode: number, type
   if (gType === SYSTEM_TYPE.INTERRUPT_GATE) fl &= ~RFLAGS.IF;
   lp.setRflags(fl);
   lp.rip = offset;
+  lp.checkHostEntry = true; // the handler may be a host entry point (see LogicalProcessor.checkHostEntry)
   lp.updateMode();
   void NMI_VECTOR;
 }
@@ -281,5 +283,6 @@ function deliverLegacy(lp: LogicalProcessor, vector: number, errorCode: number, 
   if (gType === 0xe) fl &= ~RFLAGS.IF;
   lp.setRflags(fl);
   lp.rip = ((g1 & 0xffff0000) | (g0 & 0xffff)) >>> 0;
+  lp.checkHostEntry = true; // the handler may be a host entry point (see LogicalProcessor.checkHostEntry)
   lp.updateMode();
 }

@@ -188,12 +188,13 @@ export class LogicalProcessor {
    */
   initPending = false;
   /**
-   * Set by VMX when a VM exit, or a VM-entry failure during or after loading guest state, has just loaded RIP from
-   * HOST_RIP (see src/vmx/transition/load-host.ts); the executor clears it at the next instruction boundary after
-   * checking whether that RIP is a host entry point (Machine.addHostEntry). A flag, so that the check costs one
-   * load per block and a Set lookup only per VM exit. See SDM Vol. 3C, "Loading Host RIP, RSP, RFLAGS, and SSP".
+   * RIP was just loaded from somewhere a host entry point (Machine.addHostEntry) can be: HOST_RIP, by a VM exit or a
+   * VM-entry failure during or after loading guest state (src/vmx/transition/load-host.ts), or an IDT gate (the host
+   * kernel's IDT points at its oops entry). The executor clears it at the next instruction boundary after checking
+   * whether RIP is a host entry. A flag, so that the check costs one load per block and a Set lookup only per VM
+   * exit or event delivery. See SDM Vol. 3C, "Loading Host RIP, RSP, RFLAGS, and SSP".
    */
-  hostRipLoaded = false;
+  checkHostEntry = false;
   /** NMIs are blocked from the delivery of an NMI until the next IRET. See SDM Vol. 3A, "NMI Handling While Processing an NMI". */
   nmiBlocked = false;
   /**

@@ -137,7 +137,7 @@ export class LpVmxCpu implements VmTransitionCpu {
   }
   readRip(): bigint { return this.lp.getReg('rip'); }
   loadRip(value: bigint): void { this.lp.setReg('rip', value); }
-  loadedHostRip(): void { this.lp.hostRipLoaded = true; }
+  loadedHostRip(): void { this.lp.checkHostEntry = true; }
 
   activityState(): number { return ACTIVITY.indexOf(this.lp.activity); }
   setActivityState(state: number): void { this.lp.activity = ACTIVITY[state] ?? 'active'; }
