@@ -100,7 +100,11 @@ export class Executor {
           break;
         }
       }
-      if (lp.initPending) lp.performInit();
+      if (lp.initPending) {
+        lp.performInit();
+        // An INIT that caused a VM exit has just loaded HOST_RIP: back to the host-entry check before fetching.
+        if (lp.checkHostEntry) continue;
+      }
       if (lp.activity !== 'active') {
         if (!this.wake()) break;
         continue;

@@ -212,10 +212,16 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
     return true;
   }
 
-  /** INIT is blocked in VMX root operation and causes a VM exit in VMX non-root operation. */
-  handleInit(_lp: LogicalProcessor): boolean {
+  /**
+   * INIT is blocked in VMX root operation, and in VMX non-root operation while the guest waits for SIPI: a blocked
+   * INIT stays pending (it is acted on once unblocked, e.g. right after the next VM entry). Otherwise in VMX non-root
+   * operation it causes a VM exit and none of its usual effects. See SDM Vol. 3C, "Other Causes of VM Exits" (INIT
+   * signals) and "VMX Root Operation" (INIT blocking).
+   */
+  handleInit(lp: LogicalProcessor): boolean {
     if (!this.state.inVmxOperation) return false;
-    if (this.state.nonRoot) initSignal(this);
+    if (this.state.nonRoot && lp.activity !== 'wait-for-sipi') initSignal(this);
+    else lp.initPending = true; // blocked: still pending
     return true;
   }
 }
