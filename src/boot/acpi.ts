@@ -25,12 +25,14 @@ const SDT = { signature: 0, length: 4, revision: 8, checksum: 9, oemId: 10, oemT
 /** RSDP fields, ACPI 2.0 and later ("Root System Description Pointer (RSDP) Structure"). */
 const RSDP = { signature: 0, checksum: 8, oemId: 9, revision: 15, rsdtAddress: 16, length: 20, xsdtAddress: 24, extendedChecksum: 32, size: 36, v1Size: 20 } as const;
 /** FADT fields this PC fills (ACPI 6.5, "Fixed ACPI Description Table (FADT)"); the rest are 0. */
-const FADT = { firmwareCtrl: 36, dsdt: 40, iapcBootArch: 109, flags: 112, minorVersion: 131, xDsdt: 140, size: 276 } as const;
+const FADT = { firmwareCtrl: 36, dsdt: 40, century: 108, iapcBootArch: 109, flags: 112, minorVersion: 131, xDsdt: 140, size: 276 } as const;
+/** The CMOS RAM index of the RTC's century register (see devices/cmos-rtc.ts). */
+const CMOS_CENTURY_INDEX = 0x32;
 const FADT_REVISION = 6;
 const FADT_MINOR_VERSION = 5;
 const FADT_FLAGS = { WBINVD: 1 << 0, HW_REDUCED_ACPI: 1 << 20 } as const;
-/** IA-PC boot architecture flags: no legacy devices, no 8042, no VGA, no CMOS RTC (yet). */
-const IAPC_BOOT_ARCH = { VGA_NOT_PRESENT: 1 << 2, CMOS_RTC_NOT_PRESENT: 1 << 5 } as const;
+/** IA-PC boot architecture flags: no legacy devices (no 8259s, no PIT), no 8042, no VGA; the CMOS RTC is there. */
+const IAPC_BOOT_ARCH = { VGA_NOT_PRESENT: 1 << 2 } as const;
 /** MADT: the header, then the local interrupt controller address and flags, then the entries. */
 const MADT = { localApicAddress: 36, flags: 40, entries: 44, revision: 5 } as const;
 const MADT_TYPE_LOCAL_APIC = 0;
@@ -75,7 +77,8 @@ export function writeAcpiTables(memory: PhysicalMemory, config: AcpiConfig): Acp
   const fadt = table('FACP', FADT_REVISION, FADT.size);
   put32(fadt, FADT.dsdt, at.dsdt);
   put64(fadt, FADT.xDsdt, at.dsdt);
-  fadt[FADT.iapcBootArch] = IAPC_BOOT_ARCH.VGA_NOT_PRESENT | IAPC_BOOT_ARCH.CMOS_RTC_NOT_PRESENT;
+  fadt[FADT.century] = CMOS_CENTURY_INDEX;
+  fadt[FADT.iapcBootArch] = IAPC_BOOT_ARCH.VGA_NOT_PRESENT;
   put32(fadt, FADT.flags, FADT_FLAGS.WBINVD | FADT_FLAGS.HW_REDUCED_ACPI);
   fadt[FADT.minorVersion] = FADT_MINOR_VERSION;
   // MADT: one enabled Processor Local APIC per LP (ACPI processor UID = APIC ID), then the I/O APIC.

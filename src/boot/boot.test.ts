@@ -18,6 +18,8 @@ import { CPU_MODELS } from '../machine/cpu-model.ts';
 import { FwCfg, FW_CFG, FW_CFG_PORT_DATA, FW_CFG_PORT_SEL } from './devices/fw-cfg.ts';
 import { IoApic, IOAPIC_MMIO, IOAPIC_REG, IOREDTBL } from './devices/ioapic.ts';
 import type { LocalApic } from '../machine/apic.ts';
+import { CmosRtc, CMOS, CMOS_PORT_DATA, CMOS_PORT_INDEX, RTC_B } from './devices/cmos-rtc.ts';
+import { PciHostEmptyBus, PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA } from './devices/pci-host.ts';
 import { BOOT_EXIT, runBootCommand } from '../cli/boot.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -153,8 +155,20 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     expect(outcome).toMatchObject({ kind: 'debug-exit', value: 2 });
   });
 
+  it('legacy: the CMOS RTC (BCD, then binary), the CMOS memory sizes and CPU count, and an empty PCI bus', () => {
+    const { outcome, output } = boot('legacy', { cpus: 2, memMiB: 512 });
+    expect(output).toBe([
+      'rtc 2026-01-01 00:00:00 weekday 5 status B 00000002', // a Thursday: weekday 5 counting Sunday as 1
+      'rtc binary month 1 year 26',
+      'cmos base 640 KiB, extended 65535 KiB, above 16 MiB 7936 x 64 KiB, cpus 2',
+      'pci bus 0: 0 devices, CONFIG_ADDRESS reads back 8000f800',
+      '',
+    ].join('\n'));
+    expect(outcome).toMatchObject({ kind: 'debug-exit', value: 0 });
+  });
+
   it('every instruction gcc emitted for the test kernels is one the emulator implements', () => {
-    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi'] as const) {
+    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy'] as const) {
       expect(surveyElf(readFileSync(kernels[k])), k).toEqual([]);
     }
   });
@@ -346,6 +360,41 @@ describe('I/O APIC', () => {
     io.write(IOAPIC_MMIO.EOI, 4, 0x50n);
     expect(io.entry(9) & BigInt(IOREDTBL.REMOTE_IRR)).toBe(0n);
     expect((pc.machine.cpus[0]!.apic as unknown as LocalApic).pendingVector()).toBe(0x50);
+  });
+});
+
+describe('CMOS RTC', () => {
+  const reg = (c: CmosRtc, r: number) => (c.out(CMOS_PORT_INDEX, 1, r), c.in(CMOS_PORT_DATA, 1));
+  const set = (c: CmosRtc, r: number, v: number) => (c.out(CMOS_PORT_INDEX, 1, r), c.out(CMOS_PORT_DATA, 1, v));
+
+  it('advances one second per 10^9 instructions, and carries into minutes', () => {
+    let instructions = 0;
+    const c = new CmosRtc({ ramBytes: 64 << 20, cpus: 1, start: new Date(Date.UTC(2026, 11, 31, 23, 59, 58)), instructions: () => instructions });
+    expect([reg(c, CMOS.SECONDS), reg(c, CMOS.MINUTES), reg(c, CMOS.HOURS)]).toEqual([0x58, 0x59, 0x23]);
+    instructions = 2e9;
+    expect([reg(c, CMOS.SECONDS), reg(c, CMOS.MINUTES), reg(c, CMOS.HOURS), reg(c, CMOS.DAY_OF_MONTH), reg(c, CMOS.MONTH), reg(c, CMOS.YEAR), reg(c, CMOS.CENTURY)])
+      .toEqual([0x00, 0x00, 0x00, 0x01, 0x01, 0x27, 0x20]);
+  });
+
+  it('12-hour mode reports 1–12 with bit 7 for PM; writing a time register sets the clock', () => {
+    const c = new CmosRtc({ ramBytes: 64 << 20, cpus: 1, start: new Date(Date.UTC(2026, 5, 1, 13, 5, 0)) });
+    set(c, CMOS.STATUS_B, 0); // BCD, 12-hour
+    expect(reg(c, CMOS.HOURS)).toBe(0x80 | 0x01);
+    set(c, CMOS.STATUS_B, RTC_B.HOURS_24 | RTC_B.DATA_MODE_BINARY);
+    set(c, CMOS.MINUTES, 42);
+    expect(c.now().toISOString()).toBe('2026-06-01T13:42:00.000Z');
+  });
+});
+
+describe('PCI configuration ports, empty bus', () => {
+  it('latches CONFIG_ADDRESS on doubleword writes and reads all ones from every device', () => {
+    const p = new PciHostEmptyBus();
+    p.out(PCI_CONFIG_ADDRESS, 4, 0xffffffff);
+    expect(p.in(PCI_CONFIG_ADDRESS, 4)).toBe(0x80fffffc);
+    expect(p.in(PCI_CONFIG_DATA, 4)).toBe(0xffffffff);
+    expect(p.in(PCI_CONFIG_DATA + 2, 2)).toBe(0xffff);
+    p.out(PCI_CONFIG_ADDRESS, 1, 0); // a byte write at CF8H is not CONFIG_ADDRESS
+    expect(p.in(PCI_CONFIG_ADDRESS, 4)).toBe(0x80fffffc);
   });
 });
 

@@ -1,6 +1,6 @@
 // A PC as `qemu-system-x86_64 -kernel` gives one to a multiboot kernel: the machine, the devices such kernels
 // talk to (COM1 16550 at 3F8H, the E9H debug console, isa-debug-exit at F4H, fw_cfg at 510H/511H, an I/O APIC at
-// FEC00000H), the firmware's
+// FEC00000H, the CMOS RTC at 70H/71H, PCI configuration ports CF8H/CFCH with an empty bus), the firmware's
 // ACPI tables (RSDP, RSDT/XSDT, MADT, FADT, DSDT), the kernel
 // loaded by the multiboot loader, and a run that ends in one of a few named outcomes.
 //
@@ -20,6 +20,8 @@ import { debugExitStatus, IsaDebugExit, ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_PORT
 import { bootMultiboot, type MultibootLoad } from './multiboot.ts';
 import { writeAcpiTables, type AcpiTables } from './acpi.ts';
 import { IoApic, IOAPIC_BASE, IOAPIC_MMIO_BYTES } from './devices/ioapic.ts';
+import { CmosRtc, CMOS_PORT_INDEX } from './devices/cmos-rtc.ts';
+import { PciHostEmptyBus, PCI_CONFIG_ADDRESS } from './devices/pci-host.ts';
 
 export interface BootPcOptions {
   /** Logical processors (default 1). APs wait for INIT-SIPI-SIPI, as after a BIOS. */
@@ -32,6 +34,8 @@ export interface BootPcOptions {
   append?: string;
   /** Every byte the guest sends to COM1 or port E9H, in order (default: kept only in the devices). */
   output?: (byte: number) => void;
+  /** The RTC's time at power-on (default 2026-01-01T00:00:00Z); it advances 1 s per 10^9 BSP instructions. */
+  rtcStart?: Date;
 }
 
 export interface BootPc {
@@ -41,6 +45,8 @@ export interface BootPc {
   readonly debugExit: IsaDebugExit;
   readonly fwCfg: FwCfg;
   readonly ioApic: IoApic;
+  readonly cmos: CmosRtc;
+  readonly pci: PciHostEmptyBus;
   /** Where the firmware's ACPI tables are (RSDP in the BIOS ROM area). */
   readonly acpi: AcpiTables;
   readonly append: string;
@@ -66,13 +72,18 @@ export function createBootPc(opts: BootPcOptions = {}): BootPc {
   machine.io.register(DEBUG_CONSOLE_PORT, 1, console);
   machine.io.register(ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_PORTS, debugExit);
   machine.io.register(FW_CFG_PORT_SEL, 2, fwCfg);
+  const bsp = machine.cpus[0]!;
+  const cmos = new CmosRtc({ ramBytes, cpus, start: opts.rtcStart, instructions: () => bsp.instructions });
+  machine.io.register(CMOS_PORT_INDEX, 2, cmos);
+  const pci = new PciHostEmptyBus();
+  machine.io.register(PCI_CONFIG_ADDRESS, 8, pci);
   // The I/O APIC's ID follows the local APICs' (the MP specification wants them distinct).
   const ioApicId = cpus;
   const ioApic = new IoApic(machine.apicBus, ioApicId);
   machine.memory.addMmio(IOAPIC_BASE, IOAPIC_MMIO_BYTES, ioApic);
   // What the BIOS would leave in memory before loading the kernel.
   const acpi = writeAcpiTables(machine.memory, { cpus, ioApic: { id: ioApicId, address: IOAPIC_BASE } });
-  return { machine, uart, console, debugExit, fwCfg, ioApic, acpi, append: opts.append ?? '' };
+  return { machine, uart, console, debugExit, fwCfg, ioApic, cmos, pci, acpi, append: opts.append ?? '' };
 }
 
 /**
