@@ -129,9 +129,10 @@ export class Machine {
 
   /**
    * Make `rip` a host entry point on every LP: when a VM exit or a VM-entry failure loads it from HOST_RIP (or an
-   * event delivered through the IDT lands on it), run() stops with reason 'host-entry' (and stops again at every run() while the LP's RIP is still there), so the
-   * caller can run host code written in TypeScript for it (Kernel.hostEntry). Unlike a breakpoint this costs the
-   * executor nothing per instruction: guests keep running in blocks and compiled code.
+   * event delivered through the IDT lands on it), run() stops with reason 'host-entry', and stops again at every
+   * run() while the LP's RIP is still there, so the caller can run host code written in TypeScript for it
+   * (Kernel.hostEntry). Unlike a breakpoint this costs the executor nothing per instruction: guests keep running
+   * in blocks and compiled code. See SDM Vol. 3C, "Loading Host RIP, RSP, RFLAGS, and SSP".
    */
   addHostEntry(rip: bigint | number): void {
     this.hostEntries.add(Number(BigInt.asIntN(64, BigInt(rip))));
