@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs } from '../../kernel/testing/reference-vm.ts';
 import { capabilitiesOf } from '../emulated-msrs.ts';
+import type { LocalApic } from '../../machine/apic.ts';
 import { getCpuModel } from '../../machine/cpu-model.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { UNDEFINED_32 } from './info.ts';
@@ -30,7 +31,8 @@ function launch(opts: { activity?: number } = {}) {
   });
   const guest = writeReferenceVmcs(host, cpu, rip, SPIN);
   if (opts.activity !== undefined) write(host, cpu, 'GUEST_ACTIVITY_STATE', opts.activity);
-  const sendInit = (): void => cpu.lp.apic!.onInit!(); // an INIT IPI arriving at this CPU's local APIC
+  // An INIT IPI arriving at this CPU's local APIC (what the APIC bus calls on delivery mode INIT).
+  const sendInit = (): void => (cpu.lp.apic as LocalApic).onInit!();
   return { host, cpu, guest, exits, sendInit, why: () => explain(host, `exits: ${exits.map((e) => e.reason).join(', ')}`) };
 }
 
