@@ -5,8 +5,8 @@
 // See ACPI 6.5, "Root System Description Pointer (RSDP)", "System Description Table Header", "Multiple APIC
 // Description Table (MADT)", "Fixed ACPI Description Table (FADT)" and "Hardware-Reduced ACPI".
 //
-// The MADT lists the I/O APIC (when the PC has one) and clears PCAT_COMPAT: there are no 8259 PICs yet, and the
-// tables say only what is there.
+// The MADT lists the I/O APIC and the ISA interrupt source overrides (the PIT's IRQ 0 is the I/O APIC's input 2, as
+// on every PC), and sets PCAT_COMPAT: the 8259 PICs are there too.
 
 import type { PhysicalMemory } from '../machine/memory.ts';
 import { PC_LAYOUT } from './pc-memory-map.ts';
@@ -31,8 +31,8 @@ const CMOS_CENTURY_INDEX = 0x32;
 const FADT_REVISION = 6;
 const FADT_MINOR_VERSION = 5;
 const FADT_FLAGS = { WBINVD: 1 << 0, HW_REDUCED_ACPI: 1 << 20 } as const;
-/** IA-PC boot architecture flags: no legacy devices (no 8259s, no PIT), no 8042, no VGA; the CMOS RTC is there. */
-const IAPC_BOOT_ARCH = { VGA_NOT_PRESENT: 1 << 2 } as const;
+/** IA-PC boot architecture flags: legacy ISA devices (PIT, RTC, UART), no 8042, no VGA. */
+const IAPC_BOOT_ARCH = { LEGACY_DEVICES: 1 << 0, VGA_NOT_PRESENT: 1 << 2 } as const;
 /** MADT: the header, then the local interrupt controller address and flags, then the entries. */
 const MADT = { localApicAddress: 36, flags: 40, entries: 44, revision: 5 } as const;
 const MADT_TYPE_LOCAL_APIC = 0;
@@ -40,12 +40,17 @@ const MADT_LOCAL_APIC_ENABLED = 1 << 0;
 const MADT_LOCAL_APIC_ENTRY_BYTES = 8;
 const MADT_TYPE_IO_APIC = 1;
 const MADT_IO_APIC_ENTRY_BYTES = 12;
+const MADT_TYPE_INTERRUPT_SOURCE_OVERRIDE = 2;
+const MADT_ISO_ENTRY_BYTES = 10;
+const MADT_PCAT_COMPAT = 1 << 0;
 
 export interface AcpiConfig {
   /** Logical processors: APIC IDs 0 … cpus − 1. */
   cpus: number;
   /** The I/O APIC, if the PC has one: its ID and MMIO address (its inputs are GSIs 0 … 23). */
   ioApic?: { id: number; address: number };
+  /** ISA IRQs that reach the I/O APIC on another input (edge-triggered, active high: "conforms to the bus"). */
+  isaOverrides?: readonly { irq: number; gsi: number }[];
 }
 
 export interface AcpiTables {
@@ -62,6 +67,7 @@ export interface AcpiTables {
 /** Write the tables at ACPI_BASE. */
 export function writeAcpiTables(memory: PhysicalMemory, config: AcpiConfig): AcpiTables {
   const { cpus, ioApic } = config;
+  const overrides = ioApic ? config.isaOverrides ?? [] : [];
   const at = { rsdp: ACPI_BASE, rsdt: 0, xsdt: 0, fadt: 0, dsdt: 0, madt: 0, end: 0 };
   let next = ACPI_BASE + RSDP.size;
   const place = (length: number): number => {
@@ -78,15 +84,15 @@ export function writeAcpiTables(memory: PhysicalMemory, config: AcpiConfig): Acp
   put32(fadt, FADT.dsdt, at.dsdt);
   put64(fadt, FADT.xDsdt, at.dsdt);
   fadt[FADT.century] = CMOS_CENTURY_INDEX;
-  fadt[FADT.iapcBootArch] = IAPC_BOOT_ARCH.VGA_NOT_PRESENT;
+  fadt[FADT.iapcBootArch] = IAPC_BOOT_ARCH.LEGACY_DEVICES | IAPC_BOOT_ARCH.VGA_NOT_PRESENT;
   put32(fadt, FADT.flags, FADT_FLAGS.WBINVD | FADT_FLAGS.HW_REDUCED_ACPI);
   fadt[FADT.minorVersion] = FADT_MINOR_VERSION;
   // MADT: one enabled Processor Local APIC per LP (ACPI processor UID = APIC ID), then the I/O APIC.
-  const madtLength = MADT.entries + cpus * MADT_LOCAL_APIC_ENTRY_BYTES + (ioApic ? MADT_IO_APIC_ENTRY_BYTES : 0);
+  const madtLength = MADT.entries + cpus * MADT_LOCAL_APIC_ENTRY_BYTES + (ioApic ? MADT_IO_APIC_ENTRY_BYTES : 0) + overrides.length * MADT_ISO_ENTRY_BYTES;
   at.madt = place(madtLength);
   const madt = table('APIC', MADT.revision, madtLength);
   put32(madt, MADT.localApicAddress, LAPIC_ADDRESS);
-  put32(madt, MADT.flags, 0); // PCAT_COMPAT = 0: no 8259 PICs
+  put32(madt, MADT.flags, MADT_PCAT_COMPAT); // dual 8259s: an OS that uses the I/O APIC masks them
   for (let i = 0; i < cpus; i++) {
     const e = MADT.entries + i * MADT_LOCAL_APIC_ENTRY_BYTES;
     madt[e] = MADT_TYPE_LOCAL_APIC;
@@ -103,6 +109,16 @@ export function writeAcpiTables(memory: PhysicalMemory, config: AcpiConfig): Acp
     put32(madt, e + 4, ioApic.address);
     put32(madt, e + 8, 0); // global system interrupt base
   }
+  overrides.forEach((o, i) => {
+    const e = MADT.entries + cpus * MADT_LOCAL_APIC_ENTRY_BYTES + MADT_IO_APIC_ENTRY_BYTES + i * MADT_ISO_ENTRY_BYTES;
+    madt[e] = MADT_TYPE_INTERRUPT_SOURCE_OVERRIDE;
+    madt[e + 1] = MADT_ISO_ENTRY_BYTES;
+    madt[e + 2] = 0; // bus: ISA
+    madt[e + 3] = o.irq;
+    put32(madt, e + 4, o.gsi);
+    madt[e + 8] = 0; // MPS INTI flags: polarity and trigger conform to the bus
+    madt[e + 9] = 0;
+  });
   // RSDT (32-bit pointers) and XSDT (64-bit pointers) list the FADT and the MADT.
   const listed = [at.fadt, at.madt];
   at.rsdt = place(SDT.size + 4 * listed.length);

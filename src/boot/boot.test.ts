@@ -20,6 +20,8 @@ import { IoApic, IOAPIC_MMIO, IOAPIC_REG, IOREDTBL } from './devices/ioapic.ts';
 import type { LocalApic } from '../machine/apic.ts';
 import { CmosRtc, CMOS, CMOS_PORT_DATA, CMOS_PORT_INDEX, RTC_B } from './devices/cmos-rtc.ts';
 import { PciHostEmptyBus, PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA } from './devices/pci-host.ts';
+import { Pic8259Pair } from './devices/pic8259.ts';
+import { Pit8254 } from './devices/pit8254.ts';
 import { BOOT_EXIT, runBootCommand } from '../cli/boot.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -138,18 +140,19 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     expect(boot('smp').output).toBe('BSP: APIC ID 0, 1 CPUs\nBSP: 0 APs up\n');
   });
 
-  it('acpi: finds the RSDP in the BIOS area and walks XSDT, FADT (hardware-reduced, empty DSDT) and MADT (LAPICs, the I/O APIC)', () => {
+  it('acpi: finds the RSDP in the BIOS area and walks XSDT, FADT (hardware-reduced, empty DSDT) and MADT (LAPICs, the I/O APIC, IRQ 0 → GSI 2)', () => {
     const { outcome, output } = boot('acpi', { cpus: 2 });
     expect(output).toBe([
       "RSDP at 000f0100 revision 2 OEM 'VMXLAB' extended checksum ok",
       'root XSDT ok',
       'table FACP length 276 revision 6 checksum ok',
       '  DSDT DSDT ok, flags 00100001',
-      'table APIC length 72 revision 5 checksum ok',
-      '  local APIC address fee00000 flags 00000000',
+      'table APIC length 82 revision 5 checksum ok',
+      '  local APIC address fee00000 flags 00000001', // PCAT_COMPAT: the 8259s are there
       '  CPU uid 0 APIC ID 0',
       '  CPU uid 1 APIC ID 1',
       '  I/O APIC ID 2 at fec00000 GSI base 0: version 00000020, 24 pins',
+      '  ISA IRQ 0 -> GSI 2',
       '',
     ].join('\n'));
     expect(outcome).toMatchObject({ kind: 'debug-exit', value: 2 });
@@ -167,8 +170,16 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     expect(outcome).toMatchObject({ kind: 'debug-exit', value: 0 });
   });
 
+  it('timer: PIT IRQ 0 through the remapped PICs and through the I/O APIC wakes HLT; the TSC calibrates to 1 GHz against PIT channel 2', () => {
+    const { outcome, output } = boot('timer', { budget: 100_000_000 });
+    expect(output).toBe('PIC: 10 timer interrupts\nTSC: 999 MHz (many polls)\nI/O APIC: 5 timer interrupts\n');
+    expect(outcome).toMatchObject({ kind: 'debug-exit', value: 0 });
+    // The CPU slept through the 15 ms of timer ticks: it executed little more than the 10 ms of polling.
+    expect(outcome.instructions).toBeLessThan(11_000_000);
+  });
+
   it('every instruction gcc emitted for the test kernels is one the emulator implements', () => {
-    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy'] as const) {
+    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer'] as const) {
       expect(surveyElf(readFileSync(kernels[k])), k).toEqual([]);
     }
   });
@@ -211,7 +222,7 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
 
     it.each([
       ['triple', [] as string[], BOOT_EXIT.SHUTDOWN, /^vmxlab boot: CPU 0 shut down at EIP [0-9A-F]{8}H after \d+ instructions: triple fault.*the last fault raised: #UD: UD2/],
-      ['spin', ['--budget', '100_000'], BOOT_EXIT.BUDGET, /^vmxlab boot: instruction budget exhausted: 100000 instructions ran/],
+      ['spin', ['--budget', '100_000'], BOOT_EXIT.BUDGET, /^vmxlab boot: instruction budget exhausted: 100000 instructions and the kernel did not exit/],
       ['halt', [], BOOT_EXIT.HALTED, /^vmxlab boot: every CPU is halted and nothing can wake it/],
     ] as const)('%s ends with one line on stderr and its own status', (kernel, extra, status, message) => {
       const r = cli([kernels[kernel], ...extra]);
@@ -395,6 +406,65 @@ describe('PCI configuration ports, empty bus', () => {
     expect(p.in(PCI_CONFIG_DATA + 2, 2)).toBe(0xffff);
     p.out(PCI_CONFIG_ADDRESS, 1, 0); // a byte write at CF8H is not CONFIG_ADDRESS
     expect(p.in(PCI_CONFIG_ADDRESS, 4)).toBe(0x80fffffc);
+  });
+});
+
+describe('8259 PICs', () => {
+  function remapped(): Pic8259Pair {
+    const p = new Pic8259Pair();
+    for (const [port, v] of [[0x20, 0x11], [0xa0, 0x11], [0x21, 0x20], [0xa1, 0x28], [0x21, 4], [0xa1, 2], [0x21, 1], [0xa1, 1], [0x21, 0], [0xa1, 0]] as const) p.out(port, 1, v);
+    return p;
+  }
+
+  it('delivers by fixed priority, holds lower ones while one is in service, and EOI releases them', () => {
+    const p = remapped();
+    p.setIrq(3, true);
+    p.setIrq(1, true);
+    expect(p.acknowledge()).toBe(0x21);
+    expect(p.pendingVector()).toBe(-1); // IRQ 3 waits: IRQ 1 is in service
+    p.out(0x20, 1, 0x20); // non-specific EOI
+    expect(p.acknowledge()).toBe(0x23);
+  });
+
+  it('routes the slave through master IRQ 2 and honours both masks', () => {
+    const p = remapped();
+    p.setIrq(12, true);
+    expect(p.pendingVector()).toBe(0x2c);
+    p.out(0x21, 1, 1 << 2); // mask the cascade input
+    expect(p.pendingVector()).toBe(-1);
+    expect(p.masked(12)).toBe(true);
+    p.out(0x21, 1, 0);
+    expect(p.acknowledge()).toBe(0x2c);
+    p.out(0x20, 1, 0x0b); // OCW3: read ISR
+    expect(p.in(0x20, 1)).toBe(1 << 2);
+  });
+});
+
+describe('8254 PIT', () => {
+  it('counts down from the reload in mode 2, latches on command, and rises OUT once per period', () => {
+    let ns = 0;
+    const pit = new Pit8254(() => ns);
+    pit.out(0x43, 1, 0x34); // channel 0, low/high, mode 2
+    pit.out(0x40, 1, 100);
+    pit.out(0x40, 1, 0);
+    ns = Math.ceil((30 * 1e9) / 1_193_182); // 30 PIT ticks later
+    pit.out(0x43, 1, 0x00); // latch channel 0
+    ns += 1_000_000; // the latch holds while time passes
+    expect(pit.in(0x40, 1) | (pit.in(0x40, 1) << 8)).toBe(70);
+    expect(pit.takeIrq0()).toBe(true); // 100 ticks have passed by now
+    expect(pit.takeIrq0()).toBe(false);
+  });
+
+  it('channel 2 in mode 0: OUT2 at port 61H bit 5 rises at terminal count while the gate is on', () => {
+    let ns = 0;
+    const pit = new Pit8254(() => ns);
+    pit.out(0x61, 1, 0x01); // gate 2 on
+    pit.out(0x43, 1, 0xb0); // channel 2, low/high, mode 0
+    pit.out(0x42, 1, 0x10);
+    pit.out(0x42, 1, 0x00);
+    expect(pit.in(0x61, 1) & 0x20).toBe(0);
+    ns = Math.ceil((16 * 1e9) / 1_193_182);
+    expect(pit.in(0x61, 1) & 0x20).toBe(0x20);
   });
 });
 

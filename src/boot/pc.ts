@@ -22,6 +22,12 @@ import { writeAcpiTables, type AcpiTables } from './acpi.ts';
 import { IoApic, IOAPIC_BASE, IOAPIC_MMIO_BYTES } from './devices/ioapic.ts';
 import { CmosRtc, CMOS_PORT_INDEX } from './devices/cmos-rtc.ts';
 import { PciHostEmptyBus, PCI_CONFIG_ADDRESS } from './devices/pci-host.ts';
+import { Pic8259Pair, PIC_MASTER, PIC_SLAVE } from './devices/pic8259.ts';
+import { Pit8254, PIT_PORT_BASE, PIT_PORT_COMMAND, PORT_61H } from './devices/pit8254.ts';
+import { setUpVirtualWire, VirtualWireSource } from './virtual-wire.ts';
+import type { LocalApic } from '../machine/apic.ts';
+import type { RunResult } from '../machine/machine.ts';
+import { RFLAGS } from '../x86/flags.ts';
 
 export interface BootPcOptions {
   /** Logical processors (default 1). APs wait for INIT-SIPI-SIPI, as after a BIOS. */
@@ -47,12 +53,32 @@ export interface BootPc {
   readonly ioApic: IoApic;
   readonly cmos: CmosRtc;
   readonly pci: PciHostEmptyBus;
+  readonly pic: Pic8259Pair;
+  readonly pit: Pit8254;
+  readonly clock: PcClock;
   /** Where the firmware's ACPI tables are (RSDP in the BIOS ROM area). */
   readonly acpi: AcpiTables;
   readonly append: string;
 }
 
 export const DEFAULT_BOOT_RAM = 128 * 1024 * 1024;
+
+/**
+ * The PC's time for its timers (PIT, RTC), in nanoseconds: one per instruction the BSP retires (the TSC counts
+ * retired instructions, so this is a 1 GHz machine), plus the time runBoot skips while every CPU is halted waiting
+ * for a timer interrupt. Deterministic: it depends on the guest's instructions only.
+ */
+export class PcClock {
+  idleNs = 0;
+  constructor(private readonly bsp: LogicalProcessor) {}
+  now(): number {
+    return this.bsp.instructions + this.idleNs;
+  }
+}
+
+/** IRQ 0 (the PIT) is wired to the master PIC's input 0 and to I/O APIC input 2 (the MADT's source override). */
+const PIT_IRQ = 0;
+const PIT_GSI = 2;
 
 export function createBootPc(opts: BootPcOptions = {}): BootPc {
   const cpus = opts.cpus ?? 1;
@@ -73,17 +99,32 @@ export function createBootPc(opts: BootPcOptions = {}): BootPc {
   machine.io.register(ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_PORTS, debugExit);
   machine.io.register(FW_CFG_PORT_SEL, 2, fwCfg);
   const bsp = machine.cpus[0]!;
-  const cmos = new CmosRtc({ ramBytes, cpus, start: opts.rtcStart, instructions: () => bsp.instructions });
+  const clock = new PcClock(bsp);
+  const cmos = new CmosRtc({ ramBytes, cpus, start: opts.rtcStart, instructions: () => clock.now() });
   machine.io.register(CMOS_PORT_INDEX, 2, cmos);
   const pci = new PciHostEmptyBus();
   machine.io.register(PCI_CONFIG_ADDRESS, 8, pci);
+  const pic = new Pic8259Pair();
+  machine.io.register(PIC_MASTER, 2, pic);
+  machine.io.register(PIC_SLAVE, 2, pic);
+  const pit = new Pit8254(() => clock.now());
+  machine.io.register(PIT_PORT_BASE, 4, pit);
+  machine.io.register(PORT_61H, 1, pit);
+  // As the BIOS leaves them: PIT channel 0 in mode 3 at 18.2 Hz (count 0 = 65536); the PICs masked; the BSP's LINT0
+  // an ExtINT virtual wire to the PICs, LINT1 NMI.
+  pit.out(PIT_PORT_COMMAND, 1, 0x36); // channel 0, low then high byte, mode 3
+  pit.out(PIT_PORT_BASE, 1, 0);
+  pit.out(PIT_PORT_BASE, 1, 0);
+  const bspApic = bsp.apic as unknown as LocalApic | null;
+  if (bspApic !== null) setUpVirtualWire(bspApic);
+  bsp.interruptSource = new VirtualWireSource(bspApic, pic);
   // The I/O APIC's ID follows the local APICs' (the MP specification wants them distinct).
   const ioApicId = cpus;
   const ioApic = new IoApic(machine.apicBus, ioApicId);
   machine.memory.addMmio(IOAPIC_BASE, IOAPIC_MMIO_BYTES, ioApic);
   // What the BIOS would leave in memory before loading the kernel.
-  const acpi = writeAcpiTables(machine.memory, { cpus, ioApic: { id: ioApicId, address: IOAPIC_BASE } });
-  return { machine, uart, console, debugExit, fwCfg, ioApic, cmos, pci, acpi, append: opts.append ?? '' };
+  const acpi = writeAcpiTables(machine.memory, { cpus, ioApic: { id: ioApicId, address: IOAPIC_BASE }, isaOverrides: [{ irq: PIT_IRQ, gsi: PIT_GSI }] });
+  return { machine, uart, console, debugExit, fwCfg, ioApic, cmos, pci, pic, pit, clock, acpi, append: opts.append ?? '' };
 }
 
 /**
@@ -98,7 +139,7 @@ export function loadKernel(pc: BootPc, image: Uint8Array, name = 'kernel'): Mult
 export type BootOutcome =
   /** The guest wrote `value` to isa-debug-exit: QEMU would exit with `status` = (value << 1) | 1. */
   | { kind: 'debug-exit'; value: number; status: number; instructions: number }
-  /** The instruction budget ran out first. */
+  /** The instruction budget ran out first (idle time while every CPU waited for a timer counts against it). */
   | { kind: 'budget'; instructions: number }
   /** A processor shut down (a triple fault); `lastFault` is the fault that started it, when known. */
   | { kind: 'shutdown'; cpu: number; reason: string; lastFault: string | undefined; rip: number; instructions: number }
@@ -106,7 +147,7 @@ export type BootOutcome =
   | { kind: 'halted'; instructions: number };
 
 export interface RunBootOptions {
-  /** Instructions to run at most (all processors). */
+  /** Instructions to run at most (all processors), idle time while every CPU is halted included (1 ns = 1). */
   budget: number;
   /** Called before each instruction with one disassembled line (slow: one instruction per run step). */
   trace?: (line: string) => void;
@@ -114,18 +155,28 @@ export interface RunBootOptions {
 
 export function runBoot(pc: BootPc, opts: RunBootOptions): BootOutcome {
   const machine = pc.machine;
+  /** Instructions executed; `used` adds the idle time skipped while halted, which also counts against the budget. */
   let instructions = 0;
-  let result;
-  if (opts.trace === undefined) {
-    result = machine.run({ maxInstructions: opts.budget });
-    instructions = result.instructions;
-  } else {
-    do {
-      const before = machine.cpus.map((lp) => ({ lp, rip: lp.rip, count: lp.instructions, line: traceLine(lp) }));
-      result = machine.run({ maxInstructions: 1 });
-      instructions += result.instructions;
-      for (const b of before) if (b.lp.instructions !== b.count || b.lp.rip !== b.rip) opts.trace(b.line);
-    } while (result.reason === 'budget' && instructions < opts.budget);
+  let used = 0;
+  let result: RunResult = { reason: 'budget', instructions: 0 };
+  // Run in slices that end at the PIT's next IRQ 0, so timer interrupts arrive on time (and deterministically).
+  while (used < opts.budget) {
+    const slice = Math.min(opts.budget - used, opts.trace === undefined ? untilTimer(pc) : 1);
+    result = opts.trace === undefined ? machine.run({ maxInstructions: slice }) : traceStep(machine, opts.trace);
+    instructions += result.instructions;
+    used += result.instructions;
+    pulseTimer(pc);
+    if (result.reason === 'budget') continue;
+    if (result.reason === 'all-halted') {
+      // Everyone is halted: if a timer interrupt can wake one of them, the time until it passes idle.
+      const idle = idleUntilTimer(pc, opts.budget - used);
+      if (idle > 0) {
+        used += idle;
+        pulseTimer(pc);
+        continue;
+      }
+    }
+    break;
   }
   if (pc.debugExit.value !== undefined) {
     return { kind: 'debug-exit', value: pc.debugExit.value, status: debugExitStatus(pc.debugExit.value), instructions };
@@ -141,6 +192,40 @@ export function runBoot(pc: BootPc, opts: RunBootOptions): BootOutcome {
       // No breakpoints or host entries are set on a boot PC: only the budget is left.
       return { kind: 'budget', instructions };
   }
+}
+
+/** Instructions until the PIT's next IRQ 0 (at least 1), or Infinity. */
+function untilTimer(pc: BootPc): number {
+  const next = pc.pit.nextIrq0At();
+  return next === Infinity ? Infinity : Math.max(1, next - pc.clock.now());
+}
+
+/** If channel 0's OUT rose, pulse IRQ 0 on both interrupt controllers (edge-triggered inputs). */
+function pulseTimer(pc: BootPc): void {
+  if (!pc.pit.takeIrq0()) return;
+  pc.pic.setIrq(PIT_IRQ, true);
+  pc.pic.setIrq(PIT_IRQ, false);
+  pc.ioApic.setIrq(PIT_GSI, true);
+  pc.ioApic.setIrq(PIT_GSI, false);
+}
+
+/** Skip the clock to the next IRQ 0 when it can wake a halted CPU; returns the nanoseconds skipped (0: none). */
+function idleUntilTimer(pc: BootPc, left: number): number {
+  const wakeable = pc.machine.cpus.some((lp) => lp.activity === 'hlt' && (lp.rflagsRaw & RFLAGS.IF) !== 0);
+  const routed = !pc.pic.masked(PIT_IRQ) || !pc.ioApic.masked(PIT_GSI);
+  const next = pc.pit.nextIrq0At();
+  if (!wakeable || !routed || next === Infinity || left <= 0) return 0;
+  const skip = Math.min(left, Math.max(1, next - pc.clock.now()));
+  pc.clock.idleNs += skip;
+  return skip;
+}
+
+/** One instruction on whichever LP runs next, traced before it runs. */
+function traceStep(machine: Machine, trace: (line: string) => void): RunResult {
+  const before = machine.cpus.map((lp) => ({ lp, rip: lp.rip, count: lp.instructions, line: traceLine(lp) }));
+  const result = machine.run({ maxInstructions: 1 });
+  for (const b of before) if (b.lp.instructions !== b.count || b.lp.rip !== b.rip) trace(b.line);
+  return result;
 }
 
 /** "cpu0 00100010  mov eax, [ebx+4]" for the instruction the LP is about to run. */

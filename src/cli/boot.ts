@@ -96,7 +96,7 @@ function report(outcome: BootOutcome, budget: number, say: (line: string) => voi
     case 'debug-exit':
       return outcome.status; // the guest chose it: nothing to add, as QEMU adds nothing
     case 'budget':
-      say(`instruction budget exhausted: ${budget} instructions ran and the kernel did not exit (raise it with --budget N)`);
+      say(`instruction budget exhausted: ${budget} instructions${outcome.instructions < budget ? ` (${outcome.instructions} executed, the rest idle in HLT)` : ''} and the kernel did not exit (raise it with --budget N)`);
       return BOOT_EXIT.BUDGET;
     case 'shutdown':
       say(`CPU ${outcome.cpu} shut down at EIP ${hex(outcome.rip)} after ${outcome.instructions} instructions: ${outcome.reason}${outcome.lastFault !== undefined ? `; the last fault raised: ${outcome.lastFault}` : ''}`);

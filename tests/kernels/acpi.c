@@ -63,6 +63,9 @@ int kmain(u32 magic, void *info) {
           puts("  I/O APIC ID "); put_dec(m[e + 2]); puts(" at "); put_hex((u32)io); puts(" GSI base "); put_dec(*(const u32 *)(m + e + 8));
           puts(": version "); put_hex(ver & 0xff); puts(", "); put_dec(((ver >> 16) & 0xff) + 1); puts(" pins\n");
         }
+        if (m[e] == 2) {
+          puts("  ISA IRQ "); put_dec(m[e + 3]); puts(" -> GSI "); put_dec(*(const u32 *)(m + e + 4)); putc('\n');
+        }
       }
     }
     if (sig_is(t->signature, "FACP", 4)) {

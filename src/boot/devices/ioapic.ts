@@ -74,6 +74,10 @@ export class IoApic implements MmioDevice {
     if (asserted && (level || !was)) this.service(pin);
   }
 
+  masked(pin: number): boolean {
+    return (this.low[pin]! & IOREDTBL.MASKED) !== 0;
+  }
+
   /** The redirection entry of `pin` (for inspectors and tests). */
   entry(pin: number): bigint {
     return (BigInt(this.high[pin]!) << 32n) | BigInt(this.low[pin]!);
