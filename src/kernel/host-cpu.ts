@@ -33,7 +33,7 @@ export class HostCpu {
 
   // ---- RFLAGS, the status channel of VMX instructions ----
   rflags(): bigint {
-    return this.lp.getReg('rflags');
+    return BigInt(this.lp.getRflags() >>> 0);
   }
 
   // ---- CPUID and MSRs ----
@@ -105,9 +105,18 @@ export class HostCpu {
     this.run('VMPTRST', -1, -1, this.scratch());
     return this.memory.read64(imagePa(this.scratchOffset()));
   }
+  /**
+   * False: every VMREAD/VMWRITE goes through the general instruction path (operands staged in RAX/RBX, the
+   * instruction executed as decoded), as tests that compare the two paths need. The result is the same.
+   */
+  useFastVmAccess = true;
+
   /** VMREAD r64, r64: the value of `field`; check rflags() for the outcome. */
   vmread(field: number): bigint {
     const lp = this.lp;
+    // In VMX root operation the unit takes the operands as values (same result, no register round trip).
+    const vmx = lp.vmx;
+    if (vmx !== null && !vmx.nonRoot && vmx.hostVmread !== undefined && this.useFastVmAccess) return vmx.hostVmread(field);
     const savedRax = lp.getGpr(RAX), savedRbx = lp.getGpr(RBX);
     lp.setGpr(RBX, BigInt(field >>> 0));
     lp.setGpr(RAX, 0n);
@@ -122,6 +131,8 @@ export class HostCpu {
   /** VMWRITE r64, r64: write `value` to `field`; check rflags() for the outcome. */
   vmwrite(field: number, value: bigint): void {
     const lp = this.lp;
+    const vmx = lp.vmx;
+    if (vmx !== null && !vmx.nonRoot && vmx.hostVmwrite !== undefined && this.useFastVmAccess) return vmx.hostVmwrite(field, value);
     const savedRax = lp.getGpr(RAX), savedRbx = lp.getGpr(RBX);
     lp.setGpr(RBX, BigInt(field >>> 0));
     lp.setGpr(RAX, BigInt.asUintN(64, value));

@@ -224,6 +224,14 @@ export interface VmxUnit {
   readonly nonRoot: boolean;
   /** Execute one VMX instruction. Set RFLAGS/registers/memory as the SDM says, or throw a CpuFault. */
   execute(lp: LogicalProcessor, insn: VmxInstruction): void;
+  /**
+   * Optional, VMX root operation only: VMREAD/VMWRITE as host code issues them (src/kernel/host-cpu.ts), with the
+   * field encoding and value handed over as values instead of staged in registers. The architectural result is
+   * that of `execute` with register operands (RFLAGS, VM-instruction error, faults, diagnosis); only the register
+   * round trip is saved. `hostVmread` returns the value read, or 0 when the instruction did not succeed.
+   */
+  hostVmread?(field: number): bigint;
+  hostVmwrite?(field: number, value: bigint): void;
   /** Called only while `nonRoot`: exit, substitute a value, or let the event run natively. */
   intercept(lp: LogicalProcessor, event: VmxInterceptEvent): InterceptAnswer;
   /**

@@ -38,6 +38,18 @@ import { UD_VECTOR } from '../x86/exceptions.ts';
 
 const VMCALL_SDM = 'SDM Vol. 3C, "VMCALL—Call to VM Monitor"';
 
+/** The host API's destination: VMREAD's value comes back in the outcome. */
+const RESULT_OPERAND: DestinationOperand = Object.freeze({ kind: 'result' });
+/**
+ * What `perform` is told about a host VMREAD/VMWRITE: it reads the instruction only for a VM exit, which cannot
+ * happen in VMX root operation (the only place these run).
+ */
+const HOST_VMREAD: VmxInstruction = hostInstruction('VMREAD');
+const HOST_VMWRITE: VmxInstruction = hostInstruction('VMWRITE');
+function hostInstruction(mnemonic: 'VMREAD' | 'VMWRITE'): VmxInstruction {
+  return { mnemonic, length: 3, rip: 0n, operandSize: 8, addressSize: 8, reg: -1, rmReg: -1, mem: null };
+}
+
 /** The ModRM.rm operand: memory, or a register (which VMXON/VMCLEAR/VMPTRLD/VMPTRST reject with #UD). */
 function rmOperand(insn: VmxInstruction): SourceOperand {
   return insn.mem !== null ? { kind: 'memory', linear: insn.mem.linear } : { kind: 'register', reg: insn.rmReg };
@@ -92,6 +104,25 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
   execute(lp: LogicalProcessor, insn: VmxInstruction): void {
     if (insn.mem?.addressFault !== undefined) return this.executeWithOperand(lp, insn);
     this.executeInstruction(lp, insn);
+  }
+
+  /**
+   * VMREAD/VMWRITE from host code in VMX root operation (VmxUnit.hostVmread/hostVmwrite): the same instruction
+   * implementations as `execute`, with the operands as values (../instructions/outcome.ts, 'value' and 'result').
+   * An exit handler makes several per VM exit; staging them in RAX/RBX and decoding an instruction each time was
+   * a large part of the round trip. In VMX non-root operation VMREAD/VMWRITE may exit, and the exit information
+   * names the registers: HostCpu then takes the general path.
+   */
+  hostVmread(field: number): bigint {
+    this.state.instructionSeq++;
+    const outcome = vmread({ cpu: this.cpu, state: this.state }, { kind: 'value', value: field >>> 0 }, RESULT_OPERAND);
+    this.perform(this.lp, HOST_VMREAD, outcome);
+    return outcome.kind === 'VMsucceed' ? outcome.value ?? 0n : 0n;
+  }
+  hostVmwrite(field: number, value: bigint): void {
+    this.state.instructionSeq++;
+    const outcome = vmwrite({ cpu: this.cpu, state: this.state }, { kind: 'value', value: field >>> 0 }, { kind: 'value', value: BigInt.asUintN(64, value) });
+    this.perform(this.lp, HOST_VMWRITE, outcome);
   }
 
   private executeInstruction(lp: LogicalProcessor, insn: VmxInstruction): void {
