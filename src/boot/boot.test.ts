@@ -81,6 +81,7 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
       'mmap 0000000000100000 0000000003f00000 1',
       'mmap 00000000fffc0000 0000000000040000 2',
       'mmap entries 5, usable 65151 KiB',
+      'mods 0',
       "loader 'vmxlab'",
       '',
     ].join('\n'));
@@ -218,6 +219,22 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
       expect(r.stdout).toContain('fw_cfg cpus 2\nfw_cfg ram 32 MiB\n');
       expect(r.status).toBe(5);
       expect(cli([kernels.mbinfo, '--append', 'a=1 b']).stdout).toContain(`cmdline '${kernels.mbinfo} a=1 b'`);
+    });
+
+    it('loads --initrd files as multiboot modules, page-aligned after the kernel, with their strings', () => {
+      const src = join(ROOT, 'tests/kernels/lib.h');
+      const r = cli([kernels.mbinfo, '--initrd', `${src} one two,${kernels.hello}`]);
+      expect(r.stdout).toContain('mods 2\n');
+      const mods = [...r.stdout.matchAll(/^mod ([0-9a-f]{8}) ([0-9a-f]{8}) '(.*)' starts '(.*)'$/gm)].map((m) => ({
+        start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), string: m[3], head: m[4],
+      }));
+      expect(mods.map((m) => [m.string, m.head, m.end - m.start, m.start % 4096])).toEqual([
+        [`${src} one two`, '/* What the ', readFileSync(src).length, 0],
+        [kernels.hello, '\x7fELF', readFileSync(kernels.hello).length, 0],
+      ]);
+      expect(mods[1]!.start).toBe(Math.ceil(mods[0]!.end / 4096) * 4096);
+      expect(r.status).toBe(1);
+      expect(cli([kernels.mbinfo, '--initrd', '/no/such/module']).stderr).toMatch(/^vmxlab boot: cannot read module \/no\/such\/module/);
     });
 
     it.each([

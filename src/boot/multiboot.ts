@@ -53,6 +53,8 @@ export const MULTIBOOT_INFO = {
   mmapLength: 44, mmapAddr: 48, bootLoaderName: 64,
   size: 116, // up to and including the framebuffer fields
 } as const;
+/** One module entry: mod_start, mod_end (exclusive), string, reserved ("Boot information format", mods_addr). */
+const MODULE_ENTRY = { start: 0, end: 4, string: 8, bytes: 16 } as const;
 /** One memory-map entry: size (of the rest, 20), base_addr (8 bytes), length (8 bytes), type. */
 const MMAP_ENTRY = { size: 0, baseAddr: 4, length: 12, type: 20, bytes: 24 } as const;
 /** "No boot device": BIOS drive FFH (QEMU reports 8000FFFFH: drive 80H, no partition). */
@@ -66,8 +68,16 @@ export const BOOT_SELECTORS = { CODE32: 0x08, DATA32: 0x10 } as const;
 export interface MultibootOptions {
   /** The command line the kernel receives, whole (QEMU passes "<kernel file> <-append text>"). */
   cmdline?: string;
+  /** Boot modules (QEMU's -initrd "file args,file2"): loaded page-aligned after the kernel, each with its string. */
+  modules?: readonly MultibootModule[];
   /** boot_loader_name (default "vmxlab"). */
   bootLoaderName?: string;
+}
+
+export interface MultibootModule {
+  readonly bytes: Uint8Array;
+  /** The module's string (QEMU: the -initrd entry as written, file name first). */
+  readonly cmdline: string;
 }
 
 export type MultibootLoad = { ok: true; boot: MultibootBoot } | { ok: false; error: string };
@@ -79,6 +89,8 @@ export interface MultibootBoot {
   readonly infoAddress: number;
   /** [start, end) of the loaded image, .bss included. */
   readonly loaded: { readonly start: number; readonly end: number };
+  /** [start, end) of each module, in order. */
+  readonly modules: readonly { readonly start: number; readonly end: number }[];
   /** The image's format: an ELF class, or the header's a.out-kludge addresses. */
   readonly format: 'elf32' | 'elf64' | 'aout-kludge';
 }
@@ -102,18 +114,30 @@ export function bootMultiboot(machine: Machine, image: Uint8Array, opts: Multibo
   const loaded = loadImage(machine.memory, image, header.header);
   if (!loaded.ok) return loaded;
   const { entry, start, end, format } = loaded;
-  const infoAddress = alignUp(end, 4096);
+  // Modules follow the image, each on a page boundary (what header flag 0 asks for, and harmless otherwise).
+  const modules: { start: number; end: number; cmdline: string }[] = [];
+  let next = alignUp(end, 4096);
+  for (const [i, m] of (opts.modules ?? []).entries()) {
+    if (next + m.bytes.length > machine.memory.ramBytes) {
+      return { ok: false, error: `module ${i} (${m.bytes.length} bytes) does not fit in RAM after ${hex(next)}: RAM ends at ${hex(machine.memory.ramBytes)} (try a larger --mem)` };
+    }
+    machine.memory.writeBytes(next, m.bytes);
+    modules.push({ start: next, end: next + m.bytes.length, cmdline: m.cmdline });
+    next = alignUp(next + m.bytes.length, 4096);
+  }
+  const infoAddress = next;
   const infoEnd = writeMultibootInfo(machine.memory, infoAddress, {
     ramBytes: machine.memory.ramBytes,
     cmdline: opts.cmdline ?? '',
     bootLoaderName: opts.bootLoaderName ?? 'vmxlab',
+    modules,
   });
   if (infoEnd > machine.memory.ramBytes) {
     return { ok: false, error: `no room after the image for the multiboot information (${hex(infoAddress)}–${hex(infoEnd)}): RAM ends at ${hex(machine.memory.ramBytes)}` };
   }
   writeBootGdt(machine.memory);
   enterMultibootState(machine.cpus[0]!, entry, infoAddress);
-  return { ok: true, boot: { entry, infoAddress, loaded: { start, end }, format } };
+  return { ok: true, boot: { entry, infoAddress, loaded: { start, end }, modules: modules.map(({ start: s, end: e }) => ({ start: s, end: e })), format } };
 }
 
 /** The first valid multiboot header in the first 8 KiB, 4-byte aligned, whose magic + flags + checksum is 0. */
@@ -195,11 +219,14 @@ function checkRange(memory: PhysicalMemory, start: number, end: number, what: st
 }
 
 /**
- * Write the multiboot information structure at `at`, followed by the memory map, the command line and the boot
- * loader name. Returns the first byte after them. mem_lower and mem_upper are in KiB: conventional memory below
- * 640 KiB, and the memory from 1 MiB up to the first hole ("Boot information format").
+ * Write the multiboot information structure at `at`, followed by the memory map, the module list, the command line,
+ * the modules' strings and the boot loader name. Returns the first byte after them. mem_lower and mem_upper are in
+ * KiB: conventional memory below 640 KiB, and the memory from 1 MiB up to the first hole ("Boot information format").
  */
-export function writeMultibootInfo(memory: PhysicalMemory, at: number, info: { ramBytes: number; cmdline: string; bootLoaderName: string }): number {
+export function writeMultibootInfo(memory: PhysicalMemory, at: number, info: {
+  ramBytes: number; cmdline: string; bootLoaderName: string; modules?: readonly { start: number; end: number; cmdline: string }[];
+}): number {
+  const mods = info.modules ?? [];
   const F = MULTIBOOT_INFO_FLAGS;
   const I = MULTIBOOT_INFO;
   memory.writeBytes(at, new Uint8Array(I.size));
@@ -212,19 +239,29 @@ export function writeMultibootInfo(memory: PhysicalMemory, at: number, info: { r
     memory.write64(e + MMAP_ENTRY.length, BigInt(r.length));
     memory.write32(e + MMAP_ENTRY.type, r.type);
   });
-  const cmdlineAddr = mmapAddr + map.length * MMAP_ENTRY.bytes;
-  const afterCmdline = writeCString(memory, cmdlineAddr, info.cmdline);
-  const afterName = writeCString(memory, afterCmdline, info.bootLoaderName);
+  const modsAddr = mmapAddr + map.length * MMAP_ENTRY.bytes;
+  const cmdlineAddr = modsAddr + mods.length * MODULE_ENTRY.bytes;
+  let strings = writeCString(memory, cmdlineAddr, info.cmdline);
+  mods.forEach((m, i) => {
+    const e = modsAddr + i * MODULE_ENTRY.bytes;
+    memory.write32(e + MODULE_ENTRY.start, m.start);
+    memory.write32(e + MODULE_ENTRY.end, m.end);
+    memory.write32(e + MODULE_ENTRY.string, strings);
+    memory.write32(e + MODULE_ENTRY.string + 4, 0);
+    strings = writeCString(memory, strings, m.cmdline);
+  });
+  const loaderNameAddr = strings;
+  const afterName = writeCString(memory, loaderNameAddr, info.bootLoaderName);
   memory.write32(at + I.flags, F.MEMORY | F.BOOTDEV | F.CMDLINE | F.MODS | F.MEM_MAP | F.BOOT_LOADER_NAME);
   memory.write32(at + I.memLower, PC_LAYOUT.ebda / 1024);
   memory.write32(at + I.memUpper, (info.ramBytes - PC_LAYOUT.extendedBase) / 1024);
   memory.write32(at + I.bootDevice, BOOT_DEVICE_NONE);
   memory.write32(at + I.cmdline, cmdlineAddr);
-  memory.write32(at + I.modsCount, 0);
-  memory.write32(at + I.modsAddr, 0);
+  memory.write32(at + I.modsCount, mods.length);
+  memory.write32(at + I.modsAddr, mods.length === 0 ? 0 : modsAddr);
   memory.write32(at + I.mmapLength, map.length * MMAP_ENTRY.bytes);
   memory.write32(at + I.mmapAddr, mmapAddr);
-  memory.write32(at + I.bootLoaderName, afterCmdline);
+  memory.write32(at + I.bootLoaderName, loaderNameAddr);
   return afterName;
 }
 

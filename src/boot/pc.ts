@@ -17,7 +17,7 @@ import { disassemble } from '../debug/disasm.ts';
 import { linearReader } from '../debug/lp-memory.ts';
 import { FwCfg, FW_CFG_PORT_SEL } from './devices/fw-cfg.ts';
 import { debugExitStatus, IsaDebugExit, ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_PORTS } from './devices/isa-debug-exit.ts';
-import { bootMultiboot, type MultibootLoad } from './multiboot.ts';
+import { bootMultiboot, type MultibootLoad, type MultibootModule } from './multiboot.ts';
 import { writeAcpiTables, type AcpiTables } from './acpi.ts';
 import { IoApic, IOAPIC_BASE, IOAPIC_MMIO_BYTES } from './devices/ioapic.ts';
 import { CmosRtc, CMOS_PORT_INDEX } from './devices/cmos-rtc.ts';
@@ -131,8 +131,8 @@ export function createBootPc(opts: BootPcOptions = {}): BootPc {
  * Load a multiboot kernel into the PC. Its command line is "<name> <append>", as QEMU builds it from the -kernel
  * file name and the -append text (the kernel's own name first, as GRUB passes it too).
  */
-export function loadKernel(pc: BootPc, image: Uint8Array, name = 'kernel'): MultibootLoad {
-  return bootMultiboot(pc.machine, image, { cmdline: pc.append === '' ? name : `${name} ${pc.append}` });
+export function loadKernel(pc: BootPc, image: Uint8Array, name = 'kernel', modules: readonly MultibootModule[] = []): MultibootLoad {
+  return bootMultiboot(pc.machine, image, { cmdline: pc.append === '' ? name : `${name} ${pc.append}`, modules });
 }
 
 /** How a boot run ended. */

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { CPU_MODELS, DEFAULT_CPU_MODEL, getCpuModel } from '../machine/cpu-model.ts';
 import { createBootPc, loadKernel, runBoot, type BootOutcome } from '../boot/pc.ts';
 import { MAX_RAM_BYTES, MIN_RAM_BYTES } from '../boot/pc-memory-map.ts';
+import type { MultibootModule } from '../boot/multiboot.ts';
 
 /** The exit statuses of `vmxlab boot` besides the guest's own (value << 1) | 1. */
 export const BOOT_EXIT = {
@@ -36,6 +37,7 @@ COM1 (3F8H) and port E9H output go to stdout. A write of v to port F4H (isa-debu
 with exit status (v << 1) | 1.
 
   --append "args"   kernel command line after the kernel's name (multiboot cmdline; fw_cfg CMDLINE)
+  --initrd "f a,g"  multiboot modules, comma-separated: file f with string "f a", then file g
   --cpus N          logical processors (default 1, at most ${MAX_CPUS}); APs wait for INIT-SIPI
   --model NAME      CPU model (default ${DEFAULT_CPU_MODEL.name}); names: data/cpu-models/
   --mem MiB         RAM (default ${DEFAULT_MEM_MIB}, ${MIN_RAM_BYTES >> 20}..${MAX_RAM_BYTES / 2 ** 20})
@@ -71,10 +73,20 @@ export function runBootCommand(argv: string[], io: BootCommandIo = process): num
     say(`cannot read ${args.kernel}: ${(e as Error).message}`);
     return BOOT_EXIT.USAGE;
   }
+  const modules: MultibootModule[] = [];
+  for (const entry of args.initrd) {
+    const file = entry.split(' ')[0]!;
+    try {
+      modules.push({ bytes: readFileSync(file), cmdline: entry });
+    } catch (e) {
+      say(`cannot read module ${file}: ${(e as Error).message}`);
+      return BOOT_EXIT.USAGE;
+    }
+  }
   const output = new OutputBuffer(io.stdout);
   try {
     const pc = createBootPc({ cpus: args.cpus, model: args.model, ramBytes: args.memMiB * 2 ** 20, append: args.append, output: (b) => output.push(b) });
-    const load = loadKernel(pc, image, args.kernel);
+    const load = loadKernel(pc, image, args.kernel, modules);
     if (!load.ok) {
       say(`${args.kernel}: ${load.error}`);
       return BOOT_EXIT.BAD_IMAGE;
@@ -110,6 +122,8 @@ function report(outcome: BootOutcome, budget: number, say: (line: string) => voi
 interface BootArgs {
   kernel: string;
   append: string;
+  /** Module entries as QEMU's -initrd takes them: "file args", comma-separated. */
+  initrd: string[];
   cpus: number;
   model: (typeof CPU_MODELS)[number];
   memMiB: number;
@@ -126,6 +140,7 @@ function parseBootArgs(argv: string[]): BootArgs | string {
       allowPositionals: true,
       options: {
         append: { type: 'string' },
+        initrd: { type: 'string' },
         cpus: { type: 'string' },
         model: { type: 'string' },
         mem: { type: 'string' },
@@ -150,7 +165,8 @@ function parseBootArgs(argv: string[]): BootArgs | string {
   if (budget === undefined || budget < 1) return `--budget must be a whole number of instructions (at least 1), got '${values.budget}'`;
   const model = values.model === undefined ? DEFAULT_CPU_MODEL : getCpuModel(values.model);
   if (model === undefined) return `unknown CPU model '${values.model}'. Models: ${CPU_MODELS.map((m) => m.name).join(', ')}`;
-  return { kernel: positionals[0]!, append: values.append ?? '', cpus, model, memMiB, budget, trace: values.trace };
+  const initrd = (values.initrd ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '');
+  return { kernel: positionals[0]!, append: values.append ?? '', initrd, cpus, model, memMiB, budget, trace: values.trace };
 }
 
 /** A whole number written in decimal (underscores allowed: 1_000_000), or the default when absent. */

@@ -1,4 +1,4 @@
-/* Prints what the loader handed over: the magic, the info flags, memory sizes, command line, memory map, loader. */
+/* Prints what the loader handed over: the magic, the info flags, memory sizes, command line, memory map, modules, loader. */
 #include "lib.h"
 
 struct mb_info {
@@ -34,6 +34,16 @@ int kmain(u32 magic, struct mb_info *mbi) {
       n++;
     }
     puts("mmap entries "); put_dec(n); puts(", usable "); put_dec(usable_kib); puts(" KiB\n");
+  }
+  if (mbi->flags & (1 << 3)) {
+    puts("mods "); put_dec(mbi->mods_count); putc('\n');
+    for (u32 i = 0; i < mbi->mods_count; i++) {
+      const u32 *m = (const u32 *)(mbi->mods_addr + 16 * i);
+      const char *data = (const char *)m[0];
+      puts("mod "); put_hex(m[0]); putc(' '); put_hex(m[1]); puts(" '"); puts((const char *)m[2]); puts("' starts '");
+      for (u32 k = 0; k < 12 && m[0] + k < m[1] && data[k] >= ' '; k++) putc(data[k]);
+      puts("'\n");
+    }
   }
   if (mbi->flags & (1 << 9)) { puts("loader '"); puts((const char *)mbi->boot_loader_name); puts("'\n"); }
   return 0;
