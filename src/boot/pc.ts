@@ -1,8 +1,8 @@
-// A PC as `qemu-system-x86_64 -kernel` gives one to a multiboot kernel: the machine, the devices such kernels
-// talk to (COM1 16550 at 3F8H, the E9H debug console, isa-debug-exit at F4H, fw_cfg at 510H/511H, an I/O APIC at
-// FEC00000H, the CMOS RTC at 70H/71H, PCI configuration ports CF8H/CFCH with an empty bus), the firmware's
-// ACPI tables (RSDP, RSDT/XSDT, MADT, FADT, DSDT), the kernel
-// loaded by the multiboot loader, and a run that ends in one of a few named outcomes.
+// A PC as `qemu-system-x86_64 -kernel` gives one to a multiboot kernel: the machine; the devices such kernels talk
+// to (COM1 16550 at 3F8H, the E9H debug console, isa-debug-exit at F4H, fw_cfg at 510H/511H, the 8259 PICs, the 8254
+// PIT, the CMOS RTC at 70H/71H, PCI configuration ports with an empty bus, an I/O APIC at FEC00000H); the firmware's
+// ACPI tables (RSDP, RSDT/XSDT, MADT, FADT, DSDT); the kernel loaded by the multiboot loader; and a run that ends in
+// one of a few named outcomes.
 //
 //   const pc = createBootPc({ cpus: 2, ramBytes: 128 << 20, append: 'quiet', output: (b) => ... });
 //   const load = loadKernel(pc, elfBytes, 'kernel.elf');          // { ok: false, error } for a bad image
@@ -40,7 +40,7 @@ export interface BootPcOptions {
   append?: string;
   /** Every byte the guest sends to COM1 or port E9H, in order (default: kept only in the devices). */
   output?: (byte: number) => void;
-  /** The RTC's time at power-on (default 2026-01-01T00:00:00Z); it advances 1 s per 10^9 BSP instructions. */
+  /** The RTC's time at power-on (default 2026-01-01T00:00:00Z); it advances 1 s per 10^9 instructions (PcClock). */
   rtcStart?: Date;
 }
 
@@ -64,15 +64,18 @@ export interface BootPc {
 export const DEFAULT_BOOT_RAM = 128 * 1024 * 1024;
 
 /**
- * The PC's time for its timers (PIT, RTC), in nanoseconds: one per instruction the BSP retires (the TSC counts
- * retired instructions, so this is a 1 GHz machine), plus the time runBoot skips while every CPU is halted waiting
- * for a timer interrupt. Deterministic: it depends on the guest's instructions only.
+ * The PC's time for its timers (PIT, RTC), in nanoseconds: one per instruction retired by the processor that has
+ * retired the most (processors run side by side, and each one's TSC counts its retired instructions, so this is a
+ * 1 GHz machine whose clock runs while any processor does), plus the time runBoot skips while every processor is
+ * halted waiting for a timer interrupt. Deterministic: it depends on the guest's instructions only.
  */
 export class PcClock {
   idleNs = 0;
-  constructor(private readonly bsp: LogicalProcessor) {}
+  constructor(private readonly cpus: readonly LogicalProcessor[]) {}
   now(): number {
-    return this.bsp.instructions + this.idleNs;
+    let most = 0;
+    for (const lp of this.cpus) if (lp.instructions > most) most = lp.instructions;
+    return most + this.idleNs;
   }
 }
 
@@ -99,7 +102,7 @@ export function createBootPc(opts: BootPcOptions = {}): BootPc {
   machine.io.register(ISA_DEBUG_EXIT_PORT, ISA_DEBUG_EXIT_PORTS, debugExit);
   machine.io.register(FW_CFG_PORT_SEL, 2, fwCfg);
   const bsp = machine.cpus[0]!;
-  const clock = new PcClock(bsp);
+  const clock = new PcClock(machine.cpus);
   const cmos = new CmosRtc({ ramBytes, cpus, start: opts.rtcStart, instructions: () => clock.now() });
   machine.io.register(CMOS_PORT_INDEX, 2, cmos);
   const pci = new PciHostEmptyBus();

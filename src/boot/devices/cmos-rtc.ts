@@ -52,7 +52,7 @@ export interface CmosConfig {
   cpus: number;
   /** When the clock starts (default 2026-01-01T00:00:00Z). */
   start?: Date;
-  /** Retired instructions (all LPs, or the BSP's) so far: the clock's time base. */
+  /** The PC clock in nanoseconds (pc.ts's PcClock: retired instructions): the RTC's time base. */
   instructions?: () => number;
   /** Default 1e9. */
   instructionsPerSecond?: number;

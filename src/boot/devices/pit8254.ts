@@ -99,7 +99,7 @@ export class Pit8254 implements PortDevice {
   /** PIT tick up to which channel 0's rising edges have been reported. */
   private reportedUpTo = 0;
 
-  /** @param clock the PC's time in nanoseconds (see pc.ts: one retired BSP instruction = 1 ns). */
+  /** @param clock the PC's time in nanoseconds (pc.ts's PcClock: one retired instruction = 1 ns). */
   constructor(private readonly clock: () => number) {}
 
   in(port: number, size: 1 | 2 | 4): number {
