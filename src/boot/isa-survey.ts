@@ -1,6 +1,8 @@
 // Which instructions of a compiled kernel the emulated CPU would raise #UD on: every executable section of an ELF
 // file (executable or object, 32- or 64-bit) is disassembled with iced-x86 and each instruction is decoded again by
-// the emulator's decoder. What iced-x86 decodes and VMX Lab reports "valid x86 but not implemented" is an ISA gap.
+// the emulator's decoder. What iced-x86 decodes and VMX Lab refuses is an ISA gap: "valid x86 but not implemented",
+// or refused as invalid where iced-x86 (and the SDM) accept it (e.g. LOCK CMPXCHG8B, refused as a LOCK misuse
+// because CMPXCHG8B is not implemented).
 // This is the decoder's view: an instruction can still be refused when it runs (e.g. MOV to CR0 setting PG outside
 // IA-32e mode, since legacy paging is not implemented).
 //
@@ -18,6 +20,8 @@ export interface IsaGap {
   readonly text: string;
   /** The emulator's #UD explanation. */
   readonly reason: string;
+  /** 'unimplemented': VMX Lab knows it is valid; 'invalid': VMX Lab calls it invalid, iced-x86 does not. */
+  readonly kind: 'unimplemented' | 'invalid';
 }
 
 const SHF_EXECINSTR = 0x4;
@@ -27,7 +31,7 @@ const SECTION = {
   64: { shoff: 40, shentsize: 58, shnum: 60, flags: 8, addr: 16, offset: 24, size: 32, word: 8 },
 } as const;
 
-/** The instructions in the ELF file's executable sections that VMX Lab decodes as valid but unimplemented. */
+/** The instructions in the ELF file's executable sections that iced-x86 decodes and VMX Lab's decoder refuses. */
 export function surveyElf(bytes: Uint8Array): IsaGap[] {
   if (!isElf(bytes)) throw new Error('not an ELF file');
   const elfBits = bytes[4] === 1 ? 32 : 64;
@@ -64,8 +68,8 @@ export function surveyCode(bytes: Uint8Array, address: number, bits: 16 | 32 | 6
         if (ins.isInvalid) continue; // data in a code section (padding, jump tables): not an instruction
         const src: ByteSource = { byte: (k) => (at + k < bytes.length ? bytes[at + k]! : 0) };
         decode(insn, bits, src);
-        if (insn.op === OP_INVALID && insn.invalidKind === 'unimplemented') {
-          gaps.push({ address: address + at, text: formatter.format(ins), reason: insn.invalidReason });
+        if (insn.op === OP_INVALID) {
+          gaps.push({ address: address + at, text: formatter.format(ins), reason: insn.invalidReason, kind: insn.invalidKind === 'unimplemented' ? 'unimplemented' : 'invalid' });
         }
       } finally {
         ins.free();
