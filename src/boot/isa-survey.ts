@@ -81,3 +81,17 @@ export function surveyCode(bytes: Uint8Array, address: number, bits: 16 | 32 | 6
   }
   return gaps;
 }
+
+// `npx tsx src/boot/isa-survey.ts kernel.elf [more.o …]`: list what the emulator would refuse, one line each.
+if (process.argv[1] !== undefined && process.argv[1].endsWith('isa-survey.ts')) {
+  const { readFileSync } = await import('node:fs');
+  let total = 0;
+  for (const file of process.argv.slice(2)) {
+    for (const g of surveyElf(readFileSync(file))) {
+      process.stdout.write(`${file}: ${g.address.toString(16).padStart(8, '0')}  ${g.text.padEnd(32)} ${g.reason}\n`);
+      total++;
+    }
+  }
+  process.stdout.write(`${total} instruction(s) the emulator would refuse\n`);
+  process.exitCode = total === 0 ? 0 : 1;
+}
