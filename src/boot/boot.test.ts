@@ -179,8 +179,19 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     expect(outcome.instructions).toBeLessThan(11_000_000);
   });
 
+  it('long: a 64-bit kernel whose stub goes from the multiboot entry to long mode (PAE, EFER.LME, CR0.PG), ELF64', () => {
+    const { outcome, output } = boot('long');
+    expect(output).toBe([
+      'long mode: magic 2badb002, info at 00109000',
+      'u64 9d3106471973c5a7 / 1000003 = 00000a4d3a55c7f6 rem 590917', // checked on the host
+      'EFER 00000500, 8-byte pointers', // LME | LMA
+      '',
+    ].join('\n'));
+    expect(outcome).toMatchObject({ kind: 'debug-exit', value: 0 });
+  });
+
   it('every instruction gcc emitted for the test kernels is one the emulator implements', () => {
-    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer'] as const) {
+    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer', 'long'] as const) {
       expect(surveyElf(readFileSync(kernels[k])), k).toEqual([]);
     }
   });

@@ -1,7 +1,7 @@
 // Builds the freestanding test kernels of this directory with the host's GNU toolchain (Debian's gcc and binutils):
-// each `<name>.c` is linked with entry.S and lib.c into `build/<name>.elf` (ELF32, loaded at 1 MiB), and hello is
-// also converted to an ELF64 container (`build/hello64.elf`), as 64-bit kernels with a 32-bit multiboot entry are
-// shipped. Binaries are never committed: `build/` is git-ignored and rebuilt by the tests.
+// each 32-bit `<name>.c` is linked with entry.S and lib.c into `build/<name>.elf` (ELF32, loaded at 1 MiB); hello is
+// also converted to an ELF64 container (`build/hello64.elf`); and each 64-bit one (long.c) is compiled with -m64 and
+// linked with entry64.S (which enters long mode) as ELF64. Binaries are never committed: `build/` is git-ignored and rebuilt by the tests.
 //
 // gcc -m32 is used only to compile (no 32-bit libc or libgcc is needed: the kernels use none); ld links.
 //
@@ -17,8 +17,11 @@ export const KERNEL_BUILD_DIR = join(KERNEL_DIR, 'build');
 export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer'] as const;
 /** Assembly a kernel needs besides entry.S. */
 const EXTRA_ASM: Partial<Record<string, string>> = { smp: 'ap-trampoline.S' };
-export type TestKernel = (typeof TEST_KERNELS)[number] | 'hello64';
+/** 64-bit kernels: entry64.S switches to long mode; the C is compiled with -m64 and linked as ELF64. */
+export const TEST_KERNELS_64 = ['long'] as const;
+export type TestKernel = (typeof TEST_KERNELS)[number] | (typeof TEST_KERNELS_64)[number] | 'hello64';
 
+const CFLAGS_64 = ['-m64', '-ffreestanding', '-nostdlib', '-fno-pic', '-fno-stack-protector', '-mno-red-zone', '-mgeneral-regs-only', '-O2', '-Wall', '-Werror', '-fno-asynchronous-unwind-tables'];
 const CFLAGS = ['-m32', '-ffreestanding', '-nostdlib', '-fno-pic', '-fno-stack-protector', '-mno-sse', '-O2', '-Wall', '-Werror', '-fno-asynchronous-unwind-tables'];
 const TOOLS = ['gcc', 'as', 'ld', 'objcopy'] as const;
 
@@ -54,7 +57,7 @@ export function buildTestKernels(outDir = KERNEL_BUILD_DIR): Record<TestKernel, 
     rmSync(work, { recursive: true, force: true });
   }
   const out = {} as Record<TestKernel, string>;
-  for (const name of [...TEST_KERNELS, 'hello64'] as const) out[name] = join(outDir, `${name}.elf`);
+  for (const name of [...TEST_KERNELS, ...TEST_KERNELS_64, 'hello64'] as const) out[name] = join(outDir, `${name}.elf`);
   return out;
 }
 
@@ -71,6 +74,13 @@ function buildIn(dir: string): void {
       '-o', obj(`${name}.elf`), obj('entry.o'), obj('lib.o'), obj(`${name}.o`), ...(extra !== undefined ? [obj(`${name}-asm.o`)] : [])]);
   }
   run('objcopy', ['-O', 'elf64-x86-64', obj('hello.elf'), obj('hello64.elf')]);
+  run('as', ['--64', '-o', obj('entry64.o'), src('entry64.S')]);
+  run('gcc', [...CFLAGS_64, '-c', '-o', obj('lib64.o'), src('lib.c')]);
+  for (const name of TEST_KERNELS_64) {
+    run('gcc', [...CFLAGS_64, '-c', '-o', obj(`${name}.o`), src(`${name}.c`)]);
+    run('ld', ['-m', 'elf_x86_64', '-T', src('linker.ld'), '-nostdlib', '--build-id=none', '-z', 'max-page-size=0x1000',
+      '-o', obj(`${name}.elf`), obj('entry64.o'), obj('lib64.o'), obj(`${name}.o`)]);
+  }
 }
 
 function run(tool: string, args: string[]): void {
