@@ -3,7 +3,8 @@
 // an exit that is not caused by an instruction) breaks visibly in tests.
 // See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
 import type { VmcsAccess } from '../transition/vmcs-access.ts';
-import { readField32, writeField32 } from '../transition/vmcs-access.ts';
+import { slotsOf } from '../transition/vmcs-access.ts';
+import { SLOT } from '../vmcs.ts';
 import { INTR_INFO } from '../transition/interruption-info.ts';
 import type { ExitReasonNumber } from '../exit-reasons.ts';
 
@@ -42,19 +43,27 @@ export interface VmExitCause {
   readonly guestRip?: bigint;
 }
 
-export function recordExitInformation(vmcs: VmcsAccess, cause: VmExitCause): void {
+// The slots of the fields this file writes (looked up once: every VM exit writes all of them).
+const {
+  VM_EXIT_REASON, EXIT_QUALIFICATION, GUEST_LINEAR_ADDRESS, GUEST_PHYSICAL_ADDRESS, VM_EXIT_INTR_INFO,
+  VM_EXIT_INTR_ERROR_CODE, IDT_VECTORING_INFO_FIELD, IDT_VECTORING_ERROR_CODE, VM_EXIT_INSTRUCTION_LEN,
+  VMX_INSTRUCTION_INFO, VM_ENTRY_INTR_INFO_FIELD,
+} = SLOT;
+
+export function recordExitInformation(access: VmcsAccess, cause: VmExitCause): void {
+  const vmcs = slotsOf(access);
   // Bits 15:0 basic reason; bit 31 clear (a true VM exit, not a VM-entry failure); bits 30:16 clear here.
-  writeField32(vmcs, 'VM_EXIT_REASON', cause.reason & 0xffff);
-  vmcs.write('EXIT_QUALIFICATION', cause.qualification ?? 0n);
-  vmcs.write('GUEST_LINEAR_ADDRESS', cause.guestLinearAddress ?? UNDEFINED_64);
-  vmcs.write('GUEST_PHYSICAL_ADDRESS', cause.guestPhysicalAddress ?? UNDEFINED_64);
-  writeField32(vmcs, 'VM_EXIT_INTR_INFO', cause.interruptionInfo ?? UNDEFINED_INVALID_INFO);
-  writeField32(vmcs, 'VM_EXIT_INTR_ERROR_CODE', cause.interruptionErrorCode ?? UNDEFINED_32);
-  writeField32(vmcs, 'IDT_VECTORING_INFO_FIELD', cause.idtVectoringInfo ?? UNDEFINED_INVALID_INFO);
-  writeField32(vmcs, 'IDT_VECTORING_ERROR_CODE', cause.idtVectoringErrorCode ?? UNDEFINED_32);
-  writeField32(vmcs, 'VM_EXIT_INSTRUCTION_LEN', cause.instructionLength ?? UNDEFINED_32);
-  writeField32(vmcs, 'VMX_INSTRUCTION_INFO', cause.instructionInfo ?? UNDEFINED_32);
+  vmcs.writeLow(VM_EXIT_REASON, cause.reason & 0xffff);
+  vmcs.write(EXIT_QUALIFICATION, cause.qualification ?? 0n);
+  vmcs.write(GUEST_LINEAR_ADDRESS, cause.guestLinearAddress ?? UNDEFINED_64);
+  vmcs.write(GUEST_PHYSICAL_ADDRESS, cause.guestPhysicalAddress ?? UNDEFINED_64);
+  vmcs.writeLow(VM_EXIT_INTR_INFO, cause.interruptionInfo ?? UNDEFINED_INVALID_INFO);
+  vmcs.writeLow(VM_EXIT_INTR_ERROR_CODE, cause.interruptionErrorCode ?? UNDEFINED_32);
+  vmcs.writeLow(IDT_VECTORING_INFO_FIELD, cause.idtVectoringInfo ?? UNDEFINED_INVALID_INFO);
+  vmcs.writeLow(IDT_VECTORING_ERROR_CODE, cause.idtVectoringErrorCode ?? UNDEFINED_32);
+  vmcs.writeLow(VM_EXIT_INSTRUCTION_LEN, cause.instructionLength ?? UNDEFINED_32);
+  vmcs.writeLow(VMX_INSTRUCTION_INFO, cause.instructionInfo ?? UNDEFINED_32);
   // Every VM exit clears the valid bit of the VM-entry interruption-information field.
   // See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
-  writeField32(vmcs, 'VM_ENTRY_INTR_INFO_FIELD', (readField32(vmcs, 'VM_ENTRY_INTR_INFO_FIELD') & ~INTR_INFO.VALID) >>> 0);
+  vmcs.writeLow(VM_ENTRY_INTR_INFO_FIELD, (vmcs.readLow(VM_ENTRY_INTR_INFO_FIELD) & ~INTR_INFO.VALID) >>> 0);
 }

@@ -1,8 +1,9 @@
 // Loading host state from the host-state area, on every VM exit and on a VM-entry failure during or after
 // loading guest state. See SDM Vol. 3C, "Loading Host State".
 import type { SegmentName, SegmentState, VmTransitionCpu } from './transition-cpu.ts';
-import type { VmcsFullFieldName } from '../fields.ts';
 import type { VmcsAccess } from './vmcs-access.ts';
+import { slotsOf } from './vmcs-access.ts';
+import { SLOT } from '../vmcs.ts';
 import { mergeCr0 } from './cr0.ts';
 import { ACTIVITY_STATE, INTERRUPTIBILITY } from './non-register-state.ts';
 import { VMX_CONTROL } from '../controls.ts';
@@ -21,17 +22,24 @@ const DATA_READ_WRITE_ACCESSED = 0x3;
 /** Host TR limit after a VM exit: 67H, the size of a 32-bit TSS minus 1. */
 const HOST_TR_LIMIT = 0x67;
 
-const has = (value: bigint, bit: number): boolean => (value & BigInt(bit)) !== 0n;
+const has = (value: number, bit: number): boolean => (value & bit) !== 0;
 const U32 = 0xffffffffn;
 
-/** The data segments a VM exit loads from host selectors, with their VMCS fields (named once, not built per exit). */
-const HOST_DATA_SEGMENTS = [
-  { seg: 'SS', selector: 'HOST_SS_SELECTOR', base: null },
-  { seg: 'DS', selector: 'HOST_DS_SELECTOR', base: null },
-  { seg: 'ES', selector: 'HOST_ES_SELECTOR', base: null },
-  { seg: 'FS', selector: 'HOST_FS_SELECTOR', base: 'HOST_FS_BASE' },
-  { seg: 'GS', selector: 'HOST_GS_SELECTOR', base: 'HOST_GS_BASE' },
-] as const satisfies readonly { seg: SegmentName; selector: VmcsFullFieldName; base: VmcsFullFieldName | null }[];
+// The slots of the fields this file reads.
+const {
+  VM_EXIT_CONTROLS, HOST_CR0, HOST_CR3, HOST_CR4, HOST_IA32_SYSENTER_CS, HOST_IA32_SYSENTER_ESP,
+  HOST_IA32_SYSENTER_EIP, HOST_IA32_PAT, HOST_IA32_EFER, HOST_CS_SELECTOR, HOST_TR_SELECTOR, HOST_TR_BASE,
+  HOST_GDTR_BASE, HOST_IDTR_BASE, HOST_RIP, HOST_RSP,
+} = SLOT;
+
+/** The data segments a VM exit loads from host selectors, with their VMCS slots (looked up once, not per exit). */
+const HOST_DATA_SEGMENTS: readonly { seg: SegmentName; selector: number; base: number | null }[] = [
+  { seg: 'SS', selector: SLOT.HOST_SS_SELECTOR, base: null },
+  { seg: 'DS', selector: SLOT.HOST_DS_SELECTOR, base: null },
+  { seg: 'ES', selector: SLOT.HOST_ES_SELECTOR, base: null },
+  { seg: 'FS', selector: SLOT.HOST_FS_SELECTOR, base: SLOT.HOST_FS_BASE },
+  { seg: 'GS', selector: SLOT.HOST_GS_SELECTOR, base: SLOT.HOST_GS_BASE },
+];
 
 /** A flat 4-GByte segment: base, limit FFFFFFFFH, G = 1, present, code or data. */
 function flat(selector: number, type: number, extra: number, base: bigint): SegmentState {
@@ -42,27 +50,28 @@ function narrow(host64: boolean, v: bigint): bigint {
   return host64 ? v : v & U32;
 }
 
-export function loadHostState(vmcs: VmcsAccess, cpu: VmTransitionCpu): void {
-  const exitCtls = vmcs.read('VM_EXIT_CONTROLS');
+export function loadHostState(access: VmcsAccess, cpu: VmTransitionCpu): void {
+  const vmcs = slotsOf(access);
+  const exitCtls = vmcs.readLow(VM_EXIT_CONTROLS);
   const host64 = has(exitCtls, VMX_CONTROL.VM_EXIT_HOST_ADDR_SPACE_SIZE);
 
   // --- Control registers, debug registers, MSRs. CR0 keeps ET, NW, CD and its reserved bits; CR4.PAE is set for
   // a 64-bit host and CR4.PCIDE cleared for a 32-bit one. DR7 becomes 400H and IA32_DEBUGCTL 0.
   // See SDM Vol. 3C, "Loading Host Control Registers, Debug Registers, MSRs".
-  cpu.loadCr0(mergeCr0(cpu.readCr0(), vmcs.read('HOST_CR0')));
-  let cr4 = vmcs.read('HOST_CR4');
+  cpu.loadCr0(mergeCr0(cpu.readCr0(), vmcs.read(HOST_CR0)));
+  let cr4 = vmcs.read(HOST_CR4);
   cr4 = host64 ? cr4 | BigInt(CR4.PAE) : cr4 & ~BigInt(CR4.PCIDE);
   cpu.loadCr4(cr4);
-  cpu.loadCr3(vmcs.read('HOST_CR3'));
+  cpu.loadCr3(vmcs.read(HOST_CR3));
   cpu.loadDr7(BigInt(DR7_FIXED1));
   cpu.writeMsr(MSR_IA32_DEBUGCTLMSR, 0n);
-  cpu.writeMsr(MSR_IA32_SYSENTER_CS, vmcs.read('HOST_IA32_SYSENTER_CS') & 0xffffffffn);
-  cpu.writeMsr(MSR_IA32_SYSENTER_ESP, narrow(host64, vmcs.read('HOST_IA32_SYSENTER_ESP')));
-  cpu.writeMsr(MSR_IA32_SYSENTER_EIP, narrow(host64, vmcs.read('HOST_IA32_SYSENTER_EIP')));
-  if (has(exitCtls, VMX_CONTROL.VM_EXIT_LOAD_IA32_PAT)) cpu.writeMsr(MSR_IA32_CR_PAT, vmcs.read('HOST_IA32_PAT'));
+  cpu.writeMsr(MSR_IA32_SYSENTER_CS, vmcs.read(HOST_IA32_SYSENTER_CS) & 0xffffffffn);
+  cpu.writeMsr(MSR_IA32_SYSENTER_ESP, narrow(host64, vmcs.read(HOST_IA32_SYSENTER_ESP)));
+  cpu.writeMsr(MSR_IA32_SYSENTER_EIP, narrow(host64, vmcs.read(HOST_IA32_SYSENTER_EIP)));
+  if (has(exitCtls, VMX_CONTROL.VM_EXIT_LOAD_IA32_PAT)) cpu.writeMsr(MSR_IA32_CR_PAT, vmcs.read(HOST_IA32_PAT));
   if (has(exitCtls, VMX_CONTROL.VM_EXIT_CLEAR_BNDCFGS)) cpu.writeMsr(MSR_IA32_BNDCFGS, 0n);
   if (has(exitCtls, VMX_CONTROL.VM_EXIT_LOAD_IA32_EFER)) {
-    cpu.writeMsr(MSR_EFER, vmcs.read('HOST_IA32_EFER'));
+    cpu.writeMsr(MSR_EFER, vmcs.read(HOST_IA32_EFER));
   } else {
     // Without "load IA32_EFER", LMA and LME follow "host address-space size".
     const lm = BigInt(EFER.LMA | EFER.LME);
@@ -72,9 +81,9 @@ export function loadHostState(vmcs: VmcsAccess, cpu: VmTransitionCpu): void {
 
   // --- Segment registers. See SDM Vol. 3C, "Loading Host Segment and Descriptor-Table Registers".
   // CS: 64-bit code (L = 1, D/B = 0) for a 64-bit host, else 32-bit code (D/B = 1).
-  cpu.loadSegment('CS', flat(Number(vmcs.read('HOST_CS_SELECTOR')), CODE_EXECUTE_READ_ACCESSED, host64 ? AR.L : AR.DB, 0n));
+  cpu.loadSegment('CS', flat(vmcs.readLow(HOST_CS_SELECTOR), CODE_EXECUTE_READ_ACCESSED, host64 ? AR.L : AR.DB, 0n));
   for (const s of HOST_DATA_SEGMENTS) {
-    const selector = Number(vmcs.read(s.selector));
+    const selector = vmcs.readLow(s.selector);
     // FS and GS bases come from the VMCS; the others are 0. A null selector makes the register unusable.
     const base = s.base !== null ? narrow(host64, vmcs.read(s.base)) : 0n;
     const seg = flat(selector, DATA_READ_WRITE_ACCESSED, AR.DB, base);
@@ -82,23 +91,23 @@ export function loadHostState(vmcs: VmcsAccess, cpu: VmTransitionCpu): void {
     cpu.loadSegment(s.seg, seg);
   }
   cpu.loadSegment('TR', {
-    selector: Number(vmcs.read('HOST_TR_SELECTOR')),
-    base: narrow(host64, vmcs.read('HOST_TR_BASE')),
+    selector: vmcs.readLow(HOST_TR_SELECTOR),
+    base: narrow(host64, vmcs.read(HOST_TR_BASE)),
     limit: HOST_TR_LIMIT,
     ar: SYSTEM_TYPE.TSS_BUSY | AR.P,
   });
   // LDTR is null and unusable after a VM exit.
   cpu.loadSegment('LDTR', { selector: 0, base: 0n, limit: 0, ar: AR.UNUSABLE });
   // GDTR and IDTR limits become FFFFH; a hypervisor that returns to its OS must restore them.
-  cpu.loadDescriptorTable('GDTR', narrow(host64, vmcs.read('HOST_GDTR_BASE')), 0xffff);
-  cpu.loadDescriptorTable('IDTR', narrow(host64, vmcs.read('HOST_IDTR_BASE')), 0xffff);
+  cpu.loadDescriptorTable('GDTR', narrow(host64, vmcs.read(HOST_GDTR_BASE)), 0xffff);
+  cpu.loadDescriptorTable('IDTR', narrow(host64, vmcs.read(HOST_IDTR_BASE)), 0xffff);
 
   // --- RIP, RSP, RFLAGS: RFLAGS is cleared except bit 1. See SDM Vol. 3C, "Loading Host RIP, RSP, RFLAGS, and SSP".
-  cpu.loadRip(narrow(host64, vmcs.read('HOST_RIP')));
+  cpu.loadRip(narrow(host64, vmcs.read(HOST_RIP)));
   // Tell the machine the host runs from here: HOST_RIP may be a host entry point (a TypeScript VM-exit handler,
   // Kernel.hostEntry), which the executor then stops at instead of fetching the bytes at that address.
   cpu.loadedHostRip?.();
-  cpu.writeGpr(RSP, narrow(host64, vmcs.read('HOST_RSP')), 8);
+  cpu.writeGpr(RSP, narrow(host64, vmcs.read(HOST_RSP)), 8);
   cpu.writeRflags(RFLAGS.FIXED1);
 
   // --- Non-register state: the host runs, with no STI or MOV-SS blocking and no pending debug exceptions.

@@ -3,7 +3,7 @@
 // checks apply. See SDM Vol. 3C, "VMCS Life Cycle" ("the processor may cache VMCS data").
 import type { VmcsFullFieldName } from '../fields.ts';
 import type { ActiveVmcs } from '../vmcs.ts';
-import { SLOT_BY_NAME } from '../vmcs.ts';
+import { SLOT_BY_NAME, SLOT_FIELDS } from '../vmcs.ts';
 
 /**
  * The current VMCS, by Linux field name (a full field: the processor has no use for HIGH accesses). Names are
@@ -30,6 +30,26 @@ export function readField32(vmcs: VmcsAccess, field: VmcsFullFieldName): number 
 }
 
 /**
+ * The current VMCS by slot (src/vmx/vmcs.ts): how VM exits and VM entries move state, with each field's slot looked
+ * up once when the module loads instead of by name on every transition. The processor's cached copy (ActiveVmcs)
+ * is one; `slotsOf` adapts any other accessor.
+ */
+export interface VmcsSlots {
+  read(slot: number): bigint;
+  /** Store a value truncated to the field's width. */
+  write(slot: number, value: bigint): void;
+  /** Bits 31:0 as an unsigned number. */
+  readLow(slot: number): number;
+  /** A 16/32-bit field (truncated to its width), or a wider one with bits 63:32 cleared. */
+  writeLow(slot: number, value: number): void;
+}
+
+/** The slot view of `vmcs`: its cached VMCS itself when it has one, else an adapter by field name. */
+export function slotsOf(vmcs: VmcsAccess): VmcsSlots {
+  return vmcs instanceof ActiveVmcsAccess ? vmcs.vmcs : new NamedSlots(vmcs);
+}
+
+/**
  * The `VmcsAccess` view of an active VMCS cache entry (the current VMCS of an LP). One view per entry, made once:
  * every VM exit and VM entry asks for it, and a fresh object of closures each time is garbage on the exit path.
  */
@@ -45,7 +65,7 @@ export function vmcsAccessOf(vmcs: ActiveVmcs): VmcsAccess {
 const VIEWS = new WeakMap<ActiveVmcs, VmcsAccess>();
 
 class ActiveVmcsAccess implements VmcsAccess {
-  constructor(private readonly vmcs: ActiveVmcs) {}
+  constructor(readonly vmcs: ActiveVmcs) {}
   read(field: VmcsFullFieldName): bigint {
     return this.vmcs.read(SLOT_BY_NAME.get(field)!);
   }
@@ -58,4 +78,25 @@ class ActiveVmcsAccess implements VmcsAccess {
   write32(field: VmcsFullFieldName, value: number): void {
     this.vmcs.writeLow(SLOT_BY_NAME.get(field)!, value);
   }
+}
+
+/** Slots over a by-name accessor (one that is not a view of the processor's cache, e.g. a test's recorder). */
+class NamedSlots implements VmcsSlots {
+  constructor(private readonly vmcs: VmcsAccess) {}
+  read(slot: number): bigint {
+    return this.vmcs.read(nameOf(slot));
+  }
+  write(slot: number, value: bigint): void {
+    this.vmcs.write(nameOf(slot), value);
+  }
+  readLow(slot: number): number {
+    return readField32(this.vmcs, nameOf(slot));
+  }
+  writeLow(slot: number, value: number): void {
+    writeField32(this.vmcs, nameOf(slot), value);
+  }
+}
+
+function nameOf(slot: number): VmcsFullFieldName {
+  return SLOT_FIELDS[slot]!.name;
 }
