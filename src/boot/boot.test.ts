@@ -14,6 +14,7 @@ import { createBootPc, loadKernel, runBoot, type BootOutcome } from './pc.ts';
 import { bootMultiboot, findMultibootHeader, MULTIBOOT_BOOTLOADER_MAGIC, MULTIBOOT_HEADER_MAGIC } from './multiboot.ts';
 import { parseElf } from './elf.ts';
 import { surveyCode, surveyElf } from './isa-survey.ts';
+import { gccWorkload } from './gcc-workload.ts';
 import { CPU_MODELS } from '../machine/cpu-model.ts';
 import { FwCfg, FW_CFG, FW_CFG_PORT_DATA, FW_CFG_PORT_SEL } from './devices/fw-cfg.ts';
 import { IoApic, IOAPIC_MMIO, IOAPIC_REG, IOREDTBL } from './devices/ioapic.ts';
@@ -190,8 +191,16 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     expect(outcome).toMatchObject({ kind: 'debug-exit', value: 0 });
   });
 
+  it('gccWorkload: the same C in 32-bit protected mode and in long mode gives the checked results', () => {
+    for (const bits of [32, 64] as const) {
+      const r = gccWorkload(1, bits);
+      expect(r.name).toBe(bits === 32 ? 'gcc-workload' : 'gcc-workload64');
+      expect(r.instructions).toBeGreaterThan(1_000_000);
+    }
+  });
+
   it('every instruction gcc emitted for the test kernels is one the emulator implements', () => {
-    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer', 'long'] as const) {
+    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer', 'long', 'workload64'] as const) {
       expect(surveyElf(readFileSync(kernels[k])), k).toEqual([]);
     }
   });

@@ -18,7 +18,9 @@ export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt
 /** Assembly a kernel needs besides entry.S. */
 const EXTRA_ASM: Partial<Record<string, string>> = { smp: 'ap-trampoline.S' };
 /** 64-bit kernels: entry64.S switches to long mode; the C is compiled with -m64 and linked as ELF64. */
-export const TEST_KERNELS_64 = ['long'] as const;
+export const TEST_KERNELS_64 = ['long', 'workload64'] as const;
+/** The C source of each 64-bit kernel (workload64 is workload.c compiled for long mode). */
+const SOURCE_64: Record<(typeof TEST_KERNELS_64)[number], string> = { long: 'long.c', workload64: 'workload.c' };
 export type TestKernel = (typeof TEST_KERNELS)[number] | (typeof TEST_KERNELS_64)[number] | 'hello64';
 
 const CFLAGS_64 = ['-m64', '-ffreestanding', '-nostdlib', '-fno-pic', '-fno-stack-protector', '-mno-red-zone', '-mgeneral-regs-only', '-O2', '-Wall', '-Werror', '-fno-asynchronous-unwind-tables'];
@@ -77,7 +79,7 @@ function buildIn(dir: string): void {
   run('as', ['--64', '-o', obj('entry64.o'), src('entry64.S')]);
   run('gcc', [...CFLAGS_64, '-c', '-o', obj('lib64.o'), src('lib.c')]);
   for (const name of TEST_KERNELS_64) {
-    run('gcc', [...CFLAGS_64, '-c', '-o', obj(`${name}.o`), src(`${name}.c`)]);
+    run('gcc', [...CFLAGS_64, '-c', '-o', obj(`${name}.o`), src(SOURCE_64[name])]);
     run('ld', ['-m', 'elf_x86_64', '-T', src('linker.ld'), '-nostdlib', '--build-id=none', '-z', 'max-page-size=0x1000',
       '-o', obj(`${name}.elf`), obj('entry64.o'), obj('lib64.o'), obj(`${name}.o`)]);
   }

@@ -11,8 +11,9 @@ typedef __builtin_va_list va_list;
 #define va_end(ap) __builtin_va_end(ap)
 
 /* gcc may call these even with -ffreestanding. */
-void *memset(void *d, int c, unsigned n) { u8 *p = d; while (n--) *p++ = (u8)c; return d; }
-void *memcpy(void *d, const void *s, unsigned n) { u8 *p = d; const u8 *q = s; while (n--) *p++ = *q++; return d; }
+typedef __SIZE_TYPE__ size_t;
+void *memset(void *d, int c, size_t n) { u8 *p = d; while (n--) *p++ = (u8)c; return d; }
+void *memcpy(void *d, const void *s, size_t n) { u8 *p = d; const u8 *q = s; while (n--) *p++ = *q++; return d; }
 
 static void print_unsigned(u32 v, u32 base, int width, char pad) {
   char buf[32];
@@ -103,7 +104,7 @@ static volatile u32 shared;
 /* "rounds=N" on the multiboot command line repeats the computations N times (for benchmarks); default 1. */
 static u32 rounds_from_cmdline(const u32 *mbi) {
   if (!(mbi[0] & (1 << 2))) return 1;
-  for (const char *p = (const char *)mbi[4]; *p; p++) {
+  for (const char *p = (const char *)(unsigned long)mbi[4]; *p; p++) {
     if (p[0] == 'r' && p[1] == 'o' && p[2] == 'u' && p[3] == 'n' && p[4] == 'd' && p[5] == 's' && p[6] == '=') {
       u32 n = 0;
       for (p += 7; *p >= '0' && *p <= '9'; p++) n = n * 10 + (u32)(*p - '0');
