@@ -282,6 +282,9 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
         expect(r.stderr.split('\n')[0], bad.join(' ')).toMatch(/^vmxlab boot: /);
       }
       expect(cli([kernels.hello, '--model', 'penryn-core2-duo-t9600']).status).toBe(43);
+      const help = cli(['--help']);
+      expect([help.status, help.stderr]).toEqual([0, '']);
+      expect(help.stdout).toMatch(/^usage: vmxlab boot <kernel.elf>/);
     });
 
     it('runs from the command line: npx vmxlab boot <kernel>', () => {

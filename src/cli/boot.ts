@@ -41,7 +41,8 @@ with exit status (v << 1) | 1.
   --cpus N          logical processors (default 1, at most ${MAX_CPUS}); APs wait for INIT-SIPI
   --model NAME      CPU model (default ${DEFAULT_CPU_MODEL.name}); names: data/cpu-models/
   --mem MiB         RAM (default ${DEFAULT_MEM_MIB}, ${MIN_RAM_BYTES >> 20}..${MAX_RAM_BYTES / 2 ** 20})
-  --budget N        stop after N instructions, all CPUs together (default ${DEFAULT_BOOT_BUDGET})
+  --budget N        stop after N instructions, all CPUs together, time idle in HLT included
+                    (default ${DEFAULT_BOOT_BUDGET}; the PC clock runs at 1 ns per instruction)
   --trace           print every instruction to stderr before it runs (slow)
 
 Exit status: (v << 1) | 1 for a guest exit (the OS keeps the low 8 bits), ${BOOT_EXIT.USAGE} usage,
@@ -59,7 +60,7 @@ export function runBootCommand(argv: string[], io: BootCommandIo = process): num
   const args = parseBootArgs(argv);
   if (typeof args === 'string') {
     if (args === 'help') {
-      io.stderr.write(`${BOOT_USAGE}\n`);
+      io.stdout.write(`${BOOT_USAGE}\n`);
       return 0;
     }
     say(args);
