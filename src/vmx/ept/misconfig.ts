@@ -14,7 +14,7 @@ export interface MisconfigContext {
   readonly value: bigint;
   readonly level: EptLevel;
   readonly format: EptEntryFormat;
-  readonly caps: VmxCapabilities;
+  readonly caps: Pick<VmxCapabilities, 'eptVpidCap'>;
   readonly maxPhysAddr: number;
 }
 

@@ -85,6 +85,7 @@ export type EptTranslation =
 export function eptTranslate(input: EptTranslateInput): EptTranslation {
   const { eptp, gpa, caps, maxPhysAddr } = input;
   const walkLength = Number((eptp & EPTP.WALK_LENGTH_MASK) >> EPTP.WALK_LENGTH_SHIFT) + 1;
+  // (eptWalkLengths reads only eptVpidCap.)
   if (!eptWalkLengths(caps as VmxCapabilities).includes(walkLength)) {
     // VM entry refuses such an EPTP (eptp.ts), so reaching here is a bug in the caller.
     throw new RangeError(`EPTP page-walk length ${walkLength} is not supported; VM entry should have refused this EPTP`);
@@ -106,7 +107,7 @@ export function eptTranslate(input: EptTranslateInput): EptTranslation {
     // A misconfiguration anywhere on the path wins over a permission violation: "an EPT violation occurs when there
     // is no EPT misconfiguration". See "EPT-Induced VM Exits".
     for (const rule of EPT_MISCONFIG_RULES) {
-      const broken = rule.check({ value, level, format, caps: caps as VmxCapabilities, maxPhysAddr });
+      const broken = rule.check({ value, level, format, caps, maxPhysAddr });
       if (broken !== null) {
         return { kind: 'misconfig', level, entryAddress: address, entryValue: value, rule: rule.id, bits: broken.bits, entries };
       }
