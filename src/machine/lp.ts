@@ -603,12 +603,18 @@ export class LogicalProcessor {
    * See SDM Vol. 3C, "Loading Guest Segment Registers and Descriptor-Table Registers".
    */
   setSegment(name: SegmentRegisterName, st: SegmentState): void {
-    const s = segIndex(name);
-    this.segSel[s] = st.selector & 0xffff;
-    this.segBase[s] = Number(BigInt.asIntN(64, st.base));
-    this.segLimit[s] = st.limit >>> 0;
-    this.segAr[s] = st.ar;
-    if (s === SS) this.setCpl((st.ar >>> AR.DPL_SHIFT) & 3);
+    this.setSegmentAt(segIndex(name), st.selector, Number(BigInt.asIntN(64, st.base)), st.limit, st.ar);
+  }
+  /**
+   * `setSegment` by index (ES CS SS DS FS GS LDTR TR) with the base as a signed number: VM exits and entries
+   * load all eight segment registers every time.
+   */
+  setSegmentAt(s: number, selector: number, base: number, limit: number, ar: number): void {
+    this.segSel[s] = selector & 0xffff;
+    this.segBase[s] = base;
+    this.segLimit[s] = limit >>> 0;
+    this.segAr[s] = ar;
+    if (s === SS) this.setCpl((ar >>> AR.DPL_SHIFT) & 3);
     this.updateMode();
   }
 

@@ -9,6 +9,8 @@ import type { VmxCapabilities } from './capabilities.ts';
 import type { MemAccess, MemWrite } from './cpu-view.ts';
 import type { InjectedEvent, SegmentName, SegmentState, VmTransitionCpu } from './transition/transition-cpu.ts';
 import { INTERRUPTIBILITY } from './transition/non-register-state.ts';
+import type { ActiveVmcs } from './vmcs.ts';
+import { loadGuestRegisters, loadHostRegisters, saveGuestRegisters } from './lp-transfer.ts';
 
 /** The LP's activity states, indexed by their VMCS encoding (ACTIVITY_STATE in transition/non-register-state.ts). */
 const ACTIVITY = ['active', 'hlt', 'shutdown', 'wait-for-sipi'] as const;
@@ -171,6 +173,24 @@ export class LpVmxCpu implements VmTransitionCpu {
   /** PAE paging without IA-32e mode is not emulated; the PDPTEs are kept for inspection only. */
   loadPdptes(pdptes: readonly bigint[]): void { this.pdptes = [...pdptes]; }
   pdptes: bigint[] = [];
+
+  /**
+   * VM exits and entries move register state straight between this LP and the cached VMCS (./lp-transfer.ts).
+   * False: only through the methods above, as for any VmTransitionCpu (tests compare the two paths).
+   */
+  directTransfer = true;
+  saveGuestRegistersDirect(vmcs: ActiveVmcs, guestRip: bigint | undefined): boolean {
+    if (this.directTransfer) saveGuestRegisters(this, vmcs, guestRip);
+    return this.directTransfer;
+  }
+  loadHostRegistersDirect(vmcs: ActiveVmcs): boolean {
+    if (this.directTransfer) loadHostRegisters(this, vmcs);
+    return this.directTransfer;
+  }
+  loadGuestRegistersDirect(vmcs: ActiveVmcs, entryCtls: number): boolean {
+    if (this.directTransfer) loadGuestRegisters(this, vmcs, entryCtls);
+    return this.directTransfer;
+  }
 
   /** Paging on (for inspectors). */
   pagingEnabled(): boolean { return (this.lp.cr0 & CR0.PG) !== 0; }

@@ -151,6 +151,27 @@ export class ActiveVmcs {
     this.data[2 * slot + 1] = w === WIDTH64 ? hi : 0;
   }
 
+  /** `write(slot, BigInt(n))` for an integer 0 ≤ n ≤ 2^53 − 1, without the BigInt (VM exits save registers). */
+  writeUint(slot: number, n: number): void {
+    const w = SLOT_WIDTH[slot]!;
+    const lo = n % TWO_32;
+    this.data[2 * slot] = w === WIDTH16 ? lo & 0xffff : lo;
+    this.data[2 * slot + 1] = w === WIDTH64 ? (n - lo) / TWO_32 : 0;
+  }
+  /** `Number(BigInt.asIntN(64, read(slot)))`: the value as a signed number (addresses; exact when canonical). */
+  readSigned(slot: number): number {
+    const lo = this.data[2 * slot]!;
+    const hi = this.data[2 * slot + 1]!;
+    if (hi < SAFE_HIGH) return hi * TWO_32 + lo;
+    if (hi >= TWO_32 - SAFE_HIGH) return (hi - TWO_32) * TWO_32 + lo;
+    return Number(BigInt.asIntN(64, this.read(slot)));
+  }
+  /** `Number(read(slot))`: the value as an unsigned number (exact below 2^53). */
+  readUnsigned(slot: number): number {
+    const hi = this.data[2 * slot + 1]!;
+    return hi < SAFE_HIGH ? hi * TWO_32 + this.data[2 * slot]! : Number(this.read(slot));
+  }
+
   /** Low 32 bits, without BigInt (hot paths: exit reason, controls, 32-bit guest state). */
   readLow(slot: number): number {
     return this.data[2 * slot]!;

@@ -5,7 +5,7 @@ import { SEGMENT_NAMES } from '../transition/transition-cpu.ts';
 import { mergeCr0 } from '../transition/cr0.ts';
 import { GUEST_SEGMENT_SLOTS } from '../transition/segment-fields.ts';
 import { slotsOf, type VmcsSlots } from '../transition/vmcs-access.ts';
-import { SLOT } from '../vmcs.ts';
+import { ActiveVmcs, SLOT } from '../vmcs.ts';
 import type { EntryView } from './view.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { guestPdptes, guestUsesPaePaging } from './guest-non-register.ts';
@@ -28,6 +28,21 @@ const {
 
 export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
   const vmcs = slotsOf(v.vmcs);
+  // The real LP loads its registers itself (../lp-transfer.ts: the same result as loadGuestRegisters below).
+  if (!(vmcs instanceof ActiveVmcs && cpu.loadGuestRegistersDirect?.(vmcs, v.entryCtls) === true)) loadGuestRegisters(v, vmcs, cpu);
+
+  // --- PDPTEs: with EPT and PAE paging they come from the VMCS. See SDM Vol. 3C, "Loading Page-Directory-
+  // Pointer-Table Entries".
+  if (guestUsesPaePaging(v)) cpu.loadPdptes(guestPdptes(v).values);
+
+  // --- Non-register state. See SDM Vol. 3C, "Updating Non-Register State".
+  cpu.setActivityState(vmcs.readLow(GUEST_ACTIVITY_STATE));
+  cpu.setInterruptibility(vmcs.readLow(GUEST_INTERRUPTIBILITY_INFO));
+  cpu.setPendingDebugExceptions(vmcs.read(GUEST_PENDING_DBG_EXCEPTIONS));
+}
+
+/** Control registers, MSRs, segment and descriptor-table registers, RIP, RSP, RFLAGS. */
+function loadGuestRegisters(v: EntryView, vmcs: VmcsSlots, cpu: VmTransitionCpu): void {
   // --- Control registers, debug registers, MSRs. See SDM Vol. 3C, "Loading Guest Control Registers, Debug
   // Registers, and MSRs".
   const cr0 = mergeCr0(cpu.readCr0(), vmcs.read(GUEST_CR0));
@@ -65,15 +80,6 @@ export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
   cpu.loadRip(vmcs.read(GUEST_RIP));
   cpu.writeGpr(RSP, vmcs.read(GUEST_RSP), 8);
   cpu.writeRflags(vmcs.readLow(GUEST_RFLAGS));
-
-  // --- PDPTEs: with EPT and PAE paging they come from the VMCS. See SDM Vol. 3C, "Loading Page-Directory-
-  // Pointer-Table Entries".
-  if (guestUsesPaePaging(v)) cpu.loadPdptes(guestPdptes(v).values);
-
-  // --- Non-register state. See SDM Vol. 3C, "Updating Non-Register State".
-  cpu.setActivityState(vmcs.readLow(GUEST_ACTIVITY_STATE));
-  cpu.setInterruptibility(vmcs.readLow(GUEST_INTERRUPTIBILITY_INFO));
-  cpu.setPendingDebugExceptions(vmcs.read(GUEST_PENDING_DBG_EXCEPTIONS));
 }
 
 /** Segment register `i` of SEGMENT_NAMES from its guest-state fields. */

@@ -3,11 +3,11 @@
 import type { VmTransitionCpu } from '../transition/transition-cpu.ts';
 import { SEGMENT_NAMES } from '../transition/transition-cpu.ts';
 import type { VmcsAccess } from '../transition/vmcs-access.ts';
-import { slotsOf } from '../transition/vmcs-access.ts';
+import { slotsOf, type VmcsSlots } from '../transition/vmcs-access.ts';
 import { GUEST_SEGMENT_SLOTS } from '../transition/segment-fields.ts';
 import { GUEST_PDPTR_FIELDS, pdptesAt } from '../transition/pdptes.ts';
 import { VMX_CONTROL } from '../controls.ts';
-import { SLOT, SLOT_BY_NAME } from '../vmcs.ts';
+import { ActiveVmcs, SLOT, SLOT_BY_NAME } from '../vmcs.ts';
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { MSR_IA32_CR_PAT, MSR_IA32_DEBUGCTLMSR, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_EIP, MSR_IA32_SYSENTER_ESP } from '../../x86/msr.ts';
 import { RSP } from '../../x86/registers.ts';
@@ -27,9 +27,26 @@ const hasBig = (value: bigint, bit: number): boolean => (value & BigInt(bit)) !=
 
 export function saveGuestState(access: VmcsAccess, cpu: VmTransitionCpu, guestRip?: bigint): void {
   const vmcs = slotsOf(access);
-  const exitCtls = vmcs.readLow(VM_EXIT_CONTROLS);
+  // The real LP moves its registers itself (../lp-transfer.ts: the same result as saveGuestRegisters below).
+  if (!(vmcs instanceof ActiveVmcs && cpu.saveGuestRegistersDirect?.(vmcs, guestRip) === true)) saveGuestRegisters(vmcs, cpu, guestRip);
+
+  // --- Non-register state. See SDM Vol. 3C, "Saving Non-Register State".
+  vmcs.writeLow(GUEST_ACTIVITY_STATE, cpu.activityState());
+  vmcs.writeLow(GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility());
+  vmcs.write(GUEST_PENDING_DBG_EXCEPTIONS, cpu.pendingDebugExceptions());
+
+  // --- PDPTEs: saved with EPT and PAE paging. See SDM Vol. 3C, "Saving Non-Register State".
   const procCtls = vmcs.readLow(CPU_BASED_VM_EXEC_CONTROL);
   const proc2 = has(procCtls, VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) ? vmcs.readLow(SECONDARY_VM_EXEC_CONTROL) : 0;
+  const pae = (): boolean => hasBig(cpu.readCr0(), CR0.PG) && hasBig(cpu.readCr4(), CR4.PAE) && !hasBig(cpu.readEfer(), EFER.LMA);
+  if (has(proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) && pae()) {
+    pdptesAt(cpu, cpu.readCr3()).forEach((e, i) => vmcs.write(GUEST_PDPTR_SLOTS[i]!, e));
+  }
+}
+
+/** Control registers, MSRs, segment and descriptor-table registers, RIP, RSP, RFLAGS. */
+function saveGuestRegisters(vmcs: VmcsSlots, cpu: VmTransitionCpu, guestRip: bigint | undefined): void {
+  const exitCtls = vmcs.readLow(VM_EXIT_CONTROLS);
 
   // --- Control registers, debug registers, MSRs. See SDM Vol. 3C, "Saving Control Registers, Debug Registers,
   // and MSRs".
@@ -75,15 +92,4 @@ export function saveGuestState(access: VmcsAccess, cpu: VmTransitionCpu, guestRi
   vmcs.write(GUEST_RIP, guestRip ?? cpu.readRip());
   vmcs.write(GUEST_RSP, cpu.readGpr(RSP));
   vmcs.writeLow(GUEST_RFLAGS, cpu.readRflags() >>> 0);
-
-  // --- Non-register state. See SDM Vol. 3C, "Saving Non-Register State".
-  vmcs.writeLow(GUEST_ACTIVITY_STATE, cpu.activityState());
-  vmcs.writeLow(GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility());
-  vmcs.write(GUEST_PENDING_DBG_EXCEPTIONS, cpu.pendingDebugExceptions());
-
-  // --- PDPTEs: saved with EPT and PAE paging. See SDM Vol. 3C, "Saving Non-Register State".
-  const pae = hasBig(cr0, CR0.PG) && hasBig(cr4, CR4.PAE) && !hasBig(efer, EFER.LMA);
-  if (has(proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) && pae) {
-    pdptesAt(cpu, cpu.readCr3()).forEach((e, i) => vmcs.write(GUEST_PDPTR_SLOTS[i]!, e));
-  }
 }

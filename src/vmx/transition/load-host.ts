@@ -2,8 +2,8 @@
 // loading guest state. See SDM Vol. 3C, "Loading Host State".
 import type { SegmentName, SegmentState, VmTransitionCpu } from './transition-cpu.ts';
 import type { VmcsAccess } from './vmcs-access.ts';
-import { slotsOf } from './vmcs-access.ts';
-import { SLOT } from '../vmcs.ts';
+import { slotsOf, type VmcsSlots } from './vmcs-access.ts';
+import { ActiveVmcs, SLOT } from '../vmcs.ts';
 import { mergeCr0 } from './cr0.ts';
 import { ACTIVITY_STATE, INTERRUPTIBILITY } from './non-register-state.ts';
 import { VMX_CONTROL } from '../controls.ts';
@@ -52,6 +52,18 @@ function narrow(host64: boolean, v: bigint): bigint {
 
 export function loadHostState(access: VmcsAccess, cpu: VmTransitionCpu): void {
   const vmcs = slotsOf(access);
+  // The real LP loads its registers itself (../lp-transfer.ts: the same result as loadHostRegisters below).
+  if (!(vmcs instanceof ActiveVmcs && cpu.loadHostRegistersDirect?.(vmcs) === true)) loadHostRegisters(vmcs, cpu);
+
+  // --- Non-register state: the host runs, with no STI or MOV-SS blocking and no pending debug exceptions.
+  // See SDM Vol. 3C, "Updating Non-Register State".
+  cpu.setActivityState(ACTIVITY_STATE.ACTIVE);
+  cpu.setInterruptibility(cpu.interruptibility() & INTERRUPTIBILITY.BLOCKING_BY_NMI);
+  cpu.setPendingDebugExceptions(0n);
+}
+
+/** Control registers, MSRs, segment and descriptor-table registers, RIP, RSP, RFLAGS. */
+function loadHostRegisters(vmcs: VmcsSlots, cpu: VmTransitionCpu): void {
   const exitCtls = vmcs.readLow(VM_EXIT_CONTROLS);
   const host64 = has(exitCtls, VMX_CONTROL.VM_EXIT_HOST_ADDR_SPACE_SIZE);
 
@@ -109,10 +121,4 @@ export function loadHostState(access: VmcsAccess, cpu: VmTransitionCpu): void {
   cpu.loadedHostRip?.();
   cpu.writeGpr(RSP, narrow(host64, vmcs.read(HOST_RSP)), 8);
   cpu.writeRflags(RFLAGS.FIXED1);
-
-  // --- Non-register state: the host runs, with no STI or MOV-SS blocking and no pending debug exceptions.
-  // See SDM Vol. 3C, "Updating Non-Register State".
-  cpu.setActivityState(ACTIVITY_STATE.ACTIVE);
-  cpu.setInterruptibility(cpu.interruptibility() & INTERRUPTIBILITY.BLOCKING_BY_NMI);
-  cpu.setPendingDebugExceptions(0n);
 }

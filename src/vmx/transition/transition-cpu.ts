@@ -3,6 +3,7 @@
 // (../testing/fake-transition-cpu.ts). See SDM Vol. 3C, "Guest-State Area" and "Host-State Area".
 import type { VmxCpu } from '../cpu-view.ts';
 import type { VmcsAccess } from './vmcs-access.ts';
+import type { ActiveVmcs } from '../vmcs.ts';
 
 /** A segment register as VM entry and exit load and save it: access rights in the VMCS layout (bit 16 = unusable). */
 export interface SegmentState {
@@ -72,6 +73,15 @@ export interface VmTransitionCpu extends VmxCpu {
   setPendingDebugExceptions(value: bigint): void;
   /** Use these four PDPTEs for PAE paging (loaded by VM entry/exit instead of read from memory at CR3). */
   loadPdptes(pdptes: readonly bigint[]): void;
+  /**
+   * Optional fast paths (the real LP: ../lp-transfer.ts): move the register state of a VM exit or entry — control
+   * registers through RFLAGS — between the LP and the processor's cached VMCS directly, with the same result as
+   * the code in exit/save-guest.ts, transition/load-host.ts and entry/load-guest.ts that does it through the
+   * methods above. They return false when not taken; the caller then does it itself.
+   */
+  saveGuestRegistersDirect?(vmcs: ActiveVmcs, guestRip: bigint | undefined): boolean;
+  loadHostRegistersDirect?(vmcs: ActiveVmcs): boolean;
+  loadGuestRegistersDirect?(vmcs: ActiveVmcs, entryCtls: number): boolean;
 }
 
 /** What every VM transition acts on: the LP, the current VMCS, and the current-VMCS pointer (for a VMX abort). */
