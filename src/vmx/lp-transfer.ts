@@ -91,8 +91,6 @@ export function loadHostRegisters(cpu: LpVmxCpu, vmcs: ActiveVmcs): void {
   const lp = cpu.lp;
   const exitCtls = vmcs.readLow(VM_EXIT_CONTROLS);
   const host64 = (exitCtls & VMX_CONTROL.VM_EXIT_HOST_ADDR_SPACE_SIZE) !== 0;
-  /** A natural-width address field as the LP holds it: signed; a 32-bit host keeps bits 31:0. */
-  const address = (slot: number): number => (host64 ? vmcs.readSigned(slot) : vmcs.readLow(slot));
 
   loadCr0(cpu, (lp.cr0 & CR0_KEPT) | (vmcs.readLow(HOST_CR0) & ~CR0_KEPT));
   const cr4 = vmcs.readLow(HOST_CR4);
@@ -115,16 +113,16 @@ export function loadHostRegisters(cpu: LpVmxCpu, vmcs: ActiveVmcs): void {
   hostDataSegment(cpu, SS, vmcs.readLow(HOST_SS_SELECTOR), 0);
   hostDataSegment(cpu, DS, vmcs.readLow(HOST_DS_SELECTOR), 0);
   hostDataSegment(cpu, ES, vmcs.readLow(HOST_ES_SELECTOR), 0);
-  hostDataSegment(cpu, FS, vmcs.readLow(HOST_FS_SELECTOR), address(HOST_FS_BASE));
-  hostDataSegment(cpu, GS, vmcs.readLow(HOST_GS_SELECTOR), address(HOST_GS_BASE));
-  lp.setSegmentAt(TR, vmcs.readLow(HOST_TR_SELECTOR), address(HOST_TR_BASE), HOST_TR_LIMIT, SYSTEM_TYPE.TSS_BUSY | AR.P);
+  hostDataSegment(cpu, FS, vmcs.readLow(HOST_FS_SELECTOR), address(vmcs, host64, HOST_FS_BASE));
+  hostDataSegment(cpu, GS, vmcs.readLow(HOST_GS_SELECTOR), address(vmcs, host64, HOST_GS_BASE));
+  lp.setSegmentAt(TR, vmcs.readLow(HOST_TR_SELECTOR), address(vmcs, host64, HOST_TR_BASE), HOST_TR_LIMIT, SYSTEM_TYPE.TSS_BUSY | AR.P);
   lp.setSegmentAt(LDTR, 0, 0, 0, AR.UNUSABLE);
-  lp.gdtrBase = address(HOST_GDTR_BASE);
+  lp.gdtrBase = address(vmcs, host64, HOST_GDTR_BASE);
   lp.gdtrLimit = 0xffff;
-  lp.idtrBase = address(HOST_IDTR_BASE);
+  lp.idtrBase = address(vmcs, host64, HOST_IDTR_BASE);
   lp.idtrLimit = 0xffff;
 
-  lp.rip = address(HOST_RIP);
+  lp.rip = address(vmcs, host64, HOST_RIP);
   cpu.loadedHostRip();
   // RSP: bits 63:0 for a 64-bit host, else bits 31:0.
   lp.regLo[RSP] = vmcs.data[2 * HOST_RSP]! | 0;
@@ -173,6 +171,11 @@ export function loadGuestRegisters(cpu: LpVmxCpu, vmcs: ActiveVmcs, entryCtls: n
   lp.regLo[RSP] = vmcs.data[2 * GUEST_RSP]! | 0;
   lp.regHi[RSP] = vmcs.data[2 * GUEST_RSP + 1]! | 0;
   lp.setRflags(vmcs.readLow(GUEST_RFLAGS) | RFLAGS.FIXED1);
+}
+
+/** A natural-width host address field as the LP holds it: signed; a 32-bit host keeps bits 31:0. */
+function address(vmcs: ActiveVmcs, host64: boolean, slot: number): number {
+  return host64 ? vmcs.readSigned(slot) : vmcs.readLow(slot);
 }
 
 /** A data segment after a VM exit: flat, read/write; a null selector makes it unusable. */

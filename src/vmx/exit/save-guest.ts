@@ -38,10 +38,14 @@ export function saveGuestState(access: VmcsAccess, cpu: VmTransitionCpu, guestRi
   // --- PDPTEs: saved with EPT and PAE paging. See SDM Vol. 3C, "Saving Non-Register State".
   const procCtls = vmcs.readLow(CPU_BASED_VM_EXEC_CONTROL);
   const proc2 = has(procCtls, VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) ? vmcs.readLow(SECONDARY_VM_EXEC_CONTROL) : 0;
-  const pae = (): boolean => hasBig(cpu.readCr0(), CR0.PG) && hasBig(cpu.readCr4(), CR4.PAE) && !hasBig(cpu.readEfer(), EFER.LMA);
-  if (has(proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) && pae()) {
+  if (has(proc2, VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) && paePaging(cpu)) {
     pdptesAt(cpu, cpu.readCr3()).forEach((e, i) => vmcs.write(GUEST_PDPTR_SLOTS[i]!, e));
   }
+}
+
+/** PAE paging: CR0.PG = 1, CR4.PAE = 1, IA32_EFER.LMA = 0. */
+function paePaging(cpu: VmTransitionCpu): boolean {
+  return hasBig(cpu.readCr0(), CR0.PG) && hasBig(cpu.readCr4(), CR4.PAE) && !hasBig(cpu.readEfer(), EFER.LMA);
 }
 
 /** Control registers, MSRs, segment and descriptor-table registers, RIP, RSP, RFLAGS. */
