@@ -65,14 +65,16 @@ export class EntryView {
   }
 
   // The checks read the same fields many times (RFLAGS, access rights, controls); a VM entry reads each field of
-  // the VMCS once. The VMCS does not change while the checks and the loading run.
-  private readonly wide = new Map<VmcsFullFieldName, bigint>();
-  private readonly narrow = new Map<VmcsFullFieldName, number>();
+  // the VMCS once. The VMCS does not change while the checks and the loading run. (Made on first use: the
+  // processor's cached VMCS needs no memo, and every VM entry makes a view.)
+  private wide: Map<VmcsFullFieldName, bigint> | null = null;
+  private narrow: Map<VmcsFullFieldName, number> | null = null;
 
   /** A 16- or 32-bit field as an unsigned number. */
   u32(field: VmcsFullFieldName): number {
     if (this.recorder !== null) this.recorder.note(SLOT_BY_NAME.get(field)!);
     if (this.vmcs.read32) return this.vmcs.read32(field);
+    this.narrow ??= new Map();
     let v = this.narrow.get(field);
     if (v === undefined) {
       v = Number(this.u64(field) & 0xffffffffn);
@@ -86,6 +88,7 @@ export class EntryView {
     // The processor's cached VMCS (the accessor with the 32-bit fast path) holds 64-bit values already, and reading
     // it is as cheap as the memo below.
     if (this.vmcs.read32) return this.vmcs.read(field);
+    this.wide ??= new Map();
     let v = this.wide.get(field);
     if (v === undefined) {
       v = this.vmcs.read(field) & U64;
