@@ -73,6 +73,8 @@ export type GfpFlags = 'GFP_KERNEL' | 'GFP_ATOMIC';
 
 /** Offset in kernel text of the idle loop's HLT. */
 const IDLE_HLT = 1;
+/** The idle loop's HLT as the LP's RIP holds it (a signed number). */
+const IDLE_RIP = Number(BigInt.asIntN(64, imageVa(IMAGE.TEXT + IDLE_HLT)));
 /** Consecutive host-entry calls without a guest instruction that Kernel.run takes for a loop that never ends. */
 const MAX_HOST_CALLS_WITHOUT_GUEST = 1000;
 
@@ -87,6 +89,8 @@ export class Kernel {
   private vmallocNext = VMALLOC_START;
   private vmallocTableNext = IMAGE.VMALLOC_TABLES;
   private readonly entries = new Map<bigint, { name: string; fn: HostEntry }>();
+  /** The same entries keyed by RIP as the LP holds it (a signed number): the run loop looks one up per VM exit. */
+  private readonly entriesByLpRip = new Map<number, { name: string; fn: HostEntry }>();
   private textNext = IMAGE.TEXT + 0x1000;
   private readonly modules = new Map<string, KernelModule>();
   private oopsCount = 0;
@@ -437,7 +441,9 @@ export class Kernel {
     const va = imageVa(this.textNext);
     this.textNext += 0x40;
     if (this.textNext > IMAGE.TEXT + IMAGE.TEXT_BYTES) throw new Error('out of kernel text for host entry points');
-    this.entries.set(va, { name, fn });
+    const entry = { name, fn };
+    this.entries.set(va, entry);
+    this.entriesByLpRip.set(Number(BigInt.asIntN(64, va)), entry);
     // The machine stops an LP whose VM exit (or failed VM entry) loads this address from HOST_RIP, and run() calls
     // `fn`. A host entry, not a breakpoint: breakpoints make the CPU run one instruction at a time, guests included.
     this.machine.addHostEntry?.(va);
@@ -447,9 +453,13 @@ export class Kernel {
   entryAt(rip: bigint): { name: string; fn: HostEntry } | undefined {
     return this.entries.get(BigInt.asUintN(64, rip));
   }
+  /** `entryAt(lp.getReg('rip'))`, without making a BigInt of RIP. */
+  private entryAtLp(lp: LogicalProcessor): { name: string; fn: HostEntry } | undefined {
+    return this.entriesByLpRip.get(lp.rip);
+  }
   /** Call the host entry point an LP has just jumped to (the machine's run loop does this). */
   enterHost(lp: LogicalProcessor): boolean {
-    const entry = this.entryAt(lp.getReg('rip'));
+    const entry = this.entryAtLp(lp);
     if (entry === undefined) return false;
     const saved = this.current;
     this.current = lp.id;
@@ -457,7 +467,7 @@ export class Kernel {
     // The function runs in kernel text and returns to the idle loop. A VMRESUME or VMLAUNCH in it that ends in a
     // VM-entry failure loads HOST_RIP, which may be this same entry: RIP then names an entry again, and the run
     // loop calls it, as the CPU would jump there (a new arrival, not the stop the machine just reported).
-    lp.setReg('rip', imageVa(IMAGE.TEXT + IDLE_HLT));
+    lp.rip = IDLE_RIP;
     if (lp.executor !== null) {
       lp.executor.hitBreakpoint = NaN;
       lp.executor.atHostEntry = NaN;
@@ -498,7 +508,7 @@ export class Kernel {
       idleCalls = r.instructions === 0 ? idleCalls + 1 : 0;
       if (idleCalls > MAX_HOST_CALLS_WITHOUT_GUEST) return { reason: 'budget', instructions: executed, hostCalls };
       const atEntry = r.reason === 'host-entry' || r.reason === 'breakpoint';
-      if (!atEntry || r.lp === undefined || this.entryAt(r.lp.getReg('rip')) === undefined) {
+      if (!atEntry || r.lp === undefined || this.entryAtLp(r.lp) === undefined) {
         return { ...r, instructions: executed, hostCalls };
       }
       const lp = r.lp;
@@ -506,7 +516,7 @@ export class Kernel {
       hostCalls++;
       // Back in the guest (VMRESUME), or at a host entry again (a failed VM entry loaded HOST_RIP): go on.
       // Otherwise the function returned without either: the CPU idles.
-      const goesOn = (lp.vmx?.nonRoot ?? false) || this.entryAt(lp.getReg('rip')) !== undefined;
+      const goesOn = (lp.vmx?.nonRoot ?? false) || this.entryAtLp(lp) !== undefined;
       if (!goesOn) this.idle(lp);
       if (left <= 0) return { reason: 'budget', instructions: executed, hostCalls };
     }

@@ -108,10 +108,10 @@ export class Machine {
         }
         if (lp.activity === 'shutdown') return { reason: 'shutdown', instructions: executed, lp, detail: lp.shutdownReason };
         if (lp.executor!.atHostEntry === lp.rip) {
-          return { reason: 'host-entry', instructions: executed, lp, detail: `RIP ${BigInt.asUintN(64, BigInt(lp.rip)).toString(16)}H` };
+          return { reason: 'host-entry', instructions: executed, lp, detail: `RIP ${ripHex(lp.rip)}H` };
         }
         if (lp.executor!.hitBreakpoint === lp.rip) {
-          return { reason: 'breakpoint', instructions: executed, lp, detail: `RIP ${BigInt.asUintN(64, BigInt(lp.rip)).toString(16)}H` };
+          return { reason: 'breakpoint', instructions: executed, lp, detail: `RIP ${ripHex(lp.rip)}H` };
         }
       }
       if (!progress) {
@@ -163,4 +163,9 @@ function applyModel(lp: LogicalProcessor, model: CpuModel, count: number): void 
   }
   // The register state after reset reports the model's signature in EDX.
   lp.regLo[2] = model.cpuid(1, 0).eax | 0;
+}
+
+/** RIP (held as a signed number) in hex as an unsigned 64-bit value; a host entry stops the run once per VM exit. */
+function ripHex(rip: number): string {
+  return rip >= 0 ? rip.toString(16) : BigInt.asUintN(64, BigInt(rip)).toString(16);
 }
