@@ -166,6 +166,13 @@ function applyModel(lp: LogicalProcessor, model: CpuModel, count: number): void 
 }
 
 /** RIP (held as a signed number) in hex as an unsigned 64-bit value; a host entry stops the run once per VM exit. */
-function ripHex(rip: number): string {
-  return rip >= 0 ? rip.toString(16) : BigInt.asUintN(64, BigInt(rip)).toString(16);
+export function ripHex(rip: number): string {
+  if (rip >= 0) return rip.toString(16);
+  // A canonical high address (−2^53 < rip < 0): bits 63:32 and 31:0 as unsigned halves.
+  const hi = Math.floor(rip / TWO_32);
+  if (hi < -SAFE_HIGH) return BigInt.asUintN(64, BigInt(rip)).toString(16);
+  return (hi + TWO_32).toString(16) + (rip - hi * TWO_32).toString(16).padStart(8, '0');
 }
+const TWO_32 = 2 ** 32;
+/** Bits 63:32 of a negative number at or above −2^53, as a signed value, are at least −2^21. */
+const SAFE_HIGH = 2 ** 21;
