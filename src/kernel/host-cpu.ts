@@ -13,9 +13,11 @@ import type { LogicalProcessor, SegmentRegisterName } from '../machine/lp.ts';
 import type { PhysicalMemory } from '../machine/memory.ts';
 import type { VmxInstruction, VmxMnemonic } from '../machine/vmx-seam.ts';
 import { IMAGE, imagePa, imageVa, perCpuOffset } from './boot.ts';
-import { gprIndex, type Gpr64Name } from '../x86/registers.ts';
+import { GPR64, gprIndex, type Gpr64Name } from '../x86/registers.ts';
 
 const RAX = 0, RBX = 3;
+/** GPR numbers by name: exit handlers read and write guest registers on every VM exit (other spellings: gprIndex). */
+const GPR_NUMBER: ReadonlyMap<string, number> = new Map(GPR64.map((n, i) => [n, i]));
 const DS = 3;
 
 export class HostCpu {
@@ -71,8 +73,8 @@ export class HostCpu {
   // After a VM exit the guest's GPRs other than RSP and RIP are still in the register file (the VMCS
   // does not save them): an exit handler reads and writes the guest's RAX…R15 here.
   // See SDM Vol. 3C, "Saving Guest State" and "Loading Host State".
-  readGpr(name: Gpr64Name): bigint { return this.lp.getGpr(gprIndex(name)); }
-  writeGpr(name: Gpr64Name, value: bigint): void { this.lp.setGpr(gprIndex(name), value); }
+  readGpr(name: Gpr64Name): bigint { return this.lp.getGpr(GPR_NUMBER.get(name) ?? gprIndex(name)); }
+  writeGpr(name: Gpr64Name, value: bigint): void { this.lp.setGpr(GPR_NUMBER.get(name) ?? gprIndex(name), value); }
 
   /** True while this CPU runs a guest (VMX non-root operation): after a successful VMLAUNCH/VMRESUME. */
   inVmxNonRoot(): boolean { return this.lp.vmx?.nonRoot === true; }
