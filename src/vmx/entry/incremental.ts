@@ -42,6 +42,10 @@ export class ReadRecorder {
   take(): Uint16Array | null {
     return this.outside ? null : this.slots.slice(0, this.count);
   }
+  /** `changed(take(), data, snapshot)` without the copy (true as well when something outside the VMCS was read). */
+  changedSince(data: Uint32Array, snapshot: Uint32Array): boolean {
+    return this.outside || changed(this.slots.subarray(0, this.count), data, snapshot);
+  }
 }
 
 interface CheckMemo {
@@ -78,18 +82,19 @@ export function firstFailingCheck(
   }
   const data = cached.data;
   let memo = MEMOS.get(cached);
-  const viewReads = recorder.take();
   // The decoded controls are inputs of every check: if they changed, or were read with anything else, check all.
-  if (memo !== undefined && (viewReads === null || memo.viewReads === null || changed(memo.viewReads, data, memo.snapshot) || changed(viewReads, data, memo.snapshot))) {
+  if (memo !== undefined && (memo.viewReads === null || changed(memo.viewReads, data, memo.snapshot) || recorder.changedSince(data, memo.snapshot))) {
     memo = undefined;
   }
   const fresh = memo === undefined;
+  // Which slots changed, folded into 32 bits (slot mod 32): a check none of whose bits is set has nothing to re-read.
+  const changedMask = memo === undefined ? -1 : changedSlotsMask(data, memo.snapshot);
+  // What the view read, kept only when the memo is (re)written below; the checks reuse the recorder.
+  const viewReads = changedMask === 0 ? null : recorder.take();
   const m: CheckMemo = memo ?? {
     snapshot: new Uint32Array(data.length), reads: new Array<Uint16Array | null>(checks.length).fill(null),
     masks: new Int32Array(checks.length), outside: null, viewReads,
   };
-  // Which slots changed, folded into 32 bits (slot mod 32): a check none of whose bits is set has nothing to re-read.
-  const changedMask = fresh ? -1 : changedSlotsMask(data, m.snapshot);
   v.recorder = recorder;
   try {
     if (changedMask === 0) {
