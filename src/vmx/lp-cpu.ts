@@ -5,6 +5,7 @@ import { deliverWithDoubleFault } from '../machine/interrupts.ts';
 import type { LogicalProcessor, SegmentRegisterName } from '../machine/lp.ts';
 import { CR0, EFER } from '../x86/control-registers.ts';
 import { AR } from '../x86/segments.ts';
+import { CS } from '../x86/registers.ts';
 import type { VmxCapabilities } from './capabilities.ts';
 import type { MemAccess, MemWrite } from './cpu-view.ts';
 import type { InjectedEvent, SegmentName, SegmentState, VmTransitionCpu } from './transition/transition-cpu.ts';
@@ -39,7 +40,8 @@ export class LpVmxCpu implements VmTransitionCpu {
   readCr3(): bigint { return this.lp.readCr3(); }
   readEfer(): bigint { return BigInt(this.lp.efer >>> 0); }
   ia32eModeActive(): boolean { return (this.lp.efer & EFER.LMA) !== 0; }
-  csL(): boolean { return (this.lp.getSegment('cs').ar & AR.L) !== 0; }
+  // From the segment array: every VMREAD/VMWRITE asks (getSegment would build an object with a BigInt base).
+  csL(): boolean { return (this.lp.segAr[CS]! & AR.L) !== 0; }
   readRflags(): number { return this.lp.getRflags() >>> 0; }
   writeRflags(value: number): void { this.lp.setRflags(value | 2); }
   readGpr(reg: number): bigint { return this.lp.getGpr(reg); }
