@@ -11,7 +11,7 @@ import { exceptionClass, exceptionHasErrorCode, exceptionMnemonic, DB_VECTOR, DF
 import { CpuFault } from './fault.ts';
 import { TR, type LogicalProcessor } from './lp.ts';
 import { readDescriptor, setAccessed } from './segmentation.ts';
-import { inVmxNonRoot, vmExitTakes, type EventInDelivery } from './vmx-seam.ts';
+import { inVmxNonRoot, PendingVmExit, vmExitTakes, type EventInDelivery } from './vmx-seam.ts';
 
 /** Event types, numbered like the VMX interruption-information "type" field. */
 export const EVENT_EXTERNAL = 0;
@@ -54,6 +54,8 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
   // Only the first event can be the fault of an IRET that unblocked NMIs (see LogicalProcessor.nmiUnblockedByIretAt).
   let iretUnblocked = type === EVENT_HW_EXCEPTION && lp.nmiUnblockedByIretAt === lp.instructions;
   lp.nmiUnblockedByIretAt = -1;
+  // A VM exit an access of the instruction caused (EPT): performed here, with no event in delivery.
+  if (first instanceof PendingVmExit) return first.perform(null, iretUnblocked);
   for (let depth = 0; depth < 8; depth++) {
     // External interrupts and NMIs were offered to VMX before they were acknowledged (src/machine/cpu.ts).
     // An event injected by VM entry is delivered as is (the exception bitmap does not apply to it); faults
@@ -102,6 +104,9 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
         returnRip -= length;
         lp.rip = returnRip;
       }
+      // An EPT violation or misconfiguration while delivering this event: a VM exit that records the event as
+      // IDT-vectoring information (RIP is that of a fault on the instruction, as above).
+      if (e instanceof PendingVmExit) return e.perform(delivering, false);
       const firstClass = evType === EVENT_HW_EXCEPTION ? exceptionClass(vector) : 'benign';
       const second = exceptionClass(e.vector);
       if (firstClass === 'double-fault' && (second === 'contributory' || second === 'page-fault')) {

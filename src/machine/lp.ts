@@ -16,7 +16,7 @@ import type { MmioDevice, PhysicalMemory } from './memory.ts';
 import { CpuFault, gp } from './fault.ts';
 import { FlagState, LAZY_NONE, lazyStatus } from './lazy-flags.ts';
 import { Tlb, TLB_MASK, PERM_WRITE_S, PERM_WRITE_U } from './tlb.ts';
-import { walk, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, type Access } from './paging.ts';
+import { walk, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, type Access, type GpaAccessInfo } from './paging.ts';
 import { AddressMonitor } from './address-monitor.ts';
 import { RandomSource } from './random-source.ts';
 import type { VmxUnit } from './vmx-seam.ts';
@@ -221,10 +221,11 @@ export class LogicalProcessor {
   /**
    * Guest-physical → host-physical translation, installed by VMX while EPT is in use (null otherwise). The page
    * walker calls it for every paging-structure entry and for the final page; it returns the host-physical
-   * address of the 4-KByte page (or entry) or throws (e.g. VmExitTaken after an EPT violation VM exit).
+   * address of the same byte (the full guest-physical address goes in, offset included) and the permissions EPT
+   * grants in `info.perm`, or throws (a PendingVmExit for an EPT violation or misconfiguration, see vmx-seam.ts).
    * TLB entries then hold the combined translation; tag them with `tlb.setContext` (see tlb.ts).
    */
-  gpaTranslate: ((gpa: number, access: Access, info: { linear: number; pagingStructure: boolean }) => number) | null = null;
+  gpaTranslate: ((gpa: number, access: Access, info: GpaAccessInfo) => number) | null = null;
   vmx: VmxUnit | null = null;
   cpuidSource: CpuidSource | null = null;
   /** Called when the LP shuts down (triple fault): the machine stops the run loop. */

@@ -36,6 +36,41 @@ const TWO32 = 4294967296;
 const AC_FLAG = 1 << 18;
 const LEVEL_NAMES = ['PML4E', 'PDPTE', 'PDE', 'PTE'] as const;
 
+/**
+ * What the walker tells `lp.gpaTranslate` (EPT, in VMX non-root operation) about one guest-physical access, and what
+ * it hears back. One object, reused: a TLB miss must not allocate.
+ */
+export interface GpaAccessInfo {
+  /** The linear address whose translation makes the access. */
+  linear: number;
+  /** The access is to a guest paging-structure entry (a read during the walk or an A/D update), not the final page. */
+  pagingStructure: boolean;
+  /**
+   * What guest paging says about the linear address (final-page accesses): a user-mode address (U/S = 1 at every
+   * level), writable (R/W = 1 at every level), execute-disable. With CR0.PG = 0 every linear address is a user-mode,
+   * read/write, executable address. See SDM Vol. 3C, "Exit Qualification for EPT Violations" (bits 9–11).
+   */
+  user: boolean;
+  readWrite: boolean;
+  executeDisable: boolean;
+  /** Out: the TLB permission bits (PERM_*) the guest-physical translation allows for the page. */
+  perm: number;
+}
+const GPA_INFO: GpaAccessInfo = { linear: 0, pagingStructure: false, user: false, readWrite: false, executeDisable: false, perm: PERM_ALL };
+
+/** Translate guest-physical `gpa` (full address, offset included) through `lp.gpaTranslate`. */
+function gpaAccess(lp: LogicalProcessor, gpa: number, access: Access, la: number, pagingStructure: boolean,
+  user: boolean, readWrite: boolean, executeDisable: boolean): number {
+  const info = GPA_INFO;
+  info.linear = la;
+  info.pagingStructure = pagingStructure;
+  info.user = user;
+  info.readWrite = readWrite;
+  info.executeDisable = executeDisable;
+  info.perm = PERM_ALL;
+  return lp.gpaTranslate!(gpa, access, info);
+}
+
 /** One step of a walk, for the page-walk explainer in src/debug. */
 export interface WalkStep {
   level: (typeof LEVEL_NAMES)[number];
@@ -63,9 +98,13 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   if (!(lp.cr0 & CR0.PG)) {
     // No paging: linear = physical (32 bits outside IA-32e mode). See SDM Vol. 3A, "Paging Modes and Control Bits".
     const gpa = la >>> 0;
-    const pa = lp.gpaTranslate ? lp.gpaTranslate(gpa - (gpa & 0xfff), access, { linear: la, pagingStructure: false }) : gpa - (gpa & 0xfff);
-    lp.fillTlb(vpn, pa, PERM_ALL);
-    return pa + (gpa & 0xfff);
+    if (lp.gpaTranslate === null) {
+      lp.fillTlb(vpn, gpa - (gpa & 0xfff), PERM_ALL);
+      return gpa;
+    }
+    const hpa = gpaAccess(lp, gpa, access, la, false, true, true, false);
+    lp.fillTlb(vpn, hpa - (hpa & 0xfff), PERM_ALL & GPA_INFO.perm);
+    return hpa;
   }
   if (!(lp.efer & EFER.LMA)) {
     throw new CpuFault(13, 0, '32-bit and PAE paging (CR0.PG = 1 outside IA-32e mode) are not implemented by VMX Lab');
@@ -87,6 +126,8 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   let table = lp.cr3Base();
   let rw = true, us = true, xd = false;
   const entryAddrs: number[] = [0, 0, 0, 0];
+  /** The entries' guest-physical addresses (equal to entryAddrs without EPT). */
+  const guestEntryAddrs: number[] = [0, 0, 0, 0];
   let level = 0;
   let pageBase = 0;
   let large = false;
@@ -95,8 +136,10 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   const xlate = lp.gpaTranslate;
   for (; level < 4; level++) {
     const gEa = table + idx[level]! * 8;
-    const ea = xlate ? xlate(gEa, ACCESS_READ, { linear: la, pagingStructure: true }) : gEa;
+    // Reads of guest paging structures are data reads. See SDM Vol. 3C, "EPT Violations".
+    const ea = xlate ? gpaAccess(lp, gEa, ACCESS_READ, la, true, false, false, false) : gEa;
     entryAddrs[level] = ea;
+    guestEntryAddrs[level] = gEa;
     const lo = lp.memory.read32(ea);
     const hi = lp.memory.read32(ea + 4);
     if (!(lo & PTE.P)) {
@@ -155,13 +198,26 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
 
   // Accessed and dirty flags, set only once the access is known to succeed.
   // The final guest-physical page (EPT may refuse it: that aborts the access before any A/D update).
-  const hostPage = xlate ? xlate(pageBase, access, { linear: la, pagingStructure: false }) : pageBase;
+  // The access is translated with its full guest-physical address (GUEST_PHYSICAL_ADDRESS reports it).
+  let hostPage = pageBase;
+  let eptPerm = PERM_ALL;
+  if (xlate) {
+    const hpa = gpaAccess(lp, pageBase + (la & 0xfff), access, la, false, us, rw, xd);
+    hostPage = hpa - (hpa & 0xfff);
+    eptPerm = GPA_INFO.perm;
+  }
   for (let l = 0; l <= lastLevel; l++) {
-    const ea = entryAddrs[l]!;
+    let ea = entryAddrs[l]!;
     const lo = lp.memory.read32(ea);
     let nlo = lo | PTE.A;
     if (l === lastLevel && access === ACCESS_WRITE) nlo |= PTE.D;
-    if (nlo !== lo) lp.memory.write32(ea, nlo);
+    if (nlo === lo) continue;
+    // Under EPT the flag update is a write to the guest paging structure, translated again (it may cause an EPT
+    // violation of its own: a locked read-modify-write, reported as a read and a write). See SDM Vol. 3C, "EPT
+    // Violations" ("Writes by the logical processor to guest paging structures to update accessed and dirty flags
+    // are considered to be data writes").
+    if (xlate) ea = gpaAccess(lp, guestEntryAddrs[l]!, ACCESS_WRITE, la, true, false, false, false);
+    lp.memory.write32(ea, nlo);
   }
   const dirty = (lp.memory.read32(entryAddrs[lastLevel]!) & PTE.D) !== 0;
   // With SMAP, supervisor access to a user page depends on RFLAGS.AC at the time: never cache it.
@@ -172,6 +228,9 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   if (dirty && rw && us) perm |= PERM_WRITE_U;
   if (!xd && !(us && lp.cr4 & CR4.SMEP)) perm |= PERM_EXEC_S;
   if (!xd && us) perm |= PERM_EXEC_U;
+  // A combined (linear → host-physical) entry allows only what both guest paging and EPT allow. See SDM Vol. 3C,
+  // "Information That May Be Cached When Using EPT".
+  perm &= eptPerm | PERM_LARGE;
   if (large) perm |= PERM_LARGE;
   lp.fillTlb(vpn, hostPage, perm);
   return hostPage + (la & 0xfff);

@@ -122,7 +122,7 @@ describe('EPT hook (lp.gpaTranslate) and VmExitTaken', () => {
     const seen: number[] = [];
     g.lp.gpaTranslate = (gpa, _access, info) => {
       seen.push(gpa);
-      if (gpa === 0x50000 && !info.pagingStructure) {
+      if (gpa - (gpa & 0xfff) === 0x50000 && !info.pagingStructure) {
         // The "VMX unit" performs an EPT-violation VM exit: host state, then abandon the instruction.
         g.lp.gpaTranslate = null;
         g.lp.tlb.flushAll();

@@ -29,7 +29,7 @@
 //
 // See SDM Vol. 3C, "VMX Instruction Reference" and "Instructions That Cause VM Exits Conditionally".
 
-import type { CpuFault } from './fault.ts';
+import { CpuFault } from './fault.ts';
 import type { LogicalProcessor } from './lp.ts';
 
 /** VMX's answer for an event in VMX non-root operation (see the header). */
@@ -65,6 +65,25 @@ export function nonRootAnswer(lp: LogicalProcessor, event: VmxInterceptEvent): I
 /** Thrown by VMX code to abandon the current instruction because a VM exit has already happened. */
 export class VmExitTaken {
   constructor(readonly reason: string) {}
+}
+
+/** Not an exception vector: what a `PendingVmExit` carries in `CpuFault.vector`. */
+export const PENDING_VM_EXIT_VECTOR = 256;
+
+/**
+ * A VM exit decided in the middle of a memory access — an EPT violation or misconfiguration during a guest page
+ * walk, the final access or the delivery of an event. Fault-like: it is thrown as a fault, so that the interpreter
+ * and compiled code write guest registers back and leave RIP at the instruction (no effect of the instruction
+ * remains), and `deliverWithDoubleFault` (interrupts.ts) performs it instead of delivering anything: it knows the
+ * event whose delivery was under way (`during`), which the IDT-vectoring information records, and whether the
+ * access belonged to an IRET that unblocked NMIs. See SDM Vol. 3C, "EPT-Induced VM Exits" and "Information for VM
+ * Exits During Event Delivery".
+ */
+export class PendingVmExit extends CpuFault {
+  constructor(explanation: string, sdm: string,
+    readonly perform: (during: EventInDelivery | null, nmiUnblockedByIret: boolean) => void) {
+    super(PENDING_VM_EXIT_VECTOR, -1, explanation, sdm);
+  }
 }
 
 /** The descriptor-table instructions, which "descriptor-table exiting" intercepts. */

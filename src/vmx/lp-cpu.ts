@@ -11,6 +11,7 @@ import type { MemAccess, MemWrite } from './cpu-view.ts';
 import type { InjectedEvent, SegmentName, SegmentState, VmTransitionCpu } from './transition/transition-cpu.ts';
 import { INTERRUPTIBILITY } from './transition/non-register-state.ts';
 import type { ActiveVmcs } from './vmcs.ts';
+import { invalidateEpt } from './ept/attach.ts';
 import { loadGuestRegisters, loadHostRegisters, saveGuestRegisters } from './lp-transfer.ts';
 
 /** The LP's activity states, indexed by their VMCS encoding (ACTIVITY_STATE in transition/non-register-state.ts). */
@@ -85,8 +86,9 @@ export class LpVmxCpu implements VmTransitionCpu {
   maxPhysAddr(): number { return this.lp.maxPhysAddr; }
   linearAddrWidth(): number { return 48; }
 
-  // TLB entries are not tagged by EPTP/VPID yet: invalidate everything (always correct, never stale).
-  invalidateEpt(): void { this.lp.tlb.flushAll(); }
+  // Guest-physical mappings are cached per EP4TA until INVEPT (./ept/attach.ts). VPID-tagged combined mappings are
+  // invalidated on every VM entry there, and INVVPID invalidates the current context (always correct, never stale).
+  invalidateEpt(eptp: bigint | null): void { invalidateEpt(this.lp, eptp); }
   invalidateVpid(): void { this.lp.tlb.flushAll(); }
 
   // --- VmTransitionCpu: loads without the MOV-to-CR #GP checks (the VMCS was checked) ---

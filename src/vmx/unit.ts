@@ -16,6 +16,8 @@ import { vmcsAccessOf } from './transition/vmcs-access.ts';
 import { VMXERR } from './errors.ts';
 import { EXIT_REASON } from './exit-reasons.ts';
 import { vmExit, type VmExitCause } from './exit/index.ts';
+import { vmEntry, type EntryContext, type VmEntryOutcome } from './entry/index.ts';
+import { attachEpt, detachEpt } from './ept/attach.ts';
 import { initSignal, interceptInNonRoot, startupIpi, vmfunc, vmFunctionsEnabled, vmxInstructionExit } from './nonroot/index.ts';
 import type { NonRootContext } from './nonroot/context.ts';
 import { invept, invvpid, type DescriptorOperand } from './instructions/invept-invvpid.ts';
@@ -138,8 +140,8 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
       case 'VMPTRST': outcome = vmptrst(ctx, destOperand(insn)); break;
       case 'VMREAD': outcome = vmread(ctx, regOperand(insn), destOperand(insn)); break;
       case 'VMWRITE': outcome = vmwrite(ctx, regOperand(insn), rmOperand(insn)); break;
-      case 'VMLAUNCH': outcome = vmlaunch(ctx); break;
-      case 'VMRESUME': outcome = vmresume(ctx); break;
+      case 'VMLAUNCH': outcome = vmlaunch(ctx, this.enter); break;
+      case 'VMRESUME': outcome = vmresume(ctx, this.enter); break;
       case 'INVEPT': outcome = invept(ctx, regOperand(insn), descriptorOperand(insn)); break;
       case 'INVVPID': outcome = invvpid(ctx, regOperand(insn), descriptorOperand(insn)); break;
       case 'VMCALL': outcome = this.vmcall(); break;
@@ -201,9 +203,21 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
     }
   }
 
+  /**
+   * VM entry; once guest state is loaded, the guest's memory path gets EPT if the VMCS enables it (./ept/attach.ts),
+   * before an injected event is delivered.
+   */
+  private readonly enter = (c: EntryContext): VmEntryOutcome => {
+    const outcome = vmEntry(c);
+    if (outcome.kind === 'entered') attachEpt(this);
+    return outcome;
+  };
+
   /** Perform a VM exit: exit information, guest state saved, host state loaded; the LP continues at HOST_RIP. */
   exit(cause: VmExitCause): InterceptAnswer {
     const current = this.state.current!;
+    // The host's memory path has no guest-physical addresses. See SDM Vol. 3C, "EPT Translation Mechanism".
+    detachEpt(this.lp);
     const outcome = vmExit({ cpu: this.cpu, vmcs: vmcsAccessOf(current), vmcsPointer: current.pa }, cause);
     this.state.nonRoot = false;
     if (outcome.kind === 'vmx-abort') this.lp.shutdown(`VMX abort: ${outcome.message}`);

@@ -1,0 +1,296 @@
+// EPT in the CPU, end to end: guests run by the reference VM under EPT tables the test builds, on models with and
+// without 1-GByte pages, EPT accessed/dirty flags and advanced VM-exit information. See SDM Vol. 3C, "EPT
+// Translation Mechanism", "EPT-Induced VM Exits", "Exit Qualification for EPT Violations" and "Caching Translation
+// Information".
+import { describe, expect, it } from 'vitest';
+import { bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs, type Host } from '../../kernel/testing/reference-vm.ts';
+import type { HostCpu } from '../../kernel/host-cpu.ts';
+import type { Kernel } from '../../kernel/kernel.ts';
+import { VMX_CONTROL } from '../controls.ts';
+import { UNDEFINED_32 } from '../exit/info.ts';
+import { qualificationOf } from './qualification.ts';
+
+const R = 1n, W = 2n, X = 4n, WB = 6n << 3n, LARGE = 1n << 7n, ACCESSED = 1n << 8n, DIRTY = 1n << 9n;
+const RWX = R | W | X;
+const ADDR = 0x000ffffffffff000n;
+
+/** An EPT that maps the first GiB identically, with 4-KByte tables where the test wants to change single pages. */
+class TestEpt {
+  readonly pml4: bigint;
+  private readonly pdpt: bigint;
+  private readonly pds = new Map<number, bigint>();
+  private readonly pts = new Map<number, bigint>();
+  constructor(private readonly k: Kernel, readonly oneGig: boolean) {
+    this.pml4 = this.page();
+    this.pdpt = this.page();
+    this.k.write64(this.va(this.pml4), this.pdpt | RWX);
+    // 1-GByte page, or a page directory of 2-MByte pages.
+    if (oneGig) this.k.write64(this.va(this.pdpt), RWX | LARGE | WB);
+    else this.k.write64(this.va(this.pdpt), this.pd(0) | RWX);
+  }
+  eptp(ad: boolean): bigint { return this.pml4 | 6n | (3n << 3n) | (ad ? 1n << 6n : 0n); }
+  /** The host-virtual address of the EPT PTE that maps `gpa` (splitting its 1-GByte and 2-MByte pages first). */
+  pte(gpa: bigint): bigint {
+    const gi = Number(gpa >> 30n), mi = Number(gpa >> 21n);
+    if (gi !== 0) throw new Error('test EPT maps the first GiB only');
+    if (this.oneGig && !this.pds.has(0)) this.k.write64(this.va(this.pdpt), this.pd(0) | RWX);
+    let pt = this.pts.get(mi);
+    if (pt === undefined) {
+      pt = this.page();
+      for (let i = 0n; i < 512n; i++) this.k.write64(this.va(pt) + 8n * i, ((BigInt(mi) << 21n) | (i << 12n)) | RWX | WB);
+      this.pts.set(mi, pt);
+      this.k.write64(this.va(this.pds.get(0)!) + 8n * BigInt(mi & 511), pt | RWX);
+    }
+    return this.va(pt) + 8n * ((gpa >> 12n) & 511n);
+  }
+  set(gpa: bigint, value: bigint): void { this.k.write64(this.pte(gpa), value); }
+  get(gpa: bigint): bigint { return this.k.read64(this.pte(gpa)); }
+  private pd(g: number): bigint {
+    let pd = this.pds.get(g);
+    if (pd === undefined) {
+      pd = this.page();
+      for (let i = 0n; i < 512n; i++) this.k.write64(this.va(pd) + 8n * i, ((BigInt(g) << 30n) | (i << 21n)) | RWX | LARGE | WB);
+      this.pds.set(g, pd);
+    }
+    return pd;
+  }
+  private page(): bigint { return this.k.virt_to_phys(this.k.get_zeroed_page()); }
+  private va(pa: bigint): bigint { return this.k.phys_to_virt(pa); }
+}
+
+interface EptExit {
+  readonly reason: bigint; readonly qualification: bigint; readonly gpa: bigint; readonly gla: bigint;
+  readonly rip: bigint; readonly length: bigint; readonly idtVectoring: bigint;
+}
+
+interface EptRun {
+  readonly host: Host; readonly exits: EptExit[]; readonly ept: TestEpt; readonly labels: ReadonlyMap<string, number>;
+  readonly data: bigint; readonly eptp: bigint;
+  why(): string;
+}
+
+/**
+ * Boot `model`, build a data page and an EPT, run `source` (RBX = the data page's address, identity-mapped by guest
+ * paging) with EPT on. `onExit` decides after each exit: 'resume' (past the instruction for CPUID), 'retry' (same
+ * RIP) or 'stop'.
+ */
+function runUnderEpt(opts: {
+  model: string; source: (data: bigint) => string; oneGig?: boolean; ad?: boolean;
+  setup?: (ept: TestEpt, data: bigint, host: Host) => void;
+  onExit?: (e: EptExit, run: { ept: TestEpt; cpu: HostCpu; host: Host; eptp: bigint; data: bigint; n: number }) => 'resume' | 'retry' | 'stop';
+}): EptRun {
+  const host = bootHost({ model: opts.model });
+  const k = host.kernel, cpu = k.cpu();
+  enterVmx(host, cpu);
+  const data = k.virt_to_phys(k.get_zeroed_page());
+  const ept = new TestEpt(k, opts.oneGig ?? false);
+  const eptp = ept.eptp(opts.ad ?? false);
+  const exits: EptExit[] = [];
+  const rip = k.hostEntry('ept_exit_handler', (_k, c) => {
+    const e: EptExit = {
+      reason: read(c, 'VM_EXIT_REASON'), qualification: read(c, 'EXIT_QUALIFICATION'), gpa: read(c, 'GUEST_PHYSICAL_ADDRESS'),
+      gla: read(c, 'GUEST_LINEAR_ADDRESS'), rip: read(c, 'GUEST_RIP'), length: read(c, 'VM_EXIT_INSTRUCTION_LEN'),
+      idtVectoring: read(c, 'IDT_VECTORING_INFO_FIELD'),
+    };
+    exits.push(e);
+    const next = opts.onExit?.(e, { ept, cpu: c, host, eptp, data, n: exits.length }) ?? (e.reason === 10n ? 'resume' : 'stop');
+    if (next === 'stop') return;
+    if (next === 'resume') write(host, c, 'GUEST_RIP', e.rip + e.length);
+    c.vmresume();
+  });
+  const g = writeReferenceVmcs(host, cpu, rip, opts.source(data));
+  const caps = host.vmx[cpu.id]!.caps.effective;
+  const proc2 = VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT;
+  write(host, cpu, 'CPU_BASED_VM_EXEC_CONTROL', read(cpu, 'CPU_BASED_VM_EXEC_CONTROL') | BigInt(VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS));
+  write(host, cpu, 'SECONDARY_VM_EXEC_CONTROL', (caps.proc2.allowed0 | proc2) >>> 0);
+  write(host, cpu, 'EPT_POINTER', eptp);
+  opts.setup?.(ept, data, host);
+  cpu.vmlaunch();
+  runGuests(host, 100_000);
+  return { host, exits, ept, labels: g.labels, data, eptp, why: () => explain(host, `exits: ${exits.map((e) => `${e.reason}@${e.rip.toString(16)} q=${e.qualification.toString(16)}`).join(', ')}`) };
+}
+
+const SKYLAKE = 'skylake-i5-6300u'; // 1-GByte pages, EPT A/D flags, no advanced VM-exit information
+const IVYBRIDGE = 'ivybridge-i5-3320m'; // no 1-GByte pages, no EPT A/D flags
+const ICELAKE = 'icelake-i5-1035g1'; // advanced VM-exit information for EPT violations
+const label = (run: EptRun, name: string): bigint => BigInt(run.labels.get(name)!);
+const EXIT_CPUID = 10n, EXIT_HLT = 12n, EXIT_EPT_VIOLATION = 48n, EXIT_EPT_MISCONFIG = 49n;
+
+describe('EPT translation of guest memory', () => {
+  for (const [model, oneGig] of [[SKYLAKE, true], [IVYBRIDGE, false], [ICELAKE, false]] as const) {
+    it(`${model}${oneGig ? ' (1-GByte page)' : ''}: the guest runs through EPT; a remapped page reaches another host page`, () => {
+      let other = 0n;
+      const run = runUnderEpt({
+        model, oneGig,
+        source: (d) => `bits 64\n mov rbx, ${d}\n mov dword [rbx + 0x10], 0x5a5a\n mov eax, [rbx + 0x20]\n mov [rbx + 0x30], eax\n cpuid\n hlt`,
+        setup: (ept, data, host) => {
+          const k = host.kernel;
+          other = k.virt_to_phys(k.get_zeroed_page());
+          k.write32(k.phys_to_virt(other) + 0x20n, 0x77);
+          ept.set(data, other | RWX | WB); // guest-physical `data` → host-physical `other`
+        },
+      });
+      expect(run.exits.map((e) => e.reason), run.why()).toEqual([EXIT_CPUID, EXIT_HLT]);
+      const k = run.host.kernel;
+      expect(k.read32(k.phys_to_virt(other) + 0x10n)).toBe(0x5a5a);
+      expect(k.read32(k.phys_to_virt(other) + 0x30n)).toBe(0x77); // the load read the other page too
+      expect(k.read32(k.phys_to_virt(run.data) + 0x10n)).toBe(0);
+    });
+  }
+});
+
+describe('EPT violations (exit reason 48)', () => {
+  it('a read of a not-present guest-physical page: exact qualification, GPA with offset, linear address, RIP', () => {
+    const run = runUnderEpt({
+      model: SKYLAKE,
+      source: (d) => `bits 64\n mov rbx, ${d}\n nop\nload: mov rax, [rbx + 0x123]\n hlt`,
+      setup: (ept, data) => ept.set(data, 0n),
+    });
+    expect(run.exits.length, run.why()).toBe(1);
+    const e = run.exits[0]!;
+    expect(e.reason).toBe(EXIT_EPT_VIOLATION);
+    expect(e.qualification).toBe(qualificationOf({ READ: true, GLA_VALID: true, GLA_TRANSLATED: true }));
+    expect(e.gpa).toBe(run.data + 0x123n);
+    expect(e.gla).toBe(run.data + 0x123n);
+    expect(e.rip).toBe(label(run, 'load'));
+    expect(e.length).toBe(BigInt(UNDEFINED_32));
+    expect(run.host.vmx[0]!.lastDiagnosis()?.rule).toBe('ept-not-present');
+  });
+
+  it('with advanced VM-exit information: bits 9–11 describe the guest linear address', () => {
+    const run = runUnderEpt({
+      model: ICELAKE,
+      source: (d) => `bits 64\n mov rbx, ${d}\nload: mov rax, [rbx + 0x8]\n hlt`,
+      setup: (ept, data) => ept.set(data, 0n),
+    });
+    // The reference guest maps with supervisor, read/write, executable 2-MByte pages.
+    expect(run.exits[0]?.qualification, run.why()).toBe(qualificationOf({ READ: true, GLA_VALID: true, GLA_TRANSLATED: true, READ_WRITE_PAGE: true }));
+  });
+
+  it('a write to a read-only page: the write bit, what the entries allowed, the faulting RIP; nothing written', () => {
+    const run = runUnderEpt({
+      model: IVYBRIDGE,
+      source: (d) => `bits 64\n mov rbx, ${d}\n mov eax, [rbx]\n mov ecx, 0x99\nstore: mov [rbx + 0x8], ecx\n hlt`,
+      setup: (ept, data) => ept.set(data, data | R | X | WB),
+    });
+    const e = run.exits[0]!;
+    expect(e.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(e.qualification).toBe(qualificationOf({ WRITE: true, READABLE: true, EXECUTABLE: true, GLA_VALID: true, GLA_TRANSLATED: true }));
+    expect(e.rip).toBe(label(run, 'store'));
+    expect(e.gpa).toBe(run.data + 8n);
+    expect(run.host.kernel.read32(run.host.kernel.phys_to_virt(run.data) + 8n)).toBe(0);
+  });
+
+  it('an instruction fetch from a non-executable page', () => {
+    const run = runUnderEpt({
+      model: SKYLAKE,
+      source: (d) => `bits 64\n mov rbx, ${d}\n jmp rbx`,
+      setup: (ept, data, host) => {
+        host.kernel.write8(host.kernel.phys_to_virt(data), 0xf4); // HLT, never fetched
+        ept.set(data, data | R | W | WB);
+      },
+    });
+    const e = run.exits[0]!;
+    expect(e.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(e.qualification).toBe(qualificationOf({ FETCH: true, READABLE: true, WRITABLE: true, GLA_VALID: true, GLA_TRANSLATED: true }));
+    expect(e.rip).toBe(run.data);
+    expect(e.gla).toBe(run.data);
+  });
+
+  it("the guest's own A/D-flag update to a read-only paging structure: a violation on the paging-structure entry", () => {
+    // The guest's PD (guest CR3 + 2000H) is read-only in EPT: the walk reads it, the accessed-flag update cannot
+    // write it. Bit 8 = 0: the access was to a paging-structure entry.
+    let pd = 0n;
+    const run = runUnderEpt({
+      model: IVYBRIDGE,
+      source: (d) => `bits 64\n mov rbx, ${d}\n mov eax, [rbx]\n hlt`,
+      setup: (ept, _data, host) => {
+        pd = read(host.kernel.cpu(), 'GUEST_CR3') + 0x2000n;
+        ept.set(pd, pd | R | X | WB);
+      },
+    });
+    const e = run.exits[0]!;
+    expect(e.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(e.qualification).toBe(qualificationOf({ READ: true, WRITE: true, READABLE: true, EXECUTABLE: true, GLA_VALID: true }));
+    expect(e.gpa & ~0xfffn).toBe(pd);
+  });
+});
+
+describe('EPT misconfigurations (exit reason 49)', () => {
+  it('write without read: exit 49, the guest-physical address, qualification cleared', () => {
+    const run = runUnderEpt({
+      model: SKYLAKE,
+      source: (d) => `bits 64\n mov rbx, ${d}\nload: mov eax, [rbx + 0x44]\n hlt`,
+      setup: (ept, data) => ept.set(data, data | W | WB),
+    });
+    const e = run.exits[0]!;
+    expect(e.reason, run.why()).toBe(EXIT_EPT_MISCONFIG);
+    expect(e.gpa).toBe(run.data + 0x44n);
+    expect(e.qualification).toBe(0n);
+    expect(e.rip).toBe(label(run, 'load'));
+    expect(run.host.vmx[0]!.lastDiagnosis()?.rule).toBe('ept-write-without-read');
+  });
+});
+
+describe('EPT accessed and dirty flags', () => {
+  it('set by guest reads and writes, and by the guest page walk (paging-structure accesses count as writes)', () => {
+    let cr3 = 0n;
+    const code = { page: 0n };
+    const run = runUnderEpt({
+      model: SKYLAKE, ad: true,
+      source: (d) => `bits 64\n mov rbx, ${d}\n mov eax, [rbx]\n cpuid\n mov [rbx + 0x1000], eax\n cpuid\n hlt`,
+      setup: (ept, data, host) => {
+        cr3 = read(host.kernel.cpu(), 'GUEST_CR3');
+        code.page = read(host.kernel.cpu(), 'GUEST_RIP') & ~0xfffn;
+        for (const p of [data, data + 0x1000n, cr3, cr3 + 0x1000n, cr3 + 0x2000n]) ept.pte(p);
+      },
+      onExit: (e, r) => {
+        if (r.n === 1) {
+          // After the read: the data page accessed, not dirty; the second page untouched.
+          expect(r.ept.get(r.data) & (ACCESSED | DIRTY)).toBe(ACCESSED);
+          expect(r.ept.get(r.data + 0x1000n) & (ACCESSED | DIRTY)).toBe(0n);
+        }
+        return e.reason === EXIT_CPUID ? 'resume' : 'stop';
+      },
+    });
+    expect(run.exits.map((e) => e.reason), run.why()).toEqual([EXIT_CPUID, EXIT_CPUID, EXIT_HLT]);
+    expect(run.ept.get(run.data) & (ACCESSED | DIRTY)).toBe(ACCESSED);
+    expect(run.ept.get(run.data + 0x1000n) & (ACCESSED | DIRTY)).toBe(ACCESSED | DIRTY);
+    // The guest's PML4, PDPT and PD pages: accessed and dirty through the walk; the code page only accessed.
+    for (const p of [cr3, cr3 + 0x1000n, cr3 + 0x2000n]) expect(run.ept.get(p) & (ACCESSED | DIRTY)).toBe(ACCESSED | DIRTY);
+    expect(run.ept.get(code.page) & (ACCESSED | DIRTY)).toBe(ACCESSED);
+    // The guest's own accessed flag in its PDE (2-MByte page) was set through EPT.
+    expect(run.host.kernel.read64(run.host.kernel.phys_to_virt(cr3 + 0x2000n) + 8n * ((run.data >> 21n) & 511n)) & 0x20n).toBe(0x20n);
+  });
+});
+
+describe('cached guest-physical mappings and INVEPT', () => {
+  it('a permission change without INVEPT leaves the old translation in use (MOV to CR3 does not drop it); INVEPT single-context does', () => {
+    const run = runUnderEpt({
+      model: SKYLAKE,
+      source: (d) => `bits 64
+ mov rbx, ${d}
+ mov dword [rbx], 1
+ cpuid
+ mov rax, cr3
+ mov cr3, rax
+ mov dword [rbx], 2
+ cpuid
+second: mov dword [rbx], 3
+ hlt`,
+      onExit: (e, r) => {
+        if (r.n === 1) r.ept.set(r.data, r.data | R | X | WB); // read-only, no INVEPT
+        if (r.n === 2) {
+          // Now invalidate: a different EPTP first (nothing changes), then this one.
+          r.cpu.invept(1n, (r.eptp & ~ADDR) | 0x1000n);
+          r.cpu.invept(1n, r.eptp);
+        }
+        return e.reason === EXIT_CPUID ? 'resume' : 'stop';
+      },
+    });
+    const k = run.host.kernel;
+    expect(run.exits.map((e) => e.reason), run.why()).toEqual([EXIT_CPUID, EXIT_CPUID, EXIT_EPT_VIOLATION]);
+    expect(run.exits[2]!.rip).toBe(label(run, 'second'));
+    expect(k.read32(k.phys_to_virt(run.data))).toBe(2); // the stale writable translation served the second write
+  });
+});
