@@ -165,14 +165,18 @@ function applyModel(lp: LogicalProcessor, model: CpuModel, count: number): void 
   lp.regLo[2] = model.cpuid(1, 0).eax | 0;
 }
 
-/** RIP (held as a signed number) in hex as an unsigned 64-bit value; a host entry stops the run once per VM exit. */
+/**
+ * RIP (held as a signed number) in hex as an unsigned 64-bit value. A host entry stops the run once per VM exit, at
+ * one of a few RIPs: their text is kept (formatting a 64-bit value costs more than the rest of the stop).
+ */
 export function ripHex(rip: number): string {
-  if (rip >= 0) return rip.toString(16);
-  // A canonical high address (−2^53 < rip < 0): bits 63:32 and 31:0 as unsigned halves.
-  const hi = Math.floor(rip / TWO_32);
-  if (hi < -SAFE_HIGH) return BigInt.asUintN(64, BigInt(rip)).toString(16);
-  return (hi + TWO_32).toString(16) + (rip - hi * TWO_32).toString(16).padStart(8, '0');
+  let text = RIP_TEXT.get(rip);
+  if (text === undefined) {
+    text = BigInt.asUintN(64, BigInt(rip)).toString(16);
+    if (RIP_TEXT.size >= RIP_TEXT_MAX) RIP_TEXT.clear();
+    RIP_TEXT.set(rip, text);
+  }
+  return text;
 }
-const TWO_32 = 2 ** 32;
-/** Bits 63:32 of a negative number at or above −2^53, as a signed value, are at least −2^21. */
-const SAFE_HIGH = 2 ** 21;
+const RIP_TEXT = new Map<number, string>();
+const RIP_TEXT_MAX = 256;

@@ -1,5 +1,5 @@
-// The run result's RIP text (Machine.run's `detail`) is made without a BigInt for the RIPs a host entry has; it
-// must be the BigInt formula's text for every RIP an LP can hold.
+// The run result's RIP text (Machine.run's `detail`) is kept per RIP; it must be the BigInt formula's text for every
+// RIP an LP can hold, including after the cache was cleared.
 import { expect, test } from 'vitest';
 import fc from 'fast-check';
 import { ripHex } from './machine.ts';
