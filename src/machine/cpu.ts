@@ -349,6 +349,7 @@ export function isStraightLine(d: Insn): boolean {
     if (op >= 0xd0 && op <= 0xd3) return true;
     if (op === 0xf5 || op === 0xf6 || op === 0xf7 || op === 0xf8 || op === 0xf9 || op === 0xfc || op === 0xfd) return true;
     if (op === 0xfe) return true;
+    if (op === 0x9e || op === 0x9f || op === 0xc8) return true; // SAHF, LAHF, ENTER
     if (op === 0xff) return (d.reg & 7) <= 1 || (d.reg & 7) === 6;
     return false;
   }
@@ -359,6 +360,7 @@ export function isStraightLine(d: Insn): boolean {
     case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb: case 0x1ba: case 0x1af: case 0x1b0: case 0x1b1:
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: case 0x1bc: case 0x1bd: case 0x1c0: case 0x1c1:
     case 0x1c8: case 0x1c9: case 0x1ca: case 0x1cb: case 0x1cc: case 0x1cd: case 0x1ce: case 0x1cf:
+    case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad: // SHLD/SHRD
       return true;
   }
   return false;

@@ -8,6 +8,7 @@
 import { CpuFault } from './fault.ts';
 import { Insn, OP_INVALID } from './insn.ts';
 import { hexDigits } from '../util/hex.ts';
+import { x87Implemented } from './isa/x87-minimal.ts';
 
 /** Where instruction bytes come from; `byte(i)` is the i-th byte after the instruction start (may fault). */
 export interface ByteSource {
@@ -48,6 +49,7 @@ for (const base of [0x00, 0x08, 0x10, 0x18, 0x20, 0x28, 0x30, 0x38]) {
 def([0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f], INV64); // PUSH/POP ES CS SS DS
 def(range(0x40, 0x4f), 0); // INC/DEC r (not reached in 64-bit mode: REX)
 def(range(0x50, 0x5f), D64);
+def([0x60, 0x61], INV64); // PUSHA/POPA. See SDM Vol. 2B, "PUSHA/PUSHAD" and "POPA/POPAD".
 def(0x63, MODRM); // MOVSXD (64-bit mode); ARPL elsewhere is rejected in the interpreter
 def(0x68, imm(I_Z) | D64);
 def(0x69, MODRM | imm(I_Z));
@@ -62,8 +64,10 @@ def(0x83, MODRM | imm(I_8));
 def(range(0x84, 0x8e), MODRM);
 def(0x8f, MODRM | D64);
 def(range(0x90, 0x99), 0);
+def(0x9b, 0); // WAIT/FWAIT
 def(0x9c, D64);
 def(0x9d, D64);
+def([0x9e, 0x9f], 0); // SAHF, LAHF
 def(range(0xa0, 0xa3), imm(I_MOFFS));
 def(range(0xa4, 0xa7), 0);
 def(0xa8, imm(I_8));
@@ -76,6 +80,7 @@ def(0xc2, imm(I_16) | F64);
 def(0xc3, F64);
 def(0xc6, MODRM | imm(I_8));
 def(0xc7, MODRM | imm(I_Z));
+def(0xc8, imm(I_16_8) | D64); // ENTER imm16, imm8. See SDM Vol. 2A, "ENTER—Make Stack Frame for Procedure Parameters".
 def(0xc9, D64);
 def(0xca, imm(I_16));
 def(0xcb, 0);
@@ -83,6 +88,7 @@ def(0xcc, 0);
 def(0xcd, imm(I_8));
 def(0xcf, 0);
 def(range(0xd0, 0xd3), MODRM);
+def(range(0xd8, 0xdf), MODRM); // x87 escapes: the forms isa/x87-minimal.ts implements, the rest "not implemented"
 def(range(0xe0, 0xe3), imm(I_REL8) | F64);
 def(range(0xe4, 0xe7), imm(I_8));
 def([0xe8, 0xe9], imm(I_RELZ) | F64);
@@ -110,6 +116,8 @@ def(range(T + 0x90, T + 0x9f), MODRM);
 def([T + 0xa0, T + 0xa1, T + 0xa8, T + 0xa9], D64);
 def(T + 0xa2, 0);
 def([T + 0xa3, T + 0xab, T + 0xb3, T + 0xbb], MODRM);
+def([T + 0xa4, T + 0xac], MODRM | imm(I_8)); // SHLD/SHRD r/m, r, imm8
+def([T + 0xa5, T + 0xad], MODRM); // SHLD/SHRD r/m, r, CL
 def([T + 0xae, T + 0xaf], MODRM);
 def([T + 0xb0, T + 0xb1, T + 0xc0, T + 0xc1], MODRM); // CMPXCHG, XADD
 def([T + 0xb6, T + 0xb7, T + 0xbe, T + 0xbf, T + 0xbc, T + 0xbd], MODRM);
@@ -192,6 +200,7 @@ export function decode(d: Insn, bits: 16 | 32 | 64, src: ByteSource): void {
   d.segOverride = segOv;
   d.invalidKind = '';
   d.invalidReason = '';
+  d.invalidKey = -1;
   d.mem = false;
   d.ripRel = false;
   d.base = -1;
@@ -389,18 +398,23 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
       break;
     case 0x178: case 0x179: if (bits === 64 || bits === 32) { /* fine */ } break;
     case 0x1ae:
-      if (d.mem ? r !== 7 : r < 5) unimpl = '0F AE (FXSAVE/XSAVE family)';
+      // Memory: FXSAVE (/0) and FXRSTOR (/1) without 66/F2/F3, CLFLUSH (/7; 66H CLFLUSHOPT runs as it). Registers: LFENCE/MFENCE/SFENCE (/5–/7).
+      if (d.mem ? !(r === 7 || ((r === 0 || r === 1) && !d.has66 && d.rep === 0)) : r < 5) unimpl = '0F AE (XSAVE/LDMXCSR family)';
       break;
     case 0x1ba: if (r < 4) bad = '0F BA /0–/3 are undefined'; break;
-    // With F3H these are TZCNT/LZCNT (different results from BSF/BSR): not implemented rather than wrong.
-    case 0x1bc: case 0x1bd: if (d.rep === 0xf3) unimpl = key === 0x1bc ? 'TZCNT' : 'LZCNT'; break;
+    // With F3H these are TZCNT/LZCNT where the model reports BMI1/LZCNT, else BSF/BSR: the interpreter decides.
     case 0x1c7: {
       // Memory forms: VMPTRLD/VMCLEAR/VMXON (/6), VMPTRST (/7). Register forms: RDRAND (/6), RDSEED (/7); with
       // F3H they are SENDUIPI and RDPID.
-      const ok = d.mem ? (r === 6 && (d.rep === 0xf3 || d.rep === 0)) || (r === 6 && d.has66) || r === 7 : (r === 6 || r === 7) && d.rep === 0;
-      if (!ok) unimpl = d.mem ? '0F C7 /1 (CMPXCHG8B/16B) and friends' : d.rep === 0xf3 ? 'RDPID/SENDUIPI' : '0F C7 register forms other than RDRAND/RDSEED';
+      // Memory /1: CMPXCHG8B (CMPXCHG16B with REX.W).
+      const ok = d.mem ? r === 1 || (r === 6 && (d.rep === 0xf3 || d.rep === 0)) || (r === 6 && d.has66) || r === 7 : (r === 6 || r === 7) && d.rep === 0;
+      if (!ok) unimpl = d.mem ? `0F C7 /${r} with memory (XRSTORS/XSAVEC/XSAVES)` : d.rep === 0xf3 ? 'RDPID/SENDUIPI' : '0F C7 register forms other than RDRAND/RDSEED';
+      if (!d.mem && r === 1) bad = 'CMPXCHG8B/16B need a memory operand';
       break;
     }
+    case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+      if (!x87Implemented(key, d.mem, d.reg, d.rm)) unimpl = `x87 ${hexDigits(key, 2)} ${d.mem ? `/${r} with memory` : hexDigits(0xc0 | (r << 3) | (d.rm & 7), 2)} (x87 arithmetic and the other x87 forms)`;
+      break;
     case 0x280: case 0x281: case 0x282:
       if (!d.has66) bad = '0F 38 80/81/82 without 66H';
       else if (!d.mem) bad = 'INVEPT/INVVPID/INVPCID need a memory operand';
@@ -411,10 +425,14 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
     d.invalidKind = bad ? 'invalid' : 'unimplemented';
     d.invalidReason = bad || `${unimpl}: valid x86 but not implemented by VMX Lab`;
     d.op = OP_INVALID;
+    d.invalidKey = key;
   }
-  if (d.lock && !lockable(key, d)) {
+  // LOCK misuse is judged only for instructions VMX Lab implements: for the others the "not implemented"
+  // explanation stays (a LOCK CMPXCHG8B was once reported as a LOCK misuse because CMPXCHG8B was missing).
+  if (d.lock && d.op !== OP_INVALID && !lockable(key, d)) {
     d.op = OP_INVALID;
     d.invalidKind = 'invalid';
+    d.invalidKey = key;
     d.invalidReason = 'LOCK prefix on an instruction that cannot be locked (or with a register destination)';
   }
 }
@@ -430,10 +448,12 @@ function lockable(key: number, d: Insn): boolean {
   if ((key === 0xfe || key === 0xff) && r < 2) return true;
   if (key === 0x1ab || key === 0x1b3 || key === 0x1bb || (key === 0x1ba && r >= 5)) return true;
   if (key === 0x1b0 || key === 0x1b1 || key === 0x1c0 || key === 0x1c1) return true;
+  if (key === 0x1c7 && r === 1) return true; // CMPXCHG8B/16B
   return false;
 }
 
 function classifyInvalid(d: Insn, key: number, bits: number): void {
+  d.invalidKey = key;
   const text = key < 0x100 ? hexDigits(key, 2) : key < 0x200 ? `0F ${hexDigits(key & 0xff, 2)}` : key < 0x300 ? `0F 38 ${hexDigits(key & 0xff, 2)}` : `0F 3A ${hexDigits(key & 0xff, 2)}`;
   d.opcodeText = text;
   if (INVALID_ALWAYS.has(key) || (bits === 64 && INVALID_IN_64.has(key))) {

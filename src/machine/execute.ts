@@ -32,6 +32,13 @@ import {
 } from './vmx-seam.ts';
 import { readPerformanceCounter } from './performance-counters.ts';
 import { ACCESS_READ } from './paging.ts';
+import { shiftDouble } from './isa/shift-double.ts';
+import { zeroCount, zeroCountEnabled } from './isa/bit-count.ts';
+import { cmpxchgWide } from './isa/cmpxchg-wide.ts';
+import { enter, popa, pusha } from './isa/legacy-stack.ts';
+import { lahfSahf } from './isa/lahf-sahf.ts';
+import { fwait, requireFpu, x87 } from './isa/x87-minimal.ts';
+import { fxsaveRestore } from './isa/fxsave.ts';
 
 const CANON = 2 ** 47;
 const DF_MASK = RFLAGS.DF;
@@ -115,6 +122,13 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       lp.rip = next;
       return false;
     }
+    case 0x60: return pusha(lp, d, next);
+    case 0x61: return popa(lp, d, next);
+    case 0x9b: return fwait(lp, next);
+    case 0x9e: case 0x9f: return lahfSahf(lp, d, next);
+    case 0xc8: return enter(lp, d, next);
+    case 0xd8: case 0xd9: case 0xda: case 0xdb: case 0xdc: case 0xdd: case 0xde: case 0xdf:
+      return x87(lp, d, next);
     case 0x63: { // MOVSXD r, r/m32
       const v = readRM(lp, d, 4);
       if (d.opSize === 8) setReg(lp, d.reg, 8, d.rex, v, v >> 31);
@@ -554,7 +568,9 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       lp.rip = next;
       return false;
     }
-    case 0x1ae: { // CLFLUSH m8 (a read-access check, no data effect), or LFENCE/MFENCE/SFENCE
+    case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad: return shiftDouble(lp, d, next);
+    case 0x1ae: { // FXSAVE/FXRSTOR; CLFLUSH m8 (a read-access check, no data effect), or LFENCE/MFENCE/SFENCE
+      if (d.mem && (d.reg & 7) <= 1) return fxsaveRestore(lp, d, next, (d.reg & 7) === 1);
       if (d.mem) {
         const la = linearAddress(lp, d, 1);
         lp.translate(la, ACCESS_READ);
@@ -595,7 +611,8 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       lp.rip = next;
       return false;
     }
-    case 0x1bc: case 0x1bd: { // BSF / BSR
+    case 0x1bc: case 0x1bd: { // BSF / BSR; F3H: TZCNT / LZCNT where the model has them (else the prefix is ignored)
+      if (d.rep === 0xf3 && zeroCountEnabled(lp, op)) return zeroCount(lp, d, next);
       const v = readRM(lp, d, d.opSize);
       const vh = d.opSize === 8 ? scratch.hi : 0;
       const lo = d.opSize === 2 ? v & 0xffff : v;
@@ -630,6 +647,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 0x1c7: { // VMPTRLD / VMCLEAR / VMXON (/6), VMPTRST (/7); register forms RDRAND (/6), RDSEED (/7)
       const r = d.reg & 7;
       if (!d.mem) return randomNumber(lp, d, next, r === 6 ? 'rdrand' : 'rdseed');
+      if (r === 1) return cmpxchgWide(lp, d, next);
       const m: VmxMnemonic = r === 7 ? 'VMPTRST' : d.rep === 0xf3 ? 'VMXON' : d.has66 ? 'VMCLEAR' : 'VMPTRLD';
       return vmxInstruction(lp, d, next, m);
     }
@@ -647,6 +665,8 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 0x282:
       return invpcid(lp, d, next);
     case OP_INVALID:
+      // An x87 escape VMX Lab does not implement still takes its #NM first (CR0.EM/TS), as the FPU would.
+      if (d.invalidKind === 'unimplemented' && d.invalidKey >= 0xd8 && d.invalidKey <= 0xdf) requireFpu(lp, `x87 opcode ${d.invalidKey.toString(16).toUpperCase()}H`);
       throw ud(d.invalidReason || 'invalid opcode', 'SDM Vol. 2D, "Opcode Map"');
   }
   if (op >= 0x140 && op <= 0x14f) { // CMOVcc

@@ -47,6 +47,8 @@ export class Insn {
   /** For OP_INVALID: why. 'invalid' = not an x86 instruction here; 'unimplemented' = valid x86, not in VMX Lab. */
   invalidKind: '' | 'invalid' | 'unimplemented' = '';
   invalidReason = '';
+  /** For OP_INVALID: the opcode key that was refused (-1 otherwise), e.g. so an x87 escape still gets its #NM. */
+  invalidKey = -1;
   /** Opcode bytes without prefixes, for messages. */
   opcodeText = '';
 
@@ -56,7 +58,7 @@ export class Insn {
     this.reg = o.reg; this.rm = o.rm; this.mem = o.mem; this.seg = o.seg; this.segOverride = o.segOverride;
     this.base = o.base; this.index = o.index; this.scale = o.scale; this.disp = o.disp; this.ripRel = o.ripRel;
     this.imm = o.imm; this.immHi = o.immHi; this.imm2 = o.imm2; this.invalidKind = o.invalidKind;
-    this.invalidReason = o.invalidReason; this.opcodeText = o.opcodeText;
+    this.invalidReason = o.invalidReason; this.invalidKey = o.invalidKey; this.opcodeText = o.opcodeText;
   }
 }
 

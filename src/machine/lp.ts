@@ -19,6 +19,7 @@ import { Tlb, TLB_MASK, PERM_WRITE_S, PERM_WRITE_U } from './tlb.ts';
 import { walk, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, type Access, type GpaAccessInfo } from './paging.ts';
 import { AddressMonitor } from './address-monitor.ts';
 import { RandomSource } from './random-source.ts';
+import { FpuState } from './isa/fpu-state.ts';
 import type { VmxUnit } from './vmx-seam.ts';
 import { intelHex } from '../util/hex.ts';
 
@@ -141,6 +142,8 @@ export class LogicalProcessor {
   cr8 = 0;
   efer = 0;
   xcr0 = 1;
+  /** x87/SSE state (FCW, FSW, tag word, MXCSR, register images): see isa/fpu-state.ts. INIT leaves it alone. */
+  readonly fpu = new FpuState();
   readonly dr: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n, BigInt(DR6.FIXED1), BigInt(DR7_FIXED1)];
   /** IA32_APIC_BASE. */
   apicBase = 0;

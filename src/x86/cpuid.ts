@@ -95,6 +95,8 @@ export const CPUID_FEATURE = {
 
   // Leaf 7 subleaf 0. See "Structured Extended Feature Flags Enumeration Leaf".
   FSGSBASE: f(7, 'ebx', 0),
+  /** Bit-manipulation group 1; F3 0F BC is TZCNT (not BSF) when set. */
+  BMI1: f(7, 'ebx', 3),
   SMEP: f(7, 'ebx', 7),
   INVPCID: f(7, 'ebx', 10),
   RDSEED: f(7, 'ebx', 18),
@@ -105,6 +107,8 @@ export const CPUID_FEATURE = {
 
   // Leaf 80000001H. See "Extended Function CPUID Information".
   LAHF_LM: f(0x80000001, 'ecx', 0),
+  /** LZCNT (ABM); F3 0F BD is LZCNT (not BSR) when set. */
+  LZCNT: f(0x80000001, 'ecx', 5),
   SYSCALL: f(0x80000001, 'edx', 11),
   NX: f(0x80000001, 'edx', 20),
   PDPE1GB: f(0x80000001, 'edx', 26),
