@@ -294,3 +294,30 @@ second: mov dword [rbx], 3
     expect(k.read32(k.phys_to_virt(run.data))).toBe(2); // the stale writable translation served the second write
   });
 });
+
+describe('EPTP switching (VMFUNC 0)', () => {
+  it('the next access walks the new EPT', () => {
+    let other = 0n;
+    const run = runUnderEpt({
+      model: SKYLAKE,
+      source: (d) => `bits 64\n mov rbx, ${d}\n mov dword [rbx], 1\n xor eax, eax\n mov ecx, 1\n vmfunc\n mov dword [rbx], 2\n cpuid\n hlt`,
+      setup: (_ept, data, host) => {
+        const k = host.kernel, cpu = k.cpu();
+        // A second EPT, the same but with `data` mapped to another host page; EPTP list = [first, second].
+        const second = new TestEpt(k, false);
+        other = k.virt_to_phys(k.get_zeroed_page());
+        second.set(data, other | RWX | WB);
+        const list = k.get_zeroed_page();
+        k.write64(list, read(cpu, 'EPT_POINTER'));
+        k.write64(list + 8n, second.eptp(false));
+        write(host, cpu, 'SECONDARY_VM_EXEC_CONTROL', read(cpu, 'SECONDARY_VM_EXEC_CONTROL') | BigInt(VMX_CONTROL.SECONDARY_EXEC_ENABLE_VMFUNC));
+        write(host, cpu, 'VM_FUNCTION_CONTROL', 1);
+        write(host, cpu, 'EPTP_LIST_ADDRESS', k.virt_to_phys(list));
+      },
+    });
+    const k = run.host.kernel;
+    expect(run.exits.map((e) => e.reason), run.why()).toEqual([EXIT_CPUID, EXIT_HLT]);
+    expect(k.read32(k.phys_to_virt(run.data))).toBe(1);
+    expect(k.read32(k.phys_to_virt(other))).toBe(2);
+  });
+});

@@ -10,6 +10,7 @@ import { VMX_CONTROL as C } from '../controls.ts';
 import { eptpProblem } from '../eptp.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import type { NonRootContext } from './context.ts';
+import { attachEpt } from '../ept/attach.ts';
 import { secondaryControls } from './tsc.ts';
 import { vmxInstructionExit } from './vmx-instructions.ts';
 
@@ -32,6 +33,7 @@ export function vmfunc(ctx: NonRootContext, insn: VmxInstruction): void {
   const eptp = ctx.lp.memory.read64(Number(ctx.read64('EPTP_LIST_ADDRESS')) + 8 * index);
   if (eptpProblem(eptp, ctx.caps, ctx.lp.maxPhysAddr) !== null) return exit();
   ctx.state.current!.writeByName('EPT_POINTER', eptp);
-  // Translations derived from the old EPTP must not be used for the new one.
-  ctx.lp.tlb.flushAll();
+  // The guest's memory path now walks the new EPT; mappings cached for the old EP4TA stay with it (they are tagged by
+  // it) and are not used for the new one. See SDM Vol. 3C, "EPTP Switching".
+  attachEpt(ctx);
 }
