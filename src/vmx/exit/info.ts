@@ -3,7 +3,7 @@
 // an exit that is not caused by an instruction) breaks visibly in tests.
 // See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
 import type { VmcsAccess } from '../transition/vmcs-access.ts';
-import { slotsOf } from '../transition/vmcs-access.ts';
+import { slotsOf, type VmcsSlots } from '../transition/vmcs-access.ts';
 import { SLOT } from '../vmcs.ts';
 import { INTR_INFO } from '../transition/interruption-info.ts';
 import type { ExitReasonNumber } from '../exit-reasons.ts';
@@ -55,8 +55,8 @@ export function recordExitInformation(access: VmcsAccess, cause: VmExitCause): v
   // Bits 15:0 basic reason; bit 31 clear (a true VM exit, not a VM-entry failure); bits 30:16 clear here.
   vmcs.writeLow(VM_EXIT_REASON, cause.reason & 0xffff);
   vmcs.write(EXIT_QUALIFICATION, cause.qualification ?? 0n);
-  vmcs.write(GUEST_LINEAR_ADDRESS, cause.guestLinearAddress ?? UNDEFINED_64);
-  vmcs.write(GUEST_PHYSICAL_ADDRESS, cause.guestPhysicalAddress ?? UNDEFINED_64);
+  writeOrUndefined64(vmcs, GUEST_LINEAR_ADDRESS, cause.guestLinearAddress);
+  writeOrUndefined64(vmcs, GUEST_PHYSICAL_ADDRESS, cause.guestPhysicalAddress);
   vmcs.writeLow(VM_EXIT_INTR_INFO, cause.interruptionInfo ?? UNDEFINED_INVALID_INFO);
   vmcs.writeLow(VM_EXIT_INTR_ERROR_CODE, cause.interruptionErrorCode ?? UNDEFINED_32);
   vmcs.writeLow(IDT_VECTORING_INFO_FIELD, cause.idtVectoringInfo ?? UNDEFINED_INVALID_INFO);
@@ -67,3 +67,15 @@ export function recordExitInformation(access: VmcsAccess, cause: VmExitCause): v
   // See SDM Vol. 3C, "Recording VM-Exit Information and Updating VM-Entry Control Fields".
   vmcs.writeLow(VM_ENTRY_INTR_INFO_FIELD, (vmcs.readLow(VM_ENTRY_INTR_INFO_FIELD) & ~INTR_INFO.VALID) >>> 0);
 }
+
+/** `value`, or UNDEFINED_64 written as its two 32-bit halves (no BigInt arithmetic on every VM exit). */
+function writeOrUndefined64(vmcs: VmcsSlots, slot: number, value: bigint | undefined): void {
+  if (value !== undefined) {
+    vmcs.write(slot, value);
+    return;
+  }
+  vmcs.writeLow(slot, UNDEFINED_32);
+  vmcs.writeHigh(slot, UNDEFINED_32);
+}
+// UNDEFINED_64 is UNDEFINED_32 in both halves, as writeOrUndefined64 writes it.
+if (UNDEFINED_64 !== (BigInt(UNDEFINED_32) << 32n | BigInt(UNDEFINED_32))) throw new Error('UNDEFINED_64 must repeat UNDEFINED_32');

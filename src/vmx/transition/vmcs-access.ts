@@ -42,6 +42,8 @@ export interface VmcsSlots {
   readLow(slot: number): number;
   /** A 16/32-bit field (truncated to its width), or a wider one with bits 63:32 cleared. */
   writeLow(slot: number, value: number): void;
+  /** Bits 63:32 of a 64-bit or natural-width field (bits 31:0 kept). */
+  writeHigh(slot: number, value: number): void;
 }
 
 /** The slot view of `vmcs`: its cached VMCS itself when it has one, else an adapter by field name. */
@@ -94,6 +96,10 @@ class NamedSlots implements VmcsSlots {
   }
   writeLow(slot: number, value: number): void {
     writeField32(this.vmcs, nameOf(slot), value);
+  }
+  writeHigh(slot: number, value: number): void {
+    const name = nameOf(slot);
+    this.vmcs.write(name, (this.vmcs.read(name) & 0xffffffffn) | (BigInt(value >>> 0) << 32n));
   }
 }
 
