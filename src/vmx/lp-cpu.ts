@@ -141,7 +141,7 @@ export class LpVmxCpu implements VmTransitionCpu {
     if (table === 'GDTR') this.lp.lgdt(base, limit);
     else this.lp.lidt(base, limit);
   }
-  readRip(): bigint { return this.lp.getReg('rip'); }
+  readRip(): bigint { return BigInt.asUintN(64, BigInt(this.lp.rip)); }
   loadRip(value: bigint): void { this.lp.setReg('rip', value); }
   loadedHostRip(): void { this.lp.checkHostEntry = true; }
 

@@ -22,7 +22,7 @@ import { initSignal, interceptInNonRoot, startupIpi, vmfunc, vmFunctionsEnabled,
 import type { NonRootContext } from './nonroot/context.ts';
 import { invept, invvpid, type DescriptorOperand } from './instructions/invept-invvpid.ts';
 import {
-  fault, vmFail, type DestinationOperand, type SourceOperand, type VmxOutcome,
+  fault, vmFail, type DestinationOperand, type SourceOperand, type VmxContext, type VmxOutcome,
 } from './instructions/outcome.ts';
 import { vmclear } from './instructions/vmclear.ts';
 import { vmlaunch, vmresume } from './instructions/vmlaunch.ts';
@@ -71,6 +71,8 @@ function regOperand(insn: VmxInstruction): SourceOperand {
 export class VmxUnitImpl implements VmxUnit, NonRootContext {
   readonly state: VmxState;
   readonly cpu: LpVmxCpu;
+  /** The instructions' context for host VMREAD/VMWRITE, made once (both members are fixed for the unit's life). */
+  private readonly hostContext: VmxContext;
   private readonly observers = new VmxObservers();
 
   constructor(
@@ -79,6 +81,7 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
   ) {
     this.state = new VmxState(supportedSlots(caps));
     this.cpu = new LpVmxCpu(lp, caps);
+    this.hostContext = { cpu: this.cpu, state: this.state };
   }
 
   get nonRoot(): boolean {
@@ -117,13 +120,13 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
    */
   hostVmread(field: number): bigint {
     this.state.instructionSeq++;
-    const outcome = vmread({ cpu: this.cpu, state: this.state }, { kind: 'value', value: field >>> 0 }, RESULT_OPERAND);
+    const outcome = vmread(this.hostContext, { kind: 'value', value: field >>> 0 }, RESULT_OPERAND);
     this.perform(this.lp, HOST_VMREAD, outcome);
     return outcome.kind === 'VMsucceed' ? outcome.value ?? 0n : 0n;
   }
   hostVmwrite(field: number, value: bigint): void {
     this.state.instructionSeq++;
-    const outcome = vmwrite({ cpu: this.cpu, state: this.state }, { kind: 'value', value: field >>> 0 }, { kind: 'value', value: BigInt.asUintN(64, value) });
+    const outcome = vmwrite(this.hostContext, { kind: 'value', value: field >>> 0 }, { kind: 'value', value: BigInt.asUintN(64, value) });
     this.perform(this.lp, HOST_VMWRITE, outcome);
   }
 

@@ -10,6 +10,8 @@ import { VMX_ABORT_LOAD_HOST_MSR_FAIL, VMX_ABORT_LOAD_HOST_PDPTE_FAIL, VMX_ABORT
 import { CR0, CR4, EFER } from '../../x86/control-registers.ts';
 import { PDPTE } from '../../x86/paging.ts';
 
+const CR0_PG = BigInt(CR0.PG), CR4_PAE = BigInt(CR4.PAE), EFER_LMA = BigInt(EFER.LMA);
+
 /**
  * Where the LP goes at the end of a VM exit or a VM-entry failure exit: VMX root operation with host state loaded,
  * where the caller transfers control to `rip` (= HOST_RIP); or a VMX abort.
@@ -21,8 +23,8 @@ export function finishWithHostState(ctx: TransitionContext): ExitOutcome {
   loadHostState(vmcs, cpu);
   // A 32-bit host with PAE paging needs its PDPTEs; a bad one is a VMX abort. See SDM Vol. 3C, "Loading Host
   // State" ("Loading Page-Directory-Pointer-Table Entries").
-  const paeHost = (cpu.readCr0() & BigInt(CR0.PG)) !== 0n && (cpu.readCr4() & BigInt(CR4.PAE)) !== 0n &&
-    (cpu.readEfer() & BigInt(EFER.LMA)) === 0n;
+  // (IA32_EFER.LMA first: a 64-bit host, the usual one, answers it alone.)
+  const paeHost = (cpu.readEfer() & EFER_LMA) === 0n && (cpu.readCr0() & CR0_PG) !== 0n && (cpu.readCr4() & CR4_PAE) !== 0n;
   if (paeHost) {
     const pdptes = pdptesAt(cpu, cpu.readCr3());
     const bad = pdptes.some((e) => (e & PDPTE.P) !== 0n && ((e & PDPTE.RESERVED_LOW) !== 0n || e >> BigInt(cpu.maxPhysAddr()) !== 0n));
