@@ -321,3 +321,34 @@ describe('EPTP switching (VMFUNC 0)', () => {
     expect(k.read32(k.phys_to_virt(other))).toBe(2);
   });
 });
+
+describe('EPT violations during event delivery', () => {
+  it('INT n whose stack push hits a not-present page: IDT-vectoring information, the INT length, RIP of the INT', () => {
+    let stack = 0n;
+    const run = runUnderEpt({
+      model: SKYLAKE,
+      source: (d) => `bits 64\n mov rbx, ${d}\nsoft: int 0x30\nhandler: hlt`,
+      setup: (ept, data, host) => {
+        const k = host.kernel, cpu = k.cpu();
+        const handler = read(cpu, 'GUEST_RIP') + 12n; // mov rbx, imm64 (10 bytes) + int imm8 (2 bytes)
+        // A 64-bit interrupt gate for vector 30H in an IDT on the data page.
+        const gate = k.phys_to_virt(data) + 16n * 0x30n;
+        k.write64(gate, (handler & 0xffffn) | (0x08n << 16n) | (0x8en << 40n) | (((handler >> 16n) & 0xffffn) << 48n));
+        k.write64(gate + 8n, handler >> 32n);
+        write(host, cpu, 'GUEST_IDTR_BASE', data);
+        write(host, cpu, 'GUEST_IDTR_LIMIT', 0xfff);
+        stack = (read(cpu, 'GUEST_RSP') - 8n) & ~0xfffn;
+        ept.set(stack, 0n);
+      },
+    });
+    const e = run.exits[0]!;
+    expect(e.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(e.qualification).toBe(qualificationOf({ WRITE: true, GLA_VALID: true, GLA_TRANSLATED: true }));
+    expect(e.gpa & ~0xfffn).toBe(stack);
+    expect(e.gla).toBe(e.gpa);
+    // Valid, type 4 (software interrupt), vector 30H (bit 12 is undefined here); the length of INT 30H; RIP of the INT.
+    expect(e.idtVectoring & ~0x1000n).toBe(0x80000430n);
+    expect(e.length).toBe(2n);
+    expect(e.rip).toBe(label(run, 'soft'));
+  });
+});
