@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs, type Host } from '../../kernel/testing/reference-vm.ts';
 import type { HostCpu } from '../../kernel/host-cpu.ts';
 import type { Kernel } from '../../kernel/kernel.ts';
+import { jitStats } from '../../machine/jit.ts';
 import { VMX_CONTROL } from '../controls.ts';
 import { UNDEFINED_32 } from '../exit/info.ts';
 import { qualificationOf } from './qualification.ts';
@@ -61,6 +62,8 @@ class TestEpt {
 interface EptExit {
   readonly reason: bigint; readonly qualification: bigint; readonly gpa: bigint; readonly gla: bigint;
   readonly rip: bigint; readonly length: bigint; readonly idtVectoring: bigint;
+  /** Guest RCX and RDX at the exit. */
+  readonly rcx: bigint; readonly rdx: bigint;
 }
 
 interface EptRun {
@@ -90,7 +93,7 @@ function runUnderEpt(opts: {
     const e: EptExit = {
       reason: read(c, 'VM_EXIT_REASON'), qualification: read(c, 'EXIT_QUALIFICATION'), gpa: read(c, 'GUEST_PHYSICAL_ADDRESS'),
       gla: read(c, 'GUEST_LINEAR_ADDRESS'), rip: read(c, 'GUEST_RIP'), length: read(c, 'VM_EXIT_INSTRUCTION_LEN'),
-      idtVectoring: read(c, 'IDT_VECTORING_INFO_FIELD'),
+      idtVectoring: read(c, 'IDT_VECTORING_INFO_FIELD'), rcx: c.readGpr('rcx'), rdx: c.readGpr('rdx'),
     };
     exits.push(e);
     const next = opts.onExit?.(e, { ept, cpu: c, host, eptp, data, n: exits.length }) ?? (e.reason === 10n ? 'resume' : 'stop');
@@ -350,5 +353,33 @@ describe('EPT violations during event delivery', () => {
     expect(e.idtVectoring & ~0x1000n).toBe(0x80000430n);
     expect(e.length).toBe(2n);
     expect(e.rip).toBe(label(run, 'soft'));
+  });
+});
+
+describe('EPT violations in compiled code', () => {
+  it('a loop that runs into a not-present page exits with its registers and RIP at the faulting store', () => {
+    const compiledBefore = jitStats.compiled;
+    const run = runUnderEpt({
+      model: IVYBRIDGE,
+      source: (d) => `bits 64
+ mov rbx, ${d}
+ xor ecx, ecx
+top: mov rdx, rcx
+ add rdx, 7
+store: mov [rbx + rcx*8], rdx
+ inc ecx
+ cmp ecx, 1024
+ jne top
+ hlt`,
+      setup: (ept, data) => ept.set(data + 0x1000n, 0n),
+    });
+    const e = run.exits[0]!;
+    expect(e.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(e.rip).toBe(label(run, 'store'));
+    expect(e.gpa).toBe(run.data + 0x1000n);
+    expect([e.rcx, e.rdx]).toEqual([512n, 519n]);
+    const k = run.host.kernel;
+    expect(k.read64(k.phys_to_virt(run.data) + 8n * 511n)).toBe(518n);
+    expect(jitStats.compiled).toBeGreaterThan(compiledBefore); // the loop ran as compiled code
   });
 });
