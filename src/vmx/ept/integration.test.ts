@@ -12,7 +12,7 @@ import { UNDEFINED_32 } from '../exit/info.ts';
 import { qualificationOf } from './qualification.ts';
 
 const R = 1n, W = 2n, X = 4n, WB = 6n << 3n, LARGE = 1n << 7n, ACCESSED = 1n << 8n, DIRTY = 1n << 9n;
-const RWX = R | W | X;
+const RWX = R | W | X, XU = 1n << 10n;
 const ADDR = 0x000ffffffffff000n;
 
 /** An EPT that maps the first GiB identically, with 4-KByte tables where the test wants to change single pages. */
@@ -21,26 +21,27 @@ class TestEpt {
   private readonly pdpt: bigint;
   private readonly pds = new Map<number, bigint>();
   private readonly pts = new Map<number, bigint>();
-  constructor(private readonly k: Kernel, readonly oneGig: boolean) {
+  /** `all`: the permissions of every entry the builder writes (RWX, plus XU for mode-based execute control). */
+  constructor(private readonly k: Kernel, readonly oneGig: boolean, private readonly all = RWX) {
     this.pml4 = this.page();
     this.pdpt = this.page();
-    this.k.write64(this.va(this.pml4), this.pdpt | RWX);
+    this.k.write64(this.va(this.pml4), this.pdpt | all);
     // 1-GByte page, or a page directory of 2-MByte pages.
-    if (oneGig) this.k.write64(this.va(this.pdpt), RWX | LARGE | WB);
-    else this.k.write64(this.va(this.pdpt), this.pd(0) | RWX);
+    if (oneGig) this.k.write64(this.va(this.pdpt), all | LARGE | WB);
+    else this.k.write64(this.va(this.pdpt), this.pd(0) | all);
   }
   eptp(ad: boolean): bigint { return this.pml4 | 6n | (3n << 3n) | (ad ? 1n << 6n : 0n); }
   /** The host-virtual address of the EPT PTE that maps `gpa` (splitting its 1-GByte and 2-MByte pages first). */
   pte(gpa: bigint): bigint {
     const gi = Number(gpa >> 30n), mi = Number(gpa >> 21n);
     if (gi !== 0) throw new Error('test EPT maps the first GiB only');
-    if (this.oneGig && !this.pds.has(0)) this.k.write64(this.va(this.pdpt), this.pd(0) | RWX);
+    if (this.oneGig && !this.pds.has(0)) this.k.write64(this.va(this.pdpt), this.pd(0) | this.all);
     let pt = this.pts.get(mi);
     if (pt === undefined) {
       pt = this.page();
-      for (let i = 0n; i < 512n; i++) this.k.write64(this.va(pt) + 8n * i, ((BigInt(mi) << 21n) | (i << 12n)) | RWX | WB);
+      for (let i = 0n; i < 512n; i++) this.k.write64(this.va(pt) + 8n * i, ((BigInt(mi) << 21n) | (i << 12n)) | this.all | WB);
       this.pts.set(mi, pt);
-      this.k.write64(this.va(this.pds.get(0)!) + 8n * BigInt(mi & 511), pt | RWX);
+      this.k.write64(this.va(this.pds.get(0)!) + 8n * BigInt(mi & 511), pt | this.all);
     }
     return this.va(pt) + 8n * ((gpa >> 12n) & 511n);
   }
@@ -50,7 +51,7 @@ class TestEpt {
     let pd = this.pds.get(g);
     if (pd === undefined) {
       pd = this.page();
-      for (let i = 0n; i < 512n; i++) this.k.write64(this.va(pd) + 8n * i, ((BigInt(g) << 30n) | (i << 21n)) | RWX | LARGE | WB);
+      for (let i = 0n; i < 512n; i++) this.k.write64(this.va(pd) + 8n * i, ((BigInt(g) << 30n) | (i << 21n)) | this.all | LARGE | WB);
       this.pds.set(g, pd);
     }
     return pd;
@@ -78,7 +79,7 @@ interface EptRun {
  * RIP) or 'stop'.
  */
 function runUnderEpt(opts: {
-  model: string; source: (data: bigint) => string; oneGig?: boolean; ad?: boolean;
+  model: string; source: (data: bigint) => string; oneGig?: boolean; ad?: boolean; entryPermissions?: bigint;
   setup?: (ept: TestEpt, data: bigint, host: Host) => void;
   onExit?: (e: EptExit, run: { ept: TestEpt; cpu: HostCpu; host: Host; eptp: bigint; data: bigint; n: number }) => 'resume' | 'retry' | 'stop';
 }): EptRun {
@@ -86,7 +87,7 @@ function runUnderEpt(opts: {
   const k = host.kernel, cpu = k.cpu();
   enterVmx(host, cpu);
   const data = k.virt_to_phys(k.get_zeroed_page());
-  const ept = new TestEpt(k, opts.oneGig ?? false);
+  const ept = new TestEpt(k, opts.oneGig ?? false, opts.entryPermissions ?? RWX);
   const eptp = ept.eptp(opts.ad ?? false);
   const exits: EptExit[] = [];
   const rip = k.hostEntry('ept_exit_handler', (_k, c) => {
@@ -381,5 +382,82 @@ store: mov [rbx + rcx*8], rdx
     const k = run.host.kernel;
     expect(k.read64(k.phys_to_virt(run.data) + 8n * 511n)).toBe(518n);
     expect(jitStats.compiled).toBeGreaterThan(compiledBefore); // the loop ran as compiled code
+  });
+});
+
+describe('combined TLB entries', () => {
+  const source = (d: bigint) => `bits 64\n mov rbx, ${d}\n mov dword [rbx], 1\n cpuid\n mov eax, [rbx]\nstore: mov dword [rbx], 2\n hlt`;
+
+  it('allow only what guest paging and EPT both allow (a page written before, now read-only in EPT)', () => {
+    const run = runUnderEpt({
+      model: IVYBRIDGE, source,
+      onExit: (e, r) => {
+        if (r.n === 1) {
+          r.ept.set(r.data, r.data | R | X | WB);
+          r.cpu.invept(2n, 0n);
+        }
+        return e.reason === EXIT_CPUID ? 'resume' : 'stop';
+      },
+    });
+    // The read refilled the TLB; the guest's PTE is dirty and writable, EPT is not: the store must still exit.
+    expect(run.exits.map((e) => e.reason), run.why()).toEqual([EXIT_CPUID, EXIT_EPT_VIOLATION]);
+    expect(run.exits[1]!.rip).toBe(label(run, 'store'));
+  });
+
+  it('with EPT A/D flags, allow writes only once the EPT dirty flag is set (the first write sets it)', () => {
+    const run = runUnderEpt({
+      model: SKYLAKE, ad: true, source,
+      setup: (ept, data) => { ept.pte(data); },
+      onExit: (e, r) => {
+        if (r.n === 1) {
+          expect(r.ept.get(r.data) & DIRTY).toBe(DIRTY);
+          r.ept.set(r.data, r.ept.get(r.data) & ~DIRTY); // the hypervisor harvests the dirty flag…
+          r.cpu.invept(1n, r.eptp); // …and invalidates
+        }
+        return e.reason === EXIT_CPUID ? 'resume' : 'stop';
+      },
+    });
+    expect(run.exits.map((e) => e.reason), run.why()).toEqual([EXIT_CPUID, EXIT_HLT]);
+    // The read after INVEPT cached the page clean; the store walked EPT again and set the dirty flag.
+    expect(run.ept.get(run.data) & (ACCESSED | DIRTY)).toBe(ACCESSED | DIRTY);
+  });
+});
+
+describe('mode-based execute control for EPT', () => {
+  /** Guest code `hlt` on the data page, reached with JMP; MBEC on; the data page's EPT permissions `perm`. */
+  function fetchFromData(perm: bigint, userPage: boolean): EptRun {
+    return runUnderEpt({
+      model: ICELAKE, entryPermissions: RWX | XU,
+      source: (d) => `bits 64\n mov rbx, ${d}\n jmp rbx`,
+      setup: (ept, data, host) => {
+        const k = host.kernel, cpu = k.cpu();
+        k.write8(k.phys_to_virt(data), 0xf4);
+        ept.set(data, data | perm | WB);
+        write(host, cpu, 'SECONDARY_VM_EXEC_CONTROL', read(cpu, 'SECONDARY_VM_EXEC_CONTROL') | BigInt(VMX_CONTROL.SECONDARY_EXEC_MODE_BASED_EPT_EXEC));
+        if (userPage) {
+          // U/S = 1 in the guest's PML4E 0, PDPTE 0 and the PDE of the data page: a user-mode linear address.
+          const cr3 = k.phys_to_virt(read(cpu, 'GUEST_CR3'));
+          for (const entry of [cr3, cr3 + 0x1000n, cr3 + 0x2000n + 8n * (data >> 21n)]) k.write64(entry, k.read64(entry) | 4n);
+        }
+      },
+    });
+  }
+
+  it('a supervisor-mode linear address needs X (bit 2); XU alone is not enough', () => {
+    const run = fetchFromData(R | W | XU, false);
+    expect(run.exits[0]?.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(run.exits[0]!.qualification).toBe(qualificationOf({
+      FETCH: true, READABLE: true, WRITABLE: true, USER_EXECUTABLE: true, GLA_VALID: true, GLA_TRANSLATED: true, READ_WRITE_PAGE: true,
+    }));
+  });
+
+  it('a user-mode linear address needs XU (bit 10), whatever the CPL', () => {
+    const run = fetchFromData(R | W | X, true);
+    expect(run.exits[0]?.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(run.exits[0]!.qualification).toBe(qualificationOf({
+      FETCH: true, READABLE: true, WRITABLE: true, EXECUTABLE: true, GLA_VALID: true, GLA_TRANSLATED: true, USER_LINEAR: true, READ_WRITE_PAGE: true,
+    }));
+    const ok = fetchFromData(R | XU, true);
+    expect(ok.exits.map((e) => e.reason), ok.why()).toEqual([EXIT_HLT]);
   });
 });
