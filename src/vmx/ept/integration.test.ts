@@ -461,3 +461,20 @@ describe('mode-based execute control for EPT', () => {
     expect(ok.exits.map((e) => e.reason), ok.why()).toEqual([EXIT_HLT]);
   });
 });
+
+describe('NMI unblocking due to IRET', () => {
+  it('an IRET that unblocked NMIs and then reads its frame from a not-present page sets qualification bit 12', () => {
+    const run = runUnderEpt({
+      model: SKYLAKE,
+      source: (d) => `bits 64\n mov rsp, ${d}\nreturn: iretq`,
+      setup: (ept, data, host) => {
+        write(host, host.kernel.cpu(), 'GUEST_INTERRUPTIBILITY_INFO', 8); // blocking by NMI
+        ept.set(data, 0n);
+      },
+    });
+    const e = run.exits[0]!;
+    expect(e.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(e.qualification).toBe(qualificationOf({ READ: true, GLA_VALID: true, GLA_TRANSLATED: true, NMI_UNBLOCKING: true }));
+    expect(e.rip).toBe(label(run, 'return'));
+  });
+});
