@@ -18,14 +18,16 @@
 // RIP at the start of the instruction. Before calling `execute`, the interpreter has already set `lp.rip` to
 // the next instruction (so VMsucceed/VMfail just return; VMLAUNCH/VM exits overwrite `lp.rip`).
 //
-// TLB tagging: the LP's software TLB (`src/machine/tlb.ts`) has a `tag` field folded into every entry's key.
-// VMX sets `lp.tlb.setTag(vpid, eptp)` on VM entry/exit so transitions need not flush; INVVPID/INVEPT call
-// `lp.tlb.flushAll()` (or a tagged subset later). Guest-physical → host-physical translation (EPT) plugs in via
-// `lp.gpaTranslate` (see lp.ts), called by the page walker for every guest-physical access while non-root.
+// TLB tagging: the LP's software TLB (`src/machine/tlb.ts`) tags entries by context; VMX selects the context of
+// (VPID, EPTP) with `lp.tlb.setContext` while EPT is in use (src/vmx/ept/attach.ts). Guest-physical → host-physical
+// translation (EPT) plugs in via `lp.gpaTranslate` (see lp.ts), called by the page walker for every guest-physical
+// access while non-root.
 //
-// A VM exit in the middle of an instruction (EPT violation during a page walk, or any exit VMX decides on its
-// own) is signalled by throwing `VmExitTaken` after the VMX unit has loaded host state: the interpreter then
-// abandons the instruction without further effects and without counting it.
+// A VM exit in the middle of an instruction is signalled in one of two ways. An EPT violation or misconfiguration
+// throws a `PendingVmExit` (a CpuFault): guest state is written back as for any fault and the exit is performed
+// where faults are delivered, which knows the event in delivery. Any other exit VMX decides on its own throws
+// `VmExitTaken` after the VMX unit has loaded host state: the interpreter then abandons the instruction without
+// further effects and without counting it.
 //
 // See SDM Vol. 3C, "VMX Instruction Reference" and "Instructions That Cause VM Exits Conditionally".
 
