@@ -15,7 +15,7 @@ import { bootMultiboot, findMultibootHeader, MULTIBOOT_BOOTLOADER_MAGIC, MULTIBO
 import { parseElf } from './elf.ts';
 import { surveyCode, surveyElf } from './isa-survey.ts';
 import { gccWorkload } from './gcc-workload.ts';
-import { CPU_MODELS } from '../machine/cpu-model.ts';
+import { CPU_MODELS, DEFAULT_CPU_MODEL } from '../machine/cpu-model.ts';
 import { FwCfg, FW_CFG, FW_CFG_PORT_DATA, FW_CFG_PORT_SEL } from './devices/fw-cfg.ts';
 import { IoApic, IOAPIC_MMIO, IOAPIC_REG, IOREDTBL } from './devices/ioapic.ts';
 import type { LocalApic } from '../machine/apic.ts';
@@ -93,6 +93,19 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     const { outcome, output } = boot('fwcfg', { cpus: 3, memMiB: 256 });
     expect(output).toBe("fw_cfg signature 'QEMU'\nfw_cfg id 1\nfw_cfg cpus 3\nfw_cfg ram 256 MiB\n");
     expect(outcome).toMatchObject({ kind: 'debug-exit', value: 3, status: 7 });
+  });
+
+  it('isa runs SHLD/SHRD, LOCK CMPXCHG8B, PUSHA/POPA, SAHF/LAHF, ENTER, REP BSF, the x87 control words and FXSAVE/FXRSTOR', () => {
+    const checks = ['shld', 'shrd', 'lock cmpxchg8b (equal)', 'lock cmpxchg8b (different)', 'pusha/popa', 'sahf/lahf', 'enter/leave', 'rep bsf', 'fninit/fnstcw/fnstsw/fldcw/fwait'];
+    // The machine's built-in CPUID has no FXSR, and the kernel asks before it uses FXSAVE; a CPU model has it.
+    const plain = boot('isa');
+    expect(plain.output).toBe([...checks.map((c) => `${c} ok`), 'fxsave skipped: no FXSR in CPUID', ''].join('\n'));
+    expect(plain.outcome).toMatchObject({ kind: 'debug-exit', value: 0 });
+    const bytes: number[] = [];
+    const pc = createBootPc({ model: DEFAULT_CPU_MODEL, output: (b) => bytes.push(b) });
+    expect(loadKernel(pc, readFileSync(kernels.isa), 'isa.elf').ok).toBe(true);
+    expect(runBoot(pc, { budget: BUDGET })).toMatchObject({ kind: 'debug-exit', value: 0 });
+    expect(Buffer.from(bytes).toString('latin1')).toBe([...checks, 'fxsave/fxrstor'].map((c) => `${c} ok\n`).join(''));
   });
 
   it('triple: #UD with no IDT shuts the processor down, and nothing after the fault runs', () => {

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 export const KERNEL_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)));
 export const KERNEL_BUILD_DIR = join(KERNEL_DIR, 'build');
-export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer'] as const;
+export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer', 'isa'] as const;
 /** Assembly a kernel needs besides entry.S. */
 const EXTRA_ASM: Partial<Record<string, string>> = { smp: 'ap-trampoline.S' };
 /** 64-bit kernels: entry64.S switches to long mode; the C is compiled with -m64 and linked as ELF64. */
