@@ -33,7 +33,8 @@ export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
 
   // --- PDPTEs: with EPT and PAE paging they come from the VMCS. See SDM Vol. 3C, "Loading Page-Directory-
   // Pointer-Table Entries".
-  if (guestUsesPaePaging(v)) cpu.loadPdptes(guestPdptes(v).values);
+  // (An IA-32e mode guest, the usual one, answers the PAE-paging question without reading CR0 and CR4.)
+  if (!v.ia32eModeGuest && guestUsesPaePaging(v)) cpu.loadPdptes(guestPdptes(v).values);
 
   // --- Non-register state. See SDM Vol. 3C, "Updating Non-Register State".
   cpu.setActivityState(vmcs.readLow(GUEST_ACTIVITY_STATE));

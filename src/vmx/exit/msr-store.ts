@@ -1,7 +1,7 @@
 // The VM-exit MSR-store area: the guest's MSRs saved on a VM exit. A bad entry cannot fail a VM exit the way a VM
 // entry fails: it causes a VMX abort. See SDM Vol. 3C, "Saving MSRs".
 import type { VmTransitionCpu } from '../transition/transition-cpu.ts';
-import type { VmcsAccess } from '../transition/vmcs-access.ts';
+import { readField32, type VmcsAccess } from '../transition/vmcs-access.ts';
 import { isX2apicMsr, msrAreaEntryAddress } from '../transition/msr-area.ts';
 import { MSR_IA32_SMBASE } from '../../x86/msr.ts';
 
@@ -11,8 +11,10 @@ import { MSR_IA32_SMBASE } from '../../x86/msr.ts';
  * cause a machine check; this CPU takes it ('machine-check'), which during a VM exit is a VMX abort.
  */
 export function storeExitMsrs(vmcs: VmcsAccess, cpu: VmTransitionCpu, maxEntries: number): number | 'machine-check' {
-  const count = Number(vmcs.read('VM_EXIT_MSR_STORE_COUNT') & 0xffffffffn);
+  const count = readField32(vmcs, 'VM_EXIT_MSR_STORE_COUNT');
   if (count > maxEntries) return 'machine-check';
+  // An empty list (the usual case) needs no address: every VM exit gets here.
+  if (count === 0) return 0;
   const base = vmcs.read('VM_EXIT_MSR_STORE_ADDR');
   for (let i = 0; i < count; i++) {
     const at = msrAreaEntryAddress(base, i);

@@ -2,7 +2,7 @@
 // after loading guest state. A bad entry cannot fail the transition: it causes a VMX abort.
 // See SDM Vol. 3C, "Loading MSRs" (under "VM Exits").
 import type { VmTransitionCpu } from './transition-cpu.ts';
-import type { VmcsAccess } from './vmcs-access.ts';
+import { readField32, type VmcsAccess } from './vmcs-access.ts';
 import { isFsGsBaseMsr, isX2apicMsr, readMsrAreaEntry } from './msr-area.ts';
 import { MSR_IA32_SMM_MONITOR_CTL } from '../../x86/msr.ts';
 
@@ -12,8 +12,10 @@ import { MSR_IA32_SMM_MONITOR_CTL } from '../../x86/msr.ts';
  * cause a machine check; this CPU takes it ('machine-check'), which during a VM exit is a VMX abort.
  */
 export function loadExitMsrs(vmcs: VmcsAccess, cpu: VmTransitionCpu, maxEntries: number): number | 'machine-check' {
-  const count = Number(vmcs.read('VM_EXIT_MSR_LOAD_COUNT') & 0xffffffffn);
+  const count = readField32(vmcs, 'VM_EXIT_MSR_LOAD_COUNT');
   if (count > maxEntries) return 'machine-check';
+  // An empty list (the usual case) needs no address: every VM exit gets here.
+  if (count === 0) return 0;
   const base = vmcs.read('VM_EXIT_MSR_LOAD_ADDR');
   for (let i = 0; i < count; i++) {
     const e = readMsrAreaEntry(cpu, base, i);
