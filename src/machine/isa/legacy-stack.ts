@@ -57,7 +57,7 @@ export function enter(lp: LogicalProcessor, d: Insn, next: number): boolean {
       const bp = sas === 8 ? lp.regHi[RBP]! * 4294967296 + (lp.regLo[RBP]! >>> 0) : sas === 4 ? saved[2] >>> 0 : saved[2] & 0xffff;
       for (let i = 1; i < level; i++) {
         const off = sas === 8 ? bp - i * size : sas === 4 ? (bp - i * size) >>> 0 : (bp - i * size) & 0xffff;
-        const v = readMem(lp, sas === 8 ? off : segmentLinear(lp, SS, off, size), size);
+        const v = readMem(lp, segmentLinear(lp, SS, off, size), size); // canonical/limit checks as for any SS access
         push(lp, size, v, scratch.hi);
       }
       push(lp, size, frameTemp, frameTempHi);
