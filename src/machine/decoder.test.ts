@@ -198,6 +198,7 @@ describe('decoder vs iced-x86: the instructions freestanding gcc kernels need', 
     ['FNSTSW', [0xdf, 0xe0], 32], ['FNSTSW', [0xdd, 0x38], 64], ['FNOP', [0xd9, 0xd0], 32], ['WAIT', [0x9b], 32],
     ['FXSAVE', [0x0f, 0xae, 0x00], 32], ['FXRSTOR', [0x0f, 0xae, 0x4d, 0x10], 64], ['FXSAVE64', [0x48, 0x0f, 0xae, 0x07], 64],
     ['FXRSTOR64', [0x49, 0x0f, 0xae, 0x0c, 0x24], 64],
+    ['LDMXCSR', [0x0f, 0xae, 0x16], 64], ['STMXCSR', [0x0f, 0xae, 0x5c, 0x24, 0x04], 32],
   ];
   it('decodes each form as iced-x86 does (mnemonic, length, operands)', () => {
     for (const [name, b, bits] of forms) {

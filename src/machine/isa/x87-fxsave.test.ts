@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { harness, NO_EXCEPTION, DATA } from './testing-harness.ts';
 import { CPUID_FEATURE } from '../../x86/cpuid.ts';
-import { CR0 } from '../../x86/control-registers.ts';
+import { CR0, CR4 } from '../../x86/control-registers.ts';
 import { FX } from './fxsave.ts';
 
 const h = harness();
@@ -132,5 +132,31 @@ describe('FXSAVE / FXRSTOR', () => {
     expect(h.run(FXSAVE, { rsi: BigInt(AREA) })).toBe(6);
     h.forceCpuid(new Map());
     expect(h.run([0xf0, ...FXSAVE], { rsi: BigInt(AREA) }), 'LOCK FXSAVE').toBe(6);
+  });
+});
+
+describe('LDMXCSR / STMXCSR', () => {
+  const LDMXCSR = [0x0f, 0xae, 0x16], STMXCSR = [0x0f, 0xae, 0x1e];
+  it('load and store MXCSR (the register FXSAVE saves); #GP(0) for bits outside MXCSR_MASK', () => {
+    h.forceCpuid(new Map());
+    h.lp.cr4 |= CR4.OSFXSR;
+    try {
+      fc.assert(fc.property(fc.integer({ min: 0, max: 0xffff }), (v) => {
+        h.machine.memory.write(DATA, 4, BigInt(v));
+        expect(h.run([...LDMXCSR, 0x0f, 0xae, 0x5e, 0x04], RSI)).toBe(NO_EXCEPTION); // ldmxcsr [rsi]; stmxcsr [rsi+4]
+        expect(Number(h.machine.memory.read(DATA + 4, 4))).toBe(v);
+        expect(h.lp.fpu.mxcsr).toBe(v);
+      }), { numRuns: 50, seed: 3 });
+      h.machine.memory.write(DATA, 4, 0x1f80n | 0x10000n);
+      expect(h.run(LDMXCSR, RSI)).toBe(13);
+      expect(h.run(STMXCSR, RSI, { cr0: { set: CR0.TS } })).toBe(7);
+      expect(h.run(STMXCSR, RSI, { cr0: { set: CR0.EM } }), 'CR0.EM = 1 is #UD for SSE').toBe(6);
+      h.forceCpuid(new Map([[CPUID_FEATURE.SSE, false]]));
+      expect(h.run(STMXCSR, RSI)).toBe(6);
+      h.forceCpuid(new Map());
+    } finally {
+      h.lp.cr4 &= ~CR4.OSFXSR;
+    }
+    expect(h.run(STMXCSR, RSI), 'CR4.OSFXSR = 0').toBe(6);
   });
 });
