@@ -8,7 +8,7 @@ import type { HostCpu } from '../../kernel/host-cpu.ts';
 import type { Kernel } from '../../kernel/kernel.ts';
 import { jitStats } from '../../machine/jit.ts';
 import { VMX_CONTROL } from '../controls.ts';
-import { UNDEFINED_32 } from '../exit/info.ts';
+import { UNDEFINED_32, UNDEFINED_64 } from '../exit/info.ts';
 import { qualificationOf } from './qualification.ts';
 
 const R = 1n, W = 2n, X = 4n, WB = 6n << 3n, LARGE = 1n << 7n, ACCESSED = 1n << 8n, DIRTY = 1n << 9n;
@@ -232,6 +232,9 @@ describe('EPT misconfigurations (exit reason 49)', () => {
     expect(e.gpa).toBe(run.data + 0x44n);
     expect(e.qualification).toBe(0n);
     expect(e.rip).toBe(label(run, 'load'));
+    // Defined only for violations and instructions: undefined (poisoned) here.
+    expect(e.gla).toBe(UNDEFINED_64);
+    expect(e.length).toBe(BigInt(UNDEFINED_32));
     expect(run.host.vmx[0]!.lastDiagnosis()?.rule).toBe('ept-write-without-read');
   });
 });
