@@ -398,9 +398,9 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
       break;
     case 0x178: case 0x179: if (bits === 64 || bits === 32) { /* fine */ } break;
     case 0x1ae:
-      // Memory: FXSAVE (/0), FXRSTOR (/1), LDMXCSR (/2), STMXCSR (/3) without 66/F2/F3; CLFLUSH (/7; 66H CLFLUSHOPT
-      // runs as it). Registers: LFENCE/MFENCE/SFENCE (/5–/7).
-      if (d.mem ? !(r === 7 || (r <= 3 && !d.has66 && d.rep === 0)) : r < 5) unimpl = '0F AE (XSAVE family)';
+      // Memory: FXSAVE (/0), FXRSTOR (/1), LDMXCSR (/2), STMXCSR (/3), XSAVE (/4), XRSTOR (/5) without 66/F2/F3;
+      // CLFLUSH (/7; 66H CLFLUSHOPT runs as it). Registers: LFENCE/MFENCE/SFENCE (/5–/7).
+      if (d.mem ? !(r === 7 || (r <= 5 && !d.has66 && d.rep === 0)) : r < 5) unimpl = '0F AE (XSAVEOPT/CLWB/… )';
       break;
     case 0x1ba: if (r < 4) bad = '0F BA /0–/3 are undefined'; break;
     // With F3H these are TZCNT/LZCNT where the model reports BMI1/LZCNT, else BSF/BSR: the interpreter decides.

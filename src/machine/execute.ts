@@ -40,6 +40,7 @@ import { lahfSahf } from './isa/lahf-sahf.ts';
 import { fwait, requireFpu, x87 } from './isa/x87-minimal.ts';
 import { fxsaveRestore } from './isa/fxsave.ts';
 import { ldStMxcsr } from './isa/mxcsr.ts';
+import { xsaveRestore } from './isa/xsave.ts';
 
 const CANON = 2 ** 47;
 const DF_MASK = RFLAGS.DF;
@@ -570,9 +571,10 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       return false;
     }
     case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad: return shiftDouble(lp, d, next);
-    case 0x1ae: { // FXSAVE/FXRSTOR, LDMXCSR/STMXCSR; CLFLUSH m8 (a read-access check, no data effect), or LFENCE/MFENCE/SFENCE
+    case 0x1ae: { // FXSAVE/FXRSTOR, LDMXCSR/STMXCSR, XSAVE/XRSTOR; CLFLUSH m8 (a read-access check, no data effect), or LFENCE/MFENCE/SFENCE
       if (d.mem && (d.reg & 7) <= 1) return fxsaveRestore(lp, d, next, (d.reg & 7) === 1);
       if (d.mem && (d.reg & 7) <= 3) return ldStMxcsr(lp, d, next, (d.reg & 7) === 2);
+      if (d.mem && (d.reg & 7) <= 5) return xsaveRestore(lp, d, next, (d.reg & 7) === 5);
       if (d.mem) {
         const la = linearAddress(lp, d, 1);
         lp.translate(la, ACCESS_READ);
