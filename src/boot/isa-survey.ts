@@ -1,12 +1,12 @@
 // Which instructions of a compiled kernel the emulated CPU would raise #UD on: every executable section of an ELF
 // file (executable or object, 32- or 64-bit) is disassembled with iced-x86 and each instruction is decoded again by
 // the emulator's decoder. What iced-x86 decodes and VMX Lab refuses is an ISA gap: "valid x86 but not implemented",
-// or refused as invalid where iced-x86 (and the SDM) accept it (e.g. LOCK CMPXCHG8B, refused as a LOCK misuse
-// because CMPXCHG8B is not implemented).
+// or refused as invalid where iced-x86 (and the SDM) accept it (a decoder bug; a LOCK prefix on an unimplemented
+// instruction is reported as "not implemented", not as a LOCK misuse).
 // This is the decoder's view: an instruction can still be refused when it runs (e.g. MOV to CR0 setting PG outside
 // IA-32e mode, since legacy paging is not implemented).
 //
-//   surveyElf(readFileSync('kernel.elf'))  → [{ address: 0x1002d0, text: 'shrd eax, edx, 0xa', reason: '…' }, …]
+//   surveyElf(readFileSync('kernel.elf'))  → [{ address: 0x1002d0, text: 'shrx eax, eax, ecx', reason: '…' }, …]
 
 import { Decoder, DecoderOptions, Formatter, FormatterSyntax } from 'iced-x86';
 import { decode, type ByteSource } from '../machine/decoder.ts';
