@@ -121,6 +121,7 @@ def([T + 0xa5, T + 0xad], MODRM); // SHLD/SHRD r/m, r, CL
 def([T + 0xae, T + 0xaf], MODRM);
 def([T + 0xb0, T + 0xb1, T + 0xc0, T + 0xc1], MODRM); // CMPXCHG, XADD
 def([T + 0xb6, T + 0xb7, T + 0xbe, T + 0xbf, T + 0xbc, T + 0xbd], MODRM);
+def(T + 0xb8, MODRM); // POPCNT (with F3H)
 def(T + 0xba, MODRM | imm(I_8));
 def(T + 0xc7, MODRM);
 def(range(T + 0xc8, T + 0xcf), 0); // BSWAP
@@ -403,6 +404,7 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
       if (d.mem ? !(r === 7 || (r <= 5 && !d.has66 && d.rep === 0)) : r < 5) unimpl = '0F AE (XSAVEOPT/CLWB/… )';
       break;
     case 0x1ba: if (r < 4) bad = '0F BA /0–/3 are undefined'; break;
+    case 0x1b8: if (d.rep !== 0xf3) bad = '0F B8 without F3H is JMPE, which exists only on Itanium processors'; break;
     // With F3H these are TZCNT/LZCNT where the model reports BMI1/LZCNT, else BSF/BSR: the interpreter decides.
     case 0x1c7: {
       // Memory forms: VMPTRLD/VMCLEAR/VMXON (/6), VMPTRST (/7). Register forms: RDRAND (/6), RDSEED (/7); with

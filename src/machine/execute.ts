@@ -41,6 +41,7 @@ import { fwait, requireFpu, x87 } from './isa/x87-minimal.ts';
 import { fxsaveRestore } from './isa/fxsave.ts';
 import { ldStMxcsr } from './isa/mxcsr.ts';
 import { xsaveRestore } from './isa/xsave.ts';
+import { popcnt } from './isa/popcnt.ts';
 
 const CANON = 2 ** 47;
 const DF_MASK = RFLAGS.DF;
@@ -615,6 +616,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       lp.rip = next;
       return false;
     }
+    case 0x1b8: return popcnt(lp, d, next);
     case 0x1bc: case 0x1bd: { // BSF / BSR; F3H: TZCNT / LZCNT where the model has them (else the prefix is ignored)
       if (d.rep === 0xf3 && zeroCountEnabled(lp, op)) return zeroCount(lp, d, next);
       const v = readRM(lp, d, d.opSize);

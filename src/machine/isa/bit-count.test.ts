@@ -75,3 +75,26 @@ describe('TZCNT / LZCNT and their BSF / BSR fallback', () => {
     expect(h.lp.getReg('rbx')).toBe(8n);
   });
 });
+
+describe('POPCNT', () => {
+  for (const [bits, prefix] of SIZES) {
+    it(`${bits}-bit: the number of 1 bits; ZF = source 0, OF SF AF CF PF cleared`, () => {
+      h.forceCpuid(new Map());
+      fc.assert(fc.property(fc.bigInt({ min: 0n, max: (1n << BigInt(bits)) - 1n }), fc.bigInt({ min: 0n, max: STATUS }), (src, flagsIn) => {
+        const bytes = [...(bits === 64 ? [0xf3, ...prefix] : [...prefix, 0xf3]), 0x0f, 0xb8, 0xda]; // popcnt ebx, edx
+        expect(h.run(bytes, { rdx: src, rbx: -1n & ((1n << 64n) - 1n) }, { rflags: flagsIn & STATUS })).toBe(NO_EXCEPTION);
+        const n = BigInt([...src.toString(2)].filter((c) => c === '1').length);
+        const mask = (1n << BigInt(bits)) - 1n;
+        expect(h.lp.getReg('rbx') & mask).toBe(n);
+        if (bits === 32) expect(h.lp.getReg('rbx') >> 32n).toBe(0n);
+        expect(h.lp.getReg('rflags') & STATUS).toBe(src === 0n ? ZF : 0n);
+      }), { numRuns: 150, seed: 23 + bits });
+    });
+  }
+  it('#UD without CPUID.01H:ECX.POPCNT; 0F B8 without F3H (JMPE) is #UD', () => {
+    h.forceCpuid(new Map([[CPUID_FEATURE.POPCNT, false]]));
+    expect(h.run([0xf3, 0x0f, 0xb8, 0xda])).toBe(6);
+    h.forceCpuid(new Map());
+    expect(h.run([0x0f, 0xb8, 0xda])).toBe(6);
+  });
+});
