@@ -108,6 +108,20 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
     expect(Buffer.from(bytes).toString('latin1')).toBe([...checks, 'fxsave/fxrstor'].map((c) => `${c} ok\n`).join(''));
   });
 
+  it('isa64 runs CMPXCHG16B, 64-bit SHLD/SHRD, LAHF/SAHF, ENTER with a level, POPCNT, FXSAVE64, XSAVE64/XRSTOR64 and LDMXCSR/STMXCSR in long mode', () => {
+    const all = ['shld/shrd (64-bit)', 'lock cmpxchg16b', 'sahf/lahf (64-bit mode)', 'enter 32, 1', 'popcnt', 'fxsave64', 'xsave64/xrstor64, ldmxcsr/stmxcsr'];
+    const bytes: number[] = [];
+    const pc = createBootPc({ model: DEFAULT_CPU_MODEL, output: (b) => bytes.push(b) });
+    expect(loadKernel(pc, readFileSync(kernels.isa64), 'isa64.elf').ok).toBe(true);
+    expect(runBoot(pc, { budget: BUDGET })).toMatchObject({ kind: 'debug-exit', value: 0 });
+    expect(Buffer.from(bytes).toString('latin1')).toBe(all.map((c) => `${c} ok\n`).join(''));
+    // The built-in CPUID reports none of CX16, LAHF-SAHF in 64-bit mode, POPCNT, FXSR, SSE: the kernel skips those.
+    const plain = boot('isa64');
+    expect(plain.outcome).toMatchObject({ kind: 'debug-exit', value: 0 });
+    expect(plain.output).toBe(['shld/shrd (64-bit) ok', 'cmpxchg16b skipped: not in CPUID', 'sahf/lahf skipped: not in CPUID', 'enter 32, 1 ok',
+      'popcnt skipped: not in CPUID', 'fxsave64 skipped: not in CPUID', 'xsave skipped: not in CPUID', ''].join('\n'));
+  });
+
   it('triple: #UD with no IDT shuts the processor down, and nothing after the fault runs', () => {
     const { outcome, output } = boot('triple');
     expect(output).toBe('about to triple-fault\n');
@@ -213,7 +227,7 @@ describe.skipIf(!canBuild)('gcc-built multiboot kernels', () => {
   });
 
   it('every instruction gcc emitted for the test kernels is one the emulator implements', () => {
-    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer', 'long', 'workload64'] as const) {
+    for (const k of ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt', 'workload', 'smp', 'acpi', 'legacy', 'timer', 'long', 'workload64', 'isa', 'isa64'] as const) {
       expect(surveyElf(readFileSync(kernels[k])), k).toEqual([]);
     }
   });

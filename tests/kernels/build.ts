@@ -18,9 +18,9 @@ export const TEST_KERNELS = ['hello', 'mbinfo', 'fwcfg', 'triple', 'spin', 'halt
 /** Assembly a kernel needs besides entry.S. */
 const EXTRA_ASM: Partial<Record<string, string>> = { smp: 'ap-trampoline.S' };
 /** 64-bit kernels: entry64.S switches to long mode; the C is compiled with -m64 and linked as ELF64. */
-export const TEST_KERNELS_64 = ['long', 'workload64'] as const;
+export const TEST_KERNELS_64 = ['long', 'workload64', 'isa64'] as const;
 /** The C source of each 64-bit kernel (workload64 is workload.c compiled for long mode). */
-const SOURCE_64: Record<(typeof TEST_KERNELS_64)[number], string> = { long: 'long.c', workload64: 'workload.c' };
+const SOURCE_64: Record<(typeof TEST_KERNELS_64)[number], string> = { long: 'long.c', workload64: 'workload.c', isa64: 'isa64.c' };
 export type TestKernel = (typeof TEST_KERNELS)[number] | (typeof TEST_KERNELS_64)[number] | 'hello64';
 
 const CFLAGS_64 = ['-m64', '-ffreestanding', '-nostdlib', '-fno-pic', '-fno-stack-protector', '-mno-red-zone', '-mgeneral-regs-only', '-O2', '-Wall', '-Werror', '-fno-asynchronous-unwind-tables'];
