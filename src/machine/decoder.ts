@@ -401,7 +401,7 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
     case 0x1ae:
       // Memory: FXSAVE (/0), FXRSTOR (/1), LDMXCSR (/2), STMXCSR (/3), XSAVE (/4), XRSTOR (/5) without 66/F2/F3;
       // CLFLUSH (/7; 66H CLFLUSHOPT runs as it). Registers: LFENCE/MFENCE/SFENCE (/5–/7).
-      if (d.mem ? !(r === 7 || (r <= 5 && !d.has66 && d.rep === 0)) : r < 5) unimpl = '0F AE (XSAVEOPT/CLWB/… )';
+      if (d.mem ? !(r === 7 || (r <= 5 && !d.has66 && d.rep === 0)) : r < 5) unimpl = '0F AE /6 with memory (XSAVEOPT, CLWB) and 66/F2/F3-prefixed 0F AE /0–/5 forms';
       break;
     case 0x1ba: if (r < 4) bad = '0F BA /0–/3 are undefined'; break;
     case 0x1b8: if (d.rep !== 0xf3) bad = '0F B8 without F3H is JMPE, which exists only on Itanium processors'; break;
