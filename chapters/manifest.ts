@@ -8,10 +8,11 @@ import vmcs from './02-vmcs/chapter.ts';
 import capabilities from './03-capabilities/chapter.ts';
 import firstLaunch from './04-first-launch/chapter.ts';
 import exits from './05-exits/chapter.ts';
+import ept from './06-ept/chapter.ts';
 
 export type { Chapter, Exercise };
 
-export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch, exits];
+export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch, exits, ept];
 
 export interface ExerciseRef {
   readonly chapter: Chapter;
