@@ -51,3 +51,30 @@ export const EPTP_RULE = 'SDM Vol. 3C, "Extended-Page-Table Pointer (EPTP)": bit
 export function show(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? hex(x) : x)) ?? String(v);
 }
+
+/**
+ * The kit's own identity map (so a test of one exercise does not grade another): guest-physical [0, bytes) →
+ * the same host-physical addresses, RWX, WB, with 1-GByte or 2-MByte pages; tables from get_zeroed_page.
+ */
+export function kitIdentityMap(k: Host['kernel'], pageSize: bigint, bytes: bigint): { pml4: bigint; pages: bigint[] } {
+  const RWX = 7n, WB = 6n << 3n, PS = 1n << 7n;
+  const page = (): bigint => {
+    const va = k.get_zeroed_page();
+    if (va === 0n) throw new Error('kit: out of memory');
+    pages.push(va);
+    return va;
+  };
+  const pages: bigint[] = [];
+  const pml4 = page(), pdpt = page();
+  k.write64(pml4, k.virt_to_phys(pdpt) | RWX);
+  for (let g = 0n; g * (1n << 30n) < bytes; g++) {
+    if (pageSize === 1n << 30n) {
+      k.write64(pdpt + 8n * g, (g << 30n) | RWX | WB | PS);
+      continue;
+    }
+    const pd = page();
+    k.write64(pdpt + 8n * g, k.virt_to_phys(pd) | RWX);
+    for (let i = 0n; i < 512n; i++) k.write64(pd + 8n * i, (g << 30n) | (i << 21n) | RWX | WB | PS);
+  }
+  return { pml4: k.virt_to_phys(pml4), pages };
+}
