@@ -9,6 +9,7 @@ import { CpuFault } from './fault.ts';
 import { Insn, OP_INVALID } from './insn.ts';
 import { hexDigits } from '../util/hex.ts';
 import { x87Implemented } from './isa/x87-minimal.ts';
+import { notImplementedReason, type RefusedForm } from './not-implemented.ts';
 
 /** Where instruction bytes come from; `byte(i)` is the i-th byte after the instruction start (may fault). */
 export interface ByteSource {
@@ -131,7 +132,9 @@ def([0x280, 0x281, 0x282], MODRM | F64);
 // Opcodes that are invalid (always, or in 64-bit mode). Everything else not SUPPORTED is valid x86 that
 // VMX Lab does not implement, and its #UD explanation says so.
 const INVALID_ALWAYS = new Set<number>([0xd6, T + 0x04, T + 0x0a, T + 0x0c, T + 0x0e, T + 0x0f, T + 0x24, T + 0x25,
-  T + 0x26, T + 0x27, T + 0x36, T + 0x39, T + 0x3b, T + 0x3c, T + 0x3d, T + 0x3e, T + 0x3f, T + 0x7a, T + 0x7b, T + 0xff]);
+  T + 0x26, T + 0x27, T + 0x36, T + 0x39, T + 0x3b, T + 0x3c, T + 0x3d, T + 0x3e, T + 0x3f, T + 0x7a, T + 0x7b, T + 0xff,
+  // 0F A6/A7 are undefined on Intel processors (VIA's PadLock used A7); 0F B9 is UD1, whose definition is #UD.
+  T + 0xa6, T + 0xa7, T + 0xb9]);
 const INVALID_IN_64 = new Set<number>([0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x60, 0x61,
   0x62, 0x82, 0x9a, 0xce, 0xd4, 0xd5, 0xea]);
 
@@ -233,7 +236,7 @@ export function decode(d: Insn, bits: 16 | 32 | 64, src: ByteSource): void {
     d.op = OP_INVALID;
     d.len = p;
     d.opSize = opSize;
-    classifyInvalid(d, key, bits);
+    classifyInvalid(d, key, bits, src, p);
     return;
   }
 
@@ -426,7 +429,7 @@ function checkEncoding(d: Insn, key: number, bits: number): void {
   if (key >= 0x178 && key <= 0x179 && (d.has66 || d.rep)) bad = 'VMREAD/VMWRITE with 66/F2/F3 prefix';
   if (bad || unimpl) {
     d.invalidKind = bad ? 'invalid' : 'unimplemented';
-    d.invalidReason = bad || `${unimpl}: valid x86 but not implemented by VMX Lab`;
+    d.invalidReason = bad || notImplementedReason({ key, bits: bits as 16 | 32 | 64, mem: d.mem, reg: r, modrm: d.mem ? -1 : 0xc0 | (r << 3) | (d.rm & 7), has66: d.has66, rep: d.rep }, unimpl);
     d.op = OP_INVALID;
     d.invalidKey = key;
   }
@@ -455,7 +458,7 @@ function lockable(key: number, d: Insn): boolean {
   return false;
 }
 
-function classifyInvalid(d: Insn, key: number, bits: number): void {
+function classifyInvalid(d: Insn, key: number, bits: number, src: ByteSource, p: number): void {
   d.invalidKey = key;
   const text = key < 0x100 ? hexDigits(key, 2) : key < 0x200 ? `0F ${hexDigits(key & 0xff, 2)}` : key < 0x300 ? `0F 38 ${hexDigits(key & 0xff, 2)}` : `0F 3A ${hexDigits(key & 0xff, 2)}`;
   d.opcodeText = text;
@@ -464,7 +467,24 @@ function classifyInvalid(d: Insn, key: number, bits: number): void {
     d.invalidReason = `invalid opcode ${text}${bits === 64 && INVALID_IN_64.has(key) ? ' in 64-bit mode' : ''}`;
   } else {
     d.invalidKind = 'unimplemented';
-    d.invalidReason = `opcode ${text}: valid x86 but not implemented by VMX Lab`;
+    const form: RefusedForm = { key, bits: bits as 16 | 32 | 64, has66: d.has66, rep: d.rep, vex: key === 0xc4 || key === 0xc5 ? vexOf(key, bits, src, p) : undefined };
+    d.invalidReason = notImplementedReason(form, `opcode ${text}`);
+  }
+}
+
+/**
+ * C4/C5 are VEX prefixes in 64-bit mode, and elsewhere when the next byte looks like a register ModRM (mod = 3);
+ * otherwise they are LES/LDS. The VEX bytes only name the table row: a fault reading them leaves the form unknown.
+ * See SDM Vol. 2A, "VEX and the LOCK prefix" and "VEX Prefix".
+ */
+function vexOf(key: number, bits: number, src: ByteSource, p: number): RefusedForm['vex'] {
+  try {
+    const b1 = src.byte(p);
+    if (bits !== 64 && (b1 & 0xc0) !== 0xc0) return undefined; // LES/LDS
+    if (key === 0xc5) return { map: 1, pp: b1 & 3, opcode: src.byte(p + 1) };
+    return { map: b1 & 0x1f, pp: src.byte(p + 1) & 3, opcode: src.byte(p + 2) };
+  } catch {
+    return { map: 0, pp: 0, opcode: -1 };
   }
 }
 
