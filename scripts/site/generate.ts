@@ -16,12 +16,14 @@ import type { EntryCheck } from '../../src/vmx/entry/rule.ts';
 import type { EntryFailureQualification, VmInstructionError } from '../../src/vmx/errors.ts';
 import type { ExitReason } from '../../src/vmx/exit-reasons.ts';
 import type { VmcsField, VmcsFieldGroup } from '../../src/vmx/fields.ts';
+import type { ModeNotImplemented, NotImplementedRow } from '../../src/machine/not-implemented.ts';
 import {
   capabilityPage,
   entryChecksPage,
   errorsPage,
   exitReasonsPage,
   layoutsPage,
+  notImplementedPage,
   vmcsFieldsPage,
   vmxOperationPage,
   type EmulatedModel,
@@ -42,6 +44,9 @@ export interface SiteTables {
   controlBits: readonly ControlBit[];
   /** Linux names of MSRs, by index. */
   msrNames: ReadonlyMap<number, string>;
+  /** What the machine does not implement: instruction groups and modes (src/machine/not-implemented.ts). */
+  notImplemented: readonly NotImplementedRow[];
+  modesNotImplemented: readonly ModeNotImplemented[];
 }
 
 export async function loadSiteTables(): Promise<SiteTables> {
@@ -52,6 +57,7 @@ export async function loadSiteTables(): Promise<SiteTables> {
   const { CPU_MODELS } = await loadModule('src/machine/cpu-model.ts');
   const { capabilitiesOf, msrAdjustmentsOf, vmxMsrsOf } = await loadModule('src/vmx/emulated-msrs.ts');
   const { CONTROL_BITS } = await loadModule('src/vmx/controls.ts');
+  const { NOT_IMPLEMENTED, MODES_NOT_IMPLEMENTED } = await loadModule('src/machine/not-implemented.ts');
   return {
     chapters: await loadChapters(),
     fields: VMCS_FIELDS,
@@ -66,6 +72,8 @@ export async function loadSiteTables(): Promise<SiteTables> {
     })),
     controlBits: CONTROL_BITS,
     msrNames: await loadMsrNames(),
+    notImplemented: NOT_IMPLEMENTED,
+    modesNotImplemented: MODES_NOT_IMPLEMENTED,
   };
 }
 
@@ -87,6 +95,7 @@ export function referencePages(t: SiteTables): Page[] {
     entryChecksPage(t.entryChecks),
     capabilityPage(t.emulatedModels, (msr) => t.msrNames.get(msr), t.controlBits),
     kernelApiPage(),
+    notImplementedPage(t.notImplemented, t.modesNotImplemented),
     layoutsPage(),
     vmxOperationPage(),
   ];
@@ -117,6 +126,7 @@ export const REFERENCE_NAV: readonly { text: string; link: string }[] = [
   { text: 'VM-entry checks', link: '/reference/entry-checks' },
   { text: 'Capability MSRs by CPU model', link: '/reference/capability-msrs' },
   { text: 'Kernel and CPU API', link: '/reference/kernel-api' },
+  { text: 'Not implemented', link: '/reference/not-implemented' },
   { text: 'Bit layouts', link: '/reference/layouts' },
   { text: 'Diagrams', link: '/reference/vmx-operation' },
   { text: 'SDM sections cited', link: '/reference/sdm' },

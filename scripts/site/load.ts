@@ -13,6 +13,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url)).replac
 export interface SiteModules {
   'chapters/manifest.ts': typeof import('../../chapters/manifest.ts');
   'src/machine/cpu-model.ts': typeof import('../../src/machine/cpu-model.ts');
+  'src/machine/not-implemented.ts': typeof import('../../src/machine/not-implemented.ts');
   'src/vmx/controls.ts': typeof import('../../src/vmx/controls.ts');
   'src/vmx/emulated-msrs.ts': typeof import('../../src/vmx/emulated-msrs.ts');
   'src/vmx/entry/index.ts': typeof import('../../src/vmx/entry/index.ts');

@@ -12,6 +12,7 @@ import { ENTRY_CHECKS } from '../../src/vmx/entry/index.ts';
 import { VM_ENTRY_FAILURE_QUALIFICATIONS, VM_INSTRUCTION_ERRORS } from '../../src/vmx/errors.ts';
 import { EXIT_REASONS } from '../../src/vmx/exit-reasons.ts';
 import { VMCS_FIELD_GROUPS, VMCS_FIELDS } from '../../src/vmx/fields.ts';
+import { MODES_NOT_IMPLEMENTED, NOT_IMPLEMENTED, notImplementedReason } from '../../src/machine/not-implemented.ts';
 import { bitsPlugin } from '../../site/.vitepress/markdown/bits.ts';
 import { diagramPlugin } from '../../site/.vitepress/markdown/diagrams.ts';
 import { sdmPlugin } from '../../site/.vitepress/markdown/sdm.ts';
@@ -27,6 +28,7 @@ import {
   errorsPage,
   exitReasonsPage,
   layoutsPage,
+  notImplementedPage,
   qualificationLayout,
   sdmMarkup,
   vmcsFieldsPage,
@@ -79,6 +81,17 @@ describe('reference pages list exactly the table entries', () => {
     for (const l of LAYOUTS.filter((x) => x.qualificationFor !== undefined)) {
       expect(EXIT_REASONS.some((r) => qualificationLayout(r) === l), l.id).toBe(true);
     }
+  });
+
+  it('not implemented: every instruction group and every mode, where the #UD explanation links', () => {
+    const html = render(notImplementedPage(NOT_IMPLEMENTED, MODES_NOT_IMPLEMENTED).content);
+    expectSameSet(anchors(html, 'ni-'), NOT_IMPLEMENTED.map((r) => r.id));
+    expectSameSet(anchors(html, 'mode-'), MODES_NOT_IMPLEMENTED.map((m) => m.id));
+    for (const r of NOT_IMPLEMENTED) expect(html).toContain(`<strong>${r.name}</strong>`);
+    // The decoder's explanation points at the row's anchor on this page.
+    const link = /see \/reference\/not-implemented#([\w-]+)\)/.exec(notImplementedReason({ key: 0x105, bits: 64 }, 'opcode 0F 05'))!;
+    expect(anchors(html, '')).toContain(link[1]);
+    expect(html).toContain('valid x86 but not implemented by VMX Lab');
   });
 
   it('VM-instruction errors and entry-failure qualifications', () => {

@@ -1,6 +1,6 @@
 // Reference pages generated from the project's own tables (src/vmx/*.ts, src/machine/cpu-model.ts,
 // src/vmx/entry/), with the tables' own types: the site can never drift from what the CPU implements. Each row
-// carries an anchor (field-NAME, exit-N, error-N, check-ID, model-NAME) that pages link to and that the tests use
+// carries an anchor (field-NAME, exit-N, error-N, check-ID, model-NAME, ni-ID) that pages link to and that the tests use
 // to compare the rendered set with the table.
 import type { CpuModel } from '../../src/machine/cpu-model.ts';
 import type { AllowedSettings, VmxCapabilities } from '../../src/vmx/capabilities.ts';
@@ -10,6 +10,7 @@ import type { EntryCheck } from '../../src/vmx/entry/rule.ts';
 import type { EntryFailureQualification, VmInstructionError } from '../../src/vmx/errors.ts';
 import type { ExitReason } from '../../src/vmx/exit-reasons.ts';
 import type { VmcsField, VmcsFieldGroup } from '../../src/vmx/fields.ts';
+import type { ModeNotImplemented, NotImplementedRow } from '../../src/machine/not-implemented.ts';
 import { hex } from '../../src/util/hex.ts';
 import { escapeCell, type Page } from './chapter-pages.ts';
 import { LAYOUTS, type Layout } from './layouts.ts';
@@ -185,6 +186,31 @@ export function exitReasonsPage(reasons: readonly ExitReason[]): Page {
     md += `| ${anchor(`exit-${r.number}`)}${r.number} | \`${r.name}\` | ${cell(r.description)} | ${qual} |\n`;
   }
   return { path: 'reference/exit-reasons.md', content: md + '\n' };
+}
+
+// ---- What VMX Lab does not implement ----
+
+/** The not-implemented table (src/machine/not-implemented.ts): instruction groups (anchor ni-ID) and modes (mode-ID). */
+export function notImplementedPage(rows: readonly NotImplementedRow[], modes: readonly ModeNotImplemented[]): Page {
+  let md = front('Not implemented', 'The x86 instructions and modes VMX Lab does not emulate, and what it raises instead.');
+  md += `# Not implemented\n\n`;
+  md +=
+    'When a program runs an instruction on this page, VMX Lab raises **#UD** with an explanation ending in ' +
+    '"valid x86 but not implemented by VMX Lab" and naming the row. That is not a bug in the program: the ' +
+    'instruction is real x86 (a real processor with the CPUID feature listed would run it), but VMX Lab does not emulate ' +
+    'it yet. A program meant for VMX Lab should use the replacement given, or be compiled without the feature ' +
+    '(for C, `-mno-sse -mno-mmx -mno-avx -mno-bmi -mno-bmi2`). Byte sequences that are not x86 at all raise #UD ' +
+    'with "invalid opcode" instead. Generated from `src/machine/not-implemented.ts`; the decoder reads the same table.\n\n';
+  md += `## Instructions\n\n| Group | Mnemonics | Encoding | CPUID feature | Notes | Instead |\n|---|---|---|---|---|---|\n`;
+  for (const r of rows) {
+    md += `| ${anchor(`ni-${r.id}`)}**${cell(r.name)}** | ${cell(r.mnemonics)} | ${cell(r.encoding)} | ${cell(r.cpuid ?? '—')} | ` +
+      `${cell(r.note)} Example: \`${r.example.bytes}\`${r.example.bits === 32 ? ' (32-bit code)' : ''}. | ${cell(r.instead ?? '—')} |\n`;
+  }
+  md += `\n## Modes and mechanisms not implemented\n\n` +
+    'These are not instructions: the machine refuses them when software enters them, with the fault below and an explanation saying so.\n\n' +
+    `| Mode or mechanism | What the machine raises | Notes |\n|---|---|---|\n`;
+  for (const m of modes) md += `| ${anchor(`mode-${m.id}`)}**${cell(m.name)}** | ${cell(m.fault)} | ${cell(m.note)} |\n`;
+  return { path: 'reference/not-implemented.md', content: md + '\n' };
 }
 
 // ---- VM-instruction errors ----

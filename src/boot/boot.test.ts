@@ -389,7 +389,7 @@ describe('ISA survey', () => {
     // add eax, ebx ; vaddps zmm0, zmm1, zmm2 (AVX-512, which no `-mno-sse` kernel needs) ; nop
     const code = Uint8Array.of(0x01, 0xd8, 0x62, 0xf1, 0x74, 0x48, 0x58, 0xc2, 0x90);
     expect(surveyCode(code, 0x1000, 32)).toEqual([
-      { address: 0x1002, text: 'vaddps zmm0,zmm1,zmm2', reason: 'opcode 62 (AVX-512 (EVEX) and BOUND, see /reference/not-implemented#evex-bound): valid x86 but not implemented by VMX Lab', kind: 'unimplemented' },
+      { address: 0x1002, text: 'vaddps zmm0,zmm1,zmm2', reason: 'opcode 62 (AVX-512 (EVEX) and BOUND, see /reference/not-implemented#ni-evex-bound): valid x86 but not implemented by VMX Lab', kind: 'unimplemented' },
     ]);
   });
 });

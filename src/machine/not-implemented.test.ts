@@ -45,7 +45,7 @@ describe('the not-implemented table', () => {
       expect(vector).toBe(UD);
       const why = h.lp.lastFault!.explanation;
       expect(why).toMatch(/valid x86 but not implemented by VMX Lab/);
-      expect(why).toContain(`(${row.name}, see /reference/not-implemented#${row.id})`);
+      expect(why).toContain(`(${row.name}, see /reference/not-implemented#ni-${row.id})`);
     });
   }
 
@@ -58,7 +58,7 @@ describe('the not-implemented table', () => {
         if (supported.has(key) || prefixes.has(key) || (key >= 0x40 && key <= 0x4f) || key === 0x138 || key === 0x13a) continue;
         const opcode = key < 0x100 ? [key] : key < 0x200 ? [0x0f, key & 0xff] : [0x0f, key < 0x300 ? 0x38 : 0x3a, key & 0xff];
         const d = decodeBytes([...opcode, 0xc0, 0, 0, 0, 0], bits);
-        if (d.invalidKind === 'unimplemented' && !d.invalidReason.includes('/reference/not-implemented#')) unnamed.push(`${bits}: ${d.invalidReason}`);
+        if (d.invalidKind === 'unimplemented' && !d.invalidReason.includes('/reference/not-implemented#ni-')) unnamed.push(`${bits}: ${d.invalidReason}`);
       }
     }
     expect(unnamed).toEqual([]);

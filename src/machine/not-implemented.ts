@@ -208,6 +208,6 @@ export function notImplementedRow(f: RefusedForm): NotImplementedRow | undefined
 /** The #UD explanation of a valid-but-not-implemented form: what was refused, and the table row that names it. */
 export function notImplementedReason(f: RefusedForm, detail: string): string {
   const row = notImplementedRow(f);
-  const group = row === undefined ? '' : ` (${row.name}, see /reference/not-implemented#${row.id})`;
+  const group = row === undefined ? '' : ` (${row.name}, see /reference/not-implemented#ni-${row.id})`;
   return `${detail}${group}: valid x86 but not implemented by VMX Lab`;
 }

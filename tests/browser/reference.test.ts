@@ -28,5 +28,7 @@ test('reference pages list exactly the entries of the project tables', async (t)
     ...compareSets('VM-instruction errors', idsWithPrefix(t, 'reference/vm-instruction-errors', 'error-'), tables.errors.map((e) => String(e.number))),
     ...compareSets('VM-entry checks', idsWithPrefix(t, 'reference/entry-checks', 'check-'), tables.entryChecks.map((c) => c.id)),
     ...compareSets('CPU models', idsWithPrefix(t, 'reference/capability-msrs', 'model-'), tables.cpuModels.map((m) => m.name)),
+    ...compareSets('not implemented', idsWithPrefix(t, 'reference/not-implemented', 'ni-'), tables.notImplemented.map((r) => r.id)),
+    ...compareSets('modes not implemented', idsWithPrefix(t, 'reference/not-implemented', 'mode-'), tables.modesNotImplemented.map((m) => m.id)),
   ], 'reference pages differ from the tables');
 });
