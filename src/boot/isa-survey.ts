@@ -3,6 +3,7 @@
 // the emulator's decoder. What iced-x86 decodes and VMX Lab refuses is an ISA gap: "valid x86 but not implemented",
 // or refused as invalid where iced-x86 (and the SDM) accept it (a decoder bug; a LOCK prefix on an unimplemented
 // instruction is reported as "not implemented", not as a LOCK misuse).
+// Each "not implemented" reason names its group in src/machine/not-implemented.ts (the site's /reference/not-implemented).
 // This is the decoder's view: an instruction can still be refused when it runs (e.g. MOV to CR0 setting PG outside
 // IA-32e mode, since legacy paging is not implemented).
 //

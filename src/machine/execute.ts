@@ -15,6 +15,7 @@ import { RFLAGS } from '../x86/flags.ts';
 import { CS, DS, ES, FS, GS, SS, RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI } from '../x86/registers.ts';
 import * as MSR from '../x86/msr.ts';
 import { CpuFault, gp, ud } from './fault.ts';
+import { modeNotImplementedReason, notImplementedReason } from './not-implemented.ts';
 import type { Insn } from './insn.ts';
 import { OP_INVALID } from './insn.ts';
 import { CF, condition, lazyCF, lazyZF, OF, ZF, STATUS_MASK } from './lazy-flags.ts';
@@ -1000,7 +1001,7 @@ function iret(lp: LogicalProcessor, d: Insn): void {
     lp.updateMode();
     return;
   }
-  if (lp.rflagsRaw & RFLAGS.NT && !(lp.efer & EFER.LMA)) throw gp(0, 'IRET with NT = 1 (task return) is not implemented by VMX Lab', 'SDM Vol. 2A, "IRET/IRETD/IRETQ—Interrupt Return"');
+  if (lp.rflagsRaw & RFLAGS.NT && !(lp.efer & EFER.LMA)) throw gp(0, modeNotImplementedReason('task-switch', 'IRET with NT = 1 (a task return)'), 'SDM Vol. 2A, "IRET/IRETD/IRETQ—Interrupt Return"');
   const ip = peek(lp, size, 0);
   const iph = scratch.hi;
   const sel = peek(lp, size, size) & 0xffff;
@@ -1386,7 +1387,7 @@ function group7(lp: LogicalProcessor, d: Insn, next: number): boolean {
       return true;
     }
   }
-  throw ud(`0F 01 /${r}: valid x86 but not implemented by VMX Lab`);
+  throw ud(notImplementedReason({ key: 0x101, bits: lp.bits, mem: d.mem, reg: r }, `0F 01 /${r}`));
 }
 
 function lmsw(lp: LogicalProcessor, d: Insn, next: number, src: number, linear: bigint | null): boolean {

@@ -4,9 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { Decoder, DecoderOptions } from 'iced-x86';
 import { harness, NO_EXCEPTION, DATA } from './isa/testing-harness.ts';
 import { NOT_IMPLEMENTED, MODES_NOT_IMPLEMENTED, notImplementedRow } from './not-implemented.ts';
+import { Machine } from './machine.ts';
+import { walk, ACCESS_READ } from './paging.ts';
+import { CpuFault } from './fault.ts';
+import { CR0, CR4 } from '../x86/control-registers.ts';
 import { decode, supportedOpcodeKeys } from './decoder.ts';
 import { Insn, OP_INVALID } from './insn.ts';
-import { CR4 } from '../x86/control-registers.ts';
 
 const UD = 6;
 const h = harness();
@@ -93,6 +96,16 @@ describe('the not-implemented table', () => {
       }
     });
   }
+
+  it('legacy paging: the #GP(0) explanation names the mode row', () => {
+    const lp = new Machine({}).cpus[0]!;
+    lp.cr0 |= CR0.PE | CR0.PG; // EFER.LMA = 0: 32-bit paging
+    let fault: unknown;
+    try { walk(lp, 0x1000, ACCESS_READ, 0); } catch (e) { fault = e; }
+    expect(fault).toBeInstanceOf(CpuFault);
+    expect((fault as CpuFault).vector).toBe(13);
+    expect((fault as CpuFault).explanation).toContain('32-bit and PAE paging not implemented by VMX Lab (see /reference/not-implemented#mode-legacy-paging)');
+  });
 
   it('looks a row up by form', () => {
     expect(notImplementedRow({ key: 0x105, bits: 64 })?.id).toBe('syscall-sysret');

@@ -188,8 +188,8 @@ export interface ModeNotImplemented {
   readonly note: string;
 }
 
-export const MODES_NOT_IMPLEMENTED: readonly ModeNotImplemented[] = [
-  { id: 'legacy-paging', name: '32-bit and PAE paging', fault: '#GP(0) on the MOV to CR0 that sets CR0.PG outside IA-32e mode',
+export const MODES_NOT_IMPLEMENTED = [
+  { id: 'legacy-paging', name: '32-bit and PAE paging', fault: '#GP(0) on the first memory access (the next instruction fetch) with CR0.PG = 1 outside IA-32e mode',
     note: 'Paging is 4-level (IA-32e) only: set EFER.LME and CR4.PAE before CR0.PG. Protected mode with paging off works.' },
   { id: 'task-switch', name: 'task switches', fault: '#GP: far JMP/CALL to a TSS or task gate; IRET with NT = 1 outside IA-32e mode',
     note: 'The TSS is used for RSP0/IST stacks only. Hardware task switching does not exist in IA-32e mode either.' },
@@ -198,7 +198,15 @@ export const MODES_NOT_IMPLEMENTED: readonly ModeNotImplemented[] = [
     note: 'In IA-32e mode interrupts from CPL 3 to CPL 0 work; in 32-bit protected mode only same-privilege interrupts do.' },
   { id: 'far-ret-outer', name: 'far RET to another privilege level', fault: '#GP(selector)', note: 'Return to user mode with IRET instead.' },
   { id: 'io-bitmap', name: 'the TSS I/O permission bitmap', fault: '#GP(0) on IN/OUT/INS/OUTS with CPL > IOPL', note: 'Only IOPL decides.' },
-];
+] as const satisfies readonly ModeNotImplemented[];
+
+export type ModeNotImplementedId = (typeof MODES_NOT_IMPLEMENTED)[number]['id'];
+
+/** The fault explanation when software enters a mode or mechanism of the table: what it did, and the row. */
+export function modeNotImplementedReason(id: ModeNotImplementedId, detail: string): string {
+  const mode = MODES_NOT_IMPLEMENTED.find((m) => m.id === id)!;
+  return `${detail}: ${mode.name} not implemented by VMX Lab (see /reference/not-implemented#mode-${id})`;
+}
 
 /** The row that names a refused form, or undefined if the table has none. */
 export function notImplementedRow(f: RefusedForm): NotImplementedRow | undefined {

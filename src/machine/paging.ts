@@ -8,6 +8,7 @@
 import { CR0, CR4, EFER } from '../x86/control-registers.ts';
 import { PF_ERROR } from '../x86/exceptions.ts';
 import { CpuFault } from './fault.ts';
+import { modeNotImplementedReason } from './not-implemented.ts';
 import type { LogicalProcessor } from './lp.ts';
 import { PERM_ALL, PERM_EXEC_S, PERM_EXEC_U, PERM_LARGE, PERM_READ_S, PERM_READ_U, PERM_WRITE_S, PERM_WRITE_U } from './tlb.ts';
 import { intelHex } from '../util/hex.ts';
@@ -107,7 +108,7 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
     return hpa;
   }
   if (!(lp.efer & EFER.LMA)) {
-    throw new CpuFault(13, 0, '32-bit and PAE paging (CR0.PG = 1 outside IA-32e mode) are not implemented by VMX Lab');
+    throw new CpuFault(13, 0, modeNotImplementedReason('legacy-paging', 'CR0.PG = 1 outside IA-32e mode (32-bit or PAE paging)'));
   }
   const hiAddr = Math.floor(la / TWO32) | 0;
   const loAddr = la >>> 0;
