@@ -346,7 +346,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       const ip = peek(lp, size, 0);
       const iph = scratch.hi;
       const sel = peek(lp, size, size) & 0xffff;
-      if ((lp.cr0 & CR0.PE) && (sel & 3) !== lp.cpl) throw gp(sel & 0xfffc, 'far RET to another privilege level is not implemented by VMX Lab', 'SDM Vol. 2B, "RET—Return From Procedure"');
+      if ((lp.cr0 & CR0.PE) && (sel & 3) !== lp.cpl) throw gp(sel & 0xfffc, modeNotImplementedReason('far-ret-outer', `RETF to RPL ${sel & 3} from CPL ${lp.cpl}`), 'SDM Vol. 2B, "RET—Return From Procedure"');
       loadCodeSegment(lp, sel, lp.cr0 & CR0.PE ? lp.cpl : 0, 'RETF');
       adjustSp(lp, size * 2 + (op === 0xca ? d.imm : 0));
       lp.rip = size === 8 ? iph * TWO32 + (ip >>> 0) : size === 4 ? ip >>> 0 : ip & 0xffff;
@@ -719,7 +719,6 @@ function checkIopl(lp: LogicalProcessor, what: string): void {
   }
 }
 
-/** I/O permission: CPL ≤ IOPL. (The TSS I/O permission bitmap is not implemented: CPL > IOPL always faults.) */
 /**
  * Protected-mode I/O permission: with CPL > IOPL the TSS's I/O permission bit map decides, and every bit for the
  * ports port … port + size − 1 must be 0. These #GP checks come before any VM exit of the I/O instruction.

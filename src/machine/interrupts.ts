@@ -9,6 +9,7 @@ import { RFLAGS } from '../x86/flags.ts';
 import { CS, SS, RSP } from '../x86/registers.ts';
 import { exceptionClass, exceptionHasErrorCode, exceptionMnemonic, DB_VECTOR, DF_VECTOR, NMI_VECTOR, PF_VECTOR } from '../x86/exceptions.ts';
 import { CpuFault } from './fault.ts';
+import { modeNotImplementedReason } from './not-implemented.ts';
 import { TR, type LogicalProcessor } from './lp.ts';
 import { readDescriptor, setAccessed } from './segmentation.ts';
 import { inVmxNonRoot, PendingVmExit, vmExitTakes, type EventInDelivery } from './vmx-seam.ts';
@@ -267,7 +268,7 @@ function deliverLegacy(lp: LogicalProcessor, vector: number, errorCode: number, 
   const csDpl = (cs.ar >>> AR.DPL_SHIFT) & 3;
   if (!(cs.ar & AR.CODE) || !(cs.ar & AR.S)) throw new CpuFault(13, (sel & 0xfffc) + ext, 'IDT gate target is not a code segment', 'SDM Vol. 3A, "IDT Descriptors"');
   if (csDpl !== lp.cpl && !(cs.ar & AR.DC)) {
-    throw new CpuFault(13, (sel & 0xfffc) + ext, 'interrupts that change privilege level in legacy protected mode are not implemented by VMX Lab', 'SDM Vol. 3A, "Exception- or Interrupt-Handler Procedures"');
+    throw new CpuFault(13, (sel & 0xfffc) + ext, modeNotImplementedReason('legacy-privilege-interrupts', `interrupt ${vector} through a gate to CPL ${csDpl} from CPL ${lp.cpl}`), 'SDM Vol. 3A, "Exception- or Interrupt-Handler Procedures"');
   }
   const frame = [lp.getRflags(), lp.segSel[CS]!, returnRip >>> 0];
   if (errorCode >= 0) frame.push(errorCode);

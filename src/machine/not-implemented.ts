@@ -197,7 +197,6 @@ export const MODES_NOT_IMPLEMENTED = [
   { id: 'legacy-privilege-interrupts', name: 'privilege-changing interrupts in legacy protected mode', fault: '#GP(selector)',
     note: 'In IA-32e mode interrupts from CPL 3 to CPL 0 work; in 32-bit protected mode only same-privilege interrupts do.' },
   { id: 'far-ret-outer', name: 'far RET to another privilege level', fault: '#GP(selector)', note: 'Return to user mode with IRET instead.' },
-  { id: 'io-bitmap', name: 'the TSS I/O permission bitmap', fault: '#GP(0) on IN/OUT/INS/OUTS with CPL > IOPL', note: 'Only IOPL decides.' },
 ] as const satisfies readonly ModeNotImplemented[];
 
 export type ModeNotImplementedId = (typeof MODES_NOT_IMPLEMENTED)[number]['id'];

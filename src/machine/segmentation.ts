@@ -2,12 +2,17 @@
 // GDT/LDT with the SDM's checks). See SDM Vol. 3A, "Segment Selectors", "Segment Descriptors",
 // "Privilege Level Checking When Accessing Data Segments" and Vol. 2B, "MOV—Move" (segment register loads).
 
-import { AR, decodeDescriptor } from '../x86/segments.ts';
+import { AR, decodeDescriptor, SYSTEM_TYPE } from '../x86/segments.ts';
 import { CR0 } from '../x86/control-registers.ts';
 import { CS, SS } from '../x86/registers.ts';
 import { CpuFault } from './fault.ts';
+import { modeNotImplementedReason } from './not-implemented.ts';
 import { LDTR, type LogicalProcessor } from './lp.ts';
 import { intelHex } from '../util/hex.ts';
+
+/** Descriptor type (access-rights bits 3:0) and the 16-bit call gate's type. See SDM Vol. 3A, "System Descriptor Types". */
+const AR_TYPE = 0xf;
+const CALL_GATE_16 = 0x4;
 
 const SDM_SEG = 'SDM Vol. 2B, "MOV—Move" (Protected Mode Exceptions for segment register loads)';
 
@@ -116,7 +121,9 @@ export function loadCodeSegment(lp: LogicalProcessor, sel: number, newCpl: numbe
   if ((sel & 0xfffc) === 0) throw new CpuFault(13, 0, `${why}: null code-segment selector`, SDM_SEG);
   const d = readDescriptor(lp, sel);
   if (!(d.ar & AR.S)) {
-    throw new CpuFault(13, sel & 0xfffc, `${why}: selector ${intelHex(sel)} names a system descriptor (call gates and task switches are not implemented by VMX Lab)`, SDM_SEG);
+    // A call gate (type 4 or CH) would change privilege through the gate; a TSS or task gate would switch tasks.
+    const callGate = (d.ar & AR_TYPE) === SYSTEM_TYPE.CALL_GATE || (d.ar & AR_TYPE) === CALL_GATE_16;
+    throw new CpuFault(13, sel & 0xfffc, modeNotImplementedReason(callGate ? 'call-gates' : 'task-switch', `${why}: selector ${intelHex(sel)} names a system descriptor`), SDM_SEG);
   }
   if (!(d.ar & AR.CODE)) throw new CpuFault(13, sel & 0xfffc, `${why}: selector ${intelHex(sel)} is not a code segment`, SDM_SEG);
   const dpl = (d.ar >>> AR.DPL_SHIFT) & 3;
