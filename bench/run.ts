@@ -38,19 +38,11 @@ function measure<T>(fn: () => T): { value: T; cpu: number; wall: number } {
   return { value, cpu: (c.user + c.system) / 1e6, wall: Number(process.hrtime.bigint() - w0) / 1e9 };
 }
 
-/**
- * loop64: the DESIGN.md loop in 64-bit mode with 4-level paging; RBX = 8000H, identity-mapped by a 2-MByte page
- * (the helper maps the first 4 GiB with 2-MByte pages). 8 instructions per iteration.
- */
-function loop64(iterations: number, jit = true): BenchResult {
-  const m = new Machine({ cpus: 1, quantum: 1 << 30 });
-  const lp = m.cpus[0]!;
-  (lp.executor as Executor).useJit = jit;
-  const origin = LONG_MODE_LAYOUT.code;
-  enterLongMode(lp, { rip: origin });
-  const { bytes } = assembleOrThrow(`
+/** The DESIGN.md loop (8 instructions per iteration), with `rbx` set by `setRbx`, then HLT. */
+function loopProgram(setRbx: string, iterations: number): string {
+  return `
     bits 64
-    mov rbx, 0x8000
+    ${setRbx}
     mov rcx, ${iterations}
     xor eax, eax
     xor edx, edx
@@ -63,7 +55,20 @@ function loop64(iterations: number, jit = true): BenchResult {
     cmp rsi, rax
     dec rcx
     jnz .loop
-    hlt`, { origin });
+    hlt`;
+}
+
+/**
+ * loop64: the DESIGN.md loop in 64-bit mode with 4-level paging; RBX = 8000H, identity-mapped by a 2-MByte page
+ * (the helper maps the first 4 GiB with 2-MByte pages). 8 instructions per iteration.
+ */
+function loop64(iterations: number, jit = true): BenchResult {
+  const m = new Machine({ cpus: 1, quantum: 1 << 30 });
+  const lp = m.cpus[0]!;
+  (lp.executor as Executor).useJit = jit;
+  const origin = LONG_MODE_LAYOUT.code;
+  enterLongMode(lp, { rip: origin });
+  const { bytes } = assembleOrThrow(loopProgram('mov rbx, 0x8000', iterations), { origin });
   m.memory.writeBytes(origin, bytes);
   const { value: r, cpu: seconds, wall } = measure(() => m.run({ maxInstructions: iterations * 8 + 100 }));
   if (r.reason !== 'all-halted') throw new Error(`loop64 did not finish: ${r.reason}`);
@@ -131,22 +136,7 @@ function eptPart(): VmmPart {
  */
 function loop64InGuest(iterations: number, ept: boolean): BenchResult {
   const host = bootHost({ model: 'skylake-i5-6300u' });
-  const guest = `
-bits 64
-        lea rbx, [rsp - 0x100]
-        mov rcx, ${iterations}
-        xor eax, eax
-        xor edx, edx
-.loop:
-        add rax, rdx
-        inc rdx
-        mov [rbx], rax
-        mov rsi, [rbx]
-        xor rsi, rdx
-        cmp rsi, rax
-        dec rcx
-        jnz .loop
-        hlt`;
+  const guest = loopProgram('lea rbx, [rsp - 0x100]', iterations);
   const hv = createHypervisor({ guest, parts: ept ? [eptPart()] : [] });
   const { value: r, cpu: seconds, wall } = measure(() => {
     const loaded = host.kernel.insmod(hv.module);
