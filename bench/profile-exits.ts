@@ -3,9 +3,7 @@
 // profiler, printed as the functions with the most self time during the run (setup and module loading left out).
 // Run it before and after a change to the exit path; the figures are shares of the run, so a noisy box matters less.
 import { Session } from 'node:inspector';
-import { bootHost } from '../src/kernel/boot-host.ts';
-import { createHypervisor } from '../solutions/05-exits/hypervisor.ts';
-import { cpuidPart } from '../solutions/05-exits/cpuid.ts';
+import { benchParts, cpuidLoopProgram, hypervisorWorkload } from './guest-workloads.ts';
 
 const exits = Number(process.argv[2] ?? 100_000);
 const rows = Number(process.argv[3] ?? 25);
@@ -13,20 +11,7 @@ const rows = Number(process.argv[3] ?? 25);
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string }; children?: number[] }
 interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
 
-const host = bootHost({ model: 'skylake-i5-6300u' });
-const hv = createHypervisor({
-  guest: `
-bits 64
-        mov r8, ${exits}
-.loop:
-        mov eax, 1
-        xor ecx, ecx
-        cpuid
-        dec r8
-        jnz .loop
-        hlt`,
-  parts: [cpuidPart()],
-});
+const workload = hypervisorWorkload('profile-exits', cpuidLoopProgram(exits), benchParts({ cpuid: true, ept: false }));
 
 const session = new Session();
 session.connect();
@@ -37,13 +22,11 @@ await post('Profiler.enable');
 await post('Profiler.setSamplingInterval', { interval: 100 });
 await post('Profiler.start');
 const c0 = process.cpuUsage();
-const loaded = host.kernel.insmod(hv.module);
-if (!loaded.ok) throw new Error(`insmod failed: ${loaded.message}`);
-host.kernel.run({ maxInstructions: exits * 5 + 1000 });
+workload.start(exits * 5 + 1000);
 const c = process.cpuUsage(c0);
 const { profile } = (await post('Profiler.stop')) as { profile: Profile };
 session.disconnect();
-if (!hv.log.halted || hv.log.exits.length !== exits + 1) throw new Error(`the guest did not finish: ${hv.log.exits.length} exits`);
+if (workload.log.exits.length !== exits + 1) throw new Error(`the guest did not finish: ${workload.log.exits.length} exits`);
 
 // Self time per function (name and file), over the samples taken while the run was under way.
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));

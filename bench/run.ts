@@ -11,14 +11,8 @@ import type { Executor } from '../src/machine/cpu.ts';
 import { enterLongMode, LONG_MODE_LAYOUT } from '../src/machine/testing/long-mode.ts';
 import { assembleOrThrow } from '../src/guest/assembler.ts';
 import { benchWatch } from './watch.ts';
-import { bootHost } from '../src/kernel/boot-host.ts';
-import { createHypervisor } from '../solutions/05-exits/hypervisor.ts';
-import { cpuidPart } from '../solutions/05-exits/cpuid.ts';
 import { gccWorkload } from '../src/boot/gcc-workload.ts';
-import { buildIdentityEpt } from '../src/kernel/testing/reference-vm.ts';
-import { VMX_CONTROL } from '../src/vmx/controls.ts';
-import { SETUP_OK, type VmmPart } from '../solutions/05-exits/hypervisor.ts';
-import { describeVmxError, vmwrite } from '../solutions/02-vmcs/vmx-access.ts';
+import { benchParts, cpuidLoopProgram, hypervisorWorkload, loopProgram } from './guest-workloads.ts';
 
 const args = new Set(process.argv.slice(2));
 const json = args.has('--json');
@@ -36,26 +30,6 @@ function measure<T>(fn: () => T): { value: T; cpu: number; wall: number } {
   const value = fn();
   const c = process.cpuUsage(c0);
   return { value, cpu: (c.user + c.system) / 1e6, wall: Number(process.hrtime.bigint() - w0) / 1e9 };
-}
-
-/** The DESIGN.md loop (8 instructions per iteration), with `rbx` set by `setRbx`, then HLT. */
-function loopProgram(setRbx: string, iterations: number): string {
-  return `
-    bits 64
-    ${setRbx}
-    mov rcx, ${iterations}
-    xor eax, eax
-    xor edx, edx
-  .loop:
-    add rax, rdx
-    inc rdx
-    mov [rbx], rax
-    mov rsi, [rbx]
-    xor rsi, rdx
-    cmp rsi, rax
-    dec rcx
-    jnz .loop
-    hlt`;
 }
 
 /**
@@ -83,70 +57,34 @@ function loop64(iterations: number, jit = true): BenchResult {
 interface ExitBenchResult { name: string; exits: number; seconds: number; exitsPerSecond: number; wallSeconds: number }
 
 /**
- * cpuid-exits: a 64-bit guest that loops on CPUID under the chapter 5 reference hypervisor (solutions/05-exits:
- * every CPUID exits, the CPUID part answers it and skips the instruction, VMRESUME), then HLTs. The figure is the
- * whole round trip — VM exit, the TypeScript handler's VMREADs/VMWRITEs, VMRESUME's entry checks, VM entry.
+ * cpuid-exits: a 64-bit guest that loops on CPUID under the reference hypervisor (solutions/05-exits: every CPUID
+ * exits, the CPUID part answers it and skips the instruction, VMRESUME), then HLTs; cpuid-exits-ept adds chapter 6's
+ * identity EPT. The figure is the whole round trip — VM exit, the TypeScript handler's VMREADs/VMWRITEs, VMRESUME's
+ * entry checks, VM entry.
  */
 function cpuidExits(iterations: number, ept = false): ExitBenchResult {
-  const host = bootHost({ model: 'skylake-i5-6300u' });
-  const guest = `
-bits 64
-        mov r8, ${iterations}
-.loop:
-        mov eax, 1
-        xor ecx, ecx
-        cpuid
-        dec r8
-        jnz .loop
-        hlt`;
-  const hv = createHypervisor({ guest, parts: ept ? [cpuidPart(), eptPart()] : [cpuidPart()] });
-  const { value: r, cpu: seconds, wall } = measure(() => {
-    const loaded = host.kernel.insmod(hv.module);
-    if (!loaded.ok) throw new Error(`cpuid-exits: insmod failed: ${loaded.message}\n${host.kernel.dmesg()}`);
-    return host.kernel.run({ maxInstructions: iterations * 5 + 1000 });
-  });
+  const name = ept ? 'cpuid-exits-ept' : 'cpuid-exits';
+  const w = hypervisorWorkload(name, cpuidLoopProgram(iterations), benchParts({ cpuid: true, ept }));
+  const { value: r, cpu: seconds, wall } = measure(() => w.start(iterations * 5 + 1000));
   // Check the run so a broken exit path cannot report a fast time: one CPUID exit per iteration, then the HLT.
-  const exits = hv.log.exits.length;
-  if (!hv.log.halted || exits !== iterations + 1 || r.hostCalls !== exits) {
-    throw new Error(`cpuid-exits did not finish: ${r.reason}, ${exits} exits, ${r.hostCalls} host calls, halted ${hv.log.halted}\n${host.kernel.dmesg()}`);
+  const exits = w.log.exits.length;
+  if (exits !== iterations + 1 || r.hostCalls !== exits) {
+    throw new Error(`${name} did not finish as it should: ${r.reason}, ${exits} exits, ${r.hostCalls} host calls`);
   }
-  return { name: ept ? 'cpuid-exits-ept' : 'cpuid-exits', exits, seconds, exitsPerSecond: exits / seconds, wallSeconds: wall };
+  return { name, exits, seconds, exitsPerSecond: exits / seconds, wallSeconds: wall };
 }
 
 /**
- * A hypervisor part that turns EPT on with an identity map of the first GiB in 2-MByte pages (the kit's
- * buildIdentityEpt), so every guest access is walked through EPT as well as the guest's own page tables.
- */
-function eptPart(): VmmPart {
-  return {
-    name: 'ept',
-    controls: { proc2: { want: VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT } },
-    setup: (v) => {
-      const w = vmwrite(v.cpu, 'EPT_POINTER', buildIdentityEpt(v.k, 1));
-      return w.ok ? SETUP_OK : { ok: false, error: `VMWRITE EPT_POINTER: ${describeVmxError(w.error)}` };
-    },
-    handlers: {},
-  };
-}
-
-/**
- * loop64-guest / loop64-ept: the loop64 loop as a guest of the chapter 5 reference hypervisor (VMX non-root
- * operation; only its final HLT exits), without and with EPT. The store goes to the guest's stack page, not its
- * code page. EPT's cost is loop64-ept against loop64-guest.
+ * loop64-guest / loop64-ept: the loop64 loop as a guest of the reference hypervisor (VMX non-root operation; only
+ * its final HLT exits), without and with chapter 6's identity EPT. The store goes to the guest's stack page, not
+ * its code page. EPT's cost is loop64-ept against loop64-guest.
  */
 function loop64InGuest(iterations: number, ept: boolean): BenchResult {
-  const host = bootHost({ model: 'skylake-i5-6300u' });
-  const guest = loopProgram('lea rbx, [rsp - 0x100]', iterations);
-  const hv = createHypervisor({ guest, parts: ept ? [eptPart()] : [] });
-  const { value: r, cpu: seconds, wall } = measure(() => {
-    const loaded = host.kernel.insmod(hv.module);
-    if (!loaded.ok) throw new Error(`loop64 in a guest: insmod failed: ${loaded.message}\n${host.kernel.dmesg()}`);
-    return host.kernel.run({ maxInstructions: iterations * 8 + 1000 });
-  });
-  if (!hv.log.halted || hv.log.exits.length !== 1) {
-    throw new Error(`loop64 in a guest did not finish: ${r.reason}, exits ${hv.log.exits.join(', ')}\n${host.kernel.dmesg()}`);
-  }
-  return { name: ept ? 'loop64-ept' : 'loop64-guest', instructions: r.instructions, seconds, mips: r.instructions / seconds / 1e6, wallSeconds: wall };
+  const name = ept ? 'loop64-ept' : 'loop64-guest';
+  const w = hypervisorWorkload(name, loopProgram('lea rbx, [rsp - 0x100]', iterations), benchParts({ cpuid: false, ept }));
+  const { value: r, cpu: seconds, wall } = measure(() => w.start(iterations * 8 + 1000));
+  if (w.log.exits.length !== 1) throw new Error(`${name}: expected only the HLT exit, got ${w.log.exits.join(', ')}`);
+  return { name, instructions: r.instructions, seconds, mips: r.instructions / seconds / 1e6, wallSeconds: wall };
 }
 
 // loop64 with the block compiler (the figure DESIGN.md targets), and the same loop interpreted from the block cache.
