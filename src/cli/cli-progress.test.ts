@@ -1,10 +1,10 @@
 // End-to-end tests of the learner CLI on a throwaway copy of the course, part 2: progress, hints, reset and
 // watch mode, as a learner meets them after some work (part 1, cli.test.ts, grades pristine stubs, solutions and
 // bad input). Runs `node bin/vmxlab.js` for real. A file of its own so the two parts run side by side.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { scratchCourse } from './scratch.ts';
+import { runVmxlab, scratchGitCourse } from './scratch.ts';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 
 // These run the real CLI (a node process, then vitest inside it): seconds, not milliseconds.
@@ -14,21 +14,10 @@ const REPO = resolve(import.meta.dirname, '../..');
 let root: string;
 const ex = (f: string) => join(root, 'exercises/00-machine', f);
 
-function vmxlab(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [join(root, 'bin/vmxlab.js'), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', ...env },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const vmxlab = (args: string[], env: Record<string, string> = {}) => runVmxlab(root, args, env);
 
 beforeAll(() => {
-  root = scratchCourse(REPO, 'vmxlab-cli-');
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, stdio: 'ignore' });
-  git('init', '-q');
-  git('add', '.');
-  git('-c', 'user.email=t@example.invalid', '-c', 'user.name=t', 'commit', '-qm', 'course');
+  root = scratchGitCourse(REPO, 'vmxlab-cli-');
   // Where part 1 leaves a learner: a descriptor.ts that throws at import (the reset test restores it).
   writeFileSync(ex('descriptor.ts'), `${readFileSync(ex('descriptor.ts'), 'utf8')}\nthrow new Error('boom at import');\n`);
   mkdirSync(join(root, '.vmxlab'), { recursive: true }); // the CLI's state directory, made by any earlier run

@@ -2,12 +2,11 @@
 // pristine stubs, solutions, and every kind of bad input. Runs `node bin/vmxlab.js` for real, and
 // grades bad input in one warm grader (the GraderClient the CLI uses, kept running as watch mode
 // keeps it) rather than a cold `vmxlab` start per case.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CHAPTERS } from '../../chapters/manifest.ts';
 import { GraderClient, gradeTimeoutMs } from './grader-client.ts';
-import { scratchCourse } from './scratch.ts';
+import { runVmxlab, scratchGitCourse } from './scratch.ts';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 
 // These run the real CLI (a node process, then vitest inside it): seconds, not milliseconds.
@@ -20,14 +19,7 @@ let grader: GraderClient;
 const CHAPTER_0 = CHAPTERS[0]!.exercises.map((e) => e.id);
 const ex = (f: string) => join(root, 'exercises/00-machine', f);
 
-function vmxlab(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [join(root, 'bin/vmxlab.js'), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1', ...env },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const vmxlab = (args: string[], env: Record<string, string> = {}) => runVmxlab(root, args, env);
 
 interface GradeJson {
   passed: boolean;
@@ -36,11 +28,7 @@ interface GradeJson {
 const exercisesOf = (json: GradeJson) => json.chapters.flatMap((c) => c.exercises);
 
 beforeAll(() => {
-  root = scratchCourse(REPO, 'vmxlab-cli-');
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, stdio: 'ignore' });
-  git('init', '-q');
-  git('add', '.');
-  git('-c', 'user.email=t@example.invalid', '-c', 'user.name=t', 'commit', '-qm', 'course');
+  root = scratchGitCourse(REPO, 'vmxlab-cli-');
   grader = new GraderClient(root, 'exercises');
   void grader.start().catch(() => undefined); // warms up while the CLI tests run; errors surface on the first grade
 });
