@@ -88,6 +88,8 @@ export class Executor {
         lp.workDebt = 0;
         if (done >= budget) break;
       }
+      // First: an INIT in VMX non-root operation is a VM exit, which loads HOST_RIP for the check below.
+      if (lp.initPending) lp.performInit();
       if (lp.checkHostEntry) {
         // A VM exit (or a VM-entry failure) has just loaded RIP from HOST_RIP, or an event was delivered through
         // the IDT: when RIP is now a host entry point, stop before fetching, and the caller runs its TypeScript code.
@@ -99,11 +101,6 @@ export class Executor {
           this.atHostEntry = lp.rip;
           break;
         }
-      }
-      if (lp.initPending) {
-        lp.performInit();
-        // An INIT that caused a VM exit has just loaded HOST_RIP: back to the host-entry check before fetching.
-        if (lp.checkHostEntry) continue;
       }
       if (lp.activity !== 'active') {
         if (!this.wake()) break;
