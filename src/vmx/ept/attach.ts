@@ -14,7 +14,7 @@ import { recordDiagnosis } from '../diagnosis.ts';
 import { EPTP } from '../eptp.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import type { VmExitCause } from '../exit/info.ts';
-import type { NonRootContext } from '../nonroot/context.ts';
+import { secondaryControls, type NonRootContext } from '../nonroot/context.ts';
 import { idtVectoring } from '../nonroot/exceptions.ts';
 import { INTR_TYPE } from '../transition/interruption-info.ts';
 import { bitOf, EPT_BIT } from './entry.ts';
@@ -76,8 +76,7 @@ const ep4taOf = (eptp: bigint): number => Number((eptp & ((1n << 52n) - 1n)) >> 
  */
 export function attachEpt(ctx: NonRootContext): void {
   const lp = ctx.lp;
-  const proc = ctx.read32('CPU_BASED_VM_EXEC_CONTROL');
-  const proc2 = (proc & C.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) !== 0 ? ctx.read32('SECONDARY_VM_EXEC_CONTROL') : 0;
+  const proc2 = secondaryControls(ctx);
   if ((proc2 & C.SECONDARY_EXEC_ENABLE_EPT) === 0) {
     lp.gpaTranslate = null;
     return;

@@ -3,6 +3,7 @@
 import type { LogicalProcessor } from '../../machine/lp.ts';
 import type { InterceptAnswer, VmxInterceptEvent } from '../../machine/vmx-seam.ts';
 import type { VmxCapabilities } from '../capabilities.ts';
+import { VMX_CONTROL as C } from '../controls.ts';
 import type { VmExitCause } from '../exit/info.ts';
 import type { VmcsFieldName, VmcsFullFieldName } from '../fields.ts';
 import type { VmxState } from '../state.ts';
@@ -23,3 +24,8 @@ export interface NonRootContext {
 /** One exit cause: decides, for one kind of event, whether it exits, runs natively, or runs with a substitute value. */
 export type ExitCauseHandler<K extends VmxInterceptEvent['kind']> =
   (ctx: NonRootContext, event: Extract<VmxInterceptEvent, { kind: K }>) => InterceptAnswer;
+
+/** The secondary controls as they apply: all 0 unless "activate secondary controls" is 1. */
+export function secondaryControls(ctx: NonRootContext): number {
+  return ctx.read32('CPU_BASED_VM_EXEC_CONTROL') & C.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS ? ctx.read32('SECONDARY_VM_EXEC_CONTROL') : 0;
+}

@@ -14,7 +14,7 @@ import { NATIVE, substitute, type InterceptAnswer, type VmxInterceptEvent } from
 import { CR0 } from '../../x86/control-registers.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
-import type { ExitCauseHandler, NonRootContext } from './context.ts';
+import { secondaryControls, type ExitCauseHandler, type NonRootContext } from './context.ts';
 import { CR_ACCESS_TYPE, crAccessQualification } from './qualification.ts';
 
 type CrAccess = Extract<VmxInterceptEvent, { kind: 'cr-access' }>;
@@ -79,7 +79,7 @@ function movToCr(ctx: NonRootContext, e: CrAccess): InterceptAnswer {
       // TPR virtualization without virtual-interrupt delivery: a VTPR[7:4] below TPR threshold[3:0] causes a
       // trap-like VM exit once the instruction has completed, so the saved RIP is the next instruction's. Its
       // qualification is cleared and its instruction length undefined. See SDM Vol. 3C, "TPR Virtualization".
-      const vid = (ctx.read32('SECONDARY_VM_EXEC_CONTROL') & C.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY) !== 0 && (proc & C.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) !== 0;
+      const vid = (secondaryControls(ctx) & C.SECONDARY_EXEC_VIRTUAL_INTR_DELIVERY) !== 0;
       if (!vid && vtpr < (ctx.read32('TPR_THRESHOLD') & 0xf)) {
         return ctx.exit({ reason: EXIT_REASON.EXIT_REASON_TPR_BELOW_THRESHOLD, guestRip: BigInt.asUintN(64, BigInt(ctx.lp.rip + e.length)) });
       }

@@ -12,7 +12,7 @@ import type { ExitCauseHandler } from './context.ts';
 import {
   GDTR_IDTR_IDENTITY, LDTR_TR_IDENTITY, displacementQualification, gdtrIdtrInstructionInfo, ldtrTrInstructionInfo,
 } from './qualification.ts';
-import { secondaryControls } from './tsc.ts';
+import { secondaryControls } from './context.ts';
 
 const isGdtrIdtr = (i: DescriptorTableInstruction): i is keyof typeof GDTR_IDTR_IDENTITY => i in GDTR_IDTR_IDENTITY;
 

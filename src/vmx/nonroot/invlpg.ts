@@ -12,7 +12,7 @@ import { EXIT_REASON } from '../exit-reasons.ts';
 import { instructionExit } from './causes.ts';
 import type { ExitCauseHandler } from './context.ts';
 import { displacementQualification, invalidationInstructionInfo } from './qualification.ts';
-import { secondaryControls } from './tsc.ts';
+import { secondaryControls } from './context.ts';
 
 const invlpgExiting = (proc: number): boolean => (proc & C.CPU_BASED_INVLPG_EXITING) !== 0;
 

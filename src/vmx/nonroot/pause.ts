@@ -11,8 +11,7 @@ import { NATIVE } from '../../machine/vmx-seam.ts';
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { instructionExit } from './causes.ts';
-import type { ExitCauseHandler } from './context.ts';
-import { secondaryControls } from './tsc.ts';
+import { secondaryControls, type ExitCauseHandler } from './context.ts';
 
 export const pause: ExitCauseHandler<'pause'> = (ctx, e) => {
   const exit = () => ctx.exit(instructionExit(EXIT_REASON.EXIT_REASON_PAUSE_INSTRUCTION, e.length));

@@ -8,7 +8,7 @@ import { EXIT_REASON } from '../exit-reasons.ts';
 import { instructionExit } from './causes.ts';
 import type { ExitCauseHandler } from './context.ts';
 import { randomNumberInstructionInfo } from './qualification.ts';
-import { secondaryControls } from './tsc.ts';
+import { secondaryControls } from './context.ts';
 
 export const rdrand: ExitCauseHandler<'rdrand'> = (ctx, e) =>
   secondaryControls(ctx) & C.SECONDARY_EXEC_RDRAND_EXITING

@@ -8,14 +8,9 @@ import { NATIVE, substitute, type InterceptAnswer } from '../../machine/vmx-seam
 import { VMX_CONTROL as C } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { instructionExit } from './causes.ts';
-import type { ExitCauseHandler, NonRootContext } from './context.ts';
+import { secondaryControls, type ExitCauseHandler, type NonRootContext } from './context.ts';
 
 const U64 = (1n << 64n) - 1n;
-
-/** The secondary controls as they apply: all 0 unless "activate secondary controls" is 1. */
-export function secondaryControls(ctx: NonRootContext): number {
-  return ctx.read32('CPU_BASED_VM_EXEC_CONTROL') & C.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS ? ctx.read32('SECONDARY_VM_EXEC_CONTROL') : 0;
-}
 
 /** What the guest reads as the TSC: NATIVE when neither offsetting nor scaling applies. */
 export function guestTsc(ctx: NonRootContext): InterceptAnswer {

@@ -11,7 +11,7 @@ import { eptpProblem } from '../eptp.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import type { NonRootContext } from './context.ts';
 import { attachEpt } from '../ept/attach.ts';
-import { secondaryControls } from './tsc.ts';
+import { secondaryControls } from './context.ts';
 import { vmxInstructionExit } from './vmx-instructions.ts';
 
 /** The VM function number of EPTP switching, and the size of the EPTP list. */

@@ -5,7 +5,7 @@ import { VMX_CONTROL as C } from '../controls.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
 import { instructionExit } from './causes.ts';
 import type { ExitCauseHandler } from './context.ts';
-import { secondaryControls } from './tsc.ts';
+import { secondaryControls } from './context.ts';
 
 export const wbinvd: ExitCauseHandler<'wbinvd'> = (ctx, e) =>
   secondaryControls(ctx) & C.SECONDARY_EXEC_WBINVD_EXITING ? ctx.exit(instructionExit(EXIT_REASON.EXIT_REASON_WBINVD, e.length)) : NATIVE;
