@@ -127,14 +127,9 @@ start:
         rdmsr
         shl rdx, 32
         or rax, rdx
-        mov r12, rax
         lea rsi, [s_feature_control]
-        call puts
-        mov rax, r12
         mov ecx, 16
-        call put_hex
-        lea rsi, [s_nl]
-        call puts
+        call put_labeled_hex
 
         ; WRMSR, then RDMSR, of the hypervisor's scratch MSR (outside the bitmap ranges: both always exit).
         mov ecx, MSR_VMXLAB_SCRATCH
@@ -146,14 +141,9 @@ start:
         rdmsr
         shl rdx, 32
         or rax, rdx
-        mov r12, rax
         lea rsi, [s_scratch]
-        call puts
-        mov rax, r12
         mov ecx, 16
-        call put_hex
-        lea rsi, [s_nl]
-        call puts
+        call put_labeled_hex
 
         ; VMCALL PING: RBX = "VMXLab".
         mov eax, VMCALL_PING
@@ -184,25 +174,15 @@ start:
         btr rax, 5
         mov cr0, rax
         mov rax, cr0
-        mov r12, rax
         lea rsi, [s_cr0_clear]
-        call puts
-        mov rax, r12
         mov ecx, 8
-        call put_hex
-        lea rsi, [s_nl]
-        call puts
+        call put_labeled_hex
         mov rax, cr0
         bts rax, 5                      ; and set it again: a VM exit too (the shadow says 0)
         mov cr0, rax
-        mov r12, rax
         lea rsi, [s_cr0_set]
-        call puts
-        mov rax, r12
         mov ecx, 8
-        call put_hex
-        lea rsi, [s_nl]
-        call puts
+        call put_labeled_hex
 
         ; VMCALL EXIT_COUNT: how many VM exits the hypervisor has handled, this one included.
         mov eax, VMCALL_EXIT_COUNT
@@ -241,6 +221,14 @@ putc:   push rdx
         mov dx, THR
         out dx, al
         pop rdx
+        ret
+
+; put_labeled_hex: the string at RSI, then RAX as ECX hex digits (put_hex), then a newline.
+put_labeled_hex:
+        call puts
+        call put_hex
+        lea rsi, [s_nl]
+        call puts
         ret
 
 ; put_hex: the low ECX hex digits of RAX, most significant first.
