@@ -121,3 +121,17 @@ describe('grading bad learner code (one warm grader)', () => {
   });
 });
 
+
+describe('vmxlab explain-gpa (its logic: explain-gpa.test.ts)', () => {
+  test('through #impl: the reference under --solutions explains the address; the untouched stub is "not finished", exit 1, no stack', () => {
+    const ref = vmxlab(['explain-gpa', '0x1000', '--solutions']);
+    expect(ref.code, ref.stderr).toBe(0);
+    expect(ref.stdout).toMatch(/^solutions\/06-ept\/identity-map\.ts on skylake-i5-6300u: the guest ran to its HLT\./);
+    expect(ref.stdout).toMatch(/guest-physical 0x1000 → host-physical 0x1000: RWX, WB/);
+    const stub = vmxlab(['explain-gpa', '0x1000']);
+    expect(stub.code).toBe(1);
+    expect(stub.stderr).toMatch(/your chapter 6 code is not finished yet: it threw "TODO: /);
+    expect(stub.stderr).toMatch(/Called from: exercises\/06-ept\//);
+    expect(stub.stderr).not.toMatch(/^\s+at /m);
+  });
+});

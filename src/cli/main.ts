@@ -11,6 +11,7 @@ import { recomputeProgress } from './recompute.ts';
 import { resetExercise } from './reset.ts';
 import { runWatch } from './watch.ts';
 import { runBootCommand } from './boot.ts';
+import { runExplainGpaCommand } from './explain-gpa-command.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const out = process.stdout;
@@ -35,6 +36,8 @@ const USAGE = `vmxlab — learn VT-x by building a hypervisor
   vmxlab hint [exercise]       the next hint for an exercise (default: the current one)
   vmxlab reset <exercise>      restore the original stub (your file is backed up first)
   vmxlab boot <kernel.elf>     boot a Multiboot kernel, as qemu -kernel does (vmxlab boot --help)
+  vmxlab explain-gpa <gpa>...  chapter 6: walk guest-physical addresses through the EPT your code put
+                               in the VMCS (--model NAME, --solutions; vmxlab explain-gpa --help)
   vmxlab help                  this text
 
 A chapter is its number (0) or slug (00-machine). An exercise is its id as \`list\` prints it
@@ -42,6 +45,7 @@ A chapter is its number (0) or slug (00-machine). An exercise is its id as \`lis
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'boot') return runBootCommand(argv.slice(1)); // its own options (see boot.ts)
+  if (argv[0] === 'explain-gpa') return runExplainGpaCommand(argv.slice(1)); // its own options (see explain-gpa.ts)
   let parsed;
   try {
     parsed = parseArgs({
