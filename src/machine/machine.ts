@@ -6,8 +6,12 @@ import { IoSpace } from './io.ts';
 import { LogicalProcessor } from './lp.ts';
 import { Executor } from './cpu.ts';
 import { LocalApic, ApicBusImpl } from './apic.ts';
-import type { CpuModel } from './cpu-model.ts';
+import { hasFeature, type CpuModel } from './cpu-model.ts';
 import { MSR_IA32_FEATURE_CONTROL } from '../x86/msr.ts';
+import { CPUID_FEATURE } from '../x86/cpuid.ts';
+import { MtrrRegisters } from './memtype/mtrr-registers.ts';
+import { mtrrCapOf } from './memtype/mtrrcap.ts';
+import { BOARDS, programFirmwareMtrrs, type BoardName } from './memtype/firmware.ts';
 
 export interface MachineOptions {
   /** Number of logical processors (default 1). LP 0 is the bootstrap processor. */
@@ -20,6 +24,8 @@ export interface MachineOptions {
   quantum?: number;
   /** Give every LP a local APIC (default true). */
   apic?: boolean;
+  /** Whose firmware programmed the MTRRs at boot (default 'pc'; see src/machine/memtype/firmware.ts). Needs a model. */
+  board?: BoardName;
 }
 
 /**
@@ -60,7 +66,7 @@ export class Machine {
       const lp = new LogicalProcessor({
         id: i, memory: this.memory, io: this.io, bsp: i === 0, maxPhysAddr: opts.model?.maxPhysAddr,
       });
-      if (opts.model) applyModel(lp, opts.model, n);
+      if (opts.model) applyModel(lp, opts.model, n, opts.board ?? 'pc');
       lp.executor = new Executor(lp, this.hostEntries);
       if (this.apicBus) {
         const apic = new LocalApic({ apicId: i, bsp: i === 0, maxPhysAddr: lp.maxPhysAddr });
@@ -147,8 +153,11 @@ export class Machine {
   }
 }
 
-/** Configure an LP from a CPU model: CPUID, and the model's MSRs as read-only values (except IA32_FEATURE_CONTROL). */
-function applyModel(lp: LogicalProcessor, model: CpuModel, count: number): void {
+/**
+ * Configure an LP from a CPU model: CPUID, the model's MSRs as read-only values (except IA32_FEATURE_CONTROL), and
+ * the MTRRs as the board's firmware left them.
+ */
+function applyModel(lp: LogicalProcessor, model: CpuModel, count: number, board: BoardName): void {
   lp.cpuidSource = (leaf, subleaf, p) => model.cpuid(leaf, subleaf, {
     apicId: p.id,
     logicalProcessorCount: count,
@@ -160,6 +169,11 @@ function applyModel(lp: LogicalProcessor, model: CpuModel, count: number): void 
   for (const [msr, value] of model.msrs) {
     if (msr === MSR_IA32_FEATURE_CONTROL || lp.hasMsr(msr)) continue;
     lp.definePlainMsr(msr, value, false);
+  }
+  if (hasFeature(model, CPUID_FEATURE.MTRR)) {
+    const mtrrs = new MtrrRegisters(mtrrCapOf(model), lp.maxPhysAddr);
+    mtrrs.install(lp);
+    programFirmwareMtrrs(mtrrs, BOARDS[board]);
   }
   // The register state after reset reports the model's signature in EDX.
   lp.regLo[2] = model.cpuid(1, 0).eax | 0;

@@ -9,13 +9,34 @@ export const MSR_IA32_BIOS_SIGN_ID = 0x8b;
 export const MSR_IA32_SMM_MONITOR_CTL = 0x9b;
 /** Readable only in SMM. */
 export const MSR_IA32_SMBASE = 0x9e;
+/** IA32_MTRRCAP (Linux: MSR_MTRRcap). Layout in src/x86/mtrr.ts. See SDM Vol. 3A, "MTRR Feature Identification". */
 export const MSR_IA32_MTRRCAP = 0xfe;
 export const MSR_IA32_SYSENTER_CS = 0x174;
 export const MSR_IA32_SYSENTER_ESP = 0x175;
 export const MSR_IA32_SYSENTER_EIP = 0x176;
 export const MSR_IA32_MISC_ENABLE = 0x1a0;
 export const MSR_IA32_DEBUGCTLMSR = 0x1d9;
+/** SMRR pair: present when IA32_MTRRCAP.SMRR = 1; writable only in SMM. See SDM Vol. 3A, "System-Management Range Register Interface". */
+export const MSR_IA32_SMRR_PHYSBASE = 0x1f2;
+export const MSR_IA32_SMRR_PHYSMASK = 0x1f3;
+/** Variable-range MTRR pair n (n < IA32_MTRRCAP.VCNT): IA32_MTRR_PHYSBASEn at 200H + 2n, IA32_MTRR_PHYSMASKn right after. */
+export const MSR_MTRRphysBase0 = 0x200;
+export const MTRRphysBase_MSR = (n: number): number => MSR_MTRRphysBase0 + 2 * n;
+export const MTRRphysMask_MSR = (n: number): number => MSR_MTRRphysBase0 + 2 * n + 1;
+/** The 11 fixed-range MTRRs (their address ranges: FIXED_RANGE_MTRRS in src/x86/mtrr.ts). */
+export const MSR_MTRRfix64K_00000 = 0x250;
+export const MSR_MTRRfix16K_80000 = 0x258;
+export const MSR_MTRRfix16K_A0000 = 0x259;
+export const MSR_MTRRfix4K_C0000 = 0x268;
+export const MSR_MTRRfix4K_C8000 = 0x269;
+export const MSR_MTRRfix4K_D0000 = 0x26a;
+export const MSR_MTRRfix4K_D8000 = 0x26b;
+export const MSR_MTRRfix4K_E0000 = 0x26c;
+export const MSR_MTRRfix4K_E8000 = 0x26d;
+export const MSR_MTRRfix4K_F0000 = 0x26e;
+export const MSR_MTRRfix4K_F8000 = 0x26f;
 export const MSR_IA32_CR_PAT = 0x277;
+/** IA32_MTRR_DEF_TYPE. Layout in src/x86/mtrr.ts. */
 export const MSR_MTRRdefType = 0x2ff;
 export const MSR_IA32_VMX_BASIC = 0x480;
 export const MSR_IA32_VMX_VMFUNC = 0x491;
