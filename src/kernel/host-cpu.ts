@@ -28,6 +28,15 @@ export class HostCpu {
     private readonly codeAddress: bigint,
   ) {}
 
+  /**
+   * Set by the kernel: the LP a VMX instruction really runs on — the CPU the calling task is on now, which is this
+   * one unless the task migrated after it took this handle (k.cpu() is only stable with preemption disabled). The
+   * kernel also reports a VMX sequence split across CPUs there (src/kernel/smp.ts). Null: always this LP.
+   */
+  vmxCpu: ((mnemonic: VmxMnemonic, handle: LogicalProcessor) => LogicalProcessor) | null = null;
+  /** Set by the kernel: the LP the calling task is on now (null: this one). */
+  taskCpu: (() => LogicalProcessor) | null = null;
+
   /** smp_processor_id() of this CPU. */
   get id(): number {
     return this.lp.id;
@@ -35,7 +44,9 @@ export class HostCpu {
 
   // ---- RFLAGS, the status channel of VMX instructions ----
   rflags(): bigint {
-    return BigInt(this.lp.getRflags() >>> 0);
+    // The flags of the CPU the task is on: where the last VMX instruction ran (see vmxCpu).
+    const lp = this.taskCpu === null ? this.lp : this.taskCpu();
+    return BigInt(lp.getRflags() >>> 0);
   }
 
   // ---- CPUID and MSRs ----
@@ -115,7 +126,7 @@ export class HostCpu {
 
   /** VMREAD r64, r64: the value of `field`; check rflags() for the outcome. */
   vmread(field: number): bigint {
-    const lp = this.lp;
+    const lp = this.vmxCpu === null ? this.lp : this.vmxCpu('VMREAD', this.lp);
     // In VMX root operation the unit takes the operands as values (same result, no register round trip).
     const vmx = lp.vmx;
     if (vmx !== null && !vmx.nonRoot && vmx.hostVmread !== undefined && this.useFastVmAccess) return vmx.hostVmread(field);
@@ -123,7 +134,7 @@ export class HostCpu {
     lp.setGpr(RBX, BigInt(field >>> 0));
     lp.setGpr(RAX, 0n);
     try {
-      this.run('VMREAD', RBX, RAX, null);
+      this.run('VMREAD', RBX, RAX, null, lp);
       return lp.getGpr(RAX);
     } finally {
       lp.setGpr(RAX, savedRax);
@@ -132,14 +143,14 @@ export class HostCpu {
   }
   /** VMWRITE r64, r64: write `value` to `field`; check rflags() for the outcome. */
   vmwrite(field: number, value: bigint): void {
-    const lp = this.lp;
+    const lp = this.vmxCpu === null ? this.lp : this.vmxCpu('VMWRITE', this.lp);
     const vmx = lp.vmx;
     if (vmx !== null && !vmx.nonRoot && vmx.hostVmwrite !== undefined && this.useFastVmAccess) return vmx.hostVmwrite(field, value);
     const savedRax = lp.getGpr(RAX), savedRbx = lp.getGpr(RBX);
     lp.setGpr(RBX, BigInt(field >>> 0));
     lp.setGpr(RAX, BigInt.asUintN(64, value));
     try {
-      this.run('VMWRITE', RBX, RAX, null);
+      this.run('VMWRITE', RBX, RAX, null, lp);
     } finally {
       lp.setGpr(RAX, savedRax);
       lp.setGpr(RBX, savedRbx);
@@ -168,18 +179,20 @@ export class HostCpu {
   private withM128(m: VmxMnemonic, type: bigint, lo: bigint, hi: bigint): void {
     this.memory.write64(imagePa(this.scratchOffset()), BigInt.asUintN(64, lo));
     this.memory.write64(imagePa(this.scratchOffset()) + 8, BigInt.asUintN(64, hi));
-    const saved = this.lp.getGpr(RAX);
-    this.lp.setGpr(RAX, type);
+    const lp = this.vmxCpu === null ? this.lp : this.vmxCpu(m, this.lp);
+    const saved = lp.getGpr(RAX);
+    lp.setGpr(RAX, type);
     try {
-      this.run(m, RAX, -1, this.scratch());
+      this.run(m, RAX, -1, this.scratch(), lp);
     } finally {
-      this.lp.setGpr(RAX, saved);
+      lp.setGpr(RAX, saved);
     }
   }
 
   /** Execute one VMX instruction as if it stood at `codeAddress` in kernel text. */
-  private run(mnemonic: VmxMnemonic, reg: number, rmReg: number, mem: bigint | null): void {
-    const vmx = this.lp.vmx;
+  private run(mnemonic: VmxMnemonic, reg: number, rmReg: number, mem: bigint | null, on?: LogicalProcessor): void {
+    const lp = on ?? (this.vmxCpu === null ? this.lp : this.vmxCpu(mnemonic, this.lp));
+    const vmx = lp.vmx;
     if (vmx === null) throw ud(`${mnemonic}: this CPU has no VMX unit`, 'SDM Vol. 3C, "VMX Instruction Reference"');
     const insn: VmxInstruction = {
       mnemonic,
@@ -195,13 +208,13 @@ export class HostCpu {
     // completes in place (no VM entry, no VM-entry failure loading HOST_RIP) then gives RIP back to the host code
     // that ran it: an exit handler that returns without entering a guest leaves RIP at its entry point, where
     // Kernel.run parks the CPU (instead of running whatever bytes follow codeAddress).
-    const hostRip = this.lp.rip;
+    const hostRip = lp.rip;
     const next = this.codeAddress + 3n;
-    this.lp.setReg('rip', next);
+    lp.setReg('rip', next);
     try {
-      vmx.execute(this.lp, insn);
+      vmx.execute(lp, insn);
     } finally {
-      if (this.lp.getReg('rip') === next) this.lp.rip = hostRip;
+      if (lp.getReg('rip') === next) lp.rip = hostRip;
     }
   }
 

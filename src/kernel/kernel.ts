@@ -3,7 +3,10 @@
 //            contiguous only), alloc_pages/__get_free_pages/get_zeroed_page/free_pages,
 //            virt_to_phys/phys_to_virt, and kernel-virtual memory access (read32, write64, …)
 //   CPUs     cpu() — the current CPU's privileged instructions (HostCpu), smp_processor_id,
-//            preempt_disable/enable, get_cpu/put_cpu, local_irq_disable/enable, on_each_cpu, per-CPU data
+//            preempt_disable/enable, get_cpu/put_cpu, local_irq_disable/enable/save/restore, on_each_cpu,
+//            smp_call_function_single (IPIs: a CPU running a guest takes them as a VM exit), per-CPU data
+//   sleeping might_sleep, schedule, msleep, cond_resched, mutex_lock: where the seeded scheduler may migrate a
+//            preemptible task (see smp.ts for what the kernel reports about VMX code that migrates)
 //   log      printk / dmesg
 //   modules  insmod/rmmod with oops reports for host faults
 //   entries  hostEntry(): a kernel-text address for a TypeScript function (for HOST_RIP)
@@ -22,6 +25,7 @@ import { PageAllocator } from './page-alloc.ts';
 import { KERN_ERR, KERN_WARNING, KernelLog } from './printk.ts';
 import { oopsFromError, type OopsReport } from './oops.ts';
 import { Slab } from './slab.ts';
+import { CALL_FUNCTION_VECTOR, foreignHostState, vmxAfterMigration, type Migration } from './smp.ts';
 import { hexLower } from '../util/hex.ts';
 
 /** What the kernel needs of the machine it boots on (a Machine, or memory and CPUs alone in unit tests). */
@@ -49,6 +53,12 @@ export interface KernelOptions {
    * enable and lock it). See SDM Vol. 3C, "Enabling and Entering VMX Operation".
    */
   featureControl?: 'unlocked' | 'locked-enabled' | 'locked-disabled';
+  /**
+   * CONFIG_DEBUG_ATOMIC_SLEEP: report a sleep point reached with preemption disabled ("BUG: sleeping function
+   * called from invalid context"). Default false, as in a production kernel, where the same code only fails when
+   * the allocation really sleeps.
+   */
+  debugAtomicSleep?: boolean;
 }
 
 /** A hypervisor is a kernel module: init returns 0 or a negative errno, like module_init. */
@@ -75,6 +85,11 @@ export type GfpFlags = 'GFP_KERNEL' | 'GFP_ATOMIC';
 const IDLE_HLT = 1;
 /** The idle loop's HLT as the LP's RIP holds it (a signed number). */
 const IDLE_RIP = Number(BigInt.asIntN(64, imageVa(IMAGE.TEXT + IDLE_HLT)));
+/** Instructions on_each_cpu runs the machine for, waiting for a CPU that runs a guest to take its IPI. */
+const IPI_WAIT_INSTRUCTIONS = 100_000;
+/** Local APIC registers: ICR low and high, EOI, SVR (xAPIC MMIO offsets; x2APIC MSRs). See SDM Vol. 3A, "Local APIC". */
+const XAPIC_ICR = 0x300, XAPIC_ICR2 = 0x310, XAPIC_EOI = 0xb0, XAPIC_SVR = 0xf0;
+const X2APIC_ICR = 0x830, X2APIC_EOI = 0x80b;
 /** Consecutive host-entry calls without a guest instruction that Kernel.run takes for a loop that never ends. */
 const MAX_HOST_CALLS_WITHOUT_GUEST = 1000;
 
@@ -94,9 +109,21 @@ export class Kernel {
   private textNext = IMAGE.TEXT + 0x1000;
   private readonly modules = new Map<string, KernelModule>();
   private oopsCount = 0;
-  /** The CPU the current task runs on. */
-  private current = 0;
+  /** The CPU the current task runs on (shared with the HostCpus, which run VMX instructions there). */
+  private readonly cursor = { current: 0 };
+  private get current(): number { return this.cursor.current; }
+  private set current(cpu: number) { this.cursor.current = cpu; }
   private preemptCount = 0;
+  private readonly debugAtomicSleep: boolean;
+  /** The CPU of the task's last VMX instruction (-1: none yet), and the migrations since (see smp.ts). */
+  private lastVmxCpu = -1;
+  private movesSinceVmx: Migration[] = [];
+  /** Functions sent to each CPU by IPI (on_each_cpu, smp_call_function_single), run when it takes the IPI. */
+  private readonly callQueue: (() => void)[][];
+  /** CPUs whose foreign host state was reported (once each). */
+  private readonly foreignHostReported = new Set<number>();
+  /** Host entries running now (exit handlers): on_each_cpu cannot wait for other CPUs in one. */
+  private hostEntryDepth = 0;
   private rng: number;
   readonly cr3: number;
   readonly ramBytes: number;
@@ -109,6 +136,8 @@ export class Kernel {
     this.ramBytes = opts.ramBytes ?? machine.memory.ramBytes;
     if (machine.cpus.length > MAX_CPUS) throw new Error(`at most ${MAX_CPUS} CPUs`);
     this.rng = (opts.seed ?? 1) >>> 0 || 1;
+    this.debugAtomicSleep = opts.debugAtomicSleep ?? false;
+    this.callQueue = machine.cpus.map(() => []);
     this.log = new KernelLog(() => Number(machine.cpus[0]?.instructions ?? 0) / 1e9);
     const imageEnd = PHYS_KERNEL_START + KERNEL_IMAGE_BYTES;
     if (this.ramBytes < imageEnd + 4 * 1024 * 1024) throw new Error(`the kernel needs more than ${imageEnd} bytes of RAM`);
@@ -124,10 +153,18 @@ export class Kernel {
     for (const lp of machine.cpus) {
       bootCpu(lp, this.memory, this.cr3);
       lp.featureControl = fc;
+      // setup_local_APIC(): software-enable the local APIC (SVR bit 8; spurious vector FFH), so the CPU accepts
+      // fixed interrupts such as IPIs. The LVT entries stay masked. See SDM Vol. 3A, "Spurious-Interrupt Vector
+      // Register (SVR)".
+      if (lp.apic?.mode === 'xapic') lp.apic.writeXapic?.(XAPIC_SVR, 0x1ff);
       this.idle(lp);
     }
     const moduleText = imageVa(IMAGE.TEXT + 0x800);
     this.hostCpus = machine.cpus.map((lp) => new HostCpu(lp, this.memory, moduleText));
+    for (const c of this.hostCpus) {
+      c.vmxCpu = (mnemonic, handle) => this.vmxCpu(mnemonic, handle);
+      c.taskCpu = () => this.machine.cpus[this.current]!;
+    }
     this.printk(`Linux version 6.1.0-vmxlab (VMX Lab emulated host), ${machine.cpus.length} CPU(s), ${this.ramBytes >> 20} MiB RAM`);
   }
 
@@ -189,23 +226,98 @@ export class Kernel {
     lp.setReg('rflags', lp.getReg('rflags') | 0x200n);
     if (this.preemptCount > 0) this.preemptCount--;
   }
+  /** local_irq_save(): disable interrupts and return the flags to give local_irq_restore. */
+  local_irq_save(): bigint {
+    const flags = this.cpu().lp.getReg('rflags');
+    this.local_irq_disable();
+    return flags;
+  }
+  /** local_irq_restore(flags): interrupts on again only if they were on at the matching local_irq_save. */
+  local_irq_restore(flags: bigint): void {
+    if ((flags & 0x200n) !== 0n) this.local_irq_enable();
+    else if (this.preemptCount > 0) this.preemptCount--;
+  }
 
-  /** Run fn on every online CPU, one after another, with preemption disabled (as in an IPI handler). */
+  /**
+   * on_each_cpu(): run fn on every online CPU with preemption disabled, as Linux does from an IPI handler. A CPU
+   * in VMX root operation (idle, or the caller's) runs it at once. A CPU that runs a guest gets the IPI like any
+   * interrupt: with "external-interrupt exiting" it VM-exits (reason 1), fn runs there in VMX root operation right
+   * after the exit — before the exit handler at HOST_RIP, as KVM handles the interrupt before the exit — and the
+   * handler then sees the exit. Without that control the interrupt goes to the guest and fn never runs: the kernel
+   * says so instead of waiting forever. See SDM Vol. 3C, "Pin-Based VM-Execution Controls".
+   */
   on_each_cpu(fn: (cpu: number) => void): void {
-    const saved = this.current;
-    try {
-      for (let c = 0; c < this.hostCpus.length; c++) {
-        this.current = c;
-        this.preemptCount++;
-        try {
-          fn(c);
-        } finally {
-          this.preemptCount--;
-        }
-      }
-    } finally {
-      this.current = saved;
+    for (let c = 0; c < this.hostCpus.length; c++) this.callOn(c, () => fn(c));
+  }
+  /** smp_call_function_single(): run fn on one CPU (as on_each_cpu does on each); 0, or -EINVAL for no such CPU. */
+  smp_call_function_single(cpu: number, fn: () => void): number {
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= this.hostCpus.length) return -EINVAL;
+    this.callOn(cpu, fn);
+    return 0;
+  }
+
+  private callOn(cpu: number, fn: () => void): void {
+    const lp = this.machine.cpus[cpu]!;
+    if (lp.vmx?.nonRoot !== true) {
+      this.runAsInterrupt(cpu, fn);
+      return;
     }
+    this.callQueue[cpu]!.push(fn);
+    this.sendCallFunctionIpi(cpu);
+    if (this.hostEntryDepth > 0 || this.machine.run === undefined) {
+      this.log.printk(this.current, `${KERN_WARNING}WARNING: IPI to CPU ${cpu} from an exit handler: it runs a guest, and the function runs only when that CPU takes the interrupt`);
+      return;
+    }
+    this.run({ maxInstructions: IPI_WAIT_INSTRUCTIONS, until: () => this.callQueue[cpu]!.length === 0 });
+    if (this.callQueue[cpu]!.length > 0) {
+      this.callQueue[cpu]!.length = 0;
+      this.log.printk(this.current, `${KERN_ERR}BUG: CPU ${cpu} did not take the function-call IPI within ${IPI_WAIT_INSTRUCTIONS} instructions: it stays in VMX non-root operation. Without "external-interrupt exiting" the guest receives the interrupt itself, and the host never sees it.`);
+    }
+  }
+
+  /** Run fn as an IPI handler runs: on that CPU, preemption off; the caller's VMX bookkeeping untouched. */
+  private runAsInterrupt(cpu: number, fn: () => void): void {
+    const saved = { current: this.current, lastVmxCpu: this.lastVmxCpu, moves: this.movesSinceVmx };
+    this.current = cpu;
+    this.lastVmxCpu = -1;
+    this.movesSinceVmx = [];
+    this.preemptCount++;
+    try {
+      fn();
+    } finally {
+      this.preemptCount--;
+      this.current = saved.current;
+      this.lastVmxCpu = saved.lastVmxCpu;
+      this.movesSinceVmx = saved.moves;
+    }
+  }
+
+  /** A fixed interrupt, CALL_FUNCTION_VECTOR, from this CPU's local APIC to `cpu`'s (APIC ID = CPU number). */
+  private sendCallFunctionIpi(cpu: number): void {
+    const apic = this.machine.cpus[this.current]?.apic;
+    if (apic === undefined || apic === null) return;
+    const self = cpu === this.current;
+    // ICR: vector, delivery mode 000 (fixed), physical destination; shorthand 01 (self) for the sender itself.
+    // See SDM Vol. 3A, "Interrupt Command Register (ICR)".
+    const low = CALL_FUNCTION_VECTOR | (self ? 1 << 18 : 0);
+    if (apic.mode === 'x2apic') apic.writeMsr(X2APIC_ICR, (BigInt(cpu) << 32n) | BigInt(low));
+    else if (apic.mode === 'xapic') {
+      apic.writeXapic?.(XAPIC_ICR2, cpu << 24);
+      apic.writeXapic?.(XAPIC_ICR, low);
+    }
+  }
+
+  /** After a VM exit on `lp`: take the function-call IPI (acknowledge, EOI) and run what was sent to it. */
+  private takeCallFunctionIpi(lp: LogicalProcessor): void {
+    const queue = this.callQueue[lp.id]!;
+    const apic = lp.apic;
+    if (apic !== null) {
+      // "Acknowledge interrupt on exit" already moved it to the ISR; otherwise the host's handler acknowledges it.
+      if (apic.pendingVector() === CALL_FUNCTION_VECTOR) apic.acknowledge(CALL_FUNCTION_VECTOR);
+      if (apic.mode === 'x2apic') apic.writeMsr(X2APIC_EOI, 0n);
+      else apic.writeXapic?.(XAPIC_EOI, 0);
+    }
+    for (const fn of queue.splice(0)) this.runAsInterrupt(lp.id, fn);
   }
 
   /** alloc_percpu(): one value per CPU. */
@@ -213,28 +325,76 @@ export class Kernel {
     return new PerCpu(this, this.hostCpus.map((_, c) => init(c)));
   }
 
-  /** A sleep point: the scheduler may move a preemptible task to another CPU. */
-  might_sleep(): void {
-    if (this.preemptCount > 0 || this.hostCpus.length < 2) return;
+  /**
+   * A sleep point: the scheduler may move a preemptible task to another CPU (seeded: about one sleep point in four
+   * with two or more CPUs). With preemption disabled the task stays; CONFIG_DEBUG_ATOMIC_SLEEP reports the call.
+   */
+  might_sleep(where = 'might_sleep()'): void {
+    if (this.preemptCount > 0) {
+      if (this.debugAtomicSleep) {
+        this.log.printk(this.current, `${KERN_ERR}BUG: sleeping function called from invalid context at ${where}\nin_atomic(): 1, irqs_disabled(): ${(this.cpu().lp.getRflags() & 0x200) === 0 ? 1 : 0}, pid: 1000, name: insmod`);
+      }
+      return;
+    }
+    if (this.hostCpus.length < 2) return;
     this.rng ^= this.rng << 13;
     this.rng ^= this.rng >>> 17;
     this.rng ^= this.rng << 5;
     this.rng >>>= 0;
-    if ((this.rng & 3) === 0) this.current = (this.current + 1 + (this.rng >>> 2) % (this.hostCpus.length - 1)) % this.hostCpus.length;
+    if ((this.rng & 3) !== 0) return;
+    const from = this.current;
+    this.current = (this.current + 1 + (this.rng >>> 2) % (this.hostCpus.length - 1)) % this.hostCpus.length;
+    this.movesSinceVmx.push({ from, to: this.current, at: where });
   }
-  /** schedule()/msleep(): always a sleep point. */
-  schedule(): void {
+  /** schedule(): always a sleep point. */
+  schedule(where = 'schedule()'): void {
     if (this.preemptCount > 0) this.log.printk(this.current, `${KERN_ERR}BUG: scheduling while atomic: insmod/1000/${hexLower(this.preemptCount, 8)}`);
-    this.might_sleep();
+    this.might_sleep(where);
+  }
+  /** msleep(): sleeps, so the task may wake on another CPU. */
+  msleep(ms: number): void {
+    this.schedule(`msleep(${ms})`);
+  }
+  /** cond_resched(): give the scheduler a chance (a sleep point; nothing happens in atomic context). */
+  cond_resched(): void {
+    if (this.preemptCount === 0) this.might_sleep('cond_resched()');
+  }
+  /** mutex_lock(): may sleep waiting for the lock, so may migrate; a mutex held twice is a deadlock. */
+  mutex_lock(m: Mutex): void {
+    this.might_sleep('mutex_lock()');
+    if (m.locked) this.log.printk(this.current, `${KERN_ERR}BUG: mutex_lock of a mutex this task already holds: a deadlock`);
+    m.locked = true;
+  }
+  mutex_unlock(m: Mutex): void {
+    if (!m.locked) this.log.printk(this.current, `${KERN_WARNING}WARNING: mutex_unlock of a mutex that is not locked`);
+    m.locked = false;
+  }
+
+  /**
+   * The LP a VMX instruction issued through `handle` runs on: the CPU this task is on now. Reports a task that the
+   * scheduler moved between two of its VMX instructions, and a HostCpu handle kept across a migration.
+   */
+  private vmxCpu(mnemonic: string, handle: LogicalProcessor): LogicalProcessor {
+    const cpu = this.current;
+    if (this.movesSinceVmx.length > 0) {
+      const bug = this.lastVmxCpu >= 0 ? vmxAfterMigration(mnemonic, cpu, this.lastVmxCpu, this.movesSinceVmx) : null;
+      if (bug !== null) this.log.printk(cpu, `${KERN_ERR}${bug}`);
+      this.movesSinceVmx = [];
+    }
+    this.lastVmxCpu = cpu;
+    if (handle.id !== cpu) {
+      this.log.printk(cpu, `${KERN_ERR}BUG: ${mnemonic} through the HostCpu of CPU ${handle.id}, but this task runs on CPU ${cpu}: the instruction runs on CPU ${cpu}. k.cpu() names the current CPU only while preemption is disabled.`);
+    }
+    return this.machine.cpus[cpu]!;
   }
 
   // ===================================================================================== memory
   kmalloc(size: number, flags: GfpFlags = 'GFP_KERNEL'): bigint {
-    if (flags === 'GFP_KERNEL') this.might_sleep();
+    if (flags === 'GFP_KERNEL') this.might_sleep('kmalloc(GFP_KERNEL)');
     return this.slab.kmalloc(size, false);
   }
   kzalloc(size: number, flags: GfpFlags = 'GFP_KERNEL'): bigint {
-    if (flags === 'GFP_KERNEL') this.might_sleep();
+    if (flags === 'GFP_KERNEL') this.might_sleep('kzalloc(GFP_KERNEL)');
     return this.slab.kmalloc(size, true);
   }
   kfree(va: bigint): void {
@@ -249,7 +409,7 @@ export class Kernel {
 
   /** alloc_pages(): 2^order physically contiguous pages, not zeroed; null when out of memory. */
   alloc_pages(order: number, flags: GfpFlags = 'GFP_KERNEL'): Page | null {
-    if (flags === 'GFP_KERNEL') this.might_sleep();
+    if (flags === 'GFP_KERNEL') this.might_sleep('alloc_pages(GFP_KERNEL)');
     const pfn = this.pages.allocPages(order, false);
     return pfn < 0 ? null : { pfn };
   }
@@ -271,7 +431,7 @@ export class Kernel {
     return this.__get_free_pages(0, flags);
   }
   get_zeroed_page(flags: GfpFlags = 'GFP_KERNEL'): bigint {
-    if (flags === 'GFP_KERNEL') this.might_sleep();
+    if (flags === 'GFP_KERNEL') this.might_sleep('get_zeroed_page(GFP_KERNEL)');
     const pfn = this.pages.allocPages(0, true);
     return pfn < 0 ? 0n : PAGE_OFFSET + BigInt(pfn * PAGE_SIZE);
   }
@@ -289,7 +449,7 @@ export class Kernel {
 
   /** vmalloc(): virtually contiguous, built from pages that are NOT physically adjacent. */
   vmalloc(size: number): bigint {
-    this.might_sleep();
+    this.might_sleep('vmalloc()');
     if (!Number.isInteger(size) || size <= 0) return 0n;
     const count = Math.ceil(size / PAGE_SIZE);
     const pfns = this.pages.allocScattered(count);
@@ -461,9 +621,12 @@ export class Kernel {
   enterHost(lp: LogicalProcessor): boolean {
     const entry = this.entryAtLp(lp);
     if (entry === undefined) return false;
-    const saved = this.current;
+    const saved = { current: this.current, lastVmxCpu: this.lastVmxCpu, moves: this.movesSinceVmx };
     this.current = lp.id;
+    this.lastVmxCpu = -1;
+    this.movesSinceVmx = [];
     this.preemptCount++; // exit handlers run with interrupts off
+    this.hostEntryDepth++;
     // The function runs in kernel text and returns to the idle loop. A VMRESUME or VMLAUNCH in it that ends in a
     // VM-entry failure loads HOST_RIP, which may be this same entry: RIP then names an entry again, and the run
     // loop calls it, as the CPU would jump there (a new arrival, not the stop the machine just reported).
@@ -473,14 +636,25 @@ export class Kernel {
       lp.executor.atHostEntry = NaN;
     }
     try {
+      if (!this.foreignHostReported.has(lp.id)) {
+        const foreign = foreignHostState(lp, this.hostCpus.length);
+        if (foreign !== null) {
+          this.foreignHostReported.add(lp.id);
+          this.log.printk(lp.id, `${KERN_ERR}${foreign}`);
+        }
+      }
+      if (this.callQueue[lp.id]!.length > 0) this.takeCallFunctionIpi(lp);
       entry.fn(this, this.hostCpus[lp.id]!);
     } catch (e) {
       const oops = oopsFromError(e, lp.id, ++this.oopsCount);
       this.log.printk(lp.id, `${KERN_ERR}${oops.text}`);
       lp.activity = 'hlt';
     } finally {
+      this.hostEntryDepth--;
       this.preemptCount--;
-      this.current = saved;
+      this.current = saved.current;
+      this.lastVmxCpu = saved.lastVmxCpu;
+      this.movesSinceVmx = saved.moves;
     }
     return true;
   }
@@ -490,9 +664,10 @@ export class Kernel {
    * is idle, one shuts down, or `maxInstructions` guest instructions have run. A host entry point that
    * returns without resuming a guest leaves its CPU in the kernel's idle loop (HLT with interrupts off).
    * Host entries that keep landing at HOST_RIP without running a guest instruction (a failed VM entry, retried
-   * forever) end the run as 'budget' after MAX_HOST_CALLS_WITHOUT_GUEST calls.
+   * forever) end the run as 'budget' after MAX_HOST_CALLS_WITHOUT_GUEST calls. `until`, checked after each host
+   * entry, ends the run early (reason 'budget' with instructions to spare).
    */
-  run(opts: { maxInstructions: number }): KernelRunResult {
+  run(opts: { maxInstructions: number; until?: () => boolean }): KernelRunResult {
     const machine = this.machine;
     if (machine.run === undefined) throw new Error('this kernel was booted without a runnable machine');
     let left = opts.maxInstructions;
@@ -518,7 +693,7 @@ export class Kernel {
       // Otherwise the function returned without either: the CPU idles.
       const goesOn = (lp.vmx?.nonRoot ?? false) || this.entryAtLp(lp) !== undefined;
       if (!goesOn) this.idle(lp);
-      if (left <= 0) return { reason: 'budget', instructions: executed, hostCalls };
+      if (left <= 0 || opts.until?.() === true) return { reason: 'budget', instructions: executed, hostCalls };
     }
   }
 
@@ -571,6 +746,11 @@ export class Kernel {
   isLoaded(name: string): boolean {
     return this.modules.has(name);
   }
+}
+
+/** A sleeping lock (struct mutex): DEFINE_MUTEX is `new Mutex()`. */
+export class Mutex {
+  locked = false;
 }
 
 /** Per-CPU data (DEFINE_PER_CPU / alloc_percpu). */
