@@ -66,7 +66,8 @@ export class Executor {
    */
   constructor(readonly lp: LogicalProcessor, private readonly hostEntries: ReadonlySet<number> = new Set()) {
     this.cache = codeCacheFor(lp.memory);
-    this.cache.onWatch.push(() => lp.tlb.flushAll());
+    // Every context: a host entry that kept its fast write path to a frame now holding code would bypass the cache.
+    this.cache.onWatch.push(() => lp.tlb.flushAllContexts());
     this.fetchSrc.lp = lp;
   }
 

@@ -886,7 +886,7 @@ export class LogicalProcessor {
       write: (lp, v) => {
         if (lp.apic) {
           apicMsr(lp, MSR.MSR_IA32_APICBASE, v);
-          lp.tlb.flushAll(); // the xAPIC page may have moved
+          lp.tlb.flushAllContexts(); // the xAPIC page may have moved (every context's entries point at frames)
           return;
         }
         // Bits 7:0, 9 and 63:MAXPHYADDR are reserved. See SDM Vol. 3A, "Local APIC Status and Location".
@@ -894,7 +894,7 @@ export class LogicalProcessor {
           throw gp(0, 'reserved bit set in IA32_APIC_BASE', 'SDM Vol. 3A, "Local APIC Status and Location"');
         }
         lp.apicBase = Number(v & 0xffffffffn) >>> 0;
-        lp.tlb.flushAll();
+        lp.tlb.flushAllContexts();
       },
     });
     this.defineMsr(MSR.MSR_IA32_TIME_STAMP_COUNTER, {

@@ -5,11 +5,18 @@
 // no Map lookup). Large pages (2 MB, 1 GB) are cached as the 4-KByte pieces actually touched.
 //
 // Tagging (for VMX): an entry is valid only when its `stamp` equals the TLB's current stamp.
-// stamp = context × 2^32 + generation(context). A context is a small number for one (VPID, EPTP) pair
-// (0 = VMX root / no VPID). Switching contexts (`setContext`) changes the stamp without flushing, and
-// switching back makes that context's entries valid again — as VPID-tagged hardware TLBs do. Flushing a
-// context bumps its generation. See SDM Vol. 3C, "Virtual-Processor Identifiers (VPIDs)" and
-// "Information That May Be Cached When Using EPT".
+// stamp = context × 2^32 + generation(context). A context is a small number for one (VPID, EP4TA) pair
+// (0 = VPID 0000H without EPT: VMX root operation; src/vmx/vpid.ts hands out the others). Switching contexts
+// (`setContext`) changes the stamp without flushing, and switching back makes that context's entries valid
+// again — as VPID-tagged hardware TLBs do. Flushing a context bumps its generation. See SDM Vol. 3C,
+// "Virtual-Processor Identifiers (VPIDs)" and "Information That May Be Cached When Using EPT".
+//
+// An entry's permission bits are computed under the paging mode of its fill (CR0.WP, CR4.SMEP, EFER.NXE, …),
+// which a MOV to CR0/CR4 or WRMSR that changes them flushes. A context left and re-entered across a VM
+// transition may come back under another mode: `noteMode` records the mode its entries were filled under, and
+// `checkMode` flushes them if it changed (invalidating more than required is always allowed).
+
+import { CR0, CR4, EFER } from '../x86/control-registers.ts';
 
 export const TLB_ENTRIES = 1024;
 export const TLB_MASK = TLB_ENTRIES - 1;
@@ -45,7 +52,11 @@ export class Tlb {
   current = 0;
   private context = 0;
   private readonly generations: number[] = [0];
+  /** Whether the current context holds pieces of large pages (INVLPG then flushes it); other contexts' flags. */
   private hasLarge = false;
+  private readonly largeIn: boolean[] = [false];
+  /** The paging mode (`pagingModeKey`) each context's entries were filled under; -1 = unknown. */
+  private readonly modes: number[] = [-1];
 
   fill(vpn: number, phys: number, perm: number, bytes: Uint8Array | null, view: DataView | null): number {
     const i = vpn & TLB_MASK;
@@ -67,11 +78,34 @@ export class Tlb {
     this.hasLarge = false;
   }
 
-  /** Invalidate every context (INVEPT all-context, VMXOFF). */
+  /** Invalidate every context (the emulator's own reasons: a frame became code, the APIC page moved). */
   flushAllContexts(): void {
-    for (let c = 0; c < this.generations.length; c++) this.generations[c]! += 1;
+    for (let c = 0; c < this.generations.length; c++) {
+      this.generations[c]! += 1;
+      this.largeIn[c] = false;
+    }
     this.current = this.context * CONTEXT_SCALE + this.generations[this.context]!;
     this.hasLarge = false;
+  }
+
+  /** Invalidate everything cached for `context`, current or not (INVVPID, INVEPT, VM transitions). */
+  flushContext(context: number): void {
+    if (context === this.context) return this.flushAll();
+    if (context >= this.generations.length) return; // never used: nothing cached
+    this.generations[context]! += 1;
+    this.largeIn[context] = false;
+  }
+
+  /** INVVPID individual-address: drop one linear page of `context` (all of it if it holds large pages). */
+  flushPageInContext(context: number, vpn: number): void {
+    if (context === this.context) return this.flushPage(vpn);
+    if (this.largeIn[context] === true) return this.flushContext(context);
+    // Direct-mapped: whichever context's entry holds the slot goes (dropping more is allowed).
+    const i = vpn & TLB_MASK;
+    if (this.vpn[i] === vpn) {
+      this.vpn[i] = NaN;
+      this.page[i] = NaN;
+    }
   }
 
   /** INVLPG: drop the entry for one linear page (and everything when large pages are cached). */
@@ -89,12 +123,42 @@ export class Tlb {
 
   /** Select the tagging context (see the file comment). Context 0 is VMX root operation. */
   setContext(context: number): void {
-    while (this.generations.length <= context) this.generations.push(0);
+    if (context === this.context) return;
+    while (this.generations.length <= context) {
+      this.generations.push(0);
+      this.largeIn.push(false);
+      this.modes.push(-1);
+    }
+    this.largeIn[this.context] = this.hasLarge;
+    this.hasLarge = this.largeIn[context]!;
     this.context = context;
     this.current = context * CONTEXT_SCALE + this.generations[context]!;
+  }
+
+  /** Record that the current context's entries were filled under paging mode `mode` (before leaving it). */
+  noteMode(mode: number): void {
+    this.modes[this.context] = mode;
+  }
+
+  /** Entered the current context under paging mode `mode`: entries filled under another mode go. */
+  checkMode(mode: number): void {
+    if (this.modes[this.context] === mode) return;
+    this.flushAll();
+    this.modes[this.context] = mode;
   }
 
   getContext(): number {
     return this.context;
   }
 }
+
+/**
+ * The control-register and EFER bits TLB permissions depend on, as one number: the CR0 bits as they are, the CR4
+ * bits shifted left by 1 and the EFER bits by 2 (no two land on the same bit).
+ */
+export function pagingModeKey(cr0: number, cr4: number, efer: number): number {
+  return ((cr0 & CR0_PAGING_BITS) >>> 0) + (cr4 & CR4_PAGING_BITS) * 2 + (efer & EFER_PAGING_BITS) * 4;
+}
+const CR0_PAGING_BITS = CR0.PE | CR0.WP | CR0.PG;
+const CR4_PAGING_BITS = CR4.PSE | CR4.PAE | CR4.PGE | CR4.PCIDE | CR4.SMEP | CR4.SMAP;
+const EFER_PAGING_BITS = EFER.LMA | EFER.NXE;

@@ -12,6 +12,7 @@ import type { InjectedEvent, SegmentName, SegmentState, VmTransitionCpu } from '
 import { INTERRUPTIBILITY } from './transition/non-register-state.ts';
 import type { ActiveVmcs } from './vmcs.ts';
 import { invalidateEpt } from './ept/attach.ts';
+import { invalidateVpidMappings } from './vpid.ts';
 import { loadGuestRegisters, loadHostRegisters, saveGuestRegisters } from './lp-transfer.ts';
 
 /** The LP's activity states, indexed by their VMCS encoding (ACTIVITY_STATE in transition/non-register-state.ts). */
@@ -86,21 +87,21 @@ export class LpVmxCpu implements VmTransitionCpu {
   maxPhysAddr(): number { return this.lp.maxPhysAddr; }
   linearAddrWidth(): number { return 48; }
 
-  // Guest-physical mappings are cached per EP4TA until INVEPT (./ept/attach.ts). VPID-tagged combined mappings are
-  // invalidated on every VM entry there, and INVVPID invalidates the current context (always correct, never stale).
+  // Guest-physical mappings are cached per EP4TA until INVEPT (./ept/attach.ts); linear and combined mappings are
+  // tagged by VPID and EP4TA (./vpid.ts).
   invalidateEpt(eptp: bigint | null): void { invalidateEpt(this.lp, eptp); }
-  invalidateVpid(): void { this.lp.tlb.flushAll(); }
+  invalidateVpid(vpid: number | null, linear: bigint | null): void { invalidateVpidMappings(this.lp, vpid, linear); }
 
   // --- VmTransitionCpu: loads without the MOV-to-CR #GP checks (the VMCS was checked) ---
+  // No TLB flush: what a VM entry or VM exit invalidates depends on "enable VPID", not on the loads (./vpid.ts).
   loadCr0(value: bigint): void {
     const lp = this.lp;
     lp.cr0 = Number(value & 0xffffffffn) >>> 0;
     // IA32_EFER.LMA follows from the loaded EFER/controls; VM transitions set EFER explicitly after CR0.
-    lp.tlb.flushAll();
     lp.updateMode();
   }
-  loadCr3(value: bigint): void { this.lp.cr3 = Number(value); this.lp.tlb.flushAll(); }
-  loadCr4(value: bigint): void { this.lp.cr4 = Number(value & 0xffffffffn) >>> 0; this.lp.tlb.flushAll(); }
+  loadCr3(value: bigint): void { this.lp.cr3 = Number(value); }
+  loadCr4(value: bigint): void { this.lp.cr4 = Number(value & 0xffffffffn) >>> 0; }
   readDr7(): bigint { return this.lp.dr[7]!; }
   loadDr7(value: bigint): void { this.lp.dr[7] = value; }
 

@@ -2,9 +2,9 @@
 // file and the processor's cached VMCS: numbers from typed array to typed array, no BigInt and no per-segment
 // objects. This is the fast path of exit/save-guest.ts, transition/load-host.ts and entry/load-guest.ts, which do
 // the same through the VmTransitionCpu interface (and stay the definition: lp-transfer.test.ts holds the two to
-// the same result). The steps, their order and the LP's own side effects (TLB flushes, mode updates after each
-// segment register, CPL from SS.DPL) are those of the general path; rarely enabled controls (debug controls, PAT,
-// BNDCFGS, EFER loading) go through the general LpVmxCpu methods, as there.
+// the same result). The steps, their order and the LP's own side effects (mode updates after each segment register,
+// CPL from SS.DPL; what the TLB drops is ./vpid.ts's) are those of the general path; rarely enabled controls (debug
+// controls, PAT, BNDCFGS, EFER loading) go through the general LpVmxCpu methods, as there.
 // See SDM Vol. 3C, "Saving Guest State", "Loading Host State" and "Loading Guest State".
 import type { LpVmxCpu } from './lp-cpu.ts';
 import type { ActiveVmcs } from './vmcs.ts';
@@ -95,9 +95,7 @@ export function loadHostRegisters(cpu: LpVmxCpu, vmcs: ActiveVmcs): void {
   loadCr0(cpu, (lp.cr0 & CR0_KEPT) | (vmcs.readLow(HOST_CR0) & ~CR0_KEPT));
   const cr4 = vmcs.readLow(HOST_CR4);
   lp.cr4 = (host64 ? cr4 | CR4.PAE : cr4 & ~CR4.PCIDE) >>> 0;
-  lp.tlb.flushAll();
   lp.cr3 = vmcs.readUnsigned(HOST_CR3);
-  lp.tlb.flushAll();
   lp.dr[7] = DR7_AFTER_EXIT;
   cpu.writeMsr(MSR_IA32_DEBUGCTLMSR, 0n);
   cpu.writeMsr(MSR_IA32_SYSENTER_CS, BigInt(vmcs.readLow(HOST_IA32_SYSENTER_CS)));
@@ -136,9 +134,7 @@ export function loadGuestRegisters(cpu: LpVmxCpu, vmcs: ActiveVmcs, entryCtls: n
   const cr0 = ((lp.cr0 & CR0_KEPT) | (vmcs.readLow(GUEST_CR0) & ~CR0_KEPT)) >>> 0;
   loadCr0(cpu, cr0);
   lp.cr3 = vmcs.readUnsigned(GUEST_CR3);
-  lp.tlb.flushAll();
   lp.cr4 = vmcs.readLow(GUEST_CR4);
-  lp.tlb.flushAll();
   if ((entryCtls & VMX_CONTROL.VM_ENTRY_LOAD_DEBUG_CONTROLS) !== 0) {
     cpu.loadDr7(vmcs.read(GUEST_DR7));
     cpu.writeMsr(MSR_IA32_DEBUGCTLMSR, vmcs.read(GUEST_IA32_DEBUGCTL));
@@ -186,7 +182,6 @@ function hostDataSegment(cpu: LpVmxCpu, s: number, selector: number, base: numbe
 /** LpVmxCpu.loadCr0 with a 32-bit value. */
 function loadCr0(cpu: LpVmxCpu, cr0: number): void {
   cpu.lp.cr0 = cr0 >>> 0;
-  cpu.lp.tlb.flushAll();
   cpu.lp.updateMode();
 }
 

@@ -18,6 +18,7 @@ import { EXIT_REASON } from './exit-reasons.ts';
 import { vmExit, type VmExitCause } from './exit/index.ts';
 import { vmEntry, type EntryContext, type VmEntryOutcome } from './entry/index.ts';
 import { attachEpt, detachEpt } from './ept/attach.ts';
+import { afterFailedVmEntry, noteHostMappings, resumeHostMappings } from './vpid.ts';
 import { initSignal, interceptInNonRoot, startupIpi, vmfunc, vmFunctionsEnabled, vmxInstructionExit } from './nonroot/index.ts';
 import type { NonRootContext } from './nonroot/context.ts';
 import { invept, invvpid, type DescriptorOperand } from './instructions/invept-invvpid.ts';
@@ -207,12 +208,14 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
   }
 
   /**
-   * VM entry; once guest state is loaded, the guest's memory path gets EPT if the VMCS enables it (./ept/attach.ts),
-   * before an injected event is delivered.
+   * VM entry; once guest state is loaded, the guest's memory path gets EPT if the VMCS enables it and its TLB context
+   * (./ept/attach.ts, ./vpid.ts), before an injected event is delivered.
    */
   private readonly enter = (c: EntryContext): VmEntryOutcome => {
+    noteHostMappings(this.lp);
     const outcome = vmEntry(c);
     if (outcome.kind === 'entered') attachEpt(this);
+    else if (outcome.kind === 'entry-failure-exit') afterFailedVmEntry(this.lp);
     return outcome;
   };
 
@@ -222,6 +225,7 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
     // The host's memory path has no guest-physical addresses. See SDM Vol. 3C, "EPT Translation Mechanism".
     detachEpt(this.lp);
     const outcome = vmExit({ cpu: this.cpu, vmcs: vmcsAccessOf(current), vmcsPointer: current.pa }, cause);
+    resumeHostMappings(this.lp);
     this.state.nonRoot = false;
     if (outcome.kind === 'vmx-abort') this.lp.shutdown(`VMX abort: ${outcome.message}`);
     if (this.observers.active) this.observers.exited(this.lp, current);

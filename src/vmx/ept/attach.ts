@@ -20,6 +20,7 @@ import { INTR_TYPE } from '../transition/interruption-info.ts';
 import { bitOf, EPT_BIT } from './entry.ts';
 import { asDiagnosis, explainEpt } from './explain.ts';
 import { EPT_QUAL } from './qualification.ts';
+import { enterGuestMappings, invalidateEptMappings, leaveGuestMappings, NO_EPT, switchGuestMappings } from '../vpid.ts';
 import { eptTranslate, type EptTranslateInput, type EptWalkEntry } from './walk.ts';
 
 /**
@@ -37,23 +38,14 @@ const M_READ = 1, M_WRITE = 2, M_EXEC = 4, M_USER_EXEC = 8;
 /** A bound on the cache per EP4TA: dropping mappings is always allowed, keeping them is only allowed. */
 const MAX_MAPPINGS = 1 << 16;
 
-/** What one LP caches derived from EPT: guest-physical mappings by EP4TA, and a TLB context per (VPID, EP4TA). */
+/** What one LP caches derived from EPT alone: guest-physical mappings by EP4TA (combined mappings: ../vpid.ts). */
 class EptCaches {
   readonly byEp4ta = new Map<number, Map<number, GuestPhysicalMapping>>();
-  private readonly contexts = new Map<string, number>();
 
   mappings(ep4ta: number): Map<number, GuestPhysicalMapping> {
     let m = this.byEp4ta.get(ep4ta);
     if (m === undefined) this.byEp4ta.set(ep4ta, (m = new Map()));
     return m;
-  }
-
-  /** The TLB context (see src/machine/tlb.ts) of combined mappings for this VPID and EP4TA; 0 is VMX root operation. */
-  context(vpid: number, ep4ta: number): number {
-    const key = `${vpid}:${ep4ta}`;
-    let c = this.contexts.get(key);
-    if (c === undefined) this.contexts.set(key, (c = this.contexts.size + 1));
-    return c;
   }
 }
 
@@ -69,45 +61,44 @@ const ep4taOf = (eptp: bigint): number => Number((eptp & ((1n << 52n) - 1n)) >> 
 
 /**
  * The end of VM entry, after guest state and MSRs are loaded (before an injected event is delivered, which already
- * uses guest memory): with "activate secondary controls" and "enable EPT", install the translation for the EPTP
- * in the VMCS (VM entry has checked it). Combined mappings get the TLB context of (VPID, EP4TA), invalidated here
- * on every VM entry (always allowed; with VPIDs a processor may keep them). See SDM Vol. 3C, "VM-Execution Control
- * Fields" and "VMX Transitions" (in "Caching Translation Information").
+ * uses guest memory), and EPTP switching (`how`): with "activate secondary controls" and "enable EPT", install the
+ * translation for the EPTP in the VMCS (VM entry has checked it). The guest's linear or combined mappings get the TLB
+ * context of (VPID, EP4TA) (../vpid.ts). See SDM Vol. 3C, "VM-Execution Control Fields" and "VMX Transitions" (in
+ * "Caching Translation Information").
  */
-export function attachEpt(ctx: NonRootContext): void {
+export function attachEpt(ctx: NonRootContext, how: 'vm-entry' | 'eptp-switch' = 'vm-entry'): void {
   const lp = ctx.lp;
   const proc2 = secondaryControls(ctx);
+  const vpid = (proc2 & C.SECONDARY_EXEC_ENABLE_VPID) !== 0 ? ctx.read32('VIRTUAL_PROCESSOR_ID') & 0xffff : 0;
   if ((proc2 & C.SECONDARY_EXEC_ENABLE_EPT) === 0) {
     lp.gpaTranslate = null;
+    enterGuestMappings(lp, vpid, NO_EPT);
     return;
   }
   const eptp = ctx.read64('EPT_POINTER');
-  const vpid = (proc2 & C.SECONDARY_EXEC_ENABLE_VPID) !== 0 ? ctx.read32('VIRTUAL_PROCESSOR_ID') & 0xffff : 0;
-  const caches = cachesOf(lp);
   const ep4ta = ep4taOf(eptp);
-  lp.tlb.setContext(caches.context(vpid, ep4ta));
-  lp.tlb.flushAll();
-  lp.gpaTranslate = translator(ctx, eptp, (proc2 & C.SECONDARY_EXEC_MODE_BASED_EPT_EXEC) !== 0, caches.mappings(ep4ta));
+  if (how === 'vm-entry') enterGuestMappings(lp, vpid, ep4ta);
+  else switchGuestMappings(lp, vpid, ep4ta);
+  lp.gpaTranslate = translator(ctx, eptp, (proc2 & C.SECONDARY_EXEC_MODE_BASED_EPT_EXEC) !== 0, cachesOf(lp).mappings(ep4ta));
 }
 
 /** The start of every VM exit: guest-physical addresses no longer exist; the TLB is back in the root context. */
 export function detachEpt(lp: LogicalProcessor): void {
-  if (lp.gpaTranslate === null && lp.tlb.getContext() === 0) return;
   lp.gpaTranslate = null;
-  lp.tlb.setContext(0);
+  leaveGuestMappings(lp);
 }
 
 /**
- * INVEPT: single-context (`eptp`) drops the guest-physical mappings of that EP4TA, all-context (null) those of every
- * EP4TA; combined mappings are dropped in every context (more than the SDM requires, which it allows). MOV to CR3
- * does not come here: it invalidates combined mappings only. See SDM Vol. 3C, "INVEPT—Invalidate Translations
- * Derived from EPT" and "Operations that Invalidate Cached Mappings".
+ * INVEPT: single-context (`eptp`) drops the guest-physical mappings of that EP4TA and the combined mappings made with
+ * it (every VPID), all-context (null) those of every EP4TA. MOV to CR3 does not come here: it invalidates combined
+ * mappings only. See SDM Vol. 3C, "INVEPT—Invalidate Translations Derived from EPT" and "Operations that Invalidate
+ * Cached Mappings".
  */
 export function invalidateEpt(lp: LogicalProcessor, eptp: bigint | null): void {
   const caches = cachesOf(lp);
   if (eptp === null) caches.byEp4ta.clear();
   else caches.byEp4ta.delete(ep4taOf(eptp));
-  lp.tlb.flushAllContexts();
+  invalidateEptMappings(lp, eptp === null ? null : ep4taOf(eptp));
 }
 
 /** The guest-physical translation `lp.gpaTranslate` runs while the guest is in VMX non-root operation. */

@@ -35,5 +35,5 @@ export function vmfunc(ctx: NonRootContext, insn: VmxInstruction): void {
   ctx.state.current!.writeByName('EPT_POINTER', eptp);
   // The guest's memory path now walks the new EPT; mappings cached for the old EP4TA stay with it (they are tagged by
   // it) and are not used for the new one. See SDM Vol. 3C, "EPTP Switching".
-  attachEpt(ctx);
+  attachEpt(ctx, 'eptp-switch');
 }
