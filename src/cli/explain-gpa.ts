@@ -12,6 +12,9 @@ import type { VmmPart } from '#impl/05-exits/hypervisor';
 import { read } from '../kernel/testing/reference-vm.ts';
 import { VMX_CONTROL } from '../vmx/controls.ts';
 import { EPTP, eptpProblem } from '../vmx/eptp.ts';
+import { parseAddress } from '../util/parse-address.ts';
+
+export { parseAddress };
 
 export const EXPLAIN_GPA_USAGE = `vmxlab explain-gpa <gpa>... [--model NAME] [--solutions]
 
@@ -65,14 +68,6 @@ export function parseExplainGpaArgs(argv: readonly string[]): ExplainGpaArgs | s
     return `${model} has no EPT (IA32_VMX_PROCBASED_CTLS2 does not allow "enable EPT", bit 1): there is no EPT walk to explain. Models with EPT: ${EPT_MODELS.join(', ')}`;
   }
   return { gpas, model, solutions: values.solutions, help: false };
-}
-
-/** 0x-prefixed or H-suffixed hex, or decimal; null if it is not a 64-bit address. */
-export function parseAddress(text: string): bigint | null {
-  const t = text.replace(/_/g, '');
-  const m = /^0x([0-9a-f]+)$/i.exec(t) ?? /^([0-9a-f]+)h$/i.exec(t);
-  const v = m !== null ? BigInt(`0x${m[1]}`) : /^[0-9]+$/.test(t) ? BigInt(t) : null;
-  return v !== null && v < 1n << 64n ? v : null;
 }
 
 /** What exercise 6.2 exports for this command: its part, and the EPTP it computed. */
