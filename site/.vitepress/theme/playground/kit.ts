@@ -15,6 +15,7 @@ import * as x86Msrs from '../../../../src/x86/msr.ts';
 import { CR0, CR4 } from '../../../../src/x86/control-registers.ts';
 import { RFLAGS } from '../../../../src/x86/flags.ts';
 import { buildReferenceGuest, writeReferenceGuestState, type ReferenceGuest } from '../../../../chapters/04-first-launch/support.ts';
+import { buildIdentityEpt } from '../../../../src/kernel/testing/reference-vm.ts';
 
 /** Pages in the kit's guest block (order 3: page tables, GDT, TSS, code, stack). */
 const GUEST_ORDER = 3;
@@ -47,6 +48,13 @@ export function createKit(host: Host) {
     /** The guest-state area for `buildGuest`'s guest, taken from its own GDT (exercise 4.2 writes this). */
     writeGuestState(cpu: HostCpu, guest: ReferenceGuest): void {
       writeReferenceGuestState(host, cpu, guest);
+    },
+    /**
+     * EPT paging structures that map guest-physical = host-physical for the first GiB (2-MByte pages, RWX, WB), and
+     * the EPTP for them (WB, 4-level walk). Exercise 6.2 writes this.
+     */
+    buildIdentityEpt(k: Kernel): bigint {
+      return buildIdentityEpt(k);
     },
     /** Base of this CPU's TSS, read from its GDT (exercise 4.1 computes this; no instruction reads it). */
     trBase(cpu: HostCpu): bigint {

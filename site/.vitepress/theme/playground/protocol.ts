@@ -16,6 +16,13 @@ export interface HypervisorRequest {
   model: string;
 }
 
+/** After a hypervisor run, in the same worker: walk a guest-physical address through the run's EPT. */
+export interface ExplainGpaRequest {
+  kind: 'explain-gpa';
+  /** As the learner typed it. */
+  gpa: string;
+}
+
 export interface RunResult {
   /** Bytes the guest wrote to the debug console, port E9H. */
   console: string;
@@ -75,9 +82,17 @@ export interface HypervisorResult {
   /** Which VMCS the dump shows (the current one after the run, or the last one seen at a VM exit). */
   vmcsSource: string;
   vmcs: VmcsDumpRow[];
+  /** Whether the VMCS of the run enables EPT, and its EPT_POINTER or why there is nothing to walk. */
+  ept: EptSummary;
+}
+
+export interface EptSummary {
+  enabled: boolean;
+  text: string;
 }
 
 export type WorkerReply =
   | ({ kind: 'result' } & RunResult)
   | ({ kind: 'hypervisor-result' } & HypervisorResult)
+  | { kind: 'explain-gpa-result'; text: string }
   | { kind: 'error'; error: string };

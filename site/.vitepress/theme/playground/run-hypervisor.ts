@@ -9,6 +9,7 @@ import { dumpVmcs, formatVmcsValue, snapshotVmcs, type VmcsDumpSource, type Vmcs
 import { bootHost, type Host } from '../../../../src/kernel/boot-host.ts';
 import type { KernelModule } from '../../../../src/kernel/kernel.ts';
 import { formatDiagnosis } from '../../../../src/vmx/diagnosis.ts';
+import { keepEptOfRun } from './explain-gpa.ts';
 import { createKit } from './kit.ts';
 import type { ExitRecord, HypervisorRequest, VmcsDumpRow, WorkerReply } from './protocol.ts';
 
@@ -148,14 +149,16 @@ export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply
   const current = unit?.state.current ?? null;
   let vmcs: VmcsDumpRow[] = [];
   let vmcsSource = 'none: no VMCS was current after the run, and no VM entry was tried';
+  let dumped: VmcsDumpSource | null = null;
   if (unit !== undefined && current !== null) {
-    vmcs = vmcsRows(unit);
+    dumped = unit;
     vmcsSource = `the current VMCS of CPU 0 after the run (region at ${hex(current.pa, 8)})`;
   } else if (lastVmcs !== null) {
     const last: { snapshot: VmcsSnapshot; at: string } = lastVmcs;
-    vmcs = vmcsRows(last.snapshot);
+    dumped = last.snapshot;
     vmcsSource = `the VMCS as it was at the last VM exit or failed VM entry (${last.at}); no VMCS was current after the run`;
   }
+  if (dumped !== null) vmcs = vmcsRows(dumped);
   trace.stop();
 
   return {
@@ -173,5 +176,7 @@ export async function runHypervisor(req: HypervisorRequest): Promise<WorkerReply
     instructions,
     vmcsSource,
     vmcs,
+    // From the same VMCS as the dump; the worker keeps the host so the page can ask about addresses afterwards.
+    ept: keepEptOfRun(host, dumped),
   };
 }

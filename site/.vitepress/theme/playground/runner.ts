@@ -1,7 +1,7 @@
 // The page side of the playground: starts the worker that runs the emulator and talks to it.
 // Which emulator parts exist is decided at build time (see `define` in the site config), so a
 // build without the machine shows an honest "arrives with the machine" state.
-import type { HypervisorRequest, HypervisorResult, RunRequest, RunResult, WorkerReply } from './protocol.ts';
+import type { ExplainGpaRequest, HypervisorRequest, HypervisorResult, RunRequest, RunResult, WorkerReply } from './protocol.ts';
 
 export type { HypervisorResult, RunResult };
 
@@ -11,7 +11,12 @@ export interface Runner {
   run(source: string, budget: number): Promise<RunResult | { error: string }>;
   /** Run a hypervisor module (TypeScript) on a fresh host with CPU model `model` ('' = the default). */
   runHypervisor(source: string, budget: number, model: string): Promise<HypervisorResult | { error: string }>;
-  /** End the current run (e.g. module code that loops forever): its promise resolves with an error. */
+  /**
+   * After runHypervisor: walk a guest-physical address through the run's EPT, in the worker that ran it (it keeps
+   * the host until the next run).
+   */
+  explainGpa(gpa: string): Promise<{ text: string } | { error: string }>;
+  /** End the current run (e.g. module code that loops forever): its promise resolves with an error. Forgets the last run's host. */
   stop(): void;
 }
 
@@ -26,17 +31,17 @@ export function loadRunner(): Runner | null {
   if (!have.machine || !have.assembler) return null;
   let worker: Worker | null = null;
   let settle: ((reply: WorkerReply) => void) | null = null;
+  /** The worker of the last hypervisor run, kept for explainGpa until the next run. */
+  let kept: Worker | null = null;
   const stop = (): void => {
+    kept?.terminate();
+    kept = null;
     worker?.terminate();
     worker = null;
     settle?.({ kind: 'error', error: 'Stopped: the run was ended from the page.' });
     settle = null;
   };
-  const start = (request: RunRequest | HypervisorRequest): Promise<WorkerReply> => {
-    // A fresh worker per run: a guest that loops until its budget, or module code that throws or loops, cannot
-    // leave state behind.
-    stop();
-    const w = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+  const ask = (w: Worker, request: RunRequest | HypervisorRequest | ExplainGpaRequest, keep: boolean): Promise<WorkerReply> => {
     worker = w;
     return new Promise((resolve) => {
       settle = (reply) => {
@@ -46,14 +51,21 @@ export function loadRunner(): Runner | null {
       const finish = (reply: WorkerReply): void => {
         if (worker === w) {
           settle?.(reply);
-          w.terminate();
           worker = null;
+          if (keep) kept = w;
+          else w.terminate();
         }
       };
       w.onmessage = (event: MessageEvent<WorkerReply>) => finish(event.data);
       w.onerror = (event) => finish({ kind: 'error', error: `The emulator failed to start: ${event.message}` });
       w.postMessage(request);
     });
+  };
+  const start = (request: RunRequest | HypervisorRequest): Promise<WorkerReply> => {
+    // A fresh worker per run: a guest that loops until its budget, or module code that throws or loops, cannot
+    // leave state behind.
+    stop();
+    return ask(new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' }), request, request.kind === 'hypervisor');
   };
   return {
     async run(source, budget) {
@@ -67,6 +79,15 @@ export function loadRunner(): Runner | null {
       if (reply.kind === 'error') return { error: reply.error };
       if (reply.kind !== 'hypervisor-result') return { error: `unexpected reply ${reply.kind}` };
       return reply;
+    },
+    async explainGpa(gpa) {
+      const w = kept;
+      if (w === null) return { error: 'Run a hypervisor module first: the explainer walks the EPT of the last run.' };
+      kept = null;
+      const reply = await ask(w, { kind: 'explain-gpa', gpa }, true);
+      if (reply.kind === 'error') return { error: reply.error };
+      if (reply.kind !== 'explain-gpa-result') return { error: `unexpected reply ${reply.kind}` };
+      return { text: reply.text };
     },
     stop,
   };
