@@ -120,6 +120,22 @@ const ICELAKE = 'icelake-i5-1035g1'; // advanced VM-exit information for EPT vio
 const label = (run: EptRun, name: string): bigint => BigInt(run.labels.get(name)!);
 const EXIT_CPUID = 10n, EXIT_HLT = 12n, EXIT_EPT_VIOLATION = 48n, EXIT_EPT_MISCONFIG = 49n;
 
+/** A guest linear address in PML4 slot 100, which the reference guest does not use. */
+const XD_PAGE_LINEAR = 100n << 39n;
+const PTE_PRESENT = 1n, PTE_RW = 2n, PTE_XD = 1n << 63n;
+
+/** Map the guest's linear `la` with the 4-KByte PTE `pte` in the guest tables at `cr3` (tables made read/write). */
+function mapGuestPage(k: Kernel, cr3: bigint, la: bigint, pte: bigint): void {
+  let table = cr3 & ADDR;
+  for (const shift of [39n, 30n, 21n]) {
+    const slot = k.phys_to_virt(table) + 8n * ((la >> shift) & 511n);
+    let e = k.read64(slot);
+    if ((e & PTE_PRESENT) === 0n) k.write64(slot, (e = k.virt_to_phys(k.get_zeroed_page()) | PTE_PRESENT | PTE_RW));
+    table = e & ADDR;
+  }
+  k.write64(k.phys_to_virt(table) + 8n * ((la >> 12n) & 511n), pte);
+}
+
 describe('EPT translation of guest memory', () => {
   for (const [model, oneGig] of [[SKYLAKE, true], [IVYBRIDGE, false], [ICELAKE, false]] as const) {
     it(`${model}${oneGig ? ' (1-GByte page)' : ''}: the guest runs through EPT; a remapped page reaches another host page`, () => {
@@ -169,6 +185,24 @@ describe('EPT violations (exit reason 48)', () => {
     });
     // The reference guest maps with supervisor, read/write, executable 2-MByte pages.
     expect(run.exits[0]?.qualification, run.why()).toBe(qualificationOf({ READ: true, GLA_VALID: true, GLA_TRANSLATED: true, READ_WRITE_PAGE: true }));
+  });
+
+  it('with advanced VM-exit information: bit 11 is set when guest paging maps the address execute-disable', () => {
+    // A 4-KByte guest page at an otherwise unused linear address: present, read-only, XD (EFER.NXE is on: the guest
+    // runs with the host's EFER). Bit 10 is the AND of R/W (0 here), bit 11 the OR of XD over the guest entries.
+    const run = runUnderEpt({
+      model: ICELAKE,
+      source: () => `bits 64\n mov rbx, ${XD_PAGE_LINEAR}\nload: mov rax, [rbx + 0x8]\n hlt`,
+      setup: (ept, data, host) => {
+        mapGuestPage(host.kernel, read(host.kernel.cpu(), 'GUEST_CR3'), XD_PAGE_LINEAR, data | PTE_PRESENT | PTE_XD);
+        ept.set(data, 0n);
+      },
+    });
+    const e = run.exits[0]!;
+    expect(e.reason, run.why()).toBe(EXIT_EPT_VIOLATION);
+    expect(e.gla).toBe(XD_PAGE_LINEAR + 8n);
+    expect(e.gpa).toBe(run.data + 8n);
+    expect(e.qualification).toBe(qualificationOf({ READ: true, GLA_VALID: true, GLA_TRANSLATED: true, EXECUTE_DISABLE_PAGE: true }));
   });
 
   it('a write to a read-only page: the write bit, what the entries allowed, the faulting RIP; nothing written', () => {
@@ -357,6 +391,67 @@ describe('EPT violations during event delivery', () => {
     expect(e.idtVectoring & ~0x1000n).toBe(0x80000430n);
     expect(e.length).toBe(2n);
     expect(e.rip).toBe(label(run, 'soft'));
+  });
+});
+
+describe('EPT violations while VM entry delivers an injected event', () => {
+  const VALID = 1n << 31n, DELIVER_ERROR_CODE = 1n << 11n;
+  const EXTERNAL_INTERRUPT = 0n << 8n, HARDWARE_EXCEPTION = 3n << 8n, SOFTWARE_INTERRUPT = 4n << 8n;
+  const GP = 13n;
+  it.each([
+    { what: '#GP(18H) whose IDT is on a not-present page: a read of its gate', info: VALID | HARDWARE_EXCEPTION | DELIVER_ERROR_CODE | GP, errorCode: 0x18n, length: 0n, unmap: 'idt' as const },
+    { what: 'external interrupt 40H whose stack push hits a not-present page', info: VALID | EXTERNAL_INTERRUPT | 0x40n, errorCode: 0n, length: 0n, unmap: 'stack' as const },
+    { what: 'software interrupt 30H (INT n, length 2) whose stack push hits a not-present page', info: VALID | SOFTWARE_INTERRUPT | 0x30n, errorCode: 0n, length: 2n, unmap: 'stack' as const },
+  ])('$what: exit 48 with the injected event as IDT-vectoring information, at the entry RIP', ({ info, errorCode, length, unmap }) => {
+    let entryRip = 0n, stack = 0n;
+    const seen = { errorCode: -1n, entryInfo: -1n };
+    const run = runUnderEpt({
+      model: SKYLAKE,
+      source: (d) => `bits 64\nstart: mov rbx, ${d}\n hlt`,
+      setup: (ept, data, host) => {
+        const k = host.kernel, cpu = k.cpu();
+        entryRip = read(cpu, 'GUEST_RIP');
+        // 64-bit interrupt gates for the three vectors in an IDT on the data page, all pointing at the entry RIP.
+        for (const vector of [GP, 0x30n, 0x40n]) {
+          const gate = k.phys_to_virt(data) + 16n * vector;
+          k.write64(gate, (entryRip & 0xffffn) | (0x08n << 16n) | (0x8en << 40n) | (((entryRip >> 16n) & 0xffffn) << 48n));
+          k.write64(gate + 8n, entryRip >> 32n);
+        }
+        write(host, cpu, 'GUEST_IDTR_BASE', data);
+        write(host, cpu, 'GUEST_IDTR_LIMIT', 0xfff);
+        write(host, cpu, 'VM_ENTRY_INTR_INFO_FIELD', info);
+        write(host, cpu, 'VM_ENTRY_EXCEPTION_ERROR_CODE', errorCode);
+        write(host, cpu, 'VM_ENTRY_INSTRUCTION_LEN', length);
+        // An external interrupt can be injected only with RFLAGS.IF = 1 (a guest-state check).
+        write(host, cpu, 'GUEST_RFLAGS', read(cpu, 'GUEST_RFLAGS') | (1n << 9n));
+        stack = (read(cpu, 'GUEST_RSP') - 8n) & ~0xfffn;
+        ept.set(unmap === 'idt' ? data : stack, 0n);
+      },
+      onExit: (_e, r) => {
+        seen.errorCode = read(r.cpu, 'IDT_VECTORING_ERROR_CODE');
+        seen.entryInfo = read(r.cpu, 'VM_ENTRY_INTR_INFO_FIELD');
+        return 'stop';
+      },
+    });
+    expect(run.exits.length, run.why()).toBe(1);
+    const e = run.exits[0]!;
+    expect(e.reason).toBe(EXIT_EPT_VIOLATION);
+    if (unmap === 'idt') {
+      expect(e.qualification).toBe(qualificationOf({ READ: true, GLA_VALID: true, GLA_TRANSLATED: true }));
+      expect(e.gla).toBe(run.data + 16n * GP);
+    } else {
+      expect(e.qualification).toBe(qualificationOf({ WRITE: true, GLA_VALID: true, GLA_TRANSLATED: true }));
+      expect(e.gla & ~0xfffn).toBe(stack);
+    }
+    expect(e.gpa).toBe(e.gla);
+    // The event VM entry was delivering: valid, type, vector, "error code valid" as injected (bit 12 is undefined).
+    expect(e.idtVectoring & ~0x1000n).toBe(info);
+    if ((info & DELIVER_ERROR_CODE) !== 0n) expect(seen.errorCode).toBe(errorCode);
+    // A software interrupt's exit reports its instruction length; for the others the field is undefined.
+    expect(e.length).toBe(length !== 0n ? length : BigInt(UNDEFINED_32));
+    // Nothing of the guest ran: RIP is the one VM entry loaded. Every VM exit clears the VM-entry valid bit.
+    expect(e.rip).toBe(entryRip);
+    expect(seen.entryInfo & VALID).toBe(0n);
   });
 });
 
