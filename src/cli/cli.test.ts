@@ -134,4 +134,13 @@ describe('vmxlab explain-gpa (its logic: explain-gpa.test.ts)', () => {
     expect(stub.stderr).toMatch(/Called from: exercises\/06-ept\//);
     expect(stub.stderr).not.toMatch(/^\s+at /m);
   });
+
+  test('code that never finishes is stopped after VMXLAB_TIMEOUT_MS, and said so', () => {
+    const file = join(root, 'exercises/06-ept/identity-map.ts');
+    writeFileSync(file, readFileSync(join(REPO, 'exercises/06-ept/identity-map.ts'), 'utf8').replace("throw new Error('TODO: eptIdentityPart setup');", 'for (;;) {}'));
+    // The loop never ends, so the outcome does not depend on how fast this machine is.
+    const r = vmxlab(['explain-gpa', '0x1000'], { VMXLAB_TIMEOUT_MS: '2000' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/exercises\/06-ept\/identity-map\.ts did not finish within 2 s \(an endless loop\?\); stopped/);
+  });
 });

@@ -6,12 +6,13 @@
 // memory type, walk length or address in your EPTP shows up here as it would on hardware.
 // See SDM Vol. 3C, "EPT Translation Mechanism", "Extended-Page-Table Pointer (EPTP)" and "EPT and Memory Typing".
 import { parseArgs } from 'node:util';
-import { CPU_MODELS, EPT_MODELS, eptpRefusal, hex, inspect, runPart, type Host } from '../../chapters/06-ept/support.ts';
+import { CPU_MODELS, EPT_MODELS, eptpRefusal, inspect, runPart, type Host } from '../../chapters/06-ept/support.ts';
 import { describeOutcome } from '../../chapters/05-exits/support.ts';
 import type { VmmPart } from '#impl/05-exits/hypervisor';
 import { read } from '../kernel/testing/reference-vm.ts';
 import { VMX_CONTROL } from '../vmx/controls.ts';
 import { EPTP, eptpProblem } from '../vmx/eptp.ts';
+import { hex } from '../util/hex.ts';
 import { parseAddress } from '../util/parse-address.ts';
 
 export { parseAddress };
