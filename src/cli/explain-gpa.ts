@@ -95,7 +95,13 @@ export function explainGpas(part: EptIdentityPart, opts: { model: string; gpas: 
       const proc2 = (proc & VMX_CONTROL.CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) !== 0 ? Number(read(cpu, 'SECONDARY_VM_EXEC_CONTROL')) : 0;
       // A page-walk length the processor does not support has no walk to show (VM entry refuses such an EPTP).
       const walkable = eptpProblem(eptp, host!.vmx[0]!.caps, host!.machine.cpus[0]!.maxPhysAddr, ['walk-length']) === null;
-      const texts = walkable ? opts.gpas.map((gpa) => inspect(host!, eptp, gpa).text) : [];
+      let texts: string[] = [];
+      try {
+        if (walkable) texts = opts.gpas.map((gpa) => inspect(host!, eptp, gpa).text);
+      } catch (e) {
+        // Not the learner's exception: keep it out of runPart's "release() threw" and say whose it is.
+        texts = [`the walk itself failed (a VMX Lab bug, please report it): ${(e as Error).message}`];
+      }
       seen = { eptp, eptOn: (proc2 & VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT) !== 0, texts };
       part.release?.(k);
     },
