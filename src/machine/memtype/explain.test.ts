@@ -21,7 +21,7 @@ describe('explainMemoryType', () => {
       '    variable 0: base 0xC0000000 mask 0x7FC0000800 UC — matches',
       ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => `    variable ${n}: invalid (V = 0)`),
       '    MTRR type UC: one variable range matches: its type (SDM Vol. 3A, "MTRR Precedences")',
-      '  PAT: leaf 0xFEE00003: PAT = 0 (PAT bit 7 of the PTE), PCD = 0, PWT = 0 → entry 0 of IA32_PAT 0x7040600070406 = WB (SDM Vol. 3A, "Selecting a Memory Type from the PAT")',
+      '  PAT: leaf 0xFEE00003: PAT = 0 (PAT bit 7 of the PTE), PCD = 0, PWT = 0 → entry 0 of IA32_PAT 0x0007040600070406 = WB (SDM Vol. 3A, "Selecting a Memory Type from the PAT")',
       '  → UC: MTRR UC with PAT WB, footnote 1 (SDM Vol. 3A, "Effective Page-Level Memory Types for Pentium III and More Recent Processor Families")',
     ]);
   });

@@ -71,7 +71,7 @@ function patLine(input: MemoryTypeInput, d: MemoryTypeDecision): string {
   const s = d.pat.selection;
   const t = typeof d.pat.type === 'number' ? memoryTypeName(d.pat.type) : `reserved encoding ${d.pat.type.reserved}`;
   const where = input.paging.largePage ? 'PAT bit 12 of the large-page entry' : 'PAT bit 7 of the PTE';
-  return `  PAT: leaf ${hex(input.paging.leaf)}: PAT = ${+s.pat} (${where}), PCD = ${+s.pcd}, PWT = ${+s.pwt} → entry ${s.index} of IA32_PAT ${hex(input.paging.pat)} = ${t} (SDM Vol. 3A, "Selecting a Memory Type from the PAT")`;
+  return `  PAT: leaf ${hex(input.paging.leaf)}: PAT = ${+s.pat} (${where}), PCD = ${+s.pcd}, PWT = ${+s.pwt} → entry ${s.index} of IA32_PAT ${hex(input.paging.pat, 16)} = ${t} (SDM Vol. 3A, "Selecting a Memory Type from the PAT")`;
 }
 
 function ruleLine(d: MemoryTypeDecision): string {

@@ -1,7 +1,7 @@
 // The MTRR registers of one logical processor as plain data (their raw MSR values), and the decoding every reader
 // shares: the resolver (mtrr-type.ts), the explanation, Linux's print format. See SDM Vol. 3A, "Memory Type Range
 // Registers (MTRRs)".
-import { FIXED_RANGE_FIELDS, FIXED_RANGE_MTRRS, MTRRCAP, MTRR_DEF_TYPE, MTRR_PHYS, physAddressBits } from '../../x86/mtrr.ts';
+import { FIXED_RANGE_MTRRS, MTRRCAP, MTRR_DEF_TYPE, MTRR_PHYS, physAddressBits } from '../../x86/mtrr.ts';
 
 /** A variable-range pair (or the SMRR pair): IA32_MTRR_PHYSBASEn and IA32_MTRR_PHYSMASKn as read by RDMSR. */
 export interface MtrrPair {
@@ -60,5 +60,3 @@ export function fixedFieldRange(index: number, field: number): { base: number; e
   const r = FIXED_RANGE_MTRRS[index]!;
   return { base: r.base + field * r.step, end: r.base + (field + 1) * r.step };
 }
-
-export { FIXED_RANGE_FIELDS };
