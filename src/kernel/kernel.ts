@@ -294,16 +294,24 @@ export class Kernel {
 
   /** A fixed interrupt, CALL_FUNCTION_VECTOR, from this CPU's local APIC to `cpu`'s (APIC ID = CPU number). */
   private sendCallFunctionIpi(cpu: number): void {
-    const apic = this.machine.cpus[this.current]?.apic;
-    if (apic === undefined || apic === null) return;
-    const self = cpu === this.current;
     // ICR: vector, delivery mode 000 (fixed), physical destination; shorthand 01 (self) for the sender itself.
     // See SDM Vol. 3A, "Interrupt Command Register (ICR)".
-    const low = CALL_FUNCTION_VECTOR | (self ? 1 << 18 : 0);
-    if (apic.mode === 'x2apic') apic.writeMsr(X2APIC_ICR, (BigInt(cpu) << 32n) | BigInt(low));
+    this.apic_icr_write(CALL_FUNCTION_VECTOR | (cpu === this.current ? 1 << 18 : 0), cpu);
+  }
+
+  /**
+   * apic_icr_write(): send an IPI from this CPU's local APIC — `low` is ICR bits 31:0 (vector, delivery mode,
+   * level, shorthand), `apicId` the physical destination. xAPIC: ICR high (ID in bits 31:24) first, since writing
+   * ICR low sends; x2APIC: one WRMSR to 830H with the ID in bits 63:32. See SDM Vol. 3A, "Interrupt Command Register
+   * (ICR)" and "Interrupt Command Register (ICR) in x2APIC Mode".
+   */
+  apic_icr_write(low: number, apicId: number): void {
+    const apic = this.machine.cpus[this.current]?.apic;
+    if (apic === undefined || apic === null) return;
+    if (apic.mode === 'x2apic') apic.writeMsr(X2APIC_ICR, (BigInt(apicId >>> 0) << 32n) | BigInt(low >>> 0));
     else if (apic.mode === 'xapic') {
-      apic.writeXapic?.(XAPIC_ICR2, cpu << 24);
-      apic.writeXapic?.(XAPIC_ICR, low);
+      apic.writeXapic?.(XAPIC_ICR2, (apicId & 0xff) << 24);
+      apic.writeXapic?.(XAPIC_ICR, low >>> 0);
     }
   }
 
