@@ -25,7 +25,7 @@ import { PageAllocator } from './page-alloc.ts';
 import { KERN_ERR, KERN_WARNING, KernelLog } from './printk.ts';
 import { oopsFromError, type OopsReport } from './oops.ts';
 import { Slab } from './slab.ts';
-import { CALL_FUNCTION_VECTOR, foreignHostState, vmxAfterMigration, type Migration } from './smp.ts';
+import { CALL_FUNCTION_VECTOR, foreignHostState, vmxAfterMigration, vmxThroughStaleHandle, type Migration } from './smp.ts';
 import { hexLower } from '../util/hex.ts';
 
 /** What the kernel needs of the machine it boots on (a Machine, or memory and CPUs alone in unit tests). */
@@ -118,13 +118,16 @@ export class Kernel {
   /** The CPU of the task's last VMX instruction (-1: none yet), and the migrations since (see smp.ts). */
   private lastVmxCpu = -1;
   private movesSinceVmx: Migration[] = [];
+  /** A VMX instruction through a HostCpu of another CPU was reported since the last migration. */
+  private staleHandleReported = false;
   /** Functions sent to each CPU by IPI (on_each_cpu, smp_call_function_single), run when it takes the IPI. */
   private readonly callQueue: (() => void)[][];
   /** CPUs whose foreign host state was reported (once each). */
   private readonly foreignHostReported = new Set<number>();
   /** Host entries running now (exit handlers): on_each_cpu cannot wait for other CPUs in one. */
   private hostEntryDepth = 0;
-  private rng: number;
+  /** The scheduler's own generator (xorshift32), seeded from a hash of the seed: small seeds differ at once. */
+  private schedRng: number;
   readonly cr3: number;
   readonly ramBytes: number;
 
@@ -135,13 +138,14 @@ export class Kernel {
     this.memory = machine.memory;
     this.ramBytes = opts.ramBytes ?? machine.memory.ramBytes;
     if (machine.cpus.length > MAX_CPUS) throw new Error(`at most ${MAX_CPUS} CPUs`);
-    this.rng = (opts.seed ?? 1) >>> 0 || 1;
+    const seed = (opts.seed ?? 1) >>> 0 || 1;
+    this.schedRng = mixSeed(opts.seed ?? 1);
     this.debugAtomicSleep = opts.debugAtomicSleep ?? false;
     this.callQueue = machine.cpus.map(() => []);
     this.log = new KernelLog(() => Number(machine.cpus[0]?.instructions ?? 0) / 1e9);
     const imageEnd = PHYS_KERNEL_START + KERNEL_IMAGE_BYTES;
     if (this.ramBytes < imageEnd + 4 * 1024 * 1024) throw new Error(`the kernel needs more than ${imageEnd} bytes of RAM`);
-    this.pages = new PageAllocator(this.memory, imageEnd / PAGE_SIZE, Math.floor(this.ramBytes / PAGE_SIZE), this.rng);
+    this.pages = new PageAllocator(this.memory, imageEnd / PAGE_SIZE, Math.floor(this.ramBytes / PAGE_SIZE), seed);
     this.slab = new Slab(this.memory, this.pages);
 
     this.cr3 = buildPageTables(this.memory, this.ramBytes);
@@ -345,14 +349,16 @@ export class Kernel {
       return;
     }
     if (this.hostCpus.length < 2) return;
-    this.rng ^= this.rng << 13;
-    this.rng ^= this.rng >>> 17;
-    this.rng ^= this.rng << 5;
-    this.rng >>>= 0;
-    if ((this.rng & 3) !== 0) return;
+    let r = this.schedRng;
+    r ^= r << 13;
+    r ^= r >>> 17;
+    r ^= r << 5;
+    this.schedRng = r >>> 0;
+    if ((this.schedRng & 3) !== 0) return;
     const from = this.current;
-    this.current = (this.current + 1 + (this.rng >>> 2) % (this.hostCpus.length - 1)) % this.hostCpus.length;
+    this.current = (this.current + 1 + (this.schedRng >>> 2) % (this.hostCpus.length - 1)) % this.hostCpus.length;
     this.movesSinceVmx.push({ from, to: this.current, at: where });
+    this.staleHandleReported = false;
   }
   /** schedule(): always a sleep point. */
   schedule(where = 'schedule()'): void {
@@ -384,14 +390,17 @@ export class Kernel {
    */
   private vmxCpu(mnemonic: string, handle: LogicalProcessor): LogicalProcessor {
     const cpu = this.current;
-    if (this.movesSinceVmx.length > 0) {
-      const bug = this.lastVmxCpu >= 0 ? vmxAfterMigration(mnemonic, cpu, this.lastVmxCpu, this.movesSinceVmx) : null;
+    const moves = this.movesSinceVmx;
+    if (moves.length > 0) {
+      const bug = this.lastVmxCpu >= 0 ? vmxAfterMigration(mnemonic, cpu, this.lastVmxCpu, moves) : null;
       if (bug !== null) this.log.printk(cpu, `${KERN_ERR}${bug}`);
       this.movesSinceVmx = [];
     }
     this.lastVmxCpu = cpu;
-    if (handle.id !== cpu) {
-      this.log.printk(cpu, `${KERN_ERR}BUG: ${mnemonic} through the HostCpu of CPU ${handle.id}, but this task runs on CPU ${cpu}: the instruction runs on CPU ${cpu}. k.cpu() names the current CPU only while preemption is disabled.`);
+    // Once per migration, not once per VMWRITE of the sequence that follows it.
+    if (handle.id !== cpu && !this.staleHandleReported) {
+      this.staleHandleReported = true;
+      this.log.printk(cpu, `${KERN_ERR}${vmxThroughStaleHandle(mnemonic, handle.id, cpu, moves)}`);
     }
     return this.machine.cpus[cpu]!;
   }
@@ -754,6 +763,14 @@ export class Kernel {
   isLoaded(name: string): boolean {
     return this.modules.has(name);
   }
+}
+
+/** A 32-bit finalizer (MurmurHash3's fmix32): turns seeds 1, 2, 3… into unrelated generator states. */
+function mixSeed(seed: number): number {
+  let h = seed >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0 || 1;
 }
 
 /** A sleeping lock (struct mutex): DEFINE_MUTEX is `new Mutex()`. */

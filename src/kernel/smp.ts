@@ -36,6 +36,15 @@ export function vmxAfterMigration(mnemonic: string, cpu: number, lastVmxCpu: num
   ].join('\n');
 }
 
+/**
+ * The warning printed when a VMX instruction is issued through the HostCpu of another CPU than the task is on: the
+ * code took `k.cpu()` and then migrated. The instruction runs where the task is, as on hardware.
+ */
+export function vmxThroughStaleHandle(mnemonic: string, handleCpu: number, cpu: number, moves: readonly Migration[]): string {
+  const path = moves.length === 0 ? '' : ` The scheduler moved it: ${moves.map((m) => `CPU ${m.from} → CPU ${m.to} at ${m.at}`).join(', ')}.`;
+  return `BUG: ${mnemonic} through the HostCpu of CPU ${handleCpu}, but this task runs on CPU ${cpu}: the instruction runs on CPU ${cpu}.${path} k.cpu() names the current CPU only while preemption is disabled.`;
+}
+
 /** The per-CPU addresses a CPU's own host state holds (Linux: the GDT, the TSS, GS.base → the per-CPU area). */
 function ownHostBases(cpu: number): { gdtr: number; tr: number; gs: number } {
   const sn = (va: bigint) => Number(BigInt.asIntN(64, va));
