@@ -21,7 +21,7 @@ import { OP_INVALID } from './insn.ts';
 import { CF, condition, lazyCF, lazyZF, OF, ZF, STATUS_MASK } from './lazy-flags.ts';
 import { alu, incDec, shiftRotate, setFlags, szp, multiply, divide, toBig, fromBig, SIZE_MASK, ALU_CMP, mulu32 } from './alu.ts';
 import {
-  getReg, setReg, readRM, writeRM, readMem, writeMem, linearAddress, effectiveAddress, effectiveAddressBig, segmentLinear,
+  getReg, setReg, readRM, readRMForWrite, writeRM, readMem, readMemForWrite, writeMem, linearAddress, effectiveAddress, effectiveAddressBig, segmentLinear,
   push, pop, peek, adjustSp, stackAddrSize, regNumber, scratch, TWO32,
 } from './operands.ts';
 import { LDTR, TR, type LogicalProcessor } from './lp.ts';
@@ -61,8 +61,8 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     const size = form & 1 ? d.opSize : 1;
     let a: number, ah = 0, b: number, bh = 0, r: number;
     switch (form) {
-      case 0: case 1: // r/m, reg
-        a = readRM(lp, d, size); ah = scratch.hi;
+      case 0: case 1: // r/m, reg (a read-modify-write unless CMP)
+        a = aluOp !== ALU_CMP ? readRMForWrite(lp, d, size) : readRM(lp, d, size); ah = scratch.hi;
         b = getReg(lp, d.reg, size, d.rex); bh = scratch.hi;
         r = alu(lp, aluOp, size, a, ah, b, bh);
         if (aluOp !== ALU_CMP) writeRM(lp, d, size, r, scratch.hi, d.mem ? scratch.la : -1);
@@ -161,10 +161,10 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     // ------------------------------------------------------------------ group 1
     case 0x80: case 0x81: case 0x82: case 0x83: {
       const size = op & 1 ? d.opSize : 1;
-      const a = readRM(lp, d, size);
+      const aluOp = d.reg & 7;
+      const a = aluOp !== ALU_CMP ? readRMForWrite(lp, d, size) : readRM(lp, d, size);
       const ah = scratch.hi;
       const la = scratch.la;
-      const aluOp = d.reg & 7;
       const r = alu(lp, aluOp, size, a, ah, d.imm & SIZE_MASK[size]!, size === 8 ? d.immHi : 0);
       if (aluOp !== ALU_CMP) writeRM(lp, d, size, r, scratch.hi, la);
       lp.rip = next;
@@ -181,7 +181,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     }
     case 0x86: case 0x87: { // XCHG r/m, r
       const size = op & 1 ? d.opSize : 1;
-      const a = readRM(lp, d, size);
+      const a = readRMForWrite(lp, d, size);
       const ah = scratch.hi;
       const la = scratch.la;
       const b = getReg(lp, d.reg, size, d.rex);
@@ -319,7 +319,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     // ------------------------------------------------------------------ shifts
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
       const size = op & 1 ? d.opSize : 1;
-      const a = readRM(lp, d, size);
+      const a = readRMForWrite(lp, d, size);
       const ah = scratch.hi;
       const la = scratch.la;
       const count = op <= 0xc1 ? d.imm & 0xff : op <= 0xd1 ? 1 : lp.regLo[RCX]! & 0xff;
@@ -590,9 +590,9 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       lp.rip = next;
       return false;
     }
-    case 0x1b0: case 0x1b1: { // CMPXCHG r/m, r
+    case 0x1b0: case 0x1b1: { // CMPXCHG r/m, r (writes the destination back even when the comparison fails)
       const size = op & 1 ? d.opSize : 1;
-      const dst = readRM(lp, d, size);
+      const dst = readRMForWrite(lp, d, size);
       const dh = scratch.hi;
       const la = scratch.la;
       const acc = getReg(lp, RAX, size, 0);
@@ -639,7 +639,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     }
     case 0x1c0: case 0x1c1: { // XADD r/m, r
       const size = op & 1 ? d.opSize : 1;
-      const dst = readRM(lp, d, size);
+      const dst = readRMForWrite(lp, d, size);
       const dh = scratch.hi;
       const la = scratch.la;
       const src = getReg(lp, d.reg, size, d.rex);
@@ -809,7 +809,8 @@ function raiseSoftware(lp: LogicalProcessor, vector: number, type: number, next:
 // ---------------------------------------------------------------- group 3: TEST NOT NEG MUL IMUL DIV IDIV
 function group3(lp: LogicalProcessor, d: Insn, size: number): void {
   const r = d.reg & 7;
-  const a = readRM(lp, d, size);
+  // NOT and NEG (2, 3) write the operand back; TEST, MUL, IMUL, DIV, IDIV only read it.
+  const a = r === 2 || r === 3 ? readRMForWrite(lp, d, size) : readRM(lp, d, size);
   const ah = scratch.hi;
   const la = scratch.la;
   switch (r) {
@@ -914,11 +915,12 @@ function bitTest(lp: LogicalProcessor, d: Insn, kind: number, off: number, offHi
     bitIndex = signedOff - unitIndex * bits;
     const ea = effectiveAddress(lp, d) + unitIndex * size;
     la = segmentLinear(lp, d.seg, d.addrSize === 8 ? ea : d.addrSize === 4 ? ea >>> 0 : ea & 0xffff, size);
-    value = readMem(lp, la, size);
+    // BTS, BTR, BTC write the operand back (BT only reads it).
+    value = kind === 0 ? readMem(lp, la, size) : readMemForWrite(lp, la, size);
     vh = scratch.hi;
   } else {
     bitIndex = off & (bits - 1);
-    value = readRM(lp, d, size);
+    value = kind === 0 ? readRM(lp, d, size) : readRMForWrite(lp, d, size);
     vh = scratch.hi;
     la = scratch.la;
   }
@@ -939,7 +941,7 @@ function group45(lp: LogicalProcessor, d: Insn, op: number, next: number): boole
   const r = d.reg & 7;
   if (r <= 1) { // INC/DEC r/m
     const size = op === 0xfe ? 1 : d.opSize;
-    const a = readRM(lp, d, size);
+    const a = readRMForWrite(lp, d, size);
     const ah = scratch.hi;
     const la = scratch.la;
     const v = incDec(lp, r === 1, size, a, ah);

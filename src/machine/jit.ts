@@ -16,6 +16,7 @@
 
 import type { Block } from './code-cache.ts';
 import { CpuFault } from './fault.ts';
+import { ACCESS_WRITE } from './paging.ts';
 import type { Insn } from './insn.ts';
 import { LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SUB, condition, lazyCF } from './lazy-flags.ts';
 
@@ -153,11 +154,21 @@ function eaExpr(g: Gen, d: Insn, k: number): string | null {
   return parts.length ? parts.join('+') : '0';
 }
 
-/** Emit a memory read of `size` (4 or 8) at address variable `a`; results in `lo`/`hi` variables. */
-function emitRead(g: Gen, k: number, a: string, size: number, lo: string, hi: string): void {
+/**
+ * Emit a memory read of `size` (4 or 8) at address variable `a`; results in `lo`/`hi` variables. `forWrite`: the
+ * read of a read-modify-write, translated as a write (the fast path needs a writable entry, the slow path walks
+ * for a write), as the interpreter's readRMForWrite (./operands.ts) does.
+ */
+function emitRead(g: Gen, k: number, a: string, size: number, lo: string, hi: string, forWrite = false): void {
   const v = g.t(), i = g.t(), o = g.t();
   g.emit(`const ${i}=(${a}>>>12)&1023,${o}=${a}&4095;let ${lo},${hi}=0;`);
-  g.emit(`const ${v}=TB[${i}]===${a}-${o}&&TS[${i}]===cur&&(TP[${i}]&ur)!==0&&${o}<=${4096 - size}?TW[${i}]:null;`);
+  g.emit(`const ${v}=TB[${i}]===${a}-${o}&&TS[${i}]===cur&&(TP[${i}]&${forWrite ? 'uw' : 'ur'})!==0&&${o}<=${4096 - size}?TW[${i}]:null;`);
+  if (forWrite) {
+    const fast = size === 8 ? `${lo}=${v}.getInt32(${o},true);${hi}=${v}.getInt32(${o}+4,true);`
+      : size === 4 ? `${lo}=${v}.getInt32(${o},true);` : size === 2 ? `${lo}=${v}.getUint16(${o},true);` : `${lo}=${v}.getUint8(${o});`;
+    g.emit(`if(${v}!==null){${fast}}else{k=${k};${lo}=lp.slowRead(${a},${size},${ACCESS_WRITE},lp.user);${size === 8 ? `${hi}=lp.hi;` : ''}}`);
+    return;
+  }
   if (size === 8) g.emit(`if(${v}!==null){${lo}=${v}.getInt32(${o},true);${hi}=${v}.getInt32(${o}+4,true);}else{k=${k};${lo}=lp.read64(${a});${hi}=lp.hi;}`);
   else if (size === 4) g.emit(`if(${v}!==null){${lo}=${v}.getInt32(${o},true);}else{k=${k};${lo}=lp.read32(${a});}`);
   else if (size === 2) g.emit(`if(${v}!==null){${lo}=${v}.getUint16(${o},true);}else{k=${k};${lo}=lp.read16(${a});}`);
@@ -261,7 +272,7 @@ function compileInsn(g: Gen, d: Insn, k: number, selfLoop: { start: boolean }): 
     const addr = emitAddr(g, d, k);
     if (addr === null) return 'no';
     const ml = g.t(), mh = g.t();
-    emitRead(g, k, addr, sz, ml, mh);
+    emitRead(g, k, addr, sz, ml, mh, form === 1 && aluOp !== 7);
     if (form === 1) {
       const [r, rh] = emitAlu(g, aluOp, sz, ml, sz === 8 ? mh : '0', rl, rhh);
       if (aluOp !== 7) emitWrite(g, k, addr, sz, r, rh);
@@ -308,7 +319,7 @@ function compileInsn(g: Gen, d: Insn, k: number, selfLoop: { start: boolean }): 
       const addr = emitAddr(g, d, k);
       if (addr === null) return 'no';
       const ml = g.t(), mh = g.t();
-      emitRead(g, k, addr, sz, ml, mh);
+      emitRead(g, k, addr, sz, ml, mh, aluOp !== 7);
       const [r, rh] = emitAlu(g, aluOp, sz, ml, sz === 8 ? mh : '0', String(d.imm), String(sz === 8 ? d.immHi : 0));
       if (aluOp !== 7) emitWrite(g, k, addr, sz, r, rh);
       return 'ok';
@@ -451,7 +462,7 @@ function compileInsn(g: Gen, d: Insn, k: number, selfLoop: { start: boolean }): 
       const addr = emitAddr(g, d, k);
       if (addr === null) return 'no';
       const ml = g.t(), mh = g.t();
-      emitRead(g, k, addr, sz, ml, mh);
+      emitRead(g, k, addr, sz, ml, mh, true);
       const [res, resh] = emitIncDec(ml, sz === 8 ? mh : '0');
       emitWrite(g, k, addr, sz, res, resh);
       return 'ok';

@@ -6,6 +6,8 @@ import { RSP, SS } from '../x86/registers.ts';
 import { CpuFault } from './fault.ts';
 import type { Insn } from './insn.ts';
 import type { LogicalProcessor } from './lp.ts';
+import { ACCESS_WRITE } from './paging.ts';
+import { TLB_MASK } from './tlb.ts';
 import { intelHex } from '../util/hex.ts';
 
 export const TWO32 = 4294967296;
@@ -156,6 +158,43 @@ export function readRM(lp: LogicalProcessor, d: Insn, size: number): number {
   scratch.la = la;
   return readMem(lp, la, size);
 }
+/**
+ * Read the r/m operand of a read-modify-write instruction (ADD [m], r; INC; XCHG; CMPXCHG; …) as readRM does, but
+ * translated as a write: the processor reads such an operand with write intent, so a page fault reports W/R = 1
+ * and an EPT violation "data write" even when the read is what finds the page missing. (Bit 0, "data read", is
+ * implementation-specific for a read-modify-write; this processor leaves it 0.) See SDM Vol. 3A, "Interrupt 14—
+ * Page-Fault Exception (#PF)" and Vol. 3C, "Exit Qualification for EPT Violations".
+ */
+export function readRMForWrite(lp: LogicalProcessor, d: Insn, size: number): number {
+  if (!d.mem) return getReg(lp, d.rm, size, d.rex);
+  const la = linearAddress(lp, d, size);
+  scratch.la = la;
+  return readMemForWrite(lp, la, size);
+}
+
+/** readMem with write intent (see readRMForWrite): the TLB fast path needs a writable entry. */
+export function readMemForWrite(lp: LogicalProcessor, la: number, size: number): number {
+  const t = lp.tlb;
+  const i = (la >>> 12) & TLB_MASK;
+  const off = la & 0xfff;
+  if (t.page[i] === la - off && t.stamp[i] === t.current && (t.perm[i]! & (4 << lp.user)) !== 0 && off <= 4096 - size) {
+    const v = t.views[i];
+    if (v !== null) {
+      switch (size) {
+        case 1: return v!.getUint8(off);
+        case 2: return v!.getUint16(off, true);
+        case 4: return v!.getInt32(off, true);
+        default:
+          scratch.hi = v!.getInt32(off + 4, true);
+          return v!.getInt32(off, true);
+      }
+    }
+  }
+  const lo = lp.slowRead(la, size, ACCESS_WRITE, lp.user);
+  if (size === 8) scratch.hi = lp.hi;
+  return lo;
+}
+
 /** Write the r/m operand; for memory, `la` from a previous readRM (or -1 to compute it now). */
 export function writeRM(lp: LogicalProcessor, d: Insn, size: number, lo: number, hi: number, la: number): void {
   if (!d.mem) {

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { assembleOrThrow } from '../guest/assembler.ts';
+import { jitStats } from './jit.ts';
 import { Machine } from './machine.ts';
 import { enterLongMode, writeIdtGate, LONG_MODE_LAYOUT as L, SELECTORS } from './testing/long-mode.ts';
 import { AR } from '../x86/segments.ts';
@@ -91,6 +92,54 @@ describe('4-level paging permissions and #PF error codes', () => {
         }
       }), { numRuns: 150, seed: 42 });
   }, 60_000);
+
+  // A read-modify-write reads its operand with write intent: W/R = 1 even when the read is what faults. See SDM
+  // Vol. 3A, "Interrupt 14—Page-Fault Exception (#PF)".
+  it.each([
+    ['add [m], r', 'add [r8], al', true], ['or [m], imm', 'or byte [r8], 1', true], ['inc [m]', 'inc byte [r8]', true],
+    ['neg [m]', 'neg byte [r8]', true], ['xchg [m], r', 'xchg [r8], al', true], ['shl [m], 1', 'shl byte [r8], 1', true],
+    ['bts [m], imm', 'bts dword [r8], 3', true], ['xadd [m], r', 'xadd [r8], al', true], ['cmpxchg [m], r', 'cmpxchg [r8], cl', true],
+    ['shld [m], r, imm', 'shld dword [r8], eax, 3', true],
+    ['cmp [m], r', 'cmp [r8], al', false], ['test [m], r', 'test [r8], al', false], ['bt [m], imm', 'bt dword [r8], 3', false],
+  ])('%s (%s): W/R = %s on a not-present page and on a read-only one', (_n, insn, rmw) => {
+    for (const pte of [0, TEST_PA | 1]) {
+      const { m, lp } = setup({ wp: true, nxe: true });
+      m.memory.write32(PT, pte);
+      m.memory.writeBytes(L.code, assembleOrThrow(`bits 64\n${insn}\nud2`, { origin: L.code }).bytes);
+      lp.setReg('r8', BigInt(TEST_LA + 0x10));
+      expect(m.run({ maxInstructions: 100 }).reason).toBe('all-halted');
+      const present = pte !== 0;
+      if (!rmw && present) {
+        expect(lp.getReg('r15')).toBe(0x600dn); // a read of a read-only page succeeds
+        continue;
+      }
+      expect(lp.getReg('r15')).toBe(14n);
+      expect(lp.getReg('r14')).toBe(BigInt((present ? 1 : 0) | (rmw ? 2 : 0)));
+      expect(m.memory.read8(TEST_PA + 0x10)).toBe(0xc3); // nothing written
+    }
+  });
+
+  it('compiled code: a loop of ADD [m], r that runs into a not-present page faults with W/R = 1', () => {
+    const { m, lp } = setup({ wp: true, nxe: true });
+    m.memory.write32(PT, TEST_PA | 3); // page 0 read/write, page 1 not present
+    const code = assembleOrThrow(`bits 64
+      xor ecx, ecx
+      mov edx, 1
+    top: add [r8 + rcx*8], rdx
+      inc ecx
+      cmp ecx, 1024
+      jne top
+      ud2`, { origin: L.code });
+    m.memory.writeBytes(L.code, code.bytes);
+    lp.setReg('r8', BigInt(TEST_LA));
+    const compiledBefore = jitStats.compiled;
+    expect(m.run({ maxInstructions: 100_000 }).reason).toBe('all-halted');
+    expect(lp.getReg('r15')).toBe(14n);
+    expect(lp.getReg('r14')).toBe(2n);
+    expect(lp.getReg('r13')).toBe(BigInt(TEST_LA + 0x1000));
+    expect(lp.getReg('rcx')).toBe(512n);
+    expect(jitStats.compiled).toBeGreaterThan(compiledBefore);
+  });
 
   it('a 2-MByte page: translation, and a write sets D in the PDE', () => {
     const { m, lp } = setup({ wp: true, nxe: true });

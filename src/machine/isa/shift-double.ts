@@ -18,7 +18,7 @@ import type { Insn } from '../insn.ts';
 import type { LogicalProcessor } from '../lp.ts';
 import { CF, OF, STATUS_MASK } from '../lazy-flags.ts';
 import { shl64, shr64, szp } from '../alu.ts';
-import { getReg, readRM, scratch, writeRM } from '../operands.ts';
+import { getReg, readRM, readRMForWrite, scratch, writeRM } from '../operands.ts';
 import { RCX } from '../../x86/registers.ts';
 
 const TWO16 = 65536;
@@ -29,13 +29,14 @@ export function shiftDouble(lp: LogicalProcessor, d: Insn, next: number): boolea
   const left = d.op === 0x1a4 || d.op === 0x1a5;
   const byCl = d.op === 0x1a5 || d.op === 0x1ad;
   const size = d.opSize;
-  const dst = readRM(lp, d, size);
+  const raw = byCl ? lp.regLo[RCX]! & 0xff : d.imm & 0xff;
+  const n = raw & (size === 8 ? 0x3f : 0x1f);
+  // A shift by a nonzero count writes the destination back: a read-modify-write (see readRMForWrite).
+  const dst = n !== 0 ? readRMForWrite(lp, d, size) : readRM(lp, d, size);
   const dstHi = scratch.hi;
   const la = scratch.la;
   const src = getReg(lp, d.reg, size, d.rex);
   const srcHi = scratch.hi;
-  const raw = byCl ? lp.regLo[RCX]! & 0xff : d.imm & 0xff;
-  const n = raw & (size === 8 ? 0x3f : 0x1f);
   if (n !== 0) {
     const r = shiftDoubleValue(left, size, dst, dstHi, src, srcHi, n);
     const rh = scratch.hi;
