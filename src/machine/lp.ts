@@ -22,6 +22,7 @@ import { RandomSource } from './random-source.ts';
 import { FpuState } from './isa/fpu-state.ts';
 import type { VmxUnit } from './vmx-seam.ts';
 import { intelHex } from '../util/hex.ts';
+import { PAT_POWER_UP, reservedPatEntry } from './memtype/pat.ts';
 
 const TWO32 = 4294967296;
 /** Offset of the APIC task-priority register. See SDM Vol. 3A, "Local APIC Register Address Map". */
@@ -921,8 +922,17 @@ export class LogicalProcessor {
       MSR.MSR_IA32_TSC_ADJUST, MSR.MSR_IA32_BIOS_SIGN_ID]) {
       this.definePlainMsr(m, 0n);
     }
-    // Power-up value of IA32_PAT. See SDM Vol. 3A, "IA32_PAT MSR".
-    this.definePlainMsr(MSR.MSR_IA32_CR_PAT, 0x0007040600070406n);
+    // IA32_PAT: the power-up value; WRMSR with a reserved encoding in any entry raises #GP(0). INIT keeps it.
+    // See SDM Vol. 3A, "IA32_PAT MSR".
+    this.plainMsrs.set(MSR.MSR_IA32_CR_PAT, PAT_POWER_UP);
+    this.defineMsr(MSR.MSR_IA32_CR_PAT, {
+      read: (lp) => lp.plainMsrs.get(MSR.MSR_IA32_CR_PAT) ?? PAT_POWER_UP,
+      write: (lp, v) => {
+        const bad = reservedPatEntry(v);
+        if (bad >= 0) throw gp(0, `IA32_PAT entry ${bad} holds the reserved encoding ${Number((v >> BigInt(8 * bad)) & 0xffn)}`, 'SDM Vol. 3A, "IA32_PAT MSR"');
+        lp.plainMsrs.set(MSR.MSR_IA32_CR_PAT, v);
+      },
+    });
     this.definePlainMsr(MSR.MSR_IA32_MISC_ENABLE, 1n);
     for (let m = MSR.MSR_X2APIC_FIRST; m <= MSR.MSR_X2APIC_LAST; m++) {
       this.defineMsr(m, {

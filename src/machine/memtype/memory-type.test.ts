@@ -5,6 +5,8 @@ import { EFFECTIVE_MEMORY_TYPE, effectiveType } from './effective.ts';
 import { resolveMemoryType } from './memory-type.ts';
 import { PAT_POWER_UP, patSelection, patType } from './pat.ts';
 import { layout } from './test-layouts.ts';
+import { Machine } from '../machine.ts';
+import { MSR_IA32_CR_PAT } from '../../x86/msr.ts';
 
 const { UC, WC, WT, WP, WB, UC_MINUS } = MEMORY_TYPE;
 const MTRR_TYPES: readonly MtrrMemoryType[] = [UC, WC, WT, WP, WB];
@@ -22,6 +24,18 @@ describe('PAT selection', () => {
   it('IA32_PAT at power-up: WB, WT, UC-, UC, then the same again', () => {
     expect([0, 1, 2, 3, 4, 5, 6, 7].map((i) => patType(PAT_POWER_UP, i))).toEqual([WB, WT, UC_MINUS, UC, WB, WT, UC_MINUS, UC]);
     expect(patType(0x02n, 0)).toEqual({ reserved: 2 });
+  });
+
+  it('WRMSR IA32_PAT with a reserved encoding in any entry raises #GP; valid values read back and survive INIT', () => {
+    const lp = new Machine().cpus[0]!;
+    expect(lp.rdmsr(MSR_IA32_CR_PAT)).toBe(PAT_POWER_UP);
+    for (const [entry, bad] of [[0, 2n], [3, 3n], [7, 8n], [5, 0xffn]] as const) {
+      const value = (PAT_POWER_UP & ~(0xffn << BigInt(8 * entry))) | (bad << BigInt(8 * entry));
+      expect(() => lp.wrmsr(MSR_IA32_CR_PAT, value)).toThrow(new RegExp(`entry ${entry} holds the reserved encoding ${bad}`));
+    }
+    lp.wrmsr(MSR_IA32_CR_PAT, 0x0001040506070000n);
+    lp.init();
+    expect(lp.rdmsr(MSR_IA32_CR_PAT)).toBe(0x0001040506070000n);
   });
 });
 

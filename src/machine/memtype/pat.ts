@@ -33,6 +33,12 @@ export function patSelection(leaf: bigint, largePage: boolean): PatSelection {
   return { pat, pcd, pwt, index: (pat ? 4 : 0) + (pcd ? 2 : 0) + (pwt ? 1 : 0) };
 }
 
+/** The first of the eight entries of an IA32_PAT value that holds a reserved encoding (2, 3, 8–FFH), or -1. */
+export function reservedPatEntry(ia32Pat: bigint): number {
+  for (let i = 0; i < 8; i++) if (!isPatMemoryType(Number((ia32Pat >> BigInt(8 * i)) & 0xffn))) return i;
+  return -1;
+}
+
 /**
  * The memory type in entry `index` of an IA32_PAT value. WRMSR refuses reserved encodings, so a reserved one here
  * comes from a value no processor would hold; it is reported as a number the caller can show.
