@@ -1,9 +1,9 @@
 // The MTRR MSRs of one logical processor: IA32_MTRRCAP (read-only, per CPU model), IA32_MTRR_DEF_TYPE, the 11
 // fixed-range MTRRs (only when IA32_MTRRCAP.FIX = 1), VCNT variable-range pairs and the SMRR pair (only when
 // IA32_MTRRCAP.SMRR = 1). A WRMSR with a reserved bit or an invalid type raises #GP(0); an MSR the model does not
-// have raises #GP(0) on RDMSR and WRMSR, as for any unimplemented MSR. INIT leaves the MTRRs alone. At power-up
-// IA32_MTRR_DEF_TYPE is 0 (MTRRs disabled); the fixed and variable MTRRs are undefined until firmware programs them
-// (this model starts them at 0, then firmware.ts programs them).
+// have raises #GP(0) on RDMSR and WRMSR, as for any unimplemented MSR. INIT leaves the MTRRs alone. A reset clears
+// IA32_MTRR_DEF_TYPE.E and the variable ranges' valid flags and leaves every other MTRR bit undefined; this model
+// starts all of them at 0, and firmware.ts then programs them as a BIOS does.
 // See SDM Vol. 3A, "Memory Type Range Registers (MTRRs)" and "MTRR Initialization".
 import * as MSR from '../../x86/msr.ts';
 import { FIXED_RANGE_FIELDS, FIXED_RANGE_MTRRS, MTRRCAP, MTRR_DEF_TYPE, MTRR_PHYS, physAddressBits } from '../../x86/mtrr.ts';
