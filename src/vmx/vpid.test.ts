@@ -9,6 +9,7 @@ import { bootHost, buildIdentityEpt, enableControls, enterVmx, explain, read, ru
 import type { HostCpu } from '../kernel/host-cpu.ts';
 import type { Kernel } from '../kernel/kernel.ts';
 import { ACCESS_READ } from '../machine/paging.ts';
+import { CR0 } from '../x86/control-registers.ts';
 import { VMX_CONTROL } from './controls.ts';
 import { VMXERR } from './errors.ts';
 import {
@@ -16,7 +17,10 @@ import {
 } from './instructions/invept-invvpid.ts';
 
 const SKYLAKE = 'skylake-i5-6300u';
-const PRESENT_RW = 3n;
+const PRESENT = 1n, PRESENT_RW = 3n;
+const EXIT_REASON_EXCEPTION_NMI = 0n;
+/** VM-exit interruption information of a #PF: valid, error code valid, hardware exception (3), vector 14. */
+const PF_HARDWARE_EXCEPTION_WITH_ERROR_CODE = (1n << 31n) | (1n << 11n) | (3n << 8n) | 14n;
 const EXIT_REASON_CPUID = 10n;
 const ZF = 1n << 6n;
 const GUEST_VPID = 1;
@@ -52,6 +56,8 @@ interface VpidRun {
   readonly host: Host;
   /** Guest RAX (the value it last read at `linear`) at each exit. */
   readonly seen: bigint[];
+  /** The exits other than CPUID (reason, VM-exit interruption information); the guest stays stopped after one. */
+  readonly others: { reason: bigint; intrInfo: bigint }[];
   why(): string;
 }
 
@@ -59,6 +65,8 @@ interface ExitStep {
   readonly n: number; readonly cpu: HostCpu; readonly host: Host;
   /** Make the guest PTE of `linear` point at the page marked MARK_NEW. */
   remap(): void;
+  /** Make the guest PTE of `linear` read-only (same page). */
+  readOnly(): void;
   readonly linear: bigint;
 }
 
@@ -66,23 +74,27 @@ interface ExitStep {
  * The guest reads [linear] then exits on CPUID, forever; `onExit` runs at each exit in the host (VMX root operation)
  * and says whether to resume. `vpid` null: "enable VPID" = 0.
  */
-function runReader(opts: { vpid: number | null; ept?: boolean; onExit: (s: ExitStep) => 'resume' | 'stop'; before?: (host: Host, cpu: HostCpu) => void }): VpidRun {
+function runReader(opts: { vpid: number | null; ept?: boolean; source?: string; onExit: (s: ExitStep) => 'resume' | 'stop'; before?: (host: Host, cpu: HostCpu) => void }): VpidRun {
   const host = bootHost({ model: SKYLAKE });
   const k = host.kernel, cpu = k.cpu();
   enterVmx(host, cpu);
   const oldPage = markedPage(k, MARK_OLD), newPage = markedPage(k, MARK_NEW);
   const seen: bigint[] = [];
+  const others: { reason: bigint; intrInfo: bigint }[] = [];
   let pte = 0n, linear = 0n;
   const rip = k.hostEntry('vpid_exit_handler', (_k, c) => {
-    if (read(c, 'VM_EXIT_REASON') !== EXIT_REASON_CPUID) return;
+    if (read(c, 'VM_EXIT_REASON') !== EXIT_REASON_CPUID) {
+      others.push({ reason: read(c, 'VM_EXIT_REASON'), intrInfo: read(c, 'VM_EXIT_INTR_INFO') });
+      return;
+    }
     seen.push(c.readGpr('rax'));
-    const next = opts.onExit({ n: seen.length, cpu: c, host, linear, remap: () => k.write64(pte, newPage | PRESENT_RW) });
+    const next = opts.onExit({ n: seen.length, cpu: c, host, linear, remap: () => k.write64(pte, newPage | PRESENT_RW), readOnly: () => k.write64(pte, oldPage | PRESENT) });
     if (next === 'stop') return;
     write(host, c, 'GUEST_RIP', read(c, 'GUEST_RIP') + read(c, 'VM_EXIT_INSTRUCTION_LEN'));
     c.vmresume();
   });
   // RBX (not in the VMCS: the host's value at VMLAUNCH) holds the address.
-  const g = writeReferenceVmcs(host, cpu, rip, 'bits 64\nagain: mov rax, [rbx]\n cpuid\n jmp again');
+  const g = writeReferenceVmcs(host, cpu, rip, opts.source ?? 'bits 64\nagain: mov rax, [rbx]\n cpuid\n jmp again');
   // The page's TLB slot (the TLB is direct-mapped) well away from the guest's code, stack and tables.
   linear = L_BASE + (((g.pa >> 12n) + 512n) & 1023n) * 4096n;
   pte = mapPage(k, g.cr3, linear, oldPage);
@@ -98,7 +110,7 @@ function runReader(opts: { vpid: number | null; ept?: boolean; onExit: (s: ExitS
   opts.before?.(host, cpu);
   cpu.vmlaunch();
   runGuests(host, 200_000);
-  return { host, seen, why: () => explain(host, `guest saw: ${seen.map((v) => v.toString(16)).join(', ')}`) };
+  return { host, seen, others, why: () => explain(host, `guest saw: ${seen.map((v) => v.toString(16)).join(', ')}; other exits: ${others.map((o) => o.reason).join(', ')}`) };
 }
 
 /** Remap at the first exit; at the second run `invalidate`; stop at the third. */
@@ -169,6 +181,61 @@ describe('linear mappings and VM transitions', () => {
     expect(hostView.sameAddress).toEqual([Number(hostOwn), Number(hostOwn)]);
     // Without VPID the VM exit invalidated VPID 0000H: the host sees its new PTE.
     expect(hostView.survivor).toEqual([Number(hostOwn), Number(hostMoved)]);
+  });
+});
+
+describe("the guest's own invalidations", () => {
+  it.each([
+    ['INVLPG', 'bits 64\nagain: invlpg [rbx]\n mov rax, [rbx]\n cpuid\n jmp again'],
+    ['MOV to CR3', 'bits 64\nagain: mov rcx, cr3\n mov cr3, rcx\n mov rax, [rbx]\n cpuid\n jmp again'],
+  ])('%s in the guest invalidates its own context (VPID 1), not the host\'s (VPID 0000H)', (_n, source) => {
+    let hostOwn = 0n, hostMoved = 0n, survivorLa = 0n, survivorPte = 0n;
+    const hostSaw: number[] = [];
+    const run = runReader({
+      vpid: GUEST_VPID, source,
+      onExit: (s) => {
+        if (s.n === 1) {
+          const k = s.host.kernel;
+          hostOwn = markedPage(k, 0x4057n);
+          hostMoved = markedPage(k, 0x4058n);
+          survivorLa = s.linear + 4096n * 7n;
+          survivorPte = mapPage(k, s.cpu.readCr3() & 0x000f_ffff_ffff_f000n, survivorLa, hostOwn);
+        }
+        hostSaw.push(s.cpu.lp.translate(Number(survivorLa), ACCESS_READ));
+        if (s.n === 1) {
+          s.remap();
+          s.host.kernel.write64(survivorPte, hostMoved | PRESENT_RW); // no INVLPG in the host
+        }
+        return s.n >= 2 ? 'stop' : 'resume';
+      },
+    });
+    expect(run.seen, run.why()).toEqual([MARK_OLD, MARK_NEW]);
+    expect(hostSaw).toEqual([Number(hostOwn), Number(hostOwn)]);
+  });
+});
+
+describe('cached permissions and the paging mode', () => {
+  it('with VPID, a guest write allowed under CR0.WP = 0 faults once the VMCS sets CR0.WP (permissions follow the current mode)', () => {
+    const run = runReader({
+      vpid: GUEST_VPID,
+      source: 'bits 64\nagain: mov byte [rbx], 1\n cpuid\n jmp again',
+      before: (host, cpu) => {
+        // The page is read-only for the guest; a supervisor write to it succeeds only while CR0.WP = 0.
+        write(host, cpu, 'GUEST_CR0', read(cpu, 'GUEST_CR0') & ~BigInt(CR0.WP));
+        write(host, cpu, 'EXCEPTION_BITMAP', 1n << 14n);
+      },
+      onExit: (s) => {
+        if (s.n === 1) {
+          s.readOnly();
+          s.cpu.invvpid(BigInt(INVVPID_SINGLE_CONTEXT), GUEST_VPID); // the PTE change is made visible on purpose
+        }
+        if (s.n === 2) write(s.host, s.cpu, 'GUEST_CR0', read(s.cpu, 'GUEST_CR0') | BigInt(CR0.WP)); // no INVVPID
+        return 'resume';
+      },
+    });
+    // Two writes under WP = 0 (the second through the cached entry), then #PF(W/R = 1, P = 1) under WP = 1.
+    expect(run.seen.length, run.why()).toBe(2);
+    expect(run.others).toEqual([{ reason: EXIT_REASON_EXCEPTION_NMI, intrInfo: PF_HARDWARE_EXCEPTION_WITH_ERROR_CODE }]);
   });
 });
 

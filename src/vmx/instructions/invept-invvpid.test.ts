@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lastDiagnosis } from '../diagnosis.ts';
 import { invept, invvpid } from './invept-invvpid.ts';
-import { FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, setup, setupWithVmcs, VMXON_PA } from '../testing/instruction-harness.ts';
+import { capsOf, FLAGS_FAIL_INVALID, FLAGS_FAIL_VALID, FLAGS_SUCCEED, setup, setupWithVmcs, VMXON_PA } from '../testing/instruction-harness.ts';
 import { vmxon } from './vmxon.ts';
 
 const v = (value: bigint | number) => ({ kind: 'value', value: BigInt(value) }) as const;
@@ -103,6 +103,24 @@ describe('INVVPID', () => {
     const ctx = setupWithVmcs();
     expect(invvpid(ctx, v(type), d)).toEqual({ kind: 'VMfailValid', error: 28 });
     expect(ctx.cpu.vpidInvalidations).toEqual([]);
+  });
+  it('a type whose IA32_VMX_EPT_VPID_CAP bit (40 + type) is 0: error 28; the other types still succeed', () => {
+    const sky = capsOf('skylake-i5-6300u');
+    const descriptors = [desc(5n, 0x1000n), desc(5n), desc(0n), desc(5n)];
+    for (let type = 0; type < 4; type++) {
+      const ctx = setupWithVmcs({ ...sky, eptVpidCap: sky.eptVpidCap & ~(1n << BigInt(40 + type)) });
+      for (let other = 0; other < 4; other++) {
+        expect(invvpid(ctx, v(other), descriptors[other]!)).toEqual(other === type ? { kind: 'VMfailValid', error: 28 } : { kind: 'VMsucceed' });
+      }
+      expect(ctx.cpu.vpidInvalidations.length).toBe(3);
+    }
+  });
+  it('VPID 0 is refused by types 0, 1 and 3 and ignored by all-context (type 2)', () => {
+    const ctx = setupWithVmcs();
+    expect(invvpid(ctx, v(3), desc(0n))).toEqual({ kind: 'VMfailValid', error: 28 });
+    expect(lastDiagnosis(ctx.state)?.rule).toBe('invvpid-vpid-zero');
+    expect(invvpid(ctx, v(2), desc(0n, 0x8000_0000_0000n))).toEqual({ kind: 'VMsucceed' });
+    expect(ctx.cpu.vpidInvalidations).toEqual([{ vpid: null, linear: null, keepGlobal: false }]);
   });
   it('VM exit 53 in non-root operation', () => {
     const ctx = setupWithVmcs();
