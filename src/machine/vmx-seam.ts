@@ -19,7 +19,7 @@
 // the next instruction (so VMsucceed/VMfail just return; VMLAUNCH/VM exits overwrite `lp.rip`).
 //
 // TLB tagging: the LP's software TLB (`src/machine/tlb.ts`) tags entries by context; VMX selects the context of
-// (VPID, EPTP) with `lp.tlb.setContext` while EPT is in use (src/vmx/ept/attach.ts). Guest-physical → host-physical
+// (VPID, EP4TA) with `lp.tlb.setContext` at every VM entry and exit (src/vmx/vpid.ts). Guest-physical → host-physical
 // translation (EPT) plugs in via `lp.gpaTranslate` (see lp.ts), called by the page walker for every guest-physical
 // access while non-root.
 //
