@@ -7,7 +7,7 @@ import { assembleOrThrow } from '../../guest/assembler.ts';
 import { VMX_CONTROL } from '../../vmx/controls.ts';
 import { CR0 } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
-import { AR } from '../../x86/segments.ts';
+import { AR, SYSTEM_TYPE } from '../../x86/segments.ts';
 import type { HostCpu } from '../host-cpu.ts';
 import type { Kernel, Page } from '../kernel.ts';
 import { write, writeReferenceControls, writeReferenceHostState, type Host } from './reference-vm.ts';
@@ -18,6 +18,9 @@ export const GUEST_MEMORY_BYTES = 4096 << GUEST_MEMORY_ORDER;
 
 /** GUEST_ACTIVITY_STATE values. See SDM Vol. 3C, "Guest Non-Register State". */
 export const ACTIVITY = { ACTIVE: 0, HLT: 1, SHUTDOWN: 2, WAIT_FOR_SIPI: 3 } as const;
+
+/** System-segment type 3: busy 16-bit TSS (what TR holds after reset). See SDM Vol. 3A, "System Descriptor Types". */
+const TSS16_BUSY = 0x3;
 
 /** Where the MP start-up programs live in guest-physical memory. */
 export const SMP_GUEST_LAYOUT = {
@@ -82,7 +85,8 @@ export function buildEpt4k(k: Kernel, hostPa: bigint, bytes: number): bigint {
       k.write64(va + BigInt(pt + 8 * i), (hostPa + gpa) | RWX | (WB << MEMTYPE_SHIFT));
     }
   }
-  return pa | WB | (3n << 3n);
+  const WALK_LENGTH_4 = 3n << 3n; // EPTP bits 5:3: page-walk length minus 1
+  return pa | WB | WALK_LENGTH_4;
 }
 
 /**
@@ -146,8 +150,8 @@ export function writeRealModeGuestState(host: Host, cpu: HostCpu, start: RealMod
   };
   seg('CS', start.csSelector, start.csBase, CODE_AR);
   for (const s of ['SS', 'DS', 'ES', 'FS', 'GS'] as const) seg(s, 0, 0, DATA_AR);
-  seg('LDTR', 0, 0, AR.P | 0x2); // 82H: present LDT
-  seg('TR', 0, 0, AR.P | 0x3); // 83H: busy 16-bit TSS
+  seg('LDTR', 0, 0, AR.P | SYSTEM_TYPE.LDT); // 82H
+  seg('TR', 0, 0, AR.P | TSS16_BUSY); // 83H: outside IA-32e mode a busy 16-bit TSS is allowed too
   for (const t of ['GDTR', 'IDTR'] as const) {
     write(host, cpu, `GUEST_${t}_BASE`, 0);
     write(host, cpu, `GUEST_${t}_LIMIT`, 0xffff);
