@@ -805,7 +805,8 @@ export class LogicalProcessor {
     this.nmiUnblockedByIretAt = -1;
     this.activity = 'active';
     this.shutdownReason = '';
-    this.tlb.flushAll();
+    // INIT and RESET invalidate every TLB entry, whatever VPID or EP4TA tags it.
+    this.tlb.flushAllContexts();
     this.updateMode();
     this.installArchitecturalMsrs();
   }
