@@ -11,6 +11,7 @@ const chapter: Chapter = {
     'Run code on every CPU with on_each_cpu and on one with smp_call_function_single, and know how an IPI reaches a CPU that is running a guest.',
     'Leave VMX operation on every CPU, VMCLEAR before VMXOFF, free only when all CPUs are out, and undo a start that failed on one CPU.',
     'Read the kernel\'s migration report, find the sleep point that moved a task between two VMX instructions, and fix it with get_cpu/put_cpu.',
+    'Start a guest\'s application processors: forward its INIT and start-up IPIs, turn the INIT exit into wait-for-SIPI, and load the real-mode state a SIPI gives.',
   ],
   exercises: [
     {
@@ -47,6 +48,18 @@ const chapter: Chapter = {
         'Run the tests and read dmesg: "BUG: VMCLEAR on CPU 1, but this task\'s previous VMX instruction ran on CPU 0: the scheduler moved it (CPU 0 → CPU 1 at get_zeroed_page(GFP_KERNEL))". vmxOn, allocVmcs and buildGuest all allocate; each is a sleep point between VMX instructions.',
         'Move every allocation to the top of init, before any VMX instruction: allocVmxonRegion and allocVmcs (chapter 1/2) instead of vmxOn, buildGuest, and k.hostEntry. Free what you got if any of them fails and return -ENOMEM.',
         'Then const cpuId = k.get_cpu(); try { VMX on with 8.1\'s vmxOnThisCpu(k, { cpu: cpuId, vmxon, vmcs, on: false, setVmxe: false, loaded: false, error: null }), set `launch`, controls, host state, guest state, VMLAUNCH } finally { k.put_cpu(); }. Nothing between get_cpu and put_cpu may allocate with GFP_KERNEL.',
+      ],
+    },
+    {
+      id: 'guest-aps',
+      title: 'Start the guest\'s APs: INIT-SIPI-SIPI',
+      file: 'guest-aps.ts',
+      test: 'guest-aps.test.ts',
+      points: 25,
+      hints: [
+        'decodeX2apicIcr: vector = bits 7:0, deliveryMode = 10:8, assert = bit 14, shorthand = 19:18, destination = 63:32 — Number((v >> BigInt(shift)) & mask) for each. sipiState(v): { csSelector: (v & 0xff) << 8, csBase: (v & 0xff) << 12, rip: 0 }.',
+        'onWrmsr: msr = ECX (rcx & 0xffffffffn); value = (EDX << 32) | EAX, each the low 32 bits of its register. Refuse (stop, naming it) another MSR, a delivery mode other than INIT (5) and start-up (6), a shorthand, a destination ≥ k.num_online_cpus(). Else k.apic_icr_write(Number(value & 0xffffffffn), destination) and SKIP.',
+        'onInit: vmwrite(cpu, \'GUEST_ACTIVITY_STATE\', ACTIVITY_WAIT_FOR_SIPI) and RESUME — never SKIP: an INIT exit is not caused by an instruction. onSipi: the vector is qualification & 0xff; VMWRITE GUEST_CS_SELECTOR, GUEST_CS_BASE, GUEST_RIP from sipiState and GUEST_ACTIVITY_STATE = ACTIVITY_ACTIVE, then RESUME.',
       ],
     },
   ],

@@ -3,7 +3,8 @@
 //            contiguous only), alloc_pages/__get_free_pages/get_zeroed_page/free_pages,
 //            virt_to_phys/phys_to_virt, and kernel-virtual memory access (read32, write64, …)
 //   CPUs     cpu() — the current CPU's privileged instructions (HostCpu), smp_processor_id,
-//            preempt_disable/enable, get_cpu/put_cpu, local_irq_disable/enable/save/restore, on_each_cpu,
+//            preempt_disable/enable, get_cpu/put_cpu, local_bh_disable/enable, local_irq_disable/enable/save/restore,
+//            on_each_cpu,
 //            smp_call_function_single (IPIs: a CPU running a guest takes them as a VM exit), per-CPU data
 //   sleeping might_sleep, schedule, msleep, cond_resched, mutex_lock: where the seeded scheduler may migrate a
 //            preemptible task (see smp.ts for what the kernel reports about VMX code that migrates)
@@ -229,6 +230,21 @@ export class Kernel {
     const lp = this.cpu().lp;
     lp.setReg('rflags', lp.getReg('rflags') | 0x200n);
     if (this.preemptCount > 0) this.preemptCount--;
+  }
+  /**
+   * local_bh_disable(): no softirqs (bottom halves) on this CPU until local_bh_enable. Linux counts it in the same
+   * preempt_count, so it also keeps the task on this CPU. (This kernel has no softirqs; the preemption effect is
+   * what a hypervisor sees.)
+   */
+  local_bh_disable(): void {
+    this.preemptCount++;
+  }
+  local_bh_enable(): void {
+    if (this.preemptCount === 0) {
+      this.log.printk(this.current, `${KERN_WARNING}WARNING: local_bh_enable() without local_bh_disable()`);
+      return;
+    }
+    this.preemptCount--;
   }
   /** local_irq_save(): disable interrupts and return the flags to give local_irq_restore. */
   local_irq_save(): bigint {

@@ -196,6 +196,17 @@ describe('sleeping and atomic context', () => {
     expect(k.dmesg()).not.toMatch(/BUG/);
   });
 
+  test('local_bh_disable keeps the task on its CPU, as preempt_disable does', () => {
+    const k = bootHost({ cpus: 4, seed: 3 }).kernel;
+    k.local_bh_disable();
+    const cpu = k.cpu().id;
+    for (let i = 0; i < 40; i++) k.kmalloc(16);
+    expect(k.cpu().id).toBe(cpu);
+    k.local_bh_enable();
+    k.local_bh_enable();
+    expect(k.dmesg()).toMatch(/WARNING: local_bh_enable\(\) without local_bh_disable\(\)/);
+  });
+
   test('local_irq_save/restore nest: interrupts come back on only at the outer restore', () => {
     const k = bootHost({ cpus: 1 }).kernel;
     const lp = k.cpu().lp;

@@ -54,7 +54,7 @@ export function allocGuestMemory(k: Kernel): GuestMemory {
   if (page === null) throw new Error('smp guest: out of memory for the guest');
   const va = k.page_address(page);
   const pa = k.page_to_phys(page);
-  k.memset(va, 0, GUEST_MEMORY_BYTES);
+  k.memory.writeBytes(Number(pa), new Uint8Array(GUEST_MEMORY_BYTES)); // zeroed (physical writes: k.memset goes byte by byte)
   return { page, va, pa, eptp: buildEpt4k(k, pa, GUEST_MEMORY_BYTES) };
 }
 
@@ -73,7 +73,7 @@ export function buildEpt4k(k: Kernel, hostPa: bigint, bytes: number): bigint {
   if (block === null) throw new Error('smp guest: out of memory for the EPT');
   const va = k.page_address(block);
   const pa = k.page_to_phys(block);
-  k.memset(va, 0, 4096 << order);
+  k.memory.writeBytes(Number(pa), new Uint8Array(4096 << order));
   const RWX = 7n, WB = 6n, MEMTYPE_SHIFT = 3n;
   k.write64(va, (pa + 0x1000n) | RWX); // PML4E 0 → the PDPT
   k.write64(va + 0x1000n, (pa + 0x2000n) | RWX); // PDPTE 0 → the page directory
@@ -194,6 +194,8 @@ export function bspProgram(apCount: number): string {
     mov ss, ax
     mov sp, ${L.bspEntry}
     mov edi, 1                 ; APIC ID of the first AP
+    cmp edi, ${apCount}
+    ja .started                ; no APs (a one-CPU host)
   .next_ap:
     mov eax, ${init}           ; INIT, level assert
     call send_ipi
@@ -204,6 +206,7 @@ export function bspProgram(apCount: number): string {
     inc edi
     cmp edi, ${apCount}
     jbe .next_ap
+  .started:
     mov byte [${L.go}], 1
   .wait:
     pause
