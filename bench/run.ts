@@ -2,9 +2,9 @@
 //   npm run bench               human-readable
 //   npm run bench -- --json     one JSON object per line: {"name","instructions","seconds","mips"}
 //   npm run bench -- --quick    10^6 loop iterations instead of 10^8 (and 2·10^4 CPUID exits instead of 2·10^5)
-//   npm run bench -- --only=loop64-4lp,cpuid-exits   only these cases by name (loop64-4lp and cpuid-exits also run loop64, their baseline)
+//   npm run bench -- --only=loop64-4lp,cpuid-exits   only these cases by name (cpuid-exits also runs loop64, its baseline)
 //   loop64-4lp: loop64 on 4 LPs of one Machine, round-robin, the same instructions in all; loop64-4lp-ratio prints
-//     {"name","ratio","goal"}: its aggregate MIPS ÷ loop64's (issue 11's goal: ≥ 0.9)
+//     {"name","ratio","goal","baselineMips"}: its aggregate MIPS ÷ a warm single-LP loop64's (issue 11's goal: ≥ 0.9)
 //   gcc-workload(64): a gcc-compiled multiboot kernel, same fields as loop64
 //   loop64-guest / loop64-ept: the loop as a guest, without and with EPT; cpuid-exits-ept: cpuid-exits with EPT
 //   cpuid-exits prints {"name","exits","seconds","exitsPerSecond","exitCostInstructions","wallSeconds"}
@@ -87,6 +87,19 @@ function loop64FourLps(iterations: number): BenchResult {
   return { name: 'loop64-4lp', instructions: r.instructions, seconds, mips: r.instructions / seconds / 1e6, wallSeconds: wall };
 }
 
+/**
+ * loop64-4lp against single-LP loop64, measured in two rounds of (4 LPs, 1 LP) and the best (least CPU time) of
+ * each kept: the first loop64 of a process runs 20–30 % slower than later ones (the emulator's own code is not yet
+ * optimized by V8), so the cold loop64 figure above would flatter the ratio.
+ */
+function loop64FourLpsAgainstOne(iterations: number): { four: BenchResult; one: BenchResult; ratio: number } {
+  const rounds = [0, 1].map(() => ({ four: loop64FourLps(iterations), one: loop64(iterations) }));
+  const best = (rs: BenchResult[]): BenchResult => rs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  const four = best(rounds.map((r) => r.four));
+  const one = best(rounds.map((r) => r.one));
+  return { four, one, ratio: four.mips / one.mips };
+}
+
 interface ExitBenchResult { name: string; exits: number; seconds: number; exitsPerSecond: number; wallSeconds: number }
 
 /**
@@ -123,8 +136,8 @@ function loop64InGuest(iterations: number, ept: boolean): BenchResult {
 const loopIterations = quick ? 1_000_000 : 100_000_000;
 const results: BenchResult[] = [];
 // loop64 with the block compiler (the figure DESIGN.md targets), and the same loop interpreted from the block cache.
-// loop64 is also the baseline of loop64-4lp-ratio and of exitCostInstructions.
-const single = want('loop64', 'loop64-4lp', 'cpuid-exits', 'cpuid-exits-ept') ? loop64(loopIterations) : null;
+// loop64 is also the baseline of exitCostInstructions.
+const single = want('loop64', 'cpuid-exits', 'cpuid-exits-ept') ? loop64(loopIterations) : null;
 if (single !== null) results.push(single);
 if (want('loop64-interpreter')) results.push(loop64(quick ? 100_000 : 2_000_000, false));
 // A gcc-compiled multiboot kernel (tests/kernels/workload.c: printf, CRC-32, quicksort, sieve), 32- and 64-bit:
@@ -134,17 +147,17 @@ if (want('gcc-workload64')) results.push(gccWorkload(quick ? 1 : 20, 64));
 // The same loop in VMX non-root operation, without and with EPT (issue 9's goal: EPT costs loop64 < 10 %).
 if (want('loop64-guest')) results.push(loop64InGuest(loopIterations, false));
 if (want('loop64-ept')) results.push(loop64InGuest(loopIterations, true));
-// The same instructions on 4 LPs, round-robin.
-const fourLps = want('loop64-4lp') ? loop64FourLps(loopIterations) : null;
-if (fourLps !== null) results.push(fourLps);
+// The same instructions on 4 LPs, round-robin (issue 11's goal: ≥ 0.9 of the single-LP rate).
+const fourLps = want('loop64-4lp') ? loop64FourLpsAgainstOne(loopIterations) : null;
+if (fourLps !== null) results.push(fourLps.four);
 for (const r of results) {
   if (json) console.log(JSON.stringify({ name: r.name, instructions: r.instructions, seconds: Number(r.seconds.toFixed(3)), mips: Number(r.mips.toFixed(1)), wallSeconds: Number(r.wallSeconds.toFixed(3)) }));
   else console.log(`${r.name.padEnd(10)} ${r.instructions.toLocaleString('en')} instructions in ${r.seconds.toFixed(2)} s CPU (${r.wallSeconds.toFixed(2)} s wall): ${r.mips.toFixed(1)} M instructions/s`);
 }
-if (fourLps !== null && single !== null) {
-  const ratio = fourLps.mips / single.mips;
-  if (json) console.log(JSON.stringify({ name: 'loop64-4lp-ratio', ratio: Number(ratio.toFixed(3)), goal: 0.9 }));
-  else console.log(`${'loop64-4lp-ratio'.padEnd(10)} ${ratio.toFixed(3)} of the single-LP rate (goal: ≥ 0.9)`);
+if (fourLps !== null) {
+  const { ratio, one } = fourLps;
+  if (json) console.log(JSON.stringify({ name: 'loop64-4lp-ratio', ratio: Number(ratio.toFixed(3)), goal: 0.9, baselineMips: Number(one.mips.toFixed(1)) }));
+  else console.log(`${'loop64-4lp-ratio'.padEnd(10)} ${ratio.toFixed(3)} of the single-LP rate, warm loop64 ${one.mips.toFixed(1)} M instructions/s (goal: ≥ 0.9)`);
 }
 
 // cpuid-exits, and what one exit costs in loop64 instructions measured in this same run (same box, same load):
