@@ -1,17 +1,20 @@
-// `npm run demo`: the reference hypervisor (the solutions of chapters 1–5) on a two-CPU host, running a guest that
-// prints through a virtual 16550 UART and touches every part once — CPUID, RDMSR/WRMSR, VMCALL, MOV to CR0 — then
-// a table of its VM exits: how many of each basic reason, and how much of the host's time each took.
+// `npm run demo`: the reference hypervisor (the solutions of chapters 1–5) on every CPU of an SMP host (two by
+// default), each CPU running its own copy of a guest that prints through a virtual 16550 UART and touches every part
+// once — CPUID, RDMSR/WRMSR, VMCALL, MOV to CR0 — then a table of their VM exits: how many of each basic reason, and
+// how much of the host's time each took.
 //
-//   npm run demo                         # the default CPU model
-//   npm run demo -- --model penryn-core2-duo-t9600 --budget 50000
+//   npm run demo                         # the default CPU model, 2 CPUs
+//   npm run demo -- --model penryn-core2-duo-t9600 --cpus 4 --budget 50000
 //
-// The hypervisor is insmod'ed on CPU 0 (the CPU the loading task runs on) and launches the guest there; CPU 1 stays
-// in the kernel's idle loop. Counts come from the VM-exit trace (src/debug/exit-trace.ts); time per exit is measured
-// from the VM exit to the next VM entry through the VMX unit's observer seam (src/vmx/observe.ts), so it is the
-// host's time in the exit handler. See SDM Vol. 3C, "VM Exits" and "Basic VM-Exit Information".
+// The demo module starts one hypervisor per CPU, each launched on its own CPU from smp_call_function_single (VMX
+// state is per logical processor: see chapter 8). Counts come from the VM-exit trace (src/debug/exit-trace.ts); time
+// per exit is measured from the VM exit to the next VM entry on the same CPU through the VMX unit's observer seam
+// (src/vmx/observe.ts), so it is the host's time in the exit handler. See SDM Vol. 3C, "VM Exits" and "Basic
+// VM-Exit Information".
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { traceExits } from '../src/debug/exit-trace.ts';
+import type { KernelModule } from '../src/kernel/kernel.ts';
 import { bootHost, explain, runGuests, type Host } from '../src/kernel/testing/reference-vm.ts';
 import { CPU_MODELS, DEFAULT_CPU_MODEL, getCpuModel } from '../src/machine/cpu-model.ts';
 import { describeLaunch } from '../solutions/04-first-launch/diagnose.ts';
@@ -22,10 +25,11 @@ import { serialPart } from '../solutions/05-exits/io.ts';
 import { msrPart } from '../solutions/05-exits/msr.ts';
 import { vmcallPart } from '../solutions/05-exits/vmcall.ts';
 
-/** Logical processors of the demo host. */
+/** Logical processors of the demo host by default, and the most it takes. */
 export const DEMO_CPUS = 2;
-/** Guest instructions the demo allows by default (the guest needs about 11 000). */
-export const DEFAULT_BUDGET = 100_000;
+export const MAX_DEMO_CPUS = 8;
+/** Guest instructions the demo allows by default, for all guests together (one guest needs about 11 000). */
+export const DEFAULT_BUDGET = 400_000;
 
 /** The guest's program: 64-bit code, started by chapter 4's guest state with paging identity-mapped. */
 export const DEMO_GUEST = `
@@ -324,21 +328,27 @@ export interface ExitRow {
   readonly timeShare: number;
 }
 
-export interface DemoSummary {
-  readonly model: string;
-  readonly cpus: number;
-  /** The CPU that ran the hypervisor and its guest. */
-  readonly hypervisorCpu: number;
-  /** What the guest wrote to the UART's THR. */
+/** One CPU's guest and what it did. */
+export interface DemoGuest {
+  readonly cpu: number;
+  /** What the guest wrote to its UART's THR. */
   readonly guestOutput: string;
   /** What the guest handed over with VMCALL WRITE. */
   readonly hypercallOutput: string;
-  /** Basic reasons of the VM exits, in order. */
+  /** Basic reasons of its VM exits, in order. */
   readonly exits: readonly number[];
-  /** Most frequent reason first. */
+}
+
+export interface DemoSummary {
+  readonly model: string;
+  readonly cpus: number;
+  /** One guest per CPU, by CPU. */
+  readonly guests: readonly DemoGuest[];
+  /** All guests' exits by reason, most frequent first. */
   readonly rows: readonly ExitRow[];
   readonly totalExits: number;
   readonly totalTime: number;
+  /** Guest instructions, all CPUs. */
   readonly instructions: number;
   readonly dmesg: string;
 }
@@ -350,7 +360,9 @@ export type DemoResult =
 export interface DemoOptions {
   /** CPU model name (data/cpu-models); default DEFAULT_CPU_MODEL. */
   readonly model?: string;
-  /** Guest instruction budget; default DEFAULT_BUDGET. */
+  /** Logical processors, 1 to MAX_DEMO_CPUS; default DEMO_CPUS. */
+  readonly cpus?: number;
+  /** Guest instruction budget, all CPUs together; default DEFAULT_BUDGET. */
   readonly budget?: number;
   /** Where the demo's text goes (default: stdout). */
   readonly write?: (text: string) => void;
@@ -358,11 +370,38 @@ export interface DemoOptions {
   readonly clock?: () => number;
 }
 
-/** Boot, insmod the hypervisor, run the guest, print the exit table. Never throws for a failing run: says why. */
+/** One CPU's hypervisor (chapter 5's, with all its parts) and the parts whose output the demo shows. */
+function hypervisorFor(): { hv: ReturnType<typeof createHypervisor>; serial: ReturnType<typeof serialPart>; hypercalls: ReturnType<typeof vmcallPart> } {
+  const serial = serialPart();
+  const hypercalls = vmcallPart();
+  const hv = createHypervisor({ guest: DEMO_GUEST, parts: [cpuidPart(), msrPart(), serial.part, crPart(), hypercalls.part] });
+  return { hv, serial, hypercalls };
+}
+
+/**
+ * The demo module: chapter 5's hypervisor once per CPU, each init run on its own CPU (smp_call_function_single:
+ * preemption off there, so VMXON to VMLAUNCH stays on that CPU). Fails with the first CPU's error.
+ */
+function smpModule(per: readonly ReturnType<typeof hypervisorFor>[]): KernelModule {
+  return {
+    name: 'vmx_lab_demo',
+    init(k) {
+      for (let cpu = 0; cpu < per.length; cpu++) {
+        let rc: number | void = 0;
+        k.smp_call_function_single(cpu, () => void (rc = per[cpu]!.hv.module.init(k)));
+        if (typeof rc === 'number' && rc !== 0) return rc;
+      }
+      return 0;
+    },
+  };
+}
+
+/** Boot, insmod the hypervisors, run the guests, print the exit table. Never throws for a failing run: says why. */
 export function runDemo(opts: DemoOptions = {}): DemoResult {
   const write = opts.write ?? ((t: string) => void process.stdout.write(t));
   const clock = opts.clock ?? (() => performance.now());
   const budget = opts.budget ?? DEFAULT_BUDGET;
+  const cpus = opts.cpus ?? DEMO_CPUS;
   const modelName = opts.model ?? DEFAULT_CPU_MODEL.name;
   const fail = (error: string): DemoResult => {
     write(`demo: ${error}\n`);
@@ -370,39 +409,46 @@ export function runDemo(opts: DemoOptions = {}): DemoResult {
   };
   if (getCpuModel(modelName) === undefined) return fail(`unknown CPU model '${modelName}'. Models: ${CPU_MODELS.map((m) => m.name).join(', ')}`);
   if (!Number.isSafeInteger(budget) || budget < 1) return fail(`the budget must be a positive whole number of guest instructions, not ${budget}`);
+  if (!Number.isSafeInteger(cpus) || cpus < 1 || cpus > MAX_DEMO_CPUS) return fail(`the demo runs on 1 to ${MAX_DEMO_CPUS} CPUs, not ${cpus}`);
 
-  const host = bootHost({ model: modelName, cpus: DEMO_CPUS });
-  const serial = serialPart();
-  const hypercalls = vmcallPart();
-  const hv = createHypervisor({ guest: DEMO_GUEST, parts: [cpuidPart(), msrPart(), serial.part, crPart(), hypercalls.part] });
+  const host = bootHost({ model: modelName, cpus });
+  const per = Array.from({ length: cpus }, () => hypervisorFor());
   const trace = traceExits(host);
   const timing = timeExits(host, clock);
-  const stream = lineStream(() => serial.uart.output(), (line) => write(`  com1| ${line}\n`));
-  const stopStream = host.vmx.map((u) => u.observe({ onVmEntry: stream.flush }));
+  const streams = per.map((p, cpu) => lineStream(() => p.serial.uart.output(), (line) => write(`  cpu${cpu} com1| ${line}\n`)));
+  const stopStream = host.vmx.map((u) => u.observe({ onVmEntry: () => streams.forEach((st) => st.flush()) }));
 
-  write(`VMX Lab demo: the reference hypervisor (solutions of chapters 1-5) on ${modelName}, ${DEMO_CPUS} CPUs; budget ${budget} guest instructions\n`);
-  write('guest output (virtual 16550 UART at 3F8H), as it arrives:\n');
-  const loaded = host.kernel.insmod(hv.module);
+  write(`VMX Lab demo: the reference hypervisor (solutions of chapters 1-5) on ${modelName}, a guest on each of ${cpus} CPU(s); budget ${budget} guest instructions\n`);
+  write('guest output (each CPU\'s virtual 16550 UART at 3F8H), as it arrives:\n');
+  const loaded = host.kernel.insmod(smpModule(per));
   const run = loaded.ok ? runGuests(host, budget) : null;
   timing.stop();
   trace.stop();
-  stopStream.forEach((s) => s());
-  stream.flush();
-  stream.end();
+  stopStream.forEach((st) => st());
+  streams.forEach((st) => {
+    st.flush();
+    st.end();
+  });
 
   const failure = (() => {
-    if (!loaded.ok) return loaded.oops !== undefined ? `insmod oopsed:\n${loaded.oops.text}` : `${loaded.message}${hv.log.failure !== null ? ` (${describeLaunch(hv.log.failure)})` : ''}`;
-    if (hv.log.failure !== null) return `the VM entry failed: ${describeLaunch(hv.log.failure)}`;
-    if (hv.log.stopped !== null && !hv.log.halted) return `the hypervisor stopped the guest: ${hv.log.stopped}`;
-    if (hv.log.halted) return null;
-    if (run?.reason === 'budget') return `the guest did not reach its HLT within the budget of ${budget} guest instructions (${run.instructions} ran); try a larger --budget`;
-    return `the guest neither halted nor failed (the run ended: ${run?.reason ?? 'not started'}); the host kernel may have oopsed`;
+    const failed = per.findIndex((p) => p.hv.log.failure !== null);
+    if (!loaded.ok) {
+      if (loaded.oops !== undefined) return `insmod oopsed:\n${loaded.oops.text}`;
+      return `${loaded.message}${failed >= 0 ? ` (cpu ${failed}: ${describeLaunch(per[failed]!.hv.log.failure!)})` : ''}`;
+    }
+    if (failed >= 0) return `the VM entry failed on cpu ${failed}: ${describeLaunch(per[failed]!.hv.log.failure!)}`;
+    const stopped = per.findIndex((p) => p.hv.log.stopped !== null && !p.hv.log.halted);
+    if (stopped >= 0) return `the hypervisor on cpu ${stopped} stopped its guest: ${per[stopped]!.hv.log.stopped}`;
+    if (per.every((p) => p.hv.log.halted)) return null;
+    const running = per.map((p, cpu) => (p.hv.log.halted ? -1 : cpu)).filter((c) => c >= 0).join(', ');
+    if (run?.reason === 'budget') return `the guest on cpu ${running} did not reach its HLT within the budget of ${budget} guest instructions (${run.instructions} ran); try a larger --budget`;
+    return `the guest on cpu ${running} neither halted nor failed (the run ended: ${run?.reason ?? 'not started'}); the host kernel may have oopsed`;
   })();
   if (failure !== null) return fail(`${failure}\n\n${explain(host, '', trace)}`);
 
   const summary = summarize(host, {
-    modelName, trace: trace.summary(), times: timing.times(), exits: hv.log.exits, instructions: run?.instructions ?? 0,
-    hypervisorCpu: timing.cpu() ?? 0, guestOutput: serial.uart.output(), hypercallOutput: hypercalls.output(),
+    modelName, trace: trace.summary(), times: timing.times(), instructions: run?.instructions ?? 0,
+    guests: per.map((p, cpu) => ({ cpu, guestOutput: p.serial.uart.output(), hypercallOutput: p.hypercalls.output(), exits: p.hv.log.exits })),
   });
   write(`\n${formatSummary(summary)}\n`);
   return { ok: true, exitCode: 0, summary };
@@ -414,28 +460,23 @@ export function formatSummary(s: DemoSummary): string {
   const pct = (x: number): string => `${(100 * x).toFixed(1)}%`.padStart(7);
   const line = (reason: string, count: string, share: string, time: string): string => `  ${reason.padEnd(reasonWidth)}  ${count.padStart(6)}  ${share}  ${time}`;
   return [
-    `VM exits on cpu ${s.hypervisorCpu} (cpu ${otherCpus(s)} idle), by basic reason (share of time: host time from the VM exit to the next VM entry):`,
+    `VM exits on ${s.cpus === 1 ? 'cpu 0' : `cpus 0-${s.cpus - 1}`}, one guest each, by basic reason (share of time: host time from the VM exit to the next VM entry):`,
     line('reason', 'count', ' exits'.padStart(7), '   time'),
     ...s.rows.map((r) => line(`${r.basicReason} ${r.name}`, String(r.count), pct(r.share), pct(r.timeShare))),
     line('total', String(s.totalExits), pct(1), `${pct(1)}  (${s.totalTime.toFixed(2)} ms in exit handlers)`),
     '',
     `guest instructions: ${s.instructions}`,
-    `VM exits: ${s.totalExits}`,
-    `guest output: ${s.guestOutput.length} bytes on COM1; VMCALL WRITE: ${JSON.stringify(s.hypercallOutput)}`,
+    `VM exits: ${s.totalExits} (${s.guests.map((g) => `cpu ${g.cpu}: ${g.exits.length}`).join(', ')})`,
+    ...s.guests.map((g) => `cpu ${g.cpu} guest output: ${g.guestOutput.length} bytes on COM1; VMCALL WRITE: ${JSON.stringify(g.hypercallOutput)}`),
     '',
     'host dmesg:',
     s.dmesg,
   ].join('\n');
 }
 
-function otherCpus(s: DemoSummary): string {
-  return Array.from({ length: s.cpus }, (_, i) => i).filter((i) => i !== s.hypervisorCpu).join(', ');
-}
-
 function summarize(host: Host, d: {
   modelName: string; trace: readonly { basicReason: number; name: string; count: number; share: number }[];
-  times: ReadonlyMap<number, number>; exits: readonly number[]; instructions: number; hypervisorCpu: number;
-  guestOutput: string; hypercallOutput: string;
+  times: ReadonlyMap<number, number>; instructions: number; guests: readonly DemoGuest[];
 }): DemoSummary {
   const totalTime = [...d.times.values()].reduce((a, b) => a + b, 0);
   const rows = d.trace.map((r) => {
@@ -443,41 +484,37 @@ function summarize(host: Host, d: {
     return { basicReason: r.basicReason, name: r.name, count: r.count, share: r.share, time, timeShare: totalTime > 0 ? time / totalTime : 0 };
   });
   return {
-    model: d.modelName, cpus: host.machine.cpus.length, hypervisorCpu: d.hypervisorCpu, guestOutput: d.guestOutput,
-    hypercallOutput: d.hypercallOutput, exits: d.exits, rows, totalExits: rows.reduce((a, r) => a + r.count, 0), totalTime,
-    instructions: d.instructions, dmesg: host.kernel.dmesg(),
+    model: d.modelName, cpus: host.machine.cpus.length, guests: d.guests, rows,
+    totalExits: rows.reduce((a, r) => a + r.count, 0), totalTime, instructions: d.instructions, dmesg: host.kernel.dmesg(),
   };
 }
 
 /**
- * Host time per basic exit reason: from each VM exit to the VM entry after it. The last exit (HLT: the hypervisor
- * turns VMX off) has no entry after it; its time runs until stop().
+ * Host time per basic exit reason: from each VM exit to the next VM entry on the same CPU (CPUs take turns, so
+ * their exits interleave). The last exit of each guest (HLT: its hypervisor turns VMX off) has no entry after it;
+ * its time runs until stop().
  */
-function timeExits(host: Host, clock: () => number): { times(): ReadonlyMap<number, number>; cpu(): number | null; stop(): void } {
+function timeExits(host: Host, clock: () => number): { times(): ReadonlyMap<number, number>; stop(): void } {
   const times = new Map<number, number>();
-  let open: { reason: number; at: number } | null = null;
-  let cpu: number | null = null;
-  const close = (): void => {
-    if (open === null) return;
-    times.set(open.reason, (times.get(open.reason) ?? 0) + (clock() - open.at));
-    open = null;
+  const open = new Map<number, { reason: number; at: number }>();
+  const close = (lp: number): void => {
+    const o = open.get(lp);
+    if (o === undefined) return;
+    times.set(o.reason, (times.get(o.reason) ?? 0) + (clock() - o.at));
+    open.delete(lp);
   };
   const stops = host.vmx.map((u) => u.observe({
     onVmExit: (e) => {
-      close();
-      open = { reason: e.basicReason, at: clock() };
+      close(e.lp);
+      open.set(e.lp, { reason: e.basicReason, at: clock() });
     },
-    onVmEntry: (e) => {
-      cpu ??= e.lp;
-      close();
-    },
+    onVmEntry: (e) => close(e.lp),
   }));
   return {
     times: () => times,
-    cpu: () => cpu,
     stop: () => {
-      close();
-      stops.forEach((s) => s());
+      for (const lp of [...open.keys()]) close(lp);
+      stops.forEach((st) => st());
     },
   };
 }
@@ -503,24 +540,26 @@ function lineStream(text: () => string, emit: (line: string) => void): { flush()
   };
 }
 
-export const USAGE = `usage: npm run demo -- [--model NAME] [--budget N]
+export const USAGE = `usage: npm run demo -- [--model NAME] [--cpus N] [--budget N]
 
-Runs the reference hypervisor (the solutions of chapters 1-5) on a ${DEMO_CPUS}-CPU emulated host with a guest that
-prints through a virtual 16550 UART at 3F8H, then a table of its VM exits: count and share of time per reason.
+Runs the reference hypervisor (the solutions of chapters 1-5) on every CPU of an emulated SMP host, each CPU with a
+guest that prints through its virtual 16550 UART at 3F8H, then a table of their VM exits: count and share of time
+per reason.
 
   --model NAME   CPU model (default ${DEFAULT_CPU_MODEL.name}); one of:
                  ${CPU_MODELS.map((m) => m.name).join('\n                 ')}
-  --budget N     guest instructions before the demo gives up (default ${DEFAULT_BUDGET})
+  --cpus N       logical processors, 1 to ${MAX_DEMO_CPUS} (default ${DEMO_CPUS}); one guest on each
+  --budget N     guest instructions, all CPUs together, before the demo gives up (default ${DEFAULT_BUDGET})
   --help         this text
 `;
 
 /** The command line: parse, run, and return the exit status (2 for a bad command line). */
 export function main(argv: readonly string[], write: (text: string) => void = (t) => void process.stdout.write(t)): number {
-  let values: { model?: string; budget?: string; help?: boolean };
+  let values: { model?: string; cpus?: string; budget?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...argv],
-      options: { model: { type: 'string' }, budget: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: { model: { type: 'string' }, cpus: { type: 'string' }, budget: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
       allowPositionals: false,
     }));
@@ -537,8 +576,13 @@ export function main(argv: readonly string[], write: (text: string) => void = (t
     write(`demo: --budget wants a positive whole number of guest instructions, not '${values.budget}'\n`);
     return 2;
   }
+  const cpus = values.cpus === undefined ? undefined : /^\d+$/.test(values.cpus) ? Number(values.cpus) : NaN;
+  if (cpus !== undefined && !(cpus >= 1 && cpus <= MAX_DEMO_CPUS)) {
+    write(`demo: --cpus wants a whole number from 1 to ${MAX_DEMO_CPUS}, not '${values.cpus}'\n`);
+    return 2;
+  }
   try {
-    return runDemo({ model: values.model, budget, write }).exitCode;
+    return runDemo({ model: values.model, cpus, budget, write }).exitCode;
   } catch (e) {
     // A bug in the kit, not in the run: say so in one line, no stack trace.
     write(`demo: internal error (a VMX Lab bug, please report it): ${(e as Error).message}\n`);
