@@ -51,6 +51,38 @@ describe('TLB contexts', () => {
     expect(hit(t, 4)).toBe(false);
   });
 
+  it("flushAll and a large-page flushPage act on the current context's whole group, flushContext on one context", () => {
+    const t = new Tlb();
+    t.setGroup(1, 7);
+    t.setGroup(2, 7);
+    t.setContext(1);
+    fill(t, 10);
+    t.setContext(3); // another group
+    fill(t, 11);
+    t.setContext(2);
+    fill(t, 12);
+    t.flushAll();
+    t.setContext(1);
+    expect(hit(t, 10)).toBe(false);
+    t.setContext(3);
+    expect(hit(t, 11)).toBe(true);
+    // A large page in context 1: INVLPG in context 2 (same group) drops context 1's entries too.
+    t.setContext(1);
+    fill(t, 13, PERM_ALL | PERM_LARGE);
+    fill(t, 14);
+    t.setContext(2);
+    t.flushPage(99);
+    t.setContext(1);
+    expect([hit(t, 13), hit(t, 14)]).toEqual([false, false]);
+    fill(t, 15);
+    t.setContext(2);
+    fill(t, 16);
+    t.flushContext(2);
+    expect(hit(t, 16)).toBe(false);
+    t.setContext(1);
+    expect(hit(t, 15)).toBe(true);
+  });
+
   it('checkMode keeps entries made under the same paging mode and drops those made under another', () => {
     const t = new Tlb();
     const a = pagingModeKey(CR0.PE | CR0.PG | CR0.WP, CR4.PAE, EFER.LMA | EFER.NXE);

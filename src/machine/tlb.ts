@@ -8,8 +8,10 @@
 // stamp = context × 2^32 + generation(context). A context is a small number for one (VPID, EP4TA) pair
 // (0 = VPID 0000H without EPT: VMX root operation; src/vmx/vpid.ts hands out the others). Switching contexts
 // (`setContext`) changes the stamp without flushing, and switching back makes that context's entries valid
-// again — as VPID-tagged hardware TLBs do. Flushing a context bumps its generation. See SDM Vol. 3C,
-// "Virtual-Processor Identifiers (VPIDs)" and "Information That May Be Cached When Using EPT".
+// again — as VPID-tagged hardware TLBs do. Flushing a context bumps its generation. Contexts form groups
+// (`setGroup`; for VMX, those of one VPID): what the running code invalidates itself (MOV CR3, INVLPG, …) goes for
+// its whole group. See SDM Vol. 3C, "Virtual-Processor Identifiers (VPIDs)" and "Information That May Be Cached
+// When Using EPT".
 //
 // An entry's permission bits are computed under the paging mode of its fill (CR0.WP, CR4.SMEP, EFER.NXE, …),
 // which a MOV to CR0/CR4 or WRMSR that changes them flushes. A context left and re-entered across a VM
@@ -57,6 +59,9 @@ export class Tlb {
   private readonly largeIn: boolean[] = [false];
   /** The paging mode (`pagingModeKey`) each context's entries were filled under; -1 = unknown. */
   private readonly modes: number[] = [-1];
+  /** Each context's group (the members, itself included; one array shared by all of them), and the groups by id. */
+  private readonly membersOf: number[][] = [[0]];
+  private readonly groups = new Map<number, number[]>();
 
   fill(vpn: number, phys: number, perm: number, bytes: Uint8Array | null, view: DataView | null): number {
     const i = vpn & TLB_MASK;
@@ -71,68 +76,87 @@ export class Tlb {
     return i;
   }
 
-  /** Invalidate everything cached for the current context (MOV CR3, MOV CR0/CR4 paging bits). */
+  /**
+   * Invalidate everything cached for the current context's group (MOV CR3, MOV CR0/CR4 paging bits): these
+   * operations act on every EP4TA of the current VPID. See SDM Vol. 3C, "Operations that Invalidate Cached Mappings".
+   */
   flushAll(): void {
-    this.generations[this.context] = (this.generations[this.context] ?? 0) + 1;
-    this.current = this.context * CONTEXT_SCALE + this.generations[this.context]!;
-    this.hasLarge = false;
+    const group = this.membersOf[this.context]!;
+    for (let k = 0; k < group.length; k++) this.bump(group[k]!);
   }
 
-  /** Invalidate every context (the emulator's own reasons: a frame became code, the APIC page moved). */
+  /** Invalidate every context (the emulator's own reasons: a frame became code, the APIC page moved; INIT). */
   flushAllContexts(): void {
-    for (let c = 0; c < this.generations.length; c++) {
-      this.generations[c]! += 1;
-      this.largeIn[c] = false;
-    }
-    this.current = this.context * CONTEXT_SCALE + this.generations[this.context]!;
-    this.hasLarge = false;
+    for (let c = 0; c < this.generations.length; c++) this.bump(c);
   }
 
-  /** Invalidate everything cached for `context`, current or not (INVVPID, INVEPT, VM transitions). */
+  /** Invalidate everything cached for `context` alone, current or not (INVVPID, INVEPT, a paging-mode change). */
   flushContext(context: number): void {
-    if (context === this.context) return this.flushAll();
-    if (context >= this.generations.length) return; // never used: nothing cached
-    this.generations[context]! += 1;
-    this.largeIn[context] = false;
+    if (context < this.generations.length) this.bump(context); // else never used: nothing cached
   }
 
   /** INVVPID individual-address: drop one linear page of `context` (all of it if it holds large pages). */
   flushPageInContext(context: number, vpn: number): void {
-    if (context === this.context) return this.flushPage(vpn);
-    if (this.largeIn[context] === true) return this.flushContext(context);
-    // Direct-mapped: whichever context's entry holds the slot goes (dropping more is allowed).
-    const i = vpn & TLB_MASK;
-    if (this.vpn[i] === vpn) {
-      this.vpn[i] = NaN;
-      this.page[i] = NaN;
-    }
+    if (context === this.context ? this.hasLarge : this.largeIn[context] === true) return this.flushContext(context);
+    this.dropPage(vpn);
   }
 
-  /** INVLPG: drop the entry for one linear page (and everything when large pages are cached). */
+  /**
+   * INVLPG: drop the entry for one linear page in the current context's group (the whole group when one of its
+   * contexts holds pieces of large pages). The direct-mapped slot of the page holds at most one context's entry.
+   */
   flushPage(vpn: number): void {
-    if (this.hasLarge) {
-      this.flushAll();
-      return;
-    }
-    const i = vpn & TLB_MASK;
-    if (this.vpn[i] === vpn) {
-      this.vpn[i] = NaN;
-      this.page[i] = NaN;
-    }
+    const group = this.membersOf[this.context]!;
+    let large = this.hasLarge;
+    for (let k = 0; k < group.length && !large; k++) large = group[k] !== this.context && this.largeIn[group[k]!] === true;
+    if (large) return this.flushAll();
+    this.dropPage(vpn);
   }
 
   /** Select the tagging context (see the file comment). Context 0 is VMX root operation. */
   setContext(context: number): void {
     if (context === this.context) return;
-    while (this.generations.length <= context) {
-      this.generations.push(0);
-      this.largeIn.push(false);
-      this.modes.push(-1);
-    }
+    this.grow(context);
     this.largeIn[this.context] = this.hasLarge;
     this.hasLarge = this.largeIn[context]!;
     this.context = context;
     this.current = context * CONTEXT_SCALE + this.generations[context]!;
+  }
+
+  /** Put `context` in group `group` (for VMX: its VPID): flushAll and flushPage then act on the whole group. */
+  setGroup(context: number, group: number): void {
+    this.grow(context);
+    let members = this.groups.get(group);
+    if (members === undefined) this.groups.set(group, (members = []));
+    if (!members.includes(context)) members.push(context);
+    this.membersOf[context] = members;
+  }
+
+  private grow(context: number): void {
+    while (this.generations.length <= context) {
+      this.membersOf.push([this.generations.length]);
+      this.generations.push(0);
+      this.largeIn.push(false);
+      this.modes.push(-1);
+    }
+  }
+
+  /** A new generation for context `c`: its entries' stamps no longer match. */
+  private bump(c: number): void {
+    this.generations[c]! += 1;
+    this.largeIn[c] = false;
+    if (c === this.context) {
+      this.current = c * CONTEXT_SCALE + this.generations[c]!;
+      this.hasLarge = false;
+    }
+  }
+
+  private dropPage(vpn: number): void {
+    const i = vpn & TLB_MASK;
+    if (this.vpn[i] === vpn) {
+      this.vpn[i] = NaN;
+      this.page[i] = NaN;
+    }
   }
 
   /** Record that the current context's entries were filled under paging mode `mode` (before leaving it). */
@@ -143,7 +167,7 @@ export class Tlb {
   /** Entered the current context under paging mode `mode`: entries filled under another mode go. */
   checkMode(mode: number): void {
     if (this.modes[this.context] === mode) return;
-    this.flushAll();
+    this.flushContext(this.context);
     this.modes[this.context] = mode;
   }
 

@@ -8,13 +8,17 @@ import { describe, expect, it } from 'vitest';
 import { bootHost, buildIdentityEpt, enableControls, enterVmx, explain, read, runGuests, write, writeReferenceVmcs, type Host } from '../kernel/testing/reference-vm.ts';
 import type { HostCpu } from '../kernel/host-cpu.ts';
 import type { Kernel } from '../kernel/kernel.ts';
+import type { LogicalProcessor } from '../machine/lp.ts';
+import { Machine } from '../machine/machine.ts';
 import { ACCESS_READ } from '../machine/paging.ts';
+import { PERM_ALL, TLB_MASK } from '../machine/tlb.ts';
 import { CR0 } from '../x86/control-registers.ts';
 import { VMX_CONTROL } from './controls.ts';
 import { VMXERR } from './errors.ts';
 import {
   INVVPID_ALL_CONTEXT, INVVPID_INDIVIDUAL_ADDRESS, INVVPID_SINGLE_CONTEXT, INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS,
 } from './instructions/invept-invvpid.ts';
+import { enterGuestMappings, leaveGuestMappings, switchGuestMappings } from './vpid.ts';
 
 const SKYLAKE = 'skylake-i5-6300u';
 const PRESENT = 1n, PRESENT_RW = 3n;
@@ -236,6 +240,32 @@ describe('cached permissions and the paging mode', () => {
     // Two writes under WP = 0 (the second through the cached entry), then #PF(W/R = 1, P = 1) under WP = 1.
     expect(run.seen.length, run.why()).toBe(2);
     expect(run.others).toEqual([{ reason: EXIT_REASON_EXCEPTION_NMI, intrInfo: PF_HARDWARE_EXCEPTION_WITH_ERROR_CODE }]);
+  });
+});
+
+describe('the contexts of one VPID', () => {
+  // The TLB of a bare LP, driven through ./vpid.ts as VM entry, EPTP switching and the guest's MOV CR3 drive it.
+  const cached = (lp: LogicalProcessor, vpn: number): boolean => {
+    const i = vpn & TLB_MASK;
+    return lp.tlb.vpn[i] === vpn && lp.tlb.stamp[i] === lp.tlb.current;
+  };
+  const fill = (lp: LogicalProcessor, vpn: number): void => { lp.tlb.fill(vpn, vpn * 4096, PERM_ALL, null, null); };
+  it("the guest's MOV CR3 under one EP4TA invalidates its VPID's mappings for every EP4TA, not another VPID's", () => {
+    const lp = new Machine().cpus[0]!;
+    const EP4TA_A = 0x100, EP4TA_B = 0x200;
+    enterGuestMappings(lp, 2, EP4TA_A);
+    fill(lp, 40); // VPID 2, another guest
+    leaveGuestMappings(lp);
+    enterGuestMappings(lp, 1, EP4TA_A);
+    fill(lp, 41);
+    switchGuestMappings(lp, 1, EP4TA_B); // EPTP switching
+    fill(lp, 42);
+    lp.tlb.flushAll(); // what MOV to CR3 does
+    switchGuestMappings(lp, 1, EP4TA_A);
+    expect(cached(lp, 41)).toBe(false);
+    leaveGuestMappings(lp);
+    enterGuestMappings(lp, 2, EP4TA_A);
+    expect(cached(lp, 40)).toBe(true);
   });
 });
 

@@ -6,11 +6,12 @@
 // guest without VPID and without EPT shares context 0 with the host. With "enable VPID" = 1, VM entries and VM exits
 // invalidate nothing: the guest's entries wait, tagged, for its next VM entry and the host's for the next VM exit,
 // and only INVVPID (or INVEPT, for combined mappings) makes a changed guest PTE visible. With "enable VPID" = 0,
-// every VM entry and VM exit invalidates the mappings of VPID 0000H (for all EP4TAs). See SDM Vol. 3C,
-// "Virtual-Processor Identifiers (VPIDs)", "VMX Transitions" (in "Caching Translation Information") and
-// "INVVPID—Invalidate Translations Based on VPID".
+// every VM entry and VM exit invalidates the mappings of VPID 0000H (for all EP4TAs). The contexts of one VPID are
+// a TLB group: the guest's own MOV CR3, INVLPG, … invalidate its VPID for every EP4TA, never another VPID. See SDM
+// Vol. 3C, "Virtual-Processor Identifiers (VPIDs)", "VMX Transitions" (in "Caching Translation Information"),
+// "Operations that Invalidate Cached Mappings" and "INVVPID—Invalidate Translations Based on VPID".
 import type { LogicalProcessor } from '../machine/lp.ts';
-import { pagingModeKey } from '../machine/tlb.ts';
+import { pagingModeKey, type Tlb } from '../machine/tlb.ts';
 
 /** The EP4TA of linear mappings (made with EPT off). */
 export const NO_EPT = -1;
@@ -25,6 +26,10 @@ class TlbTags {
   /** The VPID of the context the current VM exit left. */
   exitedVpid = 0;
 
+  constructor(private readonly tlb: Tlb) {
+    tlb.setGroup(ROOT_CONTEXT, 0);
+  }
+
   context(vpid: number, ep4ta: number): number {
     let m = this.byVpid.get(vpid);
     if (m === undefined) this.byVpid.set(vpid, (m = new Map()));
@@ -34,20 +39,18 @@ class TlbTags {
       this.vpidOf.push(vpid);
       this.ep4taOf.push(ep4ta);
       m.set(ep4ta, c);
+      // The contexts of one VPID are one TLB group: MOV CR3, INVLPG and the like invalidate the current VPID's
+      // linear and combined mappings for every EP4TA. See SDM Vol. 3C, "Operations that Invalidate Cached Mappings".
+      this.tlb.setGroup(c, vpid);
     }
     return c;
-  }
-
-  /** Every context of `vpid` (any EP4TA). */
-  contextsOf(vpid: number): Iterable<number> {
-    return this.byVpid.get(vpid)?.values() ?? [];
   }
 }
 
 const TAGS = new WeakMap<LogicalProcessor, TlbTags>();
 function tagsOf(lp: LogicalProcessor): TlbTags {
   let t = TAGS.get(lp);
-  if (t === undefined) TAGS.set(lp, (t = new TlbTags()));
+  if (t === undefined) TAGS.set(lp, (t = new TlbTags(lp.tlb)));
   return t;
 }
 
@@ -68,7 +71,7 @@ export function enterGuestMappings(lp: LogicalProcessor, vpid: number, ep4ta: nu
   lp.tlb.setContext(tags.context(vpid, ep4ta));
   // Entries the guest made under another paging mode (the VMCS's CR0/CR4/EFER changed) have stale permissions.
   lp.tlb.checkMode(modeOf(lp));
-  if (vpid === 0) for (const c of tags.contextsOf(0)) lp.tlb.flushContext(c);
+  if (vpid === 0) lp.tlb.flushAll(); // the group of VPID 0000H: every EP4TA, and the host's linear mappings
 }
 
 /**
@@ -97,7 +100,7 @@ export function leaveGuestMappings(lp: LogicalProcessor): void {
  */
 export function resumeHostMappings(lp: LogicalProcessor): void {
   lp.tlb.checkMode(modeOf(lp));
-  if (tagsOf(lp).exitedVpid === 0) lp.tlb.flushAll();
+  if (tagsOf(lp).exitedVpid === 0) lp.tlb.flushAll(); // VPID 0000H, every EP4TA
 }
 
 /**
