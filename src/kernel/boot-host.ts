@@ -3,6 +3,7 @@
 import { CPU_MODELS, DEFAULT_CPU_MODEL, getCpuModel, type CpuModel } from '../machine/cpu-model.ts';
 import { DebugConsole } from '../machine/devices/debug-console.ts';
 import { Machine } from '../machine/machine.ts';
+import type { BoardName } from '../machine/memtype/firmware.ts';
 import { attachVmx, type VmxUnitImpl } from '../vmx/unit.ts';
 import { Kernel, type KernelOptions } from './kernel.ts';
 
@@ -15,6 +16,8 @@ export interface HostOptions extends KernelOptions {
   ramMiB?: number;
   /** Pretend the CPU has no VMX: CPUID.1:ECX[5] reads 0 and VMX instructions raise #UD. */
   hideVmx?: boolean;
+  /** Whose firmware programmed the MTRRs (default 'pc'; src/machine/memtype/firmware.ts). */
+  board?: BoardName;
 }
 
 export interface Host {
@@ -29,7 +32,7 @@ export interface Host {
 
 export function bootHost(opts: HostOptions = {}): Host {
   const model = resolveModel(opts.model);
-  const machine = new Machine({ cpus: opts.cpus ?? 1, ramBytes: (opts.ramMiB ?? 128) * 1024 * 1024, model });
+  const machine = new Machine({ cpus: opts.cpus ?? 1, ramBytes: (opts.ramMiB ?? 128) * 1024 * 1024, model, board: opts.board });
   const console = new DebugConsole();
   machine.io.register(0xe9, 1, console);
   let vmx: VmxUnitImpl[] = [];

@@ -315,3 +315,16 @@ describe('modules, oopses and host entries', () => {
     expect(calls).toBeGreaterThan(100);
   });
 });
+
+describe('bootHost options', () => {
+  test('board: the MTRRs are as that board\'s firmware left them (default pc)', async () => {
+    const { readMtrrState } = await import('../machine/memtype/read-mtrrs.ts');
+    const varCount = (board?: 'pc' | 'surface-book-3') => {
+      const s = readMtrrState(bootHost({ model: 'icelake-i5-1035g1', board, ramMiB: 64 }).machine.cpus[0]!)!;
+      return s.variable.filter((p) => (p.mask & 0x800n) !== 0n).length;
+    };
+    expect(varCount(), 'pc: one valid variable MTRR (the MMIO hole)').toBe(1);
+    expect(varCount('pc'), 'pc, asked for').toBe(1);
+    expect(varCount('surface-book-3'), 'surface-book-3: seven UC ranges').toBe(7);
+  });
+});
