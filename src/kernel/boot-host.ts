@@ -3,6 +3,7 @@
 import { CPU_MODELS, DEFAULT_CPU_MODEL, getCpuModel, type CpuModel } from '../machine/cpu-model.ts';
 import { DebugConsole } from '../machine/devices/debug-console.ts';
 import { Machine } from '../machine/machine.ts';
+import { attachMmioUart, type MmioUart } from '../machine/devices/mmio-uart.ts';
 import type { BoardName } from '../machine/memtype/firmware.ts';
 import { attachVmx, type VmxUnitImpl } from '../vmx/unit.ts';
 import { Kernel, type KernelOptions } from './kernel.ts';
@@ -28,6 +29,11 @@ export interface Host {
   readonly vmx: readonly VmxUnitImpl[];
   /** Port E9H output of the guests. */
   readonly console: DebugConsole;
+  /**
+   * The memory-mapped 16550 UART at FEB00000H (src/machine/devices/mmio-uart.ts), in the firmware's UC MMIO hole:
+   * the device on which a wrong memory type shows (chapter 7).
+   */
+  readonly mmioUart: MmioUart;
 }
 
 export function bootHost(opts: HostOptions = {}): Host {
@@ -35,6 +41,7 @@ export function bootHost(opts: HostOptions = {}): Host {
   const machine = new Machine({ cpus: opts.cpus ?? 1, ramBytes: (opts.ramMiB ?? 128) * 1024 * 1024, model, board: opts.board });
   const console = new DebugConsole();
   machine.io.register(0xe9, 1, console);
+  const mmioUart = attachMmioUart(machine.memory);
   let vmx: VmxUnitImpl[] = [];
   if (opts.hideVmx) {
     for (const lp of machine.cpus) {
@@ -48,7 +55,7 @@ export function bootHost(opts: HostOptions = {}): Host {
     vmx = attachVmx(machine.cpus, model);
   }
   const kernel = new Kernel(machine, opts);
-  return { machine, kernel, model, vmx, console };
+  return { machine, kernel, model, vmx, console, mmioUart };
 }
 
 function resolveModel(m: string | CpuModel | undefined): CpuModel {
