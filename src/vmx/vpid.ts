@@ -48,9 +48,15 @@ class TlbTags {
 }
 
 const TAGS = new WeakMap<LogicalProcessor, TlbTags>();
+/** The last LP asked about: every VM transition asks up to three times, and a WeakMap lookup shows in profiles. */
+let lastLp: LogicalProcessor | null = null;
+let lastTags: TlbTags | null = null;
 function tagsOf(lp: LogicalProcessor): TlbTags {
+  if (lp === lastLp) return lastTags!;
   let t = TAGS.get(lp);
   if (t === undefined) TAGS.set(lp, (t = new TlbTags(lp.tlb)));
+  lastLp = lp;
+  lastTags = t;
   return t;
 }
 
