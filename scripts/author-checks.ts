@@ -1,6 +1,6 @@
 // Author checks: what must hold for every chapter before it ships.
 //   1. every file the manifest names exists (exercise, solution, test, notes);
-//   2. every exercise has at least one hint, and its file contains a TODO;
+//   2. every exercise has at least one hint (plain markdown: no raw HTML tags), and its file contains a TODO;
 //   3. exercise and solution files export the same names;
 //   4. chapter tests import learner code only through `#impl/...`, and every assertion in them carries a message
 //      in the notes' terms (vitest alone says "expected 270387 to be 19");
@@ -28,6 +28,12 @@ export interface Finding {
   readonly message: string;
 }
 
+/** Text that markdown with HTML enabled takes for a tag (`<error>`, `</x`, `<!`), outside code spans; null if none. */
+export function rawHtmlIn(markdown: string): string | null {
+  const m = /<[A-Za-z/!][^>]*>?/.exec(markdown.replace(/`[^`]*`/g, ''));
+  return m === null ? null : `"${m[0]}"`;
+}
+
 /** Checks 1–4: static, fast. */
 export function staticChecks(root: string): Finding[] {
   const findings: Finding[] = [];
@@ -41,6 +47,10 @@ export function staticChecks(root: string): Finding[] {
       if (!existsSync(join(root, file))) findings.push({ check: 'files-exist', where: file, message: `the ${what} file of '${id}' is missing` });
     }
     if (ref.exercise.hints.length === 0) findings.push({ check: 'has-hint', where: `chapters/${ref.chapter.slug}/chapter.ts`, message: `'${id}' has no hint` });
+    for (const h of ref.exercise.hints) {
+      const tag = rawHtmlIn(h);
+      if (tag !== null) findings.push({ check: 'hint-markdown', where: `chapters/${ref.chapter.slug}/chapter.ts`, message: `a hint of '${id}' has ${tag} outside backticks: the site renders hints as markdown with HTML, so it would be taken for a tag` });
+    }
     if (!existsSync(join(root, p.exercise)) || !existsSync(join(root, p.solution))) continue;
     const exerciseText = readFileSync(join(root, p.exercise), 'utf8');
     if (!/\bTODO\b/.test(exerciseText)) findings.push({ check: 'has-todo', where: p.exercise, message: 'no TODO marks what the learner must write' });

@@ -23,7 +23,7 @@ const chapter: Chapter = {
       hints: [
         'Two halves. vmxOnEachCpu first calls allocPerCpuRegions (given; process context, GFP_KERNEL is fine there), then k.on_each_cpu((cpu) => vmxOnThisCpu(k, cpus.get(cpu))). Never call chapter 1\'s vmxOn inside on_each_cpu: it allocates the region with GFP_KERNEL, which sleeps with preemption disabled.',
         'vmxOnThisCpu is chapter 1\'s vmxOn without the allocation: cpuHasVmx, enableFeatureControl, c.setVmxe = CR4.VMXE was 0, enterVmxCrState, cpu.vmxon(c.vmxon.pa), vmxStatusOf(cpu); then loadVmcs(cpu, c.vmcs) from chapter 2. Each failure goes into c.error and returns.',
-        'The result: collect every CPU\'s error after on_each_cpu returns as "cpu N: <error>", joined by "; ". ok is true only when there is none; keep cpus in the failure result so exercise 8.2 can undo the CPUs that got in.',
+        'The result: collect every CPU\'s error after on_each_cpu returns as `cpu ${c}: ${error}`, joined by "; ". ok is true only when there is none; keep cpus in the failure result so exercise 8.2 can undo the CPUs that got in.',
       ],
     },
     {
