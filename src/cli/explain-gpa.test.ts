@@ -35,7 +35,7 @@ describe('explainGpas', () => {
     expect(r.ok, text).toBe(true);
     expect(text).toMatch(/the guest ran to its HLT/);
     expect(text).toMatch(/EPT_POINTER 0x[0-9A-F]+ \(read from the VMCS after the run\): tables read as WB, 4-level walk/);
-    expect(text).toMatch(/guest-physical 0x1000 → host-physical 0x1000: RWX, WB, 1048576 KiB page/);
+    expect(text).toMatch(/guest-physical 0x1000 → host-physical 0x1000: RWX, WB, 1 GiB page/);
     expect(text).toMatch(/PML4E at 0x[0-9A-F]+ = 0x[0-9A-F]+: R W X \(pml4e\)/);
     expect(text).toMatch(/PDPTE at 0x[0-9A-F]+ = 0x[0-9A-F]+: R W X \(pdpte-1g\)/);
   });

@@ -46,7 +46,7 @@ if (hasMachine) {
 
       const mapped = await explain('0x1000');
       const lines = mapped.split('\n');
-      assertEqual(lines[0], 'guest-physical 0x1000 → host-physical 0x1000: RWX, WB, 2048 KiB page', 'first line for 0x1000');
+      assertEqual(lines[0], 'guest-physical 0x1000 → host-physical 0x1000: RWX, WB, 2 MiB page', 'first line for 0x1000');
       assertEqual(lines.slice(1).map((l) => /^ {2}(\w+) at /.exec(l)?.[1]).join(' '), 'PML4E PDPTE PDE', 'the entries walked for 0x1000');
       assert(lines[1]!.startsWith(`  PML4E at 0x${(BigInt(eptp) & ~0xfffn).toString(16).toUpperCase()} `), `the walk starts at the PML4 table EPTP names: ${lines[1]}`);
       assert(/^ {2}PDE at 0x[0-9A-F]+ = 0xB7: R W X \(pde-2m\)$/.test(lines[3] ?? ''), `the leaf: ${lines[3]}`);

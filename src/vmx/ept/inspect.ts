@@ -53,7 +53,14 @@ export function inspectGpa(input: EptInspectInput): EptInspection {
 /** One line per fact, for the CLI and test messages. */
 export function formatEptInspection(gpa: bigint, i: EptInspection): string {
   const head = i.kind === 'mapped'
-    ? `guest-physical ${hex(gpa)} → host-physical ${hex(i.hpa)}: ${[i.readable ? 'R' : '-', i.writable ? 'W' : '-', i.executable ? 'X' : '-'].join('')}${i.userExecutable ? ' XU' : ''}, ${i.memoryType}${i.ignorePat ? ' (ignore PAT)' : ''}, ${i.pageSize / 1024} KiB page`
+    ? `guest-physical ${hex(gpa)} → host-physical ${hex(i.hpa)}: ${[i.readable ? 'R' : '-', i.writable ? 'W' : '-', i.executable ? 'X' : '-'].join('')}${i.userExecutable ? ' XU' : ''}, ${i.memoryType}${i.ignorePat ? ' (ignore PAT)' : ''}, ${pageSizeName(i.pageSize)} page`
     : `guest-physical ${hex(gpa)}: ${i.diagnosis.outcome.startsWith('EPT misconfiguration') ? i.diagnosis.outcome : 'not mapped (an access would be an EPT violation)'} — ${i.diagnosis.message}`;
   return [head, ...i.walk.map((w) => `  ${w}`)].join('\n');
+}
+
+/** 4 KiB, 2 MiB, 1 GiB: the page sizes EPT maps. */
+function pageSizeName(bytes: number): string {
+  if (bytes >= 1 << 30) return `${bytes / (1 << 30)} GiB`;
+  if (bytes >= 1 << 20) return `${bytes / (1 << 20)} MiB`;
+  return `${bytes / 1024} KiB`;
 }

@@ -24,7 +24,7 @@ describe('guestMemoryType', () => {
     const m = tables(type(MEMORY_TYPE.WB));
     const plain = at(0x20_0000n, m);
     expect(plain.kind === 'mapped' && plain.decision.type).toBe(MEMORY_TYPE.WB);
-    expect(plain.lines[0]).toMatch(/^guest-physical 0x200000 → host-physical 0x200000: RW-, WB, 2048 KiB page/);
+    expect(plain.lines[0]).toMatch(/^guest-physical 0x200000 → host-physical 0x200000: RW-, WB, 2 MiB page/);
     expect(plain.lines).toContain('  MTRRs: ignored under EPT (SDM Vol. 3C, "EPT and Memory Typing")');
     const pcd = at(0x20_0000n, m, false, 1n << 4n); // PAT entry 2: UC-
     expect(pcd.kind === 'mapped' && pcd.decision.type).toBe(MEMORY_TYPE.UC);
