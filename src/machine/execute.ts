@@ -151,6 +151,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       return false;
     }
     case 0x6c: case 0x6d: case 0x6e: case 0x6f:
+      lp.caches.fence(); // as IN/OUT (below)
       return stringIo(lp, d, next);
     // ------------------------------------------------------------------ Jcc rel8
     case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
@@ -387,6 +388,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     case 0xcf:
       // Remember an IRET that unblocks NMIs until it completes: a fault on it is reported to VMX as such.
       if (lp.nmiBlocked) lp.nmiUnblockedByIretAt = lp.instructions;
+      lp.caches.fence(); // serializing: drains the write-combining buffers (SDM Vol. 3A, "Serializing Instructions")
       iret(lp, d);
       lp.nmiUnblockedByIretAt = -1;
       return true;
@@ -417,6 +419,9 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
           addressSize: d.addrSize as 2 | 4 | 8, segment: -1, linear: null,
         },
       })) return true;
+      // I/O instructions wait for buffered writes (the write-combining buffers too) to drain. See SDM Vol. 3A,
+      // "I/O Ordering" and "Buffering of Write Combining Memory Locations".
+      lp.caches.fence();
       if (isIn) setReg(lp, RAX, size, 0, lp.io.in(port, size as 1 | 2 | 4), 0);
       else lp.io.out(port, size as 1 | 2 | 4, (getReg(lp, RAX, size, 0) & (size === 4 ? -1 : (1 << (size * 8)) - 1)) >>> 0);
       lp.rip = next;
@@ -491,6 +496,11 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 0x108: case 0x109: { // INVD, WBINVD
       requireCpl0(lp, op === 0x108 ? 'INVD' : 'WBINVD');
       if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: op === 0x108 ? 'invd' : 'wbinvd', length: d.len })) return true;
+      // Only device lines are ever cached (RAM is coherent under every type): INVD drops them, dirty ones unwritten;
+      // WBINVD writes the dirty ones back first. See SDM Vol. 2A, "INVD—Invalidate Internal Caches" and Vol. 2D,
+      // "WBINVD—Write Back and Invalidate Cache".
+      if (op === 0x108) lp.caches.invd();
+      else lp.caches.wbinvd();
       lp.rip = next;
       return true;
     }
@@ -498,13 +508,17 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 0x118: case 0x119: case 0x11a: case 0x11b: case 0x11c: case 0x11d: case 0x11e: case 0x11f:
       lp.rip = next; // hint/multi-byte NOP: no memory access
       return false;
-    case 0x120: case 0x122: return movCr(lp, d, next);
+    case 0x120: return movCr(lp, d, next);
+    case 0x122: // MOV to CR is serializing (SDM Vol. 3A, "Serializing Instructions"): the WC buffers drain
+      lp.caches.fence();
+      return movCr(lp, d, next);
     case 0x121: case 0x123: return movDr(lp, d, next);
     case 0x130: { // WRMSR
       requireCpl0(lp, 'WRMSR');
       const msr = lp.regLo[RCX]! >>> 0;
       const value = (BigInt(lp.regLo[RDX]! >>> 0) << 32n) | BigInt(lp.regLo[RAX]! >>> 0);
       if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'wrmsr', length: d.len, msr, value })) return true;
+      lp.caches.fence(); // serializing (SDM Vol. 3A, "Serializing Instructions")
       lp.wrmsr(msr, value);
       lp.rip = next;
       return true;
@@ -540,6 +554,7 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
     case 0x178: case 0x179: return vmxInstruction(lp, d, next, op === 0x178 ? 'VMREAD' : 'VMWRITE');
     case 0x1a2: { // CPUID
       if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'cpuid', length: d.len })) return true;
+      lp.caches.fence(); // serializing (SDM Vol. 3A, "Serializing Instructions")
       const r = lp.cpuid(lp.regLo[RAX]! >>> 0, lp.regLo[RCX]! >>> 0);
       setReg(lp, RAX, 4, 0, r.eax | 0, 0);
       setReg(lp, RBX, 4, 0, r.ebx | 0, 0);
@@ -573,13 +588,19 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       return false;
     }
     case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad: return shiftDouble(lp, d, next);
-    case 0x1ae: { // FXSAVE/FXRSTOR, LDMXCSR/STMXCSR, XSAVE/XRSTOR; CLFLUSH m8 (a read-access check, no data effect), or LFENCE/MFENCE/SFENCE
+    case 0x1ae: { // FXSAVE/FXRSTOR, LDMXCSR/STMXCSR, XSAVE/XRSTOR; CLFLUSH/CLFLUSHOPT m8, or LFENCE/MFENCE/SFENCE
       if (d.mem && (d.reg & 7) <= 1) return fxsaveRestore(lp, d, next, (d.reg & 7) === 1);
       if (d.mem && (d.reg & 7) <= 3) return ldStMxcsr(lp, d, next, (d.reg & 7) === 2);
       if (d.mem && (d.reg & 7) <= 5) return xsaveRestore(lp, d, next, (d.reg & 7) === 5);
       if (d.mem) {
+        // CLFLUSH is checked as a byte read ("treated as a byte load" for permissions and faults); the line it names
+        // is written back if dirty and invalidated. See SDM Vol. 2A, "CLFLUSH—Flush Cache Line".
         const la = linearAddress(lp, d, 1);
-        lp.translate(la, ACCESS_READ);
+        lp.caches.clflush(lp.translate(la, ACCESS_READ));
+      } else if ((d.reg & 7) >= 6) {
+        // MFENCE (/6) and SFENCE (/7) order stores: the write-combining buffers drain. LFENCE (/5) orders loads only.
+        // See SDM Vol. 2B, "MFENCE—Memory Fence" and "SFENCE—Store Fence".
+        lp.caches.fence();
       }
       lp.rip = next;
       return false;

@@ -30,6 +30,9 @@ export function deliverEvent(lp: LogicalProcessor, vector: number, errorCode: nu
   // Software interrupts (INT n, INT3, INTO) report EXT = 0; everything else external to the program EXT = 1.
   // See SDM Vol. 3A, "Error Code".
   const ext = type === EVENT_SW_INTERRUPT || type === EVENT_SW_EXCEPTION ? 0 : 1;
+  // An interrupt or exception drains the write-combining buffers. See SDM Vol. 3A, "Buffering of Write Combining
+  // Memory Locations".
+  lp.caches.fence();
   if (!(lp.cr0 & CR0.PE)) return deliverReal(lp, vector, returnRip);
   if (lp.efer & EFER.LMA) return deliver64(lp, vector, errorCode, type, returnRip, ext);
   return deliverLegacy(lp, vector, errorCode, type, returnRip, ext);

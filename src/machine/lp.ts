@@ -23,6 +23,7 @@ import { FpuState } from './isa/fpu-state.ts';
 import type { VmxUnit } from './vmx-seam.ts';
 import { intelHex } from '../util/hex.ts';
 import { PAT_POWER_UP, reservedPatEntry } from './memtype/pat.ts';
+import { CacheModel } from './memtype/cache-model.ts';
 
 const TWO32 = 4294967296;
 /** Offset of the APIC task-priority register. See SDM Vol. 3A, "Local APIC Register Address Map". */
@@ -240,6 +241,11 @@ export class LogicalProcessor {
   readonly monitor: AddressMonitor;
   /** What RDRAND and RDSEED return: seeded per LP, deterministic. */
   readonly random: RandomSource;
+  /**
+   * The cache model for device pages (memtype/cache-model.ts): the access type of each TLB entry for a page that is
+   * not RAM, the cached device lines of the coherence domain, this LP's write-combining buffers. RAM never uses it.
+   */
+  readonly caches: CacheModel;
   /** Scratch for 64-bit memory reads: the high half. */
   hi = 0;
 
@@ -248,6 +254,7 @@ export class LogicalProcessor {
     this.memory = opts.memory;
     this.monitor = new AddressMonitor(opts.memory);
     this.random = new RandomSource(opts.id);
+    this.caches = new CacheModel(this);
     this.io = opts.io;
     this.maxPhysAddr = opts.maxPhysAddr ?? 39;
     this.apicBase = MSR.APIC_BASE.DEFAULT_BASE | MSR.APIC_BASE.ENABLE | (opts.bsp ? MSR.APIC_BASE.BSP : 0);
@@ -309,17 +316,26 @@ export class LogicalProcessor {
   // Memory path. `la` is a linear address (signed number). Faults are thrown as CpuFault.
   // =====================================================================================================
 
-  fillTlb(vpn: number, phys: number, perm: number): void {
+  /**
+   * `leaf`: the low dword of the leaf paging entry (its PAT, PCD and PWT flags; -1 with paging off); `ept`: the EPT
+   * leaf's memory type | "ignore PAT" << 3 (-1 without EPT); `gpaPage`: the guest-physical page under EPT. Only a
+   * page that is not RAM uses them: the cache model keeps them with the entry and decides the page's memory type
+   * from them once (again only after CR0.CD, IA32_PAT or an MTRR changes; memtype/cache-model.ts).
+   */
+  fillTlb(vpn: number, phys: number, perm: number, leaf = -1, ept = -1, gpaPage = phys): void {
     const pfn = phys / 4096;
     let bytes: Uint8Array | null = null;
     let view: DataView | null = null;
-    if (!this.isApicPage(pfn)) {
+    const apicPage = this.isApicPage(pfn);
+    if (!apicPage) {
       bytes = this.memory.frame(pfn, true) ?? null;
       view = bytes === null ? null : this.memory.frameView(pfn, true) ?? null;
     }
     // Frames holding cached code never get a fast write path: their writes must reach the code cache.
     if (bytes !== null && this.memory.isCodeFrame(pfn)) perm &= ~(PERM_WRITE_S | PERM_WRITE_U);
-    this.tlb.fill(vpn, phys, perm, bytes, view);
+    const slot = this.tlb.fill(vpn, phys, perm, bytes, view);
+    // The local APIC page is always accessed as UC (the SDM requires it mapped UC; the model does not cache it).
+    if (bytes === null && !apicPage) this.caches.noteFill(slot, phys, perm, leaf, ept, gpaPage);
   }
 
   /** Physical address for an access at the current privilege (user = CPL 3). */
@@ -452,7 +468,7 @@ export class LogicalProcessor {
     const off = la & 0xfff;
     if (off + size <= 4096) {
       const pa = user === this.user ? this.translate(la, access) : walkOrHit(this, la, access, user);
-      return this.physRead(pa, size);
+      return this.physRead(pa, size, (la >>> 12) & TLB_MASK);
     }
     // Crossing into the next page: translate both pages first, so a #PF on the second page leaves no
     // partial effect. CR2 is then the first byte of the second page.
@@ -461,7 +477,7 @@ export class LogicalProcessor {
     const pa2 = walkOrHit(this, la + first, access, user);
     let lo = 0, hi = 0;
     for (let k = 0; k < size; k++) {
-      const b = this.physRead(k < first ? pa1 + k : pa2 + (k - first), 1);
+      const b = k < first ? this.physRead(pa1 + k, 1, (la >>> 12) & TLB_MASK) : this.physRead(pa2 + (k - first), 1, ((la + first) >>> 12) & TLB_MASK);
       if (k < 4) lo |= b << (8 * k);
       else hi |= b << (8 * (k - 4));
     }
@@ -473,7 +489,7 @@ export class LogicalProcessor {
     const off = la & 0xfff;
     if (off + size <= 4096) {
       const pa = walkOrHit(this, la, ACCESS_WRITE, user);
-      this.physWrite(pa, size, lo, hi);
+      this.physWrite(pa, size, lo, hi, (la >>> 12) & TLB_MASK);
       return;
     }
     const first = 4096 - off;
@@ -481,12 +497,16 @@ export class LogicalProcessor {
     const pa2 = walkOrHit(this, la + first, ACCESS_WRITE, user);
     for (let k = 0; k < size; k++) {
       const b = k < 4 ? (lo >>> (8 * k)) & 0xff : (hi >>> (8 * (k - 4))) & 0xff;
-      this.physWrite(k < first ? pa1 + k : pa2 + (k - first), 1, b, 0);
+      if (k < first) this.physWrite(pa1 + k, 1, b, 0, (la >>> 12) & TLB_MASK);
+      else this.physWrite(pa2 + (k - first), 1, b, 0, ((la + first) >>> 12) & TLB_MASK);
     }
   }
 
-  /** Physical read of 1/2/4/8 bytes within one page; 8-byte reads leave the high half in `this.hi`. */
-  physRead(pa: number, size: number): number {
+  /**
+   * Physical read of 1/2/4/8 bytes within one page; 8-byte reads leave the high half in `this.hi`. `slot`: the TLB
+   * slot that translated the access (-1: none), whose access type a device page is read with (memtype/cache-model.ts).
+   */
+  physRead(pa: number, size: number, slot = -1): number {
     const pfn = Math.floor(pa / 4096);
     if (this.isApicPage(pfn)) {
       const v = this.apic!.read(pa & 0xfff, size as 1 | 2 | 4 | 8);
@@ -505,15 +525,20 @@ export class LogicalProcessor {
           return view.getInt32(off, true);
       }
     }
-    const v = this.memory.read(pa, size as 1 | 2 | 4 | 8);
+    const v = slot < 0 ? this.memory.read(pa, size as 1 | 2 | 4 | 8) : this.caches.read(pa, size as 1 | 2 | 4 | 8, this.caches.accessType(slot));
     this.hi = Number((v >> 32n) & 0xffffffffn) | 0;
     return size === 4 || size === 8 ? Number(v & 0xffffffffn) | 0 : Number(v);
   }
 
-  physWrite(pa: number, size: number, lo: number, hi: number): void {
+  /** Physical write within one page; `slot` as for physRead (a device page is written with its access type). */
+  physWrite(pa: number, size: number, lo: number, hi: number, slot = -1): void {
     const pfn = Math.floor(pa / 4096);
     if (this.isApicPage(pfn)) {
       this.apic!.write(pa & 0xfff, size as 1 | 2 | 4 | 8, pairToBig(lo, hi, size));
+      return;
+    }
+    if (slot >= 0 && this.tlb.bytes[slot] === null) {
+      this.caches.write(pa, size as 1 | 2 | 4 | 8, pairToBig(lo, hi, size), this.caches.accessType(slot));
       return;
     }
     if (size === 1) this.memory.write8(pa, lo & 0xff);
@@ -535,7 +560,7 @@ export class LogicalProcessor {
   /** Instruction fetch of one byte (used by the decoder). */
   fetch8(la: number): number {
     const pa = this.translate(la, ACCESS_EXEC);
-    return this.physRead(pa, 1);
+    return this.physRead(pa, 1, (la >>> 12) & TLB_MASK);
   }
 
   cr3Base(): number {

@@ -56,8 +56,13 @@ export interface GpaAccessInfo {
   executeDisable: boolean;
   /** Out: the TLB permission bits (PERM_*) the guest-physical translation allows for the page. */
   perm: number;
+  /**
+   * Out: the EPT leaf's memory type (bits 5:3) | its "ignore PAT" flag (bit 6) << 3, or -1 when the translation does
+   * not tell. Only device pages use it (their memory type; src/machine/memtype/cache-model.ts).
+   */
+  memoryType: number;
 }
-const GPA_INFO: GpaAccessInfo = { linear: 0, pagingStructure: false, user: false, readWrite: false, executeDisable: false, perm: PERM_ALL };
+const GPA_INFO: GpaAccessInfo = { linear: 0, pagingStructure: false, user: false, readWrite: false, executeDisable: false, perm: PERM_ALL, memoryType: -1 };
 
 /** Translate guest-physical `gpa` (full address, offset included) through `lp.gpaTranslate`. */
 function gpaAccess(lp: LogicalProcessor, gpa: number, access: Access, la: number, pagingStructure: boolean,
@@ -69,6 +74,7 @@ function gpaAccess(lp: LogicalProcessor, gpa: number, access: Access, la: number
   info.readWrite = readWrite;
   info.executeDisable = executeDisable;
   info.perm = PERM_ALL;
+  info.memoryType = -1;
   return lp.gpaTranslate!(gpa, access, info);
 }
 
@@ -104,7 +110,7 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
       return gpa;
     }
     const hpa = gpaAccess(lp, gpa, access, la, false, true, true, false);
-    lp.fillTlb(vpn, hpa - (hpa & 0xfff), PERM_ALL & GPA_INFO.perm);
+    lp.fillTlb(vpn, hpa - (hpa & 0xfff), PERM_ALL & GPA_INFO.perm, -1, GPA_INFO.memoryType, gpa - (gpa & 0xfff));
     return hpa;
   }
   if (!(lp.efer & EFER.LMA)) {
@@ -131,6 +137,8 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   const guestEntryAddrs: number[] = [0, 0, 0, 0];
   let level = 0;
   let pageBase = 0;
+  /** The leaf entry's low dword: its PAT, PCD and PWT flags select the page's PAT entry. */
+  let leafLo = 0;
   let large = false;
   // In VMX non-root operation with EPT, every guest-physical address (each paging-structure entry and the
   // final page) is translated again. See SDM Vol. 3C, "EPT Translation Mechanism".
@@ -161,6 +169,7 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
     us &&= (lo & PTE.US) !== 0;
     xd ||= nxe && (hi & PTE_HI_XD) !== 0;
     const addr = (hi & 0xfffff) * TWO32 + ((lo & 0xfffff000) >>> 0);
+    leafLo = lo;
     if (ps) {
       large = true;
       const size = level === 1 ? 1073741824 : 2097152;
@@ -202,10 +211,12 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   // The access is translated with its full guest-physical address (GUEST_PHYSICAL_ADDRESS reports it).
   let hostPage = pageBase;
   let eptPerm = PERM_ALL;
+  let eptType = -1;
   if (xlate) {
     const hpa = gpaAccess(lp, pageBase + (la & 0xfff), access, la, false, us, rw, xd);
     hostPage = hpa - (hpa & 0xfff);
     eptPerm = GPA_INFO.perm;
+    eptType = GPA_INFO.memoryType;
   }
   for (let l = 0; l <= lastLevel; l++) {
     let ea = entryAddrs[l]!;
@@ -233,7 +244,7 @@ export function walk(lp: LogicalProcessor, la: number, access: Access, user: num
   // "Information That May Be Cached When Using EPT".
   perm &= eptPerm | PERM_LARGE;
   if (large) perm |= PERM_LARGE;
-  lp.fillTlb(vpn, hostPage, perm);
+  lp.fillTlb(vpn, hostPage, perm, leafLo, eptType, pageBase);
   return hostPage + (la & 0xfff);
 }
 

@@ -129,6 +129,8 @@ export class MtrrRegisters {
         write: msr === MSR.MSR_IA32_MTRRCAP ? undefined : (_lp, value) => {
           const refused = this.write(msr, value);
           if (refused !== null) throw gp(0, refused.reason, refused.sdm);
+          // Device pages' memory types are decided again (cache-model.ts); RAM's never depend on them.
+          lp.caches.typesChanged();
         },
       });
     }

@@ -33,6 +33,8 @@ interface GuestPhysicalMapping {
   /** Bit 0 R, bit 1 W, bit 2 X, bit 3 XU (mode-based execute control). */
   readonly rwx: number;
   readonly dirty: boolean;
+  /** The leaf's memory type | "ignore PAT" << 3, as GpaAccessInfo.memoryType reports it (device pages use it). */
+  readonly memoryType: number;
 }
 const M_READ = 1, M_WRITE = 2, M_EXEC = 4, M_USER_EXEC = 8;
 /** A bound on the cache per EP4TA: dropping mappings is always allowed, keeping them is only allowed. */
@@ -123,6 +125,7 @@ function translator(ctx: NonRootContext, eptp: bigint, mbec: boolean, cache: Map
     const hit = cache.get(page);
     if (hit !== undefined && allows(hit, read, needsDirty, execute, mbec && info.user)) {
       info.perm = tlbPermissions(hit, mbec && info.user);
+      info.memoryType = hit.memoryType;
       return hit.hpa + offset;
     }
 
@@ -141,10 +144,12 @@ function translator(ctx: NonRootContext, eptp: bigint, mbec: boolean, cache: Map
         hpa: Number(r.hpa) - offset,
         rwx: permissionsOf(r.entries),
         dirty: !ad || needsDirty || bitOf(leaf.value, EPT_BIT.DIRTY),
+        memoryType: r.memoryType | (r.ignorePat ? 8 : 0),
       };
       if (cache.size >= MAX_MAPPINGS) cache.clear();
       cache.set(page, mapping);
       info.perm = tlbPermissions(mapping, mbec && info.user);
+      info.memoryType = mapping.memoryType;
       return mapping.hpa + offset;
     }
 
