@@ -26,7 +26,9 @@ import { PageAllocator } from './page-alloc.ts';
 import { KERN_ERR, KERN_WARNING, KernelLog } from './printk.ts';
 import { oopsFromError, type OopsReport } from './oops.ts';
 import { Slab } from './slab.ts';
-import { CALL_FUNCTION_VECTOR, foreignHostState, vmxAfterMigration, vmxThroughStaleHandle, type Migration } from './smp.ts';
+import {
+  CALL_FUNCTION_VECTOR, foreignHostState, hasOwnHostBases, ownHostBases, vmxAfterMigration, vmxThroughStaleHandle, type Migration,
+} from './smp.ts';
 import { hexLower } from '../util/hex.ts';
 
 /** What the kernel needs of the machine it boots on (a Machine, or memory and CPUs alone in unit tests). */
@@ -123,7 +125,8 @@ export class Kernel {
   private staleHandleReported = false;
   /** Functions sent to each CPU by IPI (on_each_cpu, smp_call_function_single), run when it takes the IPI. */
   private readonly callQueue: (() => void)[][];
-  /** CPUs whose foreign host state was reported (once each). */
+  /** Each CPU's own GDTR, TR and GS bases, and the CPUs whose foreign host state was reported (once each). */
+  private readonly ownBases: ReturnType<typeof ownHostBases>[];
   private readonly foreignHostReported = new Set<number>();
   /** Host entries running now (exit handlers): on_each_cpu cannot wait for other CPUs in one. */
   private hostEntryDepth = 0;
@@ -143,6 +146,7 @@ export class Kernel {
     this.schedRng = mixSeed(opts.seed ?? 1);
     this.debugAtomicSleep = opts.debugAtomicSleep ?? false;
     this.callQueue = machine.cpus.map(() => []);
+    this.ownBases = machine.cpus.map((_, c) => ownHostBases(c));
     this.log = new KernelLog(() => Number(machine.cpus[0]?.instructions ?? 0) / 1e9);
     const imageEnd = PHYS_KERNEL_START + KERNEL_IMAGE_BYTES;
     if (this.ramBytes < imageEnd + 4 * 1024 * 1024) throw new Error(`the kernel needs more than ${imageEnd} bytes of RAM`);
@@ -300,7 +304,7 @@ export class Kernel {
     const saved = { current: this.current, lastVmxCpu: this.lastVmxCpu, moves: this.movesSinceVmx };
     this.current = cpu;
     this.lastVmxCpu = -1;
-    this.movesSinceVmx = [];
+    this.movesSinceVmx = NO_MOVES;
     this.preemptCount++;
     try {
       fn();
@@ -373,6 +377,7 @@ export class Kernel {
     if ((this.schedRng & 3) !== 0) return;
     const from = this.current;
     this.current = (this.current + 1 + (this.schedRng >>> 2) % (this.hostCpus.length - 1)) % this.hostCpus.length;
+    if (this.movesSinceVmx === NO_MOVES) this.movesSinceVmx = [];
     this.movesSinceVmx.push({ from, to: this.current, at: where });
     this.staleHandleReported = false;
   }
@@ -410,7 +415,7 @@ export class Kernel {
     if (moves.length > 0) {
       const bug = this.lastVmxCpu >= 0 ? vmxAfterMigration(mnemonic, cpu, this.lastVmxCpu, moves) : null;
       if (bug !== null) this.log.printk(cpu, `${KERN_ERR}${bug}`);
-      this.movesSinceVmx = [];
+      this.movesSinceVmx = NO_MOVES;
     }
     this.lastVmxCpu = cpu;
     // Once per migration, not once per VMWRITE of the sequence that follows it.
@@ -654,10 +659,11 @@ export class Kernel {
   enterHost(lp: LogicalProcessor): boolean {
     const entry = this.entryAtLp(lp);
     if (entry === undefined) return false;
-    const saved = { current: this.current, lastVmxCpu: this.lastVmxCpu, moves: this.movesSinceVmx };
+    // Saved in locals, not an object: this runs on every VM exit, which allocates nothing.
+    const savedCurrent = this.current, savedLastVmxCpu = this.lastVmxCpu, savedMoves = this.movesSinceVmx;
     this.current = lp.id;
     this.lastVmxCpu = -1;
-    this.movesSinceVmx = [];
+    this.movesSinceVmx = NO_MOVES;
     this.preemptCount++; // exit handlers run with interrupts off
     this.hostEntryDepth++;
     // The function runs in kernel text and returns to the idle loop. A VMRESUME or VMLAUNCH in it that ends in a
@@ -669,12 +675,9 @@ export class Kernel {
       lp.executor.atHostEntry = NaN;
     }
     try {
-      if (!this.foreignHostReported.has(lp.id)) {
-        const foreign = foreignHostState(lp, this.hostCpus.length);
-        if (foreign !== null) {
-          this.foreignHostReported.add(lp.id);
-          this.log.printk(lp.id, `${KERN_ERR}${foreign}`);
-        }
+      if (!hasOwnHostBases(lp, this.ownBases[lp.id]!) && !this.foreignHostReported.has(lp.id)) {
+        this.foreignHostReported.add(lp.id);
+        this.log.printk(lp.id, `${KERN_ERR}${foreignHostState(lp, this.hostCpus.length)}`);
       }
       if (this.callQueue[lp.id]!.length > 0) this.takeCallFunctionIpi(lp);
       entry.fn(this, this.hostCpus[lp.id]!);
@@ -685,9 +688,9 @@ export class Kernel {
     } finally {
       this.hostEntryDepth--;
       this.preemptCount--;
-      this.current = saved.current;
-      this.lastVmxCpu = saved.lastVmxCpu;
-      this.movesSinceVmx = saved.moves;
+      this.current = savedCurrent;
+      this.lastVmxCpu = savedLastVmxCpu;
+      this.movesSinceVmx = savedMoves;
     }
     return true;
   }
@@ -780,6 +783,9 @@ export class Kernel {
     return this.modules.has(name);
   }
 }
+
+/** "No migration since the last VMX instruction", shared so that a VM exit allocates no array (never pushed to). */
+const NO_MOVES: Migration[] = [];
 
 /** A 32-bit finalizer (MurmurHash3's fmix32): turns seeds 1, 2, 3… into unrelated generator states. */
 function mixSeed(seed: number): number {

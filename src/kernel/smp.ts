@@ -45,14 +45,22 @@ export function vmxThroughStaleHandle(mnemonic: string, handleCpu: number, cpu: 
   return `BUG: ${mnemonic} through the HostCpu of CPU ${handleCpu}, but this task runs on CPU ${cpu}: the instruction runs on CPU ${cpu}.${path} k.cpu() names the current CPU only while preemption is disabled.`;
 }
 
-/** The per-CPU addresses a CPU's own host state holds (Linux: the GDT, the TSS, GS.base → the per-CPU area). */
-function ownHostBases(cpu: number): { gdtr: number; tr: number; gs: number } {
+/**
+ * The per-CPU addresses a CPU's own host state holds (Linux: the GDT, the TSS, GS.base → the per-CPU area), as
+ * the LP holds them (signed numbers). The kernel computes them once per CPU; a VM exit compares three numbers.
+ */
+export function ownHostBases(cpu: number): { readonly gdtr: number; readonly tr: number; readonly gs: number } {
   const sn = (va: bigint) => Number(BigInt.asIntN(64, va));
   return {
     gdtr: sn(imageVa(perCpuOffset(cpu, IMAGE.PERCPU_GDT))),
     tr: sn(imageVa(perCpuOffset(cpu, IMAGE.PERCPU_TSS))),
     gs: sn(imageVa(perCpuOffset(cpu, 0))),
   };
+}
+
+/** True when `lp`'s GDTR, TR and GS bases are those of `own` (the check every VM exit makes). */
+export function hasOwnHostBases(lp: LogicalProcessor, own: { readonly gdtr: number; readonly tr: number; readonly gs: number }): boolean {
+  return lp.gdtrBase === own.gdtr && lp.segBase[TR] === own.tr && lp.segBase[GS] === own.gs;
 }
 
 /**
