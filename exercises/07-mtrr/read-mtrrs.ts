@@ -1,0 +1,89 @@
+// Exercise 7.1 — the MTRRs of this processor, read into a map the rest of the chapter works from. Read
+// IA32_MTRRCAP first: it says which MTRR MSRs exist (the fixed ranges only if FIX = 1, VCNT variable pairs, the
+// SMRR pair only if SMRR = 1). RDMSR of an MSR that does not exist raises #GP — in a kernel module, an oops. Then IA32_MTRR_DEF_TYPE
+// (E, FE and the default type), and the ranges themselves.
+// Read chapters/07-mtrr/README.md. Yours to write: decodeVariablePair and readMtrrs (the types and bit positions are
+// given).
+// See SDM Vol. 3A, "MTRR Feature Identification", "IA32_MTRR_DEF_TYPE MSR", "Fixed Range MTRRs", "Variable Range
+// MTRRs" and "System-Management Range Register Interface".
+import {
+  MSR_IA32_MTRRCAP, MSR_IA32_SMRR_PHYSBASE, MSR_IA32_SMRR_PHYSMASK, MSR_MTRRdefType, MTRRphysBase_MSR, MTRRphysMask_MSR,
+} from '../../src/x86/msr.ts';
+import { FIXED_RANGE_MTRRS } from '../../src/x86/mtrr.ts';
+
+/** Reads a model-specific register; reading one the processor does not implement raises #GP. */
+export type Rdmsr = (msr: number) => bigint;
+
+/** One sub-range of the first MiB and its type (one byte of a fixed-range MTRR). */
+export interface FixedRange {
+  readonly base: number;
+  readonly size: number;
+  readonly type: number;
+}
+
+/** A variable-range pair (or the SMRR pair), decoded. */
+export interface VariableRange {
+  /** PhysBase: the address bits of IA32_MTRR_PHYSBASEn (bits MAXPHYADDR−1:12), without the type. */
+  readonly base: bigint;
+  /** PhysMask: the address bits of IA32_MTRR_PHYSMASKn (bits MAXPHYADDR−1:12), without V. */
+  readonly mask: bigint;
+  /** IA32_MTRR_PHYSBASEn bits 7:0. */
+  readonly type: number;
+  /** IA32_MTRR_PHYSMASKn bit 11 (V): the pair is in use. */
+  readonly valid: boolean;
+}
+
+export interface MtrrMap {
+  /** MAXPHYADDR (CPUID.80000008H:EAX[7:0]): PhysBase and PhysMask have bits MAXPHYADDR−1:12. */
+  readonly maxPhysAddr: number;
+  /** IA32_MTRRCAP bits 7:0, bit 8, bit 10, bit 11. */
+  readonly vcnt: number;
+  readonly fixedSupported: boolean;
+  readonly wcSupported: boolean;
+  readonly smrrSupported: boolean;
+  /** IA32_MTRR_DEF_TYPE bit 11 (E), bit 10 (FE), bits 7:0. */
+  readonly enabled: boolean;
+  readonly fixedEnabled: boolean;
+  readonly defaultType: number;
+  /** The 88 sub-ranges of the first MiB, lowest first, when FIX = 1; empty when FIX = 0. */
+  readonly fixed: readonly FixedRange[];
+  /** The VCNT variable pairs, pair 0 first, the invalid ones too. */
+  readonly variable: readonly VariableRange[];
+  /** The SMRR pair (PhysBase and PhysMask bits 31:12) when SMRR = 1, else null. */
+  readonly smrr: VariableRange | null;
+}
+
+/** IA32_MTRRCAP. See SDM Vol. 3A, "MTRR Feature Identification". */
+const MTRRCAP_VCNT = 0xffn;
+const MTRRCAP_FIX = 8n;
+const MTRRCAP_WC = 10n;
+const MTRRCAP_SMRR = 11n;
+/** IA32_MTRR_DEF_TYPE. */
+const DEF_TYPE_TYPE = 0xffn;
+const DEF_TYPE_FE = 10n;
+const DEF_TYPE_E = 11n;
+/** IA32_MTRR_PHYSBASEn bits 7:0; IA32_MTRR_PHYSMASKn bit 11. */
+const PHYS_TYPE = 0xffn;
+const PHYSMASK_V = 11n;
+/** SMRAM lies below 4 GiB: the SMRR pair has address bits 31:12 only. */
+const SMRR_MAX_PHYS_ADDR = 32;
+
+const bit = (v: bigint, n: bigint): boolean => ((v >> n) & 1n) === 1n;
+
+/** Bits maxPhysAddr−1:12 of a PhysBase/PhysMask value. */
+function addressBits(maxPhysAddr: number): bigint {
+  return ((1n << BigInt(maxPhysAddr)) - 1n) & ~0xfffn;
+}
+
+/** IA32_MTRR_PHYSBASEn and IA32_MTRR_PHYSMASKn as RDMSR returns them, decoded. */
+export function decodeVariablePair(physBase: bigint, physMask: bigint, maxPhysAddr: number): VariableRange {
+  // TODO: base and mask keep bits maxPhysAddr−1:12 only; type is PHYSBASE bits 7:0; valid is PHYSMASK bit 11.
+  throw new Error('TODO: decodeVariablePair');
+}
+
+/** Every MTRR this processor has, read through `rdmsr` — and no MSR it does not have. */
+export function readMtrrs(rdmsr: Rdmsr, maxPhysAddr: number): MtrrMap {
+  // TODO: IA32_MTRRCAP first; then IA32_MTRR_DEF_TYPE; the 11 fixed-range MTRRs (FIXED_RANGE_MTRRS) only if FIX = 1,
+  // 8 sub-ranges each; pairs 0 … VCNT−1; the SMRR pair only if SMRR = 1 (its address bits are 31:12).
+  throw new Error('TODO: readMtrrs');
+}
