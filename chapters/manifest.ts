@@ -9,11 +9,12 @@ import capabilities from './03-capabilities/chapter.ts';
 import firstLaunch from './04-first-launch/chapter.ts';
 import exits from './05-exits/chapter.ts';
 import ept from './06-ept/chapter.ts';
+import mtrr from './07-mtrr/chapter.ts';
 import smp from './08-smp/chapter.ts';
 
 export type { Chapter, Exercise };
 
-export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch, exits, ept, smp];
+export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch, exits, ept, mtrr, smp];
 
 export interface ExerciseRef {
   readonly chapter: Chapter;
