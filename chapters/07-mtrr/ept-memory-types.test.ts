@@ -60,7 +60,7 @@ function checkMap(host: Host, what: string, clearCap = 0n, bytes = FOUR_GIB): vo
     }
   };
   const specials = [0n, 0x9f000n, 0xa0000n, 0xb8000n, 0xbf000n, 0xc0000n, 0xf0000n, 0xff000n, 0x100000n, 0x1ff000n, 0x200000n,
-    BigInt(k.ramBytes) - 4096n, 0x91000000n, 0xbffff000n, 0xc0000000n, 0xfec00000n, 0xfee00000n, 0xfffff000n];
+    BigInt(k.ramBytes) - 4096n, 0x91000000n, 0xbffff000n, 0xc0000000n, 0xfeb00000n, 0xfec00000n, 0xfee00000n, 0xfffff000n];
   for (const gpa of [...specials, ...edges(s, FOUR_GIB)].filter((a) => a < bytes)) check(gpa);
   fc.assert(fc.property(fc.bigInt({ min: 0n, max: bytes - 1n }), (gpa) => check(gpa)), { numRuns: 40 });
   for (const va of r.tables.pages) k.free_page(va);
@@ -99,7 +99,7 @@ value:  dq 0
 `;
 
 describe('mtrrEptPart: the guest runs under EPT with the MTRR types', () => {
-  test.each(EPT_MODELS.map((m) => [m]))('%s: "enable EPT", EPT_POINTER, no EPT exit; the local APIC and the VGA hole UC, RAM WB', (model) => {
+  test.each(EPT_MODELS.map((m) => [m]))('%s: "enable EPT", EPT_POINTER, no EPT exit; the APICs, the MMIO UART and the VGA hole UC, RAM WB', (model) => {
     const run = runPart({ model, part: mtrrEptPart(), source: GUEST });
     const eptp = run.field('EPT_POINTER');
     expect(bit(run.field('SECONDARY_VM_EXEC_CONTROL'), 1), run.why('SECONDARY_VM_EXEC_CONTROL bit 1 ("enable EPT") must be 1')).toBe(true);
@@ -109,7 +109,7 @@ describe('mtrrEptPart: the guest runs under EPT with the MTRR types', () => {
     expect(run.outcome.kind, run.why('the guest should reach its HLT')).toBe('halted');
     expect(hex(run.qword('value')), run.why('the guest wrote 1234H then 1235H through your EPT')).toBe('0x1235');
     const s = kitState(run.host);
-    for (const gpa of [0xfee00000n, 0xfec00000n, 0xa0000n, run.guest.rip & ~0xfffn]) {
+    for (const gpa of [0xfee00000n, 0xfec00000n, 0xfeb00000n, 0xa0000n, run.guest.rip & ~0xfffn]) {
       const { result, text } = inspect(run.host, eptp, gpa);
       const want = typeName(kitType(s, gpa));
       expect(result.kind === 'mapped' ? result.memoryType : 'not mapped', run.why(`guest-physical ${hex(gpa)} under EPT_POINTER:\n${text}\nThe MTRRs say ${want}:\n${explainPa(s, gpa)}\n${TYPE_RULE}`)).toBe(want);
