@@ -219,6 +219,14 @@ describe('cache model: what a device mapped with each memory type receives', () 
     expect(g.lp.caches.cachedLines()).toEqual([]);
   });
 
+  it('a machine without a CPU model has no MTRRs: device pages stay UC under a WB PAT entry', () => {
+    const g = prepareGuest(HI);
+    const uart = attachMmioUart(g.machine.memory);
+    g.machine.run({ maxInstructions: 1000 });
+    expect(uart.text()).toBe('Hi');
+    expect(explainDevicePage(g.lp, MMIO_UART_BASE).join('\n')).toContain('no MTRRs');
+  });
+
   it('RAM behaves the same under every type, and its pages keep their frame in the TLB (no cache model)', () => {
     const results = new Set<string>();
     for (const type of Object.keys(PAT_INDEX) as TypeName[]) {

@@ -59,6 +59,11 @@ export interface PageTypeRecord {
   readonly access: number;
   readonly input: MemoryTypeInput;
   readonly decision: MemoryTypeDecision;
+  /**
+   * The LP has no MTRRs (a machine without a CPU model) and no EPT translated the access: no firmware gave the device
+   * page a type, and the model accesses it as UC, whatever the decision says (it would be the PAT type alone).
+   */
+  readonly noMtrrs: boolean;
 }
 
 export type CacheEventKind =
@@ -198,12 +203,16 @@ export class CacheModel {
       ept: ept < 0 ? undefined : { memoryType: (ept & 7) as MtrrMemoryType, ignorePat: (ept & 8) !== 0 },
     };
     const decision = resolveMemoryType(input);
-    const access = decision.rule === 'cr0-cd' ? MEMORY_TYPE.UC | NO_FILL : decision.type === 'undefined' ? MEMORY_TYPE.UC : decision.type;
+    // Without MTRRs nothing marks the MMIO hole UC: device pages stay UC there, as every machine without a CPU model
+    // always had them (and as the MTRRs of every board make them).
+    const noMtrrs = input.mtrrs === null && input.ept === undefined;
+    const access = decision.rule === 'cr0-cd' ? MEMORY_TYPE.UC | NO_FILL
+      : decision.type === 'undefined' || noMtrrs ? MEMORY_TYPE.UC : decision.type;
     this.slotType[slot] = access;
     this.slotCd[slot] = lp.cr0 & CR0.CD;
     this.slotPat[slot] = pat;
     this.slotGeneration[slot] = this.generation;
-    this.pages.set(Math.floor(phys / 4096), { access, input, decision });
+    this.pages.set(Math.floor(phys / 4096), { access, input, decision, noMtrrs });
   }
 
   // ---------------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ export function explainDevicePage(lp: LogicalProcessor, pa: number | bigint): st
     return [`physical ${intelHex(page)}: no access through a TLB entry for a device page on CPU ${lp.id} (RAM, or not accessed yet)`];
   }
   const lines = explainMemoryType(record.input);
+  if (record.noMtrrs) lines.push('  this processor has no MTRRs (no CPU model) and no EPT translated the access: the cache model accesses device pages as UC');
   lines.push(`  the device sees: ${EFFECT[effectKey(record.access)]}`);
   const counts = new Map<CacheEventKind, number>();
   for (const e of lp.caches.events) {
