@@ -14,6 +14,7 @@ import { CR0 } from '../../x86/control-registers.ts';
 import type { Machine } from '../machine.ts';
 import type { LogicalProcessor } from '../lp.ts';
 import { explainDevicePage } from './explain-device.ts';
+import { jitStats } from '../jit.ts';
 
 /** IA32_PAT for these tests: entries 0 WB, 1 WT, 2 UC-, 3 UC, 4 WC, 5 WP, 6 UC-, 7 UC. */
 const TEST_PAT = 0x0007050100070406n;
@@ -217,6 +218,29 @@ describe('cache model: what a device mapped with each memory type receives', () 
     expect(g.uart.text()).toBe('Hi');
     expect(g.uart.reads[UART_REG.LSR]).toBe(2);
     expect(g.lp.caches.cachedLines()).toEqual([]);
+  });
+
+  it('compiled code (a hot loop the block compiler runs) meets the same effects as interpreted code', () => {
+    const loop = `
+      mov rbx, ${MMIO_UART_BASE}
+      mov ecx, 2000
+    top:
+      mov byte [rbx + ${UART_REG.RBR_THR_DLL}], cl
+      mov al, [rbx + ${UART_REG.LSR}]
+      dec ecx
+      jnz top
+      hlt`;
+    const uc = deviceGuest(loop, { type: 'UC' });
+    const compiledBefore = jitStats.compiled;
+    uc.run();
+    expect(jitStats.compiled).toBeGreaterThan(compiledBefore); // the loop ran as compiled code
+    expect(uc.uart.raw().length).toBe(2000);
+    expect(uc.uart.reads[UART_REG.LSR]).toBe(2000);
+    const wb = deviceGuest(loop, { type: 'WB' });
+    wb.run();
+    expect(wb.uart.raw().length).toBe(0);
+    expect(wb.uart.reads[UART_REG.LSR]).toBe(1);
+    expect(wb.lp.caches.eventCounts.held).toBe(2000);
   });
 
   it('a machine without a CPU model has no MTRRs: device pages stay UC under a WB PAT entry', () => {
