@@ -182,6 +182,10 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     }
     case 0x86: case 0x87: { // XCHG r/m, r
       const size = op & 1 ? d.opSize : 1;
+      // With a memory operand XCHG is locked, whatever its prefixes: a locked instruction drains the write-combining
+      // buffers. See SDM Vol. 2B, "XCHG—Exchange Register/Memory With Register" and Vol. 3A, "Buffering of Write
+      // Combining Memory Locations".
+      if (d.mem) lp.caches.fence();
       const a = readRMForWrite(lp, d, size);
       const ah = scratch.hi;
       const la = scratch.la;

@@ -167,6 +167,9 @@ export function readRM(lp: LogicalProcessor, d: Insn, size: number): number {
  */
 export function readRMForWrite(lp: LogicalProcessor, d: Insn, size: number): number {
   if (!d.mem) return getReg(lp, d.rm, size, d.rex);
+  // A LOCK-prefixed read-modify-write drains the write-combining buffers first (SDM Vol. 3A, "Buffering of Write
+  // Combining Memory Locations"). The block compiler never compiles locked instructions.
+  if (d.lock) lp.caches.fence();
   const la = linearAddress(lp, d, size);
   scratch.la = la;
   return readMemForWrite(lp, la, size);

@@ -154,7 +154,7 @@ describe('cache model: what a device mapped with each memory type receives', () 
     });
   }
 
-  it('WC: LFENCE does not drain the buffers; CPUID (serializing), OUT and an UC access do', () => {
+  it('WC: LFENCE does not drain the buffers; CPUID (serializing), OUT and locked instructions do', () => {
     const g = deviceGuest(`${HI}\n ${FENCES.lfence}\n hlt\n cpuid\n hlt`, { type: 'WC' });
     g.run();
     g.run();
@@ -165,6 +165,12 @@ describe('cache model: what a device mapped with each memory type receives', () 
     o.run();
     o.run();
     expect(o.uart.text()).toBe('i');
+    for (const locked of ['lock inc dword [0x5000]', 'xchg [0x5000], eax']) {
+      const l = deviceGuest(`${HI}\n ${locked}\n hlt`, { type: 'WC' });
+      l.run();
+      l.run();
+      expect(l.uart.text(), locked).toBe('i');
+    }
   });
 
   it('the firmware\'s UC MTRR for the hole wins over a WB PAT entry: UC', () => {
