@@ -183,7 +183,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
     case 0x86: case 0x87: { // XCHG r/m, r
       const size = op & 1 ? d.opSize : 1;
       // With a memory operand XCHG is locked, whatever its prefixes: a locked instruction drains the write-combining
-      // buffers. See SDM Vol. 2B, "XCHG—Exchange Register/Memory With Register" and Vol. 3A, "Buffering of Write
+      // buffers. See SDM Vol. 2D, "XCHG—Exchange Register/Memory With Register" and Vol. 3A, "Buffering of Write
       // Combining Memory Locations".
       if (d.mem) lp.caches.fence();
       const a = readRMForWrite(lp, d, size);
@@ -423,8 +423,8 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
           addressSize: d.addrSize as 2 | 4 | 8, segment: -1, linear: null,
         },
       })) return true;
-      // I/O instructions wait for buffered writes (the write-combining buffers too) to drain. See SDM Vol. 3A,
-      // "I/O Ordering" and "Buffering of Write Combining Memory Locations".
+      // I/O instructions wait for buffered writes (the write-combining buffers too) to drain. See SDM Vol. 1,
+      // "Ordering I/O" and Vol. 3A, "Buffering of Write Combining Memory Locations".
       lp.caches.fence();
       if (isIn) setReg(lp, RAX, size, 0, lp.io.in(port, size as 1 | 2 | 4), 0);
       else lp.io.out(port, size as 1 | 2 | 4, (getReg(lp, RAX, size, 0) & (size === 4 ? -1 : (1 << (size * 8)) - 1)) >>> 0);
