@@ -1,5 +1,5 @@
 // Exceptions and interrupts (delivery, #DF, triple fault, fault vs trap RIP, IST, privilege change),
-// interrupt shadow, single-step, NMI, run-loop budget, bad input, self-modifying code, whole guest
+// interrupt shadow, single-step, NMI, run-loop budget and turns, bad input, self-modifying code, whole guest
 // programs printing to port E9H, and a real-mode → long-mode trampoline.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -11,6 +11,19 @@ import { prepareGuest, runGuest } from './testing/run-guest.ts';
 import { AR } from '../x86/segments.ts';
 import type { InterruptSource } from './lp.ts';
 import type { LocalApic } from './apic.ts';
+import type { Executor } from './cpu.ts';
+import { jitStats } from './jit.ts';
+
+/** An 8-instruction block that jumps back to its own start (the block compiler runs it as a loop); RAX counts. */
+const EIGHT_INSN_LOOP = `top:
+  inc rax
+  add rbx, rax
+  xor rcx, rbx
+  inc rdx
+  add rsi, rdx
+  xor rdi, rsi
+  dec r8
+  jmp top`;
 
 /** Handler that stores the vector in R15, the stack pointer in R14 and halts. */
 function handler(m: Machine, at: number, vector: number): void {
@@ -232,6 +245,65 @@ describe('run loop', () => {
     expect(g.result).toEqual({ reason: 'budget', instructions: 12345 });
     const again = g.machine.run({ maxInstructions: 7 });
     expect(again.instructions).toBe(7);
+  });
+  it('a turn ends at the first block boundary after stopAfter steps, never past its budget', () => {
+    const g = prepareGuest(EIGHT_INSN_LOOP);
+    const top = g.labels.get('top')!;
+    const exec = g.lp.executor as Executor;
+    const check = (budget: number, stopAfter: number, steps: number, atTop: boolean): void => {
+      expect(exec.run(budget, stopAfter), `run(${budget}, ${stopAfter})`).toBe(steps);
+      expect(g.lp.rip === top, `run(${budget}, ${stopAfter}) at the loop start`).toBe(atTop);
+    };
+    // Interpreted from the block cache: whole blocks, or exactly `budget` when that comes first.
+    check(1000, 10, 16, true);
+    check(13, 10, 13, false);
+    check(1000, 1, 3, true); // the rest of the block
+    const compiledBefore = jitStats.compiled;
+    check(8 * 60, 8 * 60, 8 * 60, true); // hot: compiled from here on
+    expect(jitStats.compiled).toBe(compiledBefore + 1);
+    const compiled = g.lp.getReg('rax');
+    check(1000, 10, 16, true);
+    check(1000, 17, 24, true); // the third iteration had started
+    check(13, 13, 13, false); // the budget is exact: one compiled iteration, then 5 interpreted
+    check(1000, 1, 3, true);
+    expect(g.lp.getReg('rax')).toBe(compiled + 7n);
+  });
+  it('round-robin turns end at block boundaries and are charged for it; the budget stays exact', () => {
+    const m = new Machine({ cpus: 2, quantum: 100 });
+    for (const lp of m.cpus) {
+      const origin = 0x100000 + lp.id * 0x1000;
+      enterLongMode(lp, { rip: origin });
+      m.memory.writeBytes(origin, assembleOrThrow(`bits 64\nmov r9, 1\n${EIGHT_INSN_LOOP}`, { origin }).bytes);
+    }
+    const r = m.run({ maxInstructions: 10_000 });
+    expect(r).toEqual({ reason: 'budget', instructions: 10_000 });
+    // Each turn overruns by up to 7 (the rest of the 8-instruction block) and the next is shorter by as much, so
+    // the two LPs stay within a block of an even share.
+    for (const lp of m.cpus) expect(Math.abs(lp.instructions - 5000), `LP ${lp.id}`).toBeLessThan(8);
+  });
+  it('the APIC timer interrupt lands on the same instruction whatever the quantum, compiled or not', () => {
+    const landing = (quantum: number, jit: boolean): [bigint, bigint] => {
+      const m = new Machine({ cpus: 2, quantum });
+      const [bsp, ap] = m.cpus as [typeof m.cpus[0], typeof m.cpus[0]];
+      enterLongMode(bsp, { rip: L.code });
+      m.memory.writeBytes(L.code, assembleOrThrow(`bits 64\nsti\n${EIGHT_INSN_LOOP}`, { origin: L.code }).bytes);
+      enterLongMode(ap, { rip: L.code + 0x1000 });
+      ap.setReg('rsp', BigInt(L.stackTop - 0x1000));
+      m.memory.writeBytes(L.code + 0x1000, assembleOrThrow(`bits 64\n${EIGHT_INSN_LOOP}`, { origin: L.code + 0x1000 }).bytes);
+      handler(m, 0x200000, 0x40);
+      // Software-enabled, divide by 1, a one-shot timer with vector 40H that expires after 3004 instructions.
+      const apic = bsp.apic as LocalApic;
+      for (const [reg, value] of [[0xf0, 0x1ff], [0x3e0, 0xb], [0x320, 0x40], [0x380, 3004]] as const) apic.write(reg, 4, BigInt(value));
+      for (const lp of m.cpus) (lp.executor as Executor).useJit = jit;
+      m.run({ maxInstructions: 300_000 }); // the BSP has another turn to take the interrupt in, even at quantum 100 000
+      expect(bsp.getReg('r15')).toBe(0x40n);
+      return [bsp.getReg('rax'), m.memory.read64(Number(bsp.getReg('r14')))]; // iterations begun, pushed RIP
+    };
+    // STI and 3003 loop instructions: 375 iterations and the first 3 instructions (3 bytes each) of the 376th.
+    const expected: [bigint, bigint] = [376n, BigInt(L.code + 1 + 9)];
+    expect(landing(1, false)).toEqual(expected);
+    for (const q of [1, 7, 100, 1000, 100_000]) expect(landing(q, true), `quantum ${q}`).toEqual(expected);
+    expect(landing(1000, false)).toEqual(expected);
   });
   it('two LPs run deterministically in round robin; all-halted when both halt', () => {
     const m = new Machine({ cpus: 2, quantum: 10 });

@@ -75,19 +75,26 @@ export class Executor {
    * Run up to `budget` instruction steps. Returns the number executed (a faulting attempt counts as one, so a
    * guest that faults forever still ends). Stops early when the LP stops being active, hits a breakpoint or is
    * at a host entry point.
+   *
+   * `stopAfter` (at most `budget`) lets the run end at a block boundary rather than at an exact count: once
+   * `stopAfter` steps have run it stops, but a block (or a compiled loop's iteration) already started runs to its
+   * end if `budget` allows. A round-robin turn ends like this, so the end of a turn is compiled code too and not
+   * the last instructions of a block interpreted one at a time; `budget` stays exact (the whole run's limit, the
+   * APIC timer's expiry).
    */
-  run(budget: number): number {
+  run(budget: number, stopAfter = budget): number {
     const lp = this.lp;
+    if (stopAfter > budget) stopAfter = budget;
     let done = 0;
     this.atHostEntry = NaN;
     // An LP may also start this run at a host entry (its RIP set there by host code, or a stop not yet handled).
     if (this.hostEntries.size !== 0) lp.checkHostEntry = true;
-    while (done < budget) {
+    while (done < stopAfter) {
       if (lp.workDebt !== 0) {
         // REP iterations count against the budget (see LogicalProcessor.workDebt).
         done += lp.workDebt;
         lp.workDebt = 0;
-        if (done >= budget) break;
+        if (done >= stopAfter) break;
       }
       // First: an INIT in VMX non-root operation is a VM exit, which loads HOST_RIP for the check below.
       if (lp.initPending) lp.performInit();
@@ -132,7 +139,7 @@ export class Executor {
       if (lp.rflagsRaw & RFLAGS.TF || lp.shadowAt >= lp.instructions || !this.useCache || this.breakpoints.size !== 0) {
         this.stepOne();
         done++;
-      } else done += this.runBlock(budget - done);
+      } else done += this.runBlock(budget - done, stopAfter - done);
     }
     return done;
   }
@@ -165,7 +172,11 @@ export class Executor {
     }
   }
 
-  private runBlock(budget: number): number {
+  /**
+   * Run the block at RIP: at most `budget` instructions, and whole if it fits (a compiled loop: whole iterations
+   * while they fit, and none started once `stopAfter` have run).
+   */
+  private runBlock(budget: number, stopAfter: number): number {
     const lp = this.lp;
     const start = lp.rip;
     this.blocksRun++;
@@ -193,7 +204,9 @@ export class Executor {
     if (block.compiled !== null && n <= budget) {
       const before = lp.instructions;
       try {
-        done = block.compiled(lp as never, budget);
+        // A compiled loop runs iterations while the next fits in its budget: this one lets it finish the iteration
+        // in progress when `stopAfter` falls inside it, and start none after.
+        done = block.compiled(lp as never, Math.min(budget, stopAfter + block.compiledCount - 1));
       } catch (e) {
         if (e instanceof VmExitTaken) return lp.instructions - before + 1;
         if (!(e instanceof CpuFault)) throw e;

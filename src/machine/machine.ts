@@ -1,5 +1,6 @@
 // The emulated PC: physical memory, I/O ports, logical processors (each with its local APIC), and a
-// deterministic run loop: round-robin over the LPs with a fixed quantum, ending on a budget.
+// deterministic run loop: round-robin over the LPs with a fixed quantum (a turn ends at a block boundary), ending on
+// a budget.
 
 import { PhysicalMemory } from './memory.ts';
 import { IoSpace } from './io.ts';
@@ -20,7 +21,10 @@ export interface MachineOptions {
   ramBytes?: number;
   /** CPU model: CPUID, MAXPHYADDR, MSR defaults (default: the built-in minimal CPUID). */
   model?: CpuModel;
-  /** Instructions per LP turn in the round-robin (default 1000). */
+  /**
+   * Instructions per LP turn in the round-robin (default 1000). A turn ends at the first block boundary after that
+   * (see Machine.run), so it can be up to a block longer; the next turn of that LP is that much shorter.
+   */
   quantum?: number;
   /** Give every LP a local APIC (default true). */
   apic?: boolean;
@@ -52,6 +56,10 @@ export class Machine {
   readonly model: CpuModel | undefined;
   quantum: number;
   private nextLp = 0;
+  /** Per LP: its executor (lp.executor is the narrower ExecutorSeam). */
+  private readonly executors: Executor[] = [];
+  /** Per LP: how many instructions its last turn ran past its length to end at a block boundary (see run). */
+  private readonly overrun: number[] = [];
   /** Host entry points (addHostEntry), shared by every LP's executor. Kernel-text addresses are negative numbers. */
   private readonly hostEntries = new Set<number>();
 
@@ -67,7 +75,9 @@ export class Machine {
         id: i, memory: this.memory, io: this.io, bsp: i === 0, maxPhysAddr: opts.model?.maxPhysAddr,
       });
       if (opts.model) applyModel(lp, opts.model, n, opts.board ?? 'pc');
-      lp.executor = new Executor(lp, this.hostEntries);
+      const executor = new Executor(lp, this.hostEntries);
+      lp.executor = executor;
+      this.executors.push(executor);
       if (this.apicBus) {
         const apic = new LocalApic({ apicId: i, bsp: i === 0, maxPhysAddr: lp.maxPhysAddr });
         this.apicBus.attach(apic);
@@ -80,12 +90,21 @@ export class Machine {
         apic.onStartup = (vector) => lp.startup(vector);
       }
       this.cpus.push(lp);
+      this.overrun.push(0);
     }
   }
 
   /**
    * Run until every LP is halted (or waiting for SIPI / shut down), one shuts down, a breakpoint is hit, or
    * `maxInstructions` have executed. Deterministic: LPs take turns of `quantum` instructions in id order.
+   *
+   * A turn that reaches its length inside a block finishes the block (a compiled loop: the iteration in progress)
+   * and is charged for it: the LP's next turn is shorter by as much (but at least one instruction long, so with a
+   * quantum shorter than the blocks every turn is one block). Ending a turn at an exact count would run the rest of
+   * the block in the interpreter, about 40 times slower than compiled code, and start the next turn in the middle
+   * of the block (issue 11). The SDM promises no particular interleaving of logical processors; this one stays the
+   * same for the same inputs. Two limits are exact, never overrun: `maxInstructions` (a runaway guest ends at its
+   * budget) and the LP's APIC timer expiry (the turn ends when the timer fires).
    */
   run(opts: { maxInstructions: number }): RunResult {
     let executed = 0;
@@ -93,21 +112,24 @@ export class Machine {
     while (executed < max) {
       let progress = false;
       for (let k = 0; k < this.cpus.length && executed < max; k++) {
-        const lp = this.cpus[this.nextLp]!;
-        this.nextLp = (this.nextLp + 1) % this.cpus.length;
-        let slice = Math.min(this.quantum, max - executed);
+        const id = this.nextLp;
+        const lp = this.cpus[id]!;
+        this.nextLp = (id + 1) % this.cpus.length;
+        let limit = max - executed;
         const apic = lp.apic as LocalApic | null;
-        // End the slice exactly when the APIC timer fires, so timer interrupts are deterministic and prompt.
-        if (apic !== null) slice = Math.max(1, Math.min(slice, apic.cyclesUntilTimer()));
+        // End the turn exactly when the APIC timer fires, so timer interrupts are deterministic and prompt.
+        if (apic !== null) limit = Math.max(1, Math.min(limit, apic.cyclesUntilTimer()));
+        const turn = Math.min(limit, Math.max(1, this.quantum - this.overrun[id]!));
         const before = lp.instructions;
-        const n = lp.executor!.run(slice);
+        const n = this.executors[id]!.run(limit, turn);
+        this.overrun[id] = n > turn ? n - turn : 0;
         executed += n;
         if (n > 0) progress = true;
         if (apic !== null) {
-          // One APIC timer clock per retired instruction; a halted LP's timer runs on with the slice.
+          // One APIC timer clock per retired instruction; a halted LP's timer runs on with the turn.
           const elapsed = lp.instructions - before;
           const pendingBefore = apic.pendingVector() >= 0;
-          apic.tick(lp.activity === 'hlt' && elapsed === 0 ? slice : elapsed);
+          apic.tick(lp.activity === 'hlt' && elapsed === 0 ? turn : elapsed);
           // A halted LP may wake on an interrupt that just became pending. One that was pending already and did
           // not wake it is blocked (RFLAGS.IF = 0): that is no progress, or a `cli; hlt` would spin forever.
           if (lp.activity === 'hlt' && !pendingBefore && apic.pendingVector() >= 0) progress = true;
