@@ -4,7 +4,7 @@ const chapter: Chapter = {
   number: 7,
   slug: '07-mtrr',
   title: 'MTRR and memory types',
-  summary: 'Give every guest-physical page the memory type the hardware would give it: read the MTRRs the firmware left, resolve a type by the SDM\'s precedence rules (fixed ranges, variable ranges, the default, the SMRR), split large pages that straddle two types, write the MTRR type into each EPT leaf, and combine the EPT type with the guest\'s PAT the way the processor does.',
+  summary: 'Give every guest-physical page the memory type the hardware would give it: read the MTRRs the firmware left, resolve a type by the SDM\'s precedence rules (fixed ranges, variable ranges, the default, the SMRR), split large pages that straddle two types, write the MTRR type into each EPT leaf, and combine the EPT type with the guest\'s PAT the way the processor does — then find and fix the map that loses a guest\'s serial output by mapping its UART WB.',
   objectives: [
     'Say what a memory type is (UC, WC, WT, WP, WB), why RAM works under any of them and a device does not, and why a hypervisor with EPT is the one that must get the type right.',
     'Read IA32_MTRRCAP and only the MTRR MSRs it announces: IA32_MTRR_DEF_TYPE, the fixed ranges when FIX = 1, VCNT variable pairs, the SMRR pair when SMRR = 1.',
@@ -12,6 +12,7 @@ const chapter: Chapter = {
     'Find where a 1-GByte or 2-MByte page covers more than one type, and split it to pages of one type.',
     'Write the MTRR type into each EPT leaf with "ignore PAT" clear, so a guest access gets the type it would get on bare metal.',
     'Select a PAT entry from a leaf\'s PAT, PCD and PWT bits (PAT at bit 7 of a PTE, bit 12 of a large page), and combine it with the EPT type by the effective-type table.',
+    'Find why a guest\'s serial output goes missing under an EPT that maps everything WB, from the explanation of the device page\'s memory type, and fix the leaf that maps the device: the MTRR type, a split where the page holds several types, and the INVEPT without which the cached mapping keeps WB.',
   ],
   exercises: [
     {
@@ -60,6 +61,18 @@ const chapter: Chapter = {
         'patIndex: 4·PAT + 2·PCD + PWT, with PWT = bit 3, PCD = bit 4 and PAT = bit 7 of a PTE but bit 12 of a PDE or PDPTE that maps a large page (bit 7 is PS there). patEntryType: Number((ia32Pat >> BigInt(8 * index)) & 0xffn).',
         'effectiveMemoryType is the SDM\'s table "Effective Page-Level Memory Types for Pentium III and More Recent Processor Families" as data: a row per MTRR type (UC, WC, WT, WP, WB), a column per PAT type (UC, UC-, WC, WT, WP, WB). PAT WC is WC on every row; PAT UC is UC; PAT WB leaves the row\'s type; UC- is UC except on the WC and WP rows, where it is WC.',
         'guestMemoryTypeOf: cr0Cd → UC. eptType = Number((eptLeaf >> 3n) & 7n); bit 6 of eptLeaf set → eptType. Else the PAT type: WB if guestLeaf is null (guest paging off), else patEntryType(guestPat, patIndex(entry, largePage)); return effectiveMemoryType(eptType, patType).',
+      ],
+    },
+    {
+      id: 'serial-output',
+      title: 'The guest\'s serial output goes missing',
+      file: 'serial-output.ts',
+      test: 'serial-output.test.ts',
+      points: 20,
+      hints: [
+        'Read the failure message before the code: "the device sees: almost nothing" and "EPT: memory type WB" in the explainDevicePage lines say the guest\'s stores sit in a dirty cache line; the MTRR lines below say the page is UC on bare metal. Under EPT only the leaf\'s bits 5:3 (and bit 6) decide, so the leaf that maps FEB00000H must say UC.',
+        'fixMemoryType: walk as chapter 6 does (shift 39n, 30n, 21n, 12n; a leaf is a PTE, or an entry with bit 7 at 30n or 21n). At the leaf, runs = memoryTypeRuns(map, gpa & ~(size - 1n), size). One run: write (entry & ~(EPT_MEMORY_TYPE_MASK | EPT_IGNORE_PAT)) | eptMemoryTypeBits(runs[0].type) and return { ok: true, slot, pageSize: size, type }. Several: split — allocEptTable, entry i = (base + i * (size >> 9n)) | (entry & ~EPT_ADDRESS_MASK), with bit 7 cleared when the new entries are 4-KByte PTEs — point the slot at the new table with EPT_RWX, and go on down.',
+        'The fix in serialFixPart: mtrrs = readMtrrs((msr) => v.cpu.rdmsr(msr), maxPhysAddrOf(v)); fixMemoryType for each of opts.devicePages ?? [MMIO_UART_GPA]; then invalidateEpt(v.cpu, cap, eptp). The VMCALL handler fixes v.cpu.readGpr(\'rbx\') the same way and must INVEPT too: the guest has used the page already, and its cached mapping keeps WB until INVEPT. Then SKIP.',
       ],
     },
   ],
