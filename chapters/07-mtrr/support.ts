@@ -2,7 +2,7 @@
 //  - the runs every test makes: each CPU model on each firmware board that fits it (the pc board on every model;
 //    the Surface Book 3's recorded MTRRs only where MAXPHYADDR is 39 and there are enough variable pairs);
 //  - the kit's reading of the MTRRs (src/machine/memtype/read-mtrrs.ts) turned into the chapter's map, so the tests
-//    of 7.2–7.4 never depend on your 7.1;
+//    of 7.2 and 7.4 never depend on your 7.1 (the parts of 7.3 and 7.5 call your readMtrrs, as a hypervisor would);
 //  - MTRR register banks for processors no model has (FIX = 0, few variable pairs, no SMRR), with an RDMSR that
 //    raises #GP for an MSR the bank does not have, as the processor does;
 //  - generated MTRR layouts (fast-check) and the kit's answers: mtrrType, mtrrRuns, explainMemoryType.
