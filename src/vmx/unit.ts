@@ -38,6 +38,9 @@ import type { VmcsFieldName, VmcsFullFieldName } from './fields.ts';
 import { diagnosisOfLastInstruction, type Diagnosis } from './diagnosis.ts';
 import { VmxObservers, type VmxObserver } from './observe.ts';
 import { UD_VECTOR } from '../x86/exceptions.ts';
+import { BoundaryState } from './nonroot/boundary.ts';
+import { VMX_CONTROL } from './controls.ts';
+import { INTR_INFO, INTR_TYPE } from './transition/interruption-info.ts';
 
 const VMCALL_SDM = 'SDM Vol. 3C, "VMCALL—Call to VM Monitor"';
 
@@ -75,6 +78,10 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
   /** The instructions' context for host VMREAD/VMWRITE, made once (both members are fixed for the unit's life). */
   private readonly hostContext: VmxContext;
   private readonly observers = new VmxObservers();
+  /** MTF, the preemption timer and the window exits, checked at instruction boundaries (./nonroot/boundary.ts). */
+  private readonly boundary = new BoundaryState();
+  /** True from a VM entry that enabled a boundary exit until the next VM exit: the CPU then calls `atBoundary`. */
+  boundaryHook = false;
 
   constructor(
     readonly lp: LogicalProcessor,
@@ -200,6 +207,7 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
         // "Other event" injection: an MTF VM exit is pending at the instruction boundary right after VM entry,
         // before the guest runs anything. See SDM Vol. 3C, "Monitor Trap Flag" and "Event Injection".
         if (outcome.pendingMtf && this.state.nonRoot) this.exit({ reason: EXIT_REASON.EXIT_REASON_MONITOR_TRAP_FLAG });
+        else if (this.state.nonRoot) this.boundaryHook = this.boundary.arm(this, lp, this.caps.misc.preemptionTimerRate, injectedVectoredEvent(this));
         return;
       case 'vm-entry-failed':
         if (outcome.then.kind === 'vmx-abort') lp.shutdown(`VMX abort: ${outcome.then.message}`);
@@ -222,6 +230,14 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
   /** Perform a VM exit: exit information, guest state saved, host state loaded; the LP continues at HOST_RIP. */
   exit(cause: VmExitCause): InterceptAnswer {
     const current = this.state.current!;
+    // "If the 'save VMX-preemption timer value' VM-exit control is 1, the value of the timer is saved into the
+    // VMX-preemption timer-value field" (0 on the exit the timer itself caused). See SDM Vol. 3C, "Saving
+    // Non-Register State".
+    if (this.boundary.timerActive && (this.read32('VM_EXIT_CONTROLS') & VMX_CONTROL.VM_EXIT_SAVE_VMX_PREEMPTION_TIMER) !== 0) {
+      current.writeLow(VMCS_SLOT.VMX_PREEMPTION_TIMER_VALUE!, this.boundary.timerValue(this.lp));
+    }
+    this.boundary.timerActive = false;
+    this.boundaryHook = false;
     // The host's memory path has no guest-physical addresses. See SDM Vol. 3C, "EPT Translation Mechanism".
     detachEpt(this.lp);
     const outcome = vmExit({ cpu: this.cpu, vmcs: vmcsAccessOf(current), vmcsPointer: current.pa }, cause);
@@ -239,6 +255,11 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
   }
   read64(field: VmcsFullFieldName): bigint {
     return this.state.current!.readByName(field) ?? 0n;
+  }
+
+  /** An instruction boundary while `boundaryHook` is set: MTF, preemption-timer and window exits. */
+  atBoundary(lp: LogicalProcessor): boolean {
+    return this.boundary.atBoundary(this, lp);
   }
 
   /** An event in VMX non-root operation: its exit cause decides (./nonroot). */
@@ -294,4 +315,10 @@ export function attachVmx(cpus: readonly LogicalProcessor[], model: CpuModel): V
     lp.vmx = unit;
     return unit;
   });
+}
+
+/** VM entry injected an interrupt, NMI or exception (not "other event", which is a pending MTF VM exit itself). */
+function injectedVectoredEvent(unit: VmxUnitImpl): boolean {
+  const info = unit.read32('VM_ENTRY_INTR_INFO_FIELD');
+  return (info & INTR_INFO.VALID) !== 0 && ((info & INTR_INFO.TYPE_MASK) >>> INTR_INFO.TYPE_SHIFT) !== INTR_TYPE.OTHER_EVENT;
 }

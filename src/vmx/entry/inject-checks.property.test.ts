@@ -51,7 +51,7 @@ function expected(m: Model, raw: number, errorCode: number, length: number, rfla
 function outcome(f: Fixture): string {
   const o = vmEntry(f.ctx);
   if (o.kind === 'entered') return 'entered';
-  return o.kind === 'VMfailValid' ? `VMfailValid(${o.error}) ${o.diagnosis.rule}` : `${o.kind === 'entry-failure-exit' ? 'exit' : o.kind} ${o.reason}/${o.qualification} ${o.diagnosis.rule}`;
+  return o.kind === 'VMfailValid' ? `VMfailValid(${o.error}) ${o.diagnosis.rule}` : `exit ${o.reason}/${o.qualification} ${o.diagnosis.rule}`;
 }
 
 /** Interruption information biased to the interesting values: each part drawn separately, reserved bits rarely. */

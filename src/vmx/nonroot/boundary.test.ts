@@ -1,0 +1,307 @@
+// Boundary VM exits on real guests: the monitor trap flag (37), the VMX-preemption timer (52), NMI-window (8) and
+// interrupt-window (7) exiting, and their order. Expected values come from the SDM rules, restated at each test.
+// See SDM Vol. 3C, "Monitor Trap Flag", "VMX-Preemption Timer", "NMI-Window Exiting", "Interrupt-Window Exiting and
+// Virtual-Interrupt Delivery" and "Saving Non-Register State".
+import { describe, expect, it } from 'vitest';
+import { CPU_MODELS, type CpuModel } from '../../machine/cpu-model.ts';
+import { writeIdtGate } from '../../machine/testing/long-mode.ts';
+import { bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs, type Host, type ReferenceGuest } from '../../kernel/testing/reference-vm.ts';
+import type { HostCpu } from '../../kernel/host-cpu.ts';
+import type { VmcsFieldName } from '../fields.ts';
+import { RFLAGS } from '../../x86/flags.ts';
+import { VMX_CONTROL as C } from '../controls.ts';
+import { capabilitiesOf } from '../emulated-msrs.ts';
+import { EXIT_REASON as R } from '../exit-reasons.ts';
+
+interface Exit { reason: number; rip: number; rcx: bigint; interruptibility: number; timer: bigint; idtVectoring: bigint }
+interface Trace { exits: Exit[]; guest: ReferenceGuest; label(name: string): number; why: string }
+
+/**
+ * Run `source` on `model`; `setup` adjusts the VMCS before VMLAUNCH. Each exit is recorded; `onExit` returns true to
+ * VMRESUME (after adjusting the VMCS, e.g. GUEST_RIP for an instruction exit), false to stop. At most 64 exits.
+ */
+function trace(model: string, source: string, setup: (h: Host, cpu: HostCpu, g: ReferenceGuest) => void,
+  onExit: (e: Exit, h: Host, cpu: HostCpu) => boolean = () => false): Trace {
+  const host = bootHost({ model });
+  const k = host.kernel, cpu = k.cpu();
+  enterVmx(host, cpu);
+  const exits: Exit[] = [];
+  const rip = k.hostEntry('boundary_exit_handler', (_k, c) => {
+    const e: Exit = {
+      reason: Number(read(c, 'VM_EXIT_REASON') & 0xffffn), rip: Number(read(c, 'GUEST_RIP')), rcx: c.readGpr('rcx'),
+      interruptibility: Number(read(c, 'GUEST_INTERRUPTIBILITY_INFO')),
+      timer: has(model, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER) ? read(c, 'VMX_PREEMPTION_TIMER_VALUE') : -1n,
+      idtVectoring: read(c, 'IDT_VECTORING_INFO_FIELD'),
+    };
+    exits.push(e);
+    if (exits.length < 64 && onExit(e, host, c)) c.vmresume();
+  });
+  const guest = writeReferenceVmcs(host, cpu, rip, source);
+  setup(host, cpu, guest);
+  cpu.vmlaunch();
+  runGuests(host, 50_000);
+  const label = (name: string): number => {
+    const a = guest.labels.get(name);
+    if (a === undefined) throw new Error(`no label ${name}`);
+    return a;
+  };
+  return { exits, guest, label, why: `model ${model}\n${explain(host, `exits: ${exits.map((e) => `${e.reason}@${e.rip.toString(16)}`).join(', ')}`)}` };
+}
+
+type Ctl = 'pin' | 'proc' | 'exit';
+function has(model: string, ctl: Ctl, bit: number): boolean {
+  const eff = capabilitiesOf(CPU_MODELS.find((m) => m.name === model)!).effective;
+  return (eff[ctl].allowed1 & bit) !== 0;
+}
+const FIELD: Record<Ctl, VmcsFieldName> = { pin: 'PIN_BASED_VM_EXEC_CONTROL', proc: 'CPU_BASED_VM_EXEC_CONTROL', exit: 'VM_EXIT_CONTROLS' };
+function enable(h: Host, cpu: HostCpu, ctl: Ctl, bits: number): void {
+  write(h, cpu, FIELD[ctl], read(cpu, FIELD[ctl]) | BigInt(bits));
+}
+function disable(h: Host, cpu: HostCpu, ctl: Ctl, bits: number): void {
+  write(h, cpu, FIELD[ctl], read(cpu, FIELD[ctl]) & ~BigInt(bits));
+}
+const modelsWith = (ctl: Ctl, bit: number): string[] => CPU_MODELS.map((m: CpuModel) => m.name).filter((n) => has(n, ctl, bit));
+/** Resume after an exit caused by a 2-byte instruction (CPUID). */
+const skipCpuid = (h: Host, cpu: HostCpu): void => write(h, cpu, 'GUEST_RIP', read(cpu, 'GUEST_RIP') + 2n);
+const IDT = 0x6000;
+function idtGate(h: Host, cpu: HostCpu, g: ReferenceGuest, vector: number, handler: string): void {
+  writeIdtGate(h.machine.memory, Number(g.pa) + IDT, vector, g.labels.get(handler)!);
+  write(h, cpu, 'GUEST_IDTR_BASE', g.pa + BigInt(IDT));
+  write(h, cpu, 'GUEST_IDTR_LIMIT', 0xfff);
+}
+const setIf = (h: Host, cpu: HostCpu, on: boolean): void => {
+  const f = read(cpu, 'GUEST_RFLAGS');
+  write(h, cpu, 'GUEST_RFLAGS', on ? f | BigInt(RFLAGS.IF) : f & ~BigInt(RFLAGS.IF));
+};
+
+const MTF = modelsWith('proc', C.CPU_BASED_MONITOR_TRAP_FLAG);
+const TIMER = modelsWith('pin', C.PIN_BASED_VMX_PREEMPTION_TIMER).filter((n) => has(n, 'exit', C.VM_EXIT_SAVE_VMX_PREEMPTION_TIMER));
+const VNMI = modelsWith('pin', C.PIN_BASED_VIRTUAL_NMIS).filter((n) => has(n, 'proc', C.CPU_BASED_NMI_WINDOW_EXITING));
+const INTR_WINDOW = modelsWith('proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+
+describe('monitor trap flag (exit 37)', () => {
+  const STEPS = `
+bits 64
+start:  nop
+a1:     xor ecx, ecx
+a2:     inc ecx
+a3:     inc ecx
+a4:     cpuid
+a5:     nop
+a6:     hlt
+`;
+  it.each(MTF)('%s: an MTF exit after every instruction, none after one that exits (CPUID), stepping resumes after it', (model) => {
+    const t = trace(model, STEPS, (h, cpu) => enable(h, cpu, 'proc', C.CPU_BASED_MONITOR_TRAP_FLAG), (e, h, cpu) => {
+      if (e.reason === R.EXIT_REASON_CPUID) skipCpuid(h, cpu);
+      return true;
+    });
+    const got = t.exits.slice(0, 6).map((e) => [e.reason, e.rip]);
+    expect(got, t.why).toEqual([
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('a1')], [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('a2')],
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('a3')], [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('a4')],
+      // CPUID causes a VM exit: "an MTF VM exit is not pending" after an instruction that causes a VM exit.
+      [R.EXIT_REASON_CPUID, t.label('a4')],
+      // After VMRESUME the next instruction (NOP) completes, then the MTF exit.
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('a6')],
+    ]);
+  });
+
+  const HANDLER = `
+bits 64
+start:  ud2
+        hlt
+ud:     mov ecx, 0x66
+        cpuid
+`;
+  it.each(MTF)('%s: a fault delivered through the IDT ends the step: MTF exit at the handler, before its first instruction', (model) => {
+    const t = trace(model, HANDLER, (h, cpu, g) => {
+      idtGate(h, cpu, g, 6, 'ud');
+      enable(h, cpu, 'proc', C.CPU_BASED_MONITOR_TRAP_FLAG);
+    });
+    expect([t.exits[0]?.reason, t.exits[0]?.rip], t.why).toEqual([R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('ud')]);
+    expect(t.exits[0]!.rcx, `${t.why}\nno handler instruction ran`).not.toBe(0x66n);
+  });
+
+  it.each(MTF)('%s: VM entry injecting an event (#UD): the MTF exit is pending before the handler\'s first instruction', (model) => {
+    const t = trace(model, HANDLER.replace('start:  ud2', 'start:  nop'), (h, cpu, g) => {
+      idtGate(h, cpu, g, 6, 'ud');
+      write(h, cpu, 'VM_ENTRY_INTR_INFO_FIELD', 0x80000306n);
+      enable(h, cpu, 'proc', C.CPU_BASED_MONITOR_TRAP_FLAG);
+    });
+    expect([t.exits[0]?.reason, t.exits[0]?.rip], t.why).toEqual([R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('ud')]);
+    // The injected event was delivered: a VM exit clears the valid bit of the VM-entry field, and it is not
+    // IDT-vectoring information (the exit did not occur during its delivery).
+    expect(t.exits[0]!.idtVectoring >> 31n, t.why).toBe(0n);
+  });
+});
+
+describe('VMX-preemption timer (exit 52)', () => {
+  const LOOP = `
+bits 64
+start:  xor ecx, ecx
+loop:   inc rcx
+        jmp loop
+`;
+  /** Guest instructions retired before the timer exit, from RCX and where in the loop it stopped. */
+  const retired = (t: Trace): bigint => 1n + 2n * t.exits[0]!.rcx - (t.exits[0]!.rip === t.label('loop') ? 0n : 1n);
+  const timed = (model: string, value: number, save = true): Trace => trace(model, LOOP, (h, cpu) => {
+    enable(h, cpu, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER);
+    if (save) enable(h, cpu, 'exit', C.VM_EXIT_SAVE_VMX_PREEMPTION_TIMER);
+    write(h, cpu, 'VMX_PREEMPTION_TIMER_VALUE', value);
+  });
+
+  it.each(TIMER)('%s: value 0 at VM entry: the exit happens before any guest instruction, and 0 is saved', (model) => {
+    const t = timed(model, 0);
+    expect([t.exits[0]?.reason, t.exits[0]?.rip, t.exits[0]?.timer], t.why).toEqual([R.EXIT_REASON_PREEMPTION_TIMER, Number(t.guest.rip), 0n]);
+  });
+
+  it.each(TIMER)('%s: each unit of the value is 2^X TSC ticks, X = IA32_VMX_MISC[4:0]; 0 is saved on the timer\'s exit', (model) => {
+    const x = capabilitiesOf(CPU_MODELS.find((m) => m.name === model)!).misc.preemptionTimerRate;
+    const runs = [3, 4, 6].map((v) => timed(model, v));
+    for (const t of runs) expect([t.exits[0]?.reason, t.exits[0]?.timer], t.why).toEqual([R.EXIT_REASON_PREEMPTION_TIMER, 0n]);
+    const n = runs.map(retired);
+    // From the same TSC at entry, one more unit is exactly 2^X more instructions (the TSC counts instructions).
+    expect([n[1]! - n[0]!, n[2]! - n[0]!], runs[0]!.why).toEqual([1n << BigInt(x), 3n << BigInt(x)]);
+  });
+
+  it.each(TIMER)('%s: without "save VMX-preemption timer value" the field keeps the value VM entry loaded', (model) => {
+    const t = timed(model, 5, false);
+    expect([t.exits[0]?.reason, t.exits[0]?.timer], t.why).toEqual([R.EXIT_REASON_PREEMPTION_TIMER, 5n]);
+  });
+
+  const CPUID_AFTER = (n: number): string => `bits 64\nstart:  ${'nop\n        '.repeat(n)}cpuid\n        hlt\n`;
+  it.each(TIMER)('%s: saved on another exit: the loaded value less the units elapsed; VMRESUME continues from it', (model) => {
+    const x = capabilitiesOf(CPU_MODELS.find((m) => m.name === model)!).misc.preemptionTimerRate;
+    const unit = 2 ** x, v = 1000;
+    const saved = [0, 2].map((extraUnits) => trace(model, CPUID_AFTER(4 + extraUnits * unit), (h, cpu) => {
+      enable(h, cpu, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER);
+      enable(h, cpu, 'exit', C.VM_EXIT_SAVE_VMX_PREEMPTION_TIMER);
+      write(h, cpu, 'VMX_PREEMPTION_TIMER_VALUE', v);
+    }));
+    for (const t of saved) expect(t.exits[0]?.reason, t.why).toBe(R.EXIT_REASON_CPUID);
+    const [a, b] = saved.map((t) => t.exits[0]!.timer);
+    // Four NOPs and CPUID are at most ⌊5 / 2^X⌋ + 1 changes of TSC bit X.
+    expect(a! <= BigInt(v) && a! >= BigInt(v - Math.floor(5 / unit) - 1), `${saved[0]!.why}\nsaved ${a}, loaded ${v}, 2^X = ${unit}`).toBe(true);
+    expect(a! - b!, saved[1]!.why).toBe(2n);
+  });
+
+  it.each(TIMER.filter((n) => MTF.includes(n)))('%s: MTF before the timer: injection with both, MTF exit at the handler first, then the timer', (model) => {
+    const t = trace(model, 'bits 64\nstart:  nop\nud:     nop\n        hlt\n', (h, cpu, g) => {
+      idtGate(h, cpu, g, 6, 'ud');
+      write(h, cpu, 'VM_ENTRY_INTR_INFO_FIELD', 0x80000306n);
+      enable(h, cpu, 'proc', C.CPU_BASED_MONITOR_TRAP_FLAG);
+      enable(h, cpu, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER);
+      enable(h, cpu, 'exit', C.VM_EXIT_SAVE_VMX_PREEMPTION_TIMER);
+      write(h, cpu, 'VMX_PREEMPTION_TIMER_VALUE', 0);
+    }, (e) => e.reason === R.EXIT_REASON_MONITOR_TRAP_FLAG);
+    expect(t.exits.map((e) => [e.reason, e.rip]), t.why).toEqual([
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('ud')], [R.EXIT_REASON_PREEMPTION_TIMER, t.label('ud')],
+    ]);
+  });
+
+  it.each(TIMER)('%s: value 0 with an injected event: the event is delivered first, the exit is at the handler', (model) => {
+    const t = trace(model, 'bits 64\nstart:  nop\nud:     nop\n        hlt\n', (h, cpu, g) => {
+      idtGate(h, cpu, g, 6, 'ud');
+      write(h, cpu, 'VM_ENTRY_INTR_INFO_FIELD', 0x80000306n);
+      enable(h, cpu, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER);
+      write(h, cpu, 'VMX_PREEMPTION_TIMER_VALUE', 0);
+    });
+    expect([t.exits[0]?.reason, t.exits[0]?.rip, t.exits[0]!.idtVectoring >> 31n], t.why).toEqual([R.EXIT_REASON_PREEMPTION_TIMER, t.label('ud'), 0n]);
+  });
+});
+
+describe('interrupt-window exiting (exit 7)', () => {
+  it.each(INTR_WINDOW)('%s: RFLAGS.IF = 1 and no blocking at VM entry: the exit happens before any instruction', (model) => {
+    const t = trace(model, 'bits 64\nstart:  nop\n        hlt\n', (h, cpu) => {
+      setIf(h, cpu, true);
+      enable(h, cpu, 'proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+    });
+    expect([t.exits[0]?.reason, t.exits[0]?.rip], t.why).toEqual([R.EXIT_REASON_INTERRUPT_WINDOW, Number(t.guest.rip)]);
+  });
+
+  it.each(INTR_WINDOW)('%s: STI opens the window one instruction late (STI blocking), and the exit saves no blocking', (model) => {
+    const t = trace(model, 'bits 64\nstart:  cli\n        sti\n        nop\nopen:   nop\n        hlt\n', (h, cpu) => {
+      setIf(h, cpu, false);
+      enable(h, cpu, 'proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+    });
+    expect([t.exits[0]?.reason, t.exits[0]?.rip, t.exits[0]?.interruptibility], t.why).toEqual([R.EXIT_REASON_INTERRUPT_WINDOW, t.label('open'), 0]);
+  });
+
+  it.each(INTR_WINDOW)('%s: blocking by STI or MOV SS in the guest interruptibility state holds the exit off for one instruction', (model) => {
+    for (const blocking of [1, 2]) {
+      const t = trace(model, 'bits 64\nstart:  nop\nnext:   nop\n        hlt\n', (h, cpu) => {
+        setIf(h, cpu, true);
+        write(h, cpu, 'GUEST_INTERRUPTIBILITY_INFO', blocking);
+        enable(h, cpu, 'proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+      });
+      expect([t.exits[0]?.reason, t.exits[0]?.rip], `blocking ${blocking}\n${t.why}`).toEqual([R.EXIT_REASON_INTERRUPT_WINDOW, t.label('next')]);
+    }
+  });
+
+  it.each(INTR_WINDOW)('%s: RFLAGS.IF = 0 keeps the window shut (the guest runs on to CPUID)', (model) => {
+    const t = trace(model, 'bits 64\nstart:  nop\n        cpuid\n', (h, cpu) => {
+      setIf(h, cpu, false);
+      enable(h, cpu, 'proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+    });
+    expect(t.exits[0]?.reason, t.why).toBe(R.EXIT_REASON_CPUID);
+  });
+
+  it.each(INTR_WINDOW.filter((n) => has(n, 'pin', C.PIN_BASED_NMI_EXITING)))('%s: a pending NMI with "NMI exiting" outranks the interrupt window: exit 0 first', (model) => {
+    const t = trace(model, 'bits 64\nstart:  nop\n        hlt\n', (h, cpu) => {
+      setIf(h, cpu, true);
+      enable(h, cpu, 'proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+      enable(h, cpu, 'pin', C.PIN_BASED_NMI_EXITING);
+      cpu.lp.nmiPending = true;
+    }, (e) => e.reason === R.EXIT_REASON_EXCEPTION_NMI);
+    expect(t.exits.slice(0, 2).map((e) => [e.reason, e.rip]), t.why).toEqual([
+      [R.EXIT_REASON_EXCEPTION_NMI, Number(t.guest.rip)], [R.EXIT_REASON_INTERRUPT_WINDOW, Number(t.guest.rip)],
+    ]);
+  });
+});
+
+describe('NMI-window exiting (exit 8) and virtual NMIs', () => {
+  const vnmi = (h: Host, cpu: HostCpu): void => {
+    enable(h, cpu, 'pin', C.PIN_BASED_NMI_EXITING | C.PIN_BASED_VIRTUAL_NMIS);
+    enable(h, cpu, 'proc', C.CPU_BASED_NMI_WINDOW_EXITING);
+  };
+  it.each(VNMI)('%s: no virtual-NMI blocking at VM entry: the exit happens before any instruction', (model) => {
+    const t = trace(model, 'bits 64\nstart:  nop\n        hlt\n', vnmi);
+    expect([t.exits[0]?.reason, t.exits[0]?.rip], t.why).toEqual([R.EXIT_REASON_NMI_WINDOW, Number(t.guest.rip)]);
+  });
+
+  it.each(VNMI)('%s: virtual-NMI blocking (bit 3) keeps it shut until the guest\'s IRET; then the exit at the IRET target', (model) => {
+    const IRET = `
+bits 64
+start:  mov rdx, rsp
+        xor eax, eax
+        mov ax, ss
+        push rax
+        push rdx
+        pushfq
+        mov ax, cs
+        push rax
+        lea rax, [rel after]
+        push rax
+        iretq
+after:  nop
+        hlt
+`;
+    const t = trace(model, IRET, (h, cpu) => {
+      vnmi(h, cpu);
+      write(h, cpu, 'GUEST_INTERRUPTIBILITY_INFO', 8);
+    });
+    expect([t.exits[0]?.reason, t.exits[0]?.rip, t.exits[0]!.interruptibility & 8], t.why).toEqual([R.EXIT_REASON_NMI_WINDOW, t.label('after'), 0]);
+  });
+
+  it.each(VNMI.filter((n) => INTR_WINDOW.includes(n)))('%s: the NMI window outranks the interrupt window', (model) => {
+    const t = trace(model, 'bits 64\nstart:  nop\n        hlt\n', (h, cpu) => {
+      vnmi(h, cpu);
+      setIf(h, cpu, true);
+      enable(h, cpu, 'proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+    }, (e, h, cpu) => {
+      if (e.reason === R.EXIT_REASON_NMI_WINDOW) disable(h, cpu, 'proc', C.CPU_BASED_NMI_WINDOW_EXITING);
+      return e.reason === R.EXIT_REASON_NMI_WINDOW;
+    });
+    expect(t.exits.map((e) => e.reason), t.why).toEqual([R.EXIT_REASON_NMI_WINDOW, R.EXIT_REASON_INTERRUPT_WINDOW]);
+  });
+});
