@@ -40,6 +40,13 @@ describe('explainGpas', () => {
     expect(text).toMatch(/PDPTE at 0x[0-9A-F]+ = 0x[0-9A-F]+: R W X \(pdpte-1g\)/);
   });
 
+  test('the EPT memory type beside the MTRR type of the same address: chapter 6\'s all-WB map is wrong in the VGA hole', () => {
+    const ok = textOf(explain(eptIdentityPart(), 0x1000n));
+    expect(ok).toMatch(/MTRR type of host-physical 0x1000: WB \(.*fixed-range type\); the EPT type matches/);
+    const hole = textOf(explain(eptIdentityPart(), 0xa0000n));
+    expect(hole).toMatch(/MTRR type of host-physical 0xA0000: UC \(.*\); the EPT entry says WB: under EPT the MTRRs are ignored, so the access is not UC as it would be on bare metal/);
+  });
+
   test('an address past the map (RAM is far below 1 TiB): not mapped, and the entry that stops the walk', () => {
     const r = explain(eptIdentityPart(), 1n << 40n);
     const text = textOf(r);

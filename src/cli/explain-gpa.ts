@@ -12,6 +12,9 @@ import type { VmmPart } from '#impl/05-exits/hypervisor';
 import { read } from '../kernel/testing/reference-vm.ts';
 import { VMX_CONTROL } from '../vmx/controls.ts';
 import { EPTP, eptpProblem } from '../vmx/eptp.ts';
+import { readMtrrState } from '../machine/memtype/read-mtrrs.ts';
+import { MTRR_RULES, mtrrType } from '../machine/memtype/mtrr-type.ts';
+import { memoryTypeName } from '../x86/memory-types.ts';
 import { hex } from '../util/hex.ts';
 import { parseAddress } from '../util/parse-address.ts';
 
@@ -97,7 +100,12 @@ export function explainGpas(part: EptIdentityPart, opts: { model: string; gpas: 
       const walkable = eptpProblem(eptp, host!.vmx[0]!.caps, host!.machine.cpus[0]!.maxPhysAddr, ['walk-length']) === null;
       let texts: string[] = [];
       try {
-        if (walkable) texts = opts.gpas.map((gpa) => inspect(host!, eptp, gpa).text);
+        if (walkable) {
+          texts = opts.gpas.map((gpa) => {
+            const r = inspect(host!, eptp, gpa);
+            return r.result.kind === 'mapped' ? `${r.text}\n${mtrrComparison(host!, r.result.hpa, r.result.memoryType)}` : r.text;
+          });
+        }
       } catch (e) {
         // Not the learner's exception: keep it out of runPart's "release() threw" and say whose it is.
         texts = [`the walk itself failed (a VMX Lab bug, please report it): ${(e as Error).message}`];
@@ -127,6 +135,20 @@ export function explainGpas(part: EptIdentityPart, opts: { model: string; gpas: 
     ...(s.texts.length === 0 ? ['The processor cannot walk an EPTP with this page-walk length: there is no walk to show.'] : s.texts.flatMap((t) => [t, ''])),
   ];
   return { ok: true, text: lines.join('\n').trimEnd() };
+}
+
+/**
+ * Chapter 7's question about a mapped address: does the EPT memory type match the type the MTRRs give its
+ * host-physical address — the type the access would have without a hypervisor? Under EPT the MTRRs are ignored, so
+ * only the EPT entry can carry it. See SDM Vol. 3C, "EPT and Memory Typing", and Vol. 3A, "MTRR Precedences".
+ */
+function mtrrComparison(host: Host, hpa: bigint, eptType: string): string {
+  const state = readMtrrState(host.machine.cpus[0]!);
+  if (state === null) return '  MTRRs: this model has none (nothing to compare the EPT memory type with)';
+  const m = mtrrType(state, hpa);
+  const name = m.type === 'undefined' ? 'undefined' : memoryTypeName(m.type);
+  const verdict = name === eptType ? 'the EPT type matches' : `the EPT entry says ${eptType}: under EPT the MTRRs are ignored, so the access is not ${name} as it would be on bare metal (chapter 7)`;
+  return `  MTRR type of host-physical ${hex(hpa)}: ${name} (${MTRR_RULES[m.rule].text}); ${verdict}`;
 }
 
 /** The EPTP's parts, as its SDM table names them. */
