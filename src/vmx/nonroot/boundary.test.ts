@@ -305,3 +305,73 @@ after:  nop
     expect(t.exits.map((e) => e.reason), t.why).toEqual([R.EXIT_REASON_NMI_WINDOW, R.EXIT_REASON_INTERRUPT_WINDOW]);
   });
 });
+
+describe('pending debug exceptions after VM entry', () => {
+  // Handlers report DR6 in RAX and the pushed RIP in RCX.
+  const DBG = `
+bits 64
+start:  nop
+second: nop
+        cpuid
+db:     mov rax, dr6
+        mov rcx, [rsp]
+db_end: cpuid
+ud:     mov rax, dr6
+        mov rcx, [rsp]
+ud_end: cpuid
+`;
+  const BS = 1n << 14n, B0 = 1n, ENABLED = 1n << 12n;
+  const DR6_BS = 1n << 14n, DR6_B0 = 1n;
+  const models = CPU_MODELS.map((m) => m.name);
+  interface DbRun { t: Trace; dr6: bigint; pushed: bigint; cpu: HostCpu }
+  function withPending(model: string, pending: bigint, extra: (h: Host, cpu: HostCpu, g: ReferenceGuest) => void = () => undefined,
+    onExit?: (e: Exit, h: Host, cpu: HostCpu) => boolean): DbRun {
+    let hostCpu: HostCpu | null = null;
+    const t = trace(model, DBG, (h, cpu, g) => {
+      hostCpu = cpu;
+      idtGate(h, cpu, g, 1, 'db');
+      idtGate(h, cpu, g, 6, 'ud');
+      write(h, cpu, 'GUEST_PENDING_DBG_EXCEPTIONS', pending);
+      extra(h, cpu, g);
+    }, onExit);
+    return { t, dr6: hostCpu!.readGpr('rax'), pushed: t.exits[0]!.rcx, cpu: hostCpu! };
+  }
+
+  it.each(models)('%s: BS pending, no injection, no blocking: #DB before the first instruction, DR6.BS set', (model) => {
+    const r = withPending(model, BS);
+    expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip], r.t.why).toEqual([R.EXIT_REASON_CPUID, r.t.label('db_end')]);
+    expect([r.pushed, r.dr6 & DR6_BS], r.t.why).toEqual([r.t.guest.rip, DR6_BS]);
+    expect(read(r.cpu, 'GUEST_PENDING_DBG_EXCEPTIONS'), `${r.t.why}\nthe delivered #DB is no longer pending`).toBe(0n);
+  });
+
+  it.each(models)('%s: with bit 1 of the exception bitmap the pending #DB exits: vector 1, BS in the exit qualification, GUEST_RIP the entry RIP', (model) => {
+    const r = withPending(model, BS, (h, cpu) => write(h, cpu, 'EXCEPTION_BITMAP', 1 << 1));
+    expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip], r.t.why).toEqual([R.EXIT_REASON_EXCEPTION_NMI, Number(r.t.guest.rip)]);
+    expect(read(r.cpu, 'VM_EXIT_INTR_INFO') & ~(1n << 12n), r.t.why).toBe(0x80000301n);
+    expect(read(r.cpu, 'EXIT_QUALIFICATION'), r.t.why).toBe(BS);
+  });
+
+  it.each(models)('%s: B0 and "enabled breakpoint" under MOV-SS blocking: held for one instruction, then delivered (DR6.B0)', (model) => {
+    const r = withPending(model, B0 | ENABLED, (h, cpu) => write(h, cpu, 'GUEST_INTERRUPTIBILITY_INFO', 2));
+    expect([r.t.exits[0]?.reason, r.pushed, r.dr6 & DR6_B0], r.t.why).toEqual([R.EXIT_REASON_CPUID, BigInt(r.t.label('second')), DR6_B0]);
+  });
+
+  it.each(models)('%s: VM entry injecting an event (#UD): the pending debug exceptions are lost', (model) => {
+    const r = withPending(model, BS, (h, cpu) => write(h, cpu, 'VM_ENTRY_INTR_INFO_FIELD', 0x80000306n));
+    expect([r.t.exits[0]?.rip, r.dr6 & DR6_BS], r.t.why).toEqual([r.t.label('ud_end'), 0n]);
+    expect(read(r.cpu, 'GUEST_PENDING_DBG_EXCEPTIONS'), r.t.why).toBe(0n);
+  });
+
+  it.each(MTF)('%s: with MTF: the pending #DB is delivered, then the MTF exit at the #DB handler', (model) => {
+    const r = withPending(model, BS, (h, cpu) => enable(h, cpu, 'proc', C.CPU_BASED_MONITOR_TRAP_FLAG));
+    expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip], r.t.why).toEqual([R.EXIT_REASON_MONITOR_TRAP_FLAG, r.t.label('db')]);
+  });
+
+  it.each(TIMER)('%s: debug traps before the preemption timer: timer 0 and BS pending, the #DB is delivered, the timer exits at its handler', (model) => {
+    const r = withPending(model, BS, (h, cpu) => {
+      enable(h, cpu, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER);
+      write(h, cpu, 'VMX_PREEMPTION_TIMER_VALUE', 0);
+    });
+    expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip], r.t.why).toEqual([R.EXIT_REASON_PREEMPTION_TIMER, r.t.label('db')]);
+  });
+});
