@@ -164,8 +164,9 @@ export class Executor {
     }
     // Single-step trap after the instruction. See SDM Vol. 3A, "Single-Step Exception Condition".
     // Not after an instruction that caused a VM exit: the host runs now, and the guest's trap is not delivered to it.
-    // TODO(chapter 9): record it in the guest's pending debug exceptions (BS). See SDM Vol. 3C, "Saving Non-Register State".
     if (tf && lp.activity !== 'shutdown' && !(nonRoot && !lp.vmx!.nonRoot)) {
+      // A pending MTF VM exit outranks the trap: VMX keeps it as a pending debug exception (BS) for that exit to save.
+      if (nonRoot && lp.vmx!.holdDebugTrap?.(lp, DR6_BS)) return;
       if (lp.activity === 'hlt') lp.activity = 'active'; // the trap is an event: it ends the halt
       lp.pendingDr6 = DR6_BS; // loaded into DR6 when the #DB is delivered
       deliverWithDoubleFault(lp, { vector: DB_VECTOR, errorCode: -1, explanation: 'single-step trap (RFLAGS.TF)' }, EVENT_HW_EXCEPTION, lp.rip, 0);

@@ -282,4 +282,11 @@ export interface VmxUnit {
    */
   readonly boundaryHook?: boolean;
   atBoundary?(lp: LogicalProcessor): boolean;
+  /**
+   * Optional, VMX non-root operation: a debug trap (`dr6`: the DR6 bits, e.g. BS for single-step) arose at the end of
+   * an instruction. Return true if VMX keeps it pending instead of the CPU delivering it now — with the monitor trap
+   * flag, "MTF VM exits take priority over debug-trap exceptions", and the exit saves the trap in the pending debug
+   * exceptions field. See SDM Vol. 3C, "Monitor Trap Flag" and "Saving Non-Register State".
+   */
+  holdDebugTrap?(lp: LogicalProcessor, dr6: number): boolean;
 }

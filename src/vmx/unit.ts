@@ -262,6 +262,11 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
     return this.boundary.atBoundary(this, lp);
   }
 
+  /** A debug trap at the end of a guest instruction: kept pending if a pending MTF VM exit outranks it. */
+  holdDebugTrap(_lp: LogicalProcessor, dr6: number): boolean {
+    return this.state.nonRoot && this.boundary.holdDebugTrap(this, dr6);
+  }
+
   /** An event in VMX non-root operation: its exit cause decides (./nonroot). */
   intercept(_lp: LogicalProcessor, event: VmxInterceptEvent): InterceptAnswer {
     if (!this.state.nonRoot) return NATIVE;

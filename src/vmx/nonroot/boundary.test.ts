@@ -13,7 +13,7 @@ import { VMX_CONTROL as C } from '../controls.ts';
 import { capabilitiesOf } from '../emulated-msrs.ts';
 import { EXIT_REASON as R } from '../exit-reasons.ts';
 
-interface Exit { reason: number; rip: number; rcx: bigint; interruptibility: number; timer: bigint; idtVectoring: bigint }
+interface Exit { reason: number; rip: number; rcx: bigint; interruptibility: number; timer: bigint; idtVectoring: bigint; pendingDbg: bigint }
 interface Trace { exits: Exit[]; guest: ReferenceGuest; label(name: string): number; why: string }
 
 /**
@@ -31,7 +31,7 @@ function trace(model: string, source: string, setup: (h: Host, cpu: HostCpu, g: 
       reason: Number(read(c, 'VM_EXIT_REASON') & 0xffffn), rip: Number(read(c, 'GUEST_RIP')), rcx: c.readGpr('rcx'),
       interruptibility: Number(read(c, 'GUEST_INTERRUPTIBILITY_INFO')),
       timer: has(model, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER) ? read(c, 'VMX_PREEMPTION_TIMER_VALUE') : -1n,
-      idtVectoring: read(c, 'IDT_VECTORING_INFO_FIELD'),
+      idtVectoring: read(c, 'IDT_VECTORING_INFO_FIELD'), pendingDbg: read(c, 'GUEST_PENDING_DBG_EXCEPTIONS'),
     };
     exits.push(e);
     if (exits.length < 64 && onExit(e, host, c)) c.vmresume();
@@ -373,5 +373,39 @@ ud_end: cpuid
       write(h, cpu, 'VMX_PREEMPTION_TIMER_VALUE', 0);
     });
     expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip], r.t.why).toEqual([R.EXIT_REASON_PREEMPTION_TIMER, r.t.label('db')]);
+  });
+});
+
+describe('MTF and RFLAGS.TF', () => {
+  const TF = `
+bits 64
+start:  nop
+second: nop
+        cpuid
+db:     mov rax, dr6
+        cpuid
+`;
+  it.each(MTF)('%s: the MTF exit outranks the single-step trap: saved as BS pending; VMRESUME delivers it, then MTF at the #DB handler', (model) => {
+    const t = trace(model, TF, (h, cpu, g) => {
+      idtGate(h, cpu, g, 1, 'db');
+      write(h, cpu, 'GUEST_RFLAGS', read(cpu, 'GUEST_RFLAGS') | BigInt(RFLAGS.TF));
+      enable(h, cpu, 'proc', C.CPU_BASED_MONITOR_TRAP_FLAG);
+    }, (e) => e.reason === R.EXIT_REASON_MONITOR_TRAP_FLAG);
+    const BS = 1n << 14n;
+    expect(t.exits.slice(0, 2).map((e) => [e.reason, e.rip, e.pendingDbg]), t.why).toEqual([
+      // After NOP: the MTF exit, the single-step #DB not delivered but pending (BS).
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('second'), BS],
+      // VM entry delivers the pending #DB (no blocking); the MTF exit follows its delivery, at the handler.
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('db'), 0n],
+    ]);
+  });
+
+  it.each(MTF)('%s: without MTF the single-step trap is delivered right after the instruction (DR6.BS in the handler)', (model) => {
+    const t = trace(model, TF, (h, cpu, g) => {
+      idtGate(h, cpu, g, 1, 'db');
+      write(h, cpu, 'GUEST_RFLAGS', read(cpu, 'GUEST_RFLAGS') | BigInt(RFLAGS.TF));
+    });
+    expect(t.exits[0]?.reason, t.why).toBe(R.EXIT_REASON_CPUID);
+    expect(t.exits[0]?.rip, `${t.why}\nthe #DB handler ran after the first NOP`).toBe(t.label('db') + 3);
   });
 });

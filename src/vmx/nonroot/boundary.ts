@@ -101,6 +101,18 @@ export class BoundaryState {
   }
 
   /**
+   * A debug trap (single-step) at the end of an instruction while MTF is on: the MTF VM exit comes first ("MTF VM
+   * exits take priority over debug-trap exceptions"), so the trap stays pending and that exit saves it in the pending
+   * debug exceptions field; the next VM entry delivers it. See SDM Vol. 3C, "Monitor Trap Flag".
+   */
+  holdDebugTrap(ctx: BoundaryContext, dr6: number): boolean {
+    if ((ctx.read32('CPU_BASED_VM_EXEC_CONTROL') & C.CPU_BASED_MONITOR_TRAP_FLAG) === 0) return false;
+    const bits = BigInt(dr6 & 0xf) | ((dr6 & DR6.BS) !== 0 ? PENDING_DBG.BS : 0n);
+    ctx.cpu.setPendingDebugExceptions(ctx.cpu.pendingDebugExceptions() | bits);
+    return true;
+  }
+
+  /**
    * The timer's current value: the loaded value less the number of times TSC bit X has changed since VM entry, and
    * 0 once it got there (it stops). See SDM Vol. 3C, "VMX-Preemption Timer".
    */
