@@ -409,3 +409,15 @@ db:     mov rax, dr6
     expect(t.exits[0]?.rip, `${t.why}\nthe #DB handler ran after the first NOP`).toBe(t.label('db') + 3);
   });
 });
+
+describe('boundary exits and HLT', () => {
+  it.each(MTF)('%s: MTF after HLT: the exit happens in the HLT state and saves activity state 1 (HLT)', (model) => {
+    let activity = -1n;
+    const t = trace(model, 'bits 64\nstart:  hlt\nafter:  nop\n', (h, cpu) => {
+      disable(h, cpu, 'proc', C.CPU_BASED_HLT_EXITING); // the reference controls exit on HLT
+      enable(h, cpu, 'proc', C.CPU_BASED_MONITOR_TRAP_FLAG);
+    },
+      (_e, _h, cpu) => { activity = read(cpu, 'GUEST_ACTIVITY_STATE'); return false; });
+    expect([t.exits[0]?.reason, t.exits[0]?.rip, activity], t.why).toEqual([R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('after'), 1n]);
+  });
+});

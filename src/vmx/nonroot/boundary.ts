@@ -97,6 +97,7 @@ export class BoundaryState {
     const p = ctx.cpu.pendingDebugExceptions();
     ctx.cpu.setPendingDebugExceptions(0n);
     lp.pendingDr6 = Number(p & PENDING_DBG.B0_B3) | ((p & PENDING_DBG.BS) !== 0n ? DR6.BS : 0);
+    if (lp.activity === 'hlt') lp.activity = 'active'; // an event delivered ends the halt
     deliverWithDoubleFault(lp, { vector: DB_VECTOR, errorCode: -1, explanation: 'debug exception pending at VM entry' }, EVENT_HW_EXCEPTION, lp.rip, 0);
   }
 
@@ -147,6 +148,10 @@ export class BoundaryState {
       ctx.exit({ reason: EXIT_REASON.EXIT_REASON_PREEMPTION_TIMER, qualification: 0n });
       return true;
     }
+    // In the HLT state only the exits above are considered here ("MTF VM exits are not blocked in the HLT activity
+    // state"; the exit saves HLT as the activity state); interrupts and NMIs wake the LP through the CPU.
+    // See SDM Vol. 3C, "Activity State" (in "Saving Non-Register State") and "VM Exits".
+    if (lp.activity !== 'active') return false;
     // STI and MOV-SS blocking hold off both windows for one instruction (this processor also blocks NMIs after
     // STI, so the NMI window too). See SDM Vol. 3C, "Interruptibility State".
     const shadow = lp.shadowAt === lp.instructions;
