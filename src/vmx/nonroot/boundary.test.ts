@@ -421,3 +421,23 @@ describe('boundary exits and HLT', () => {
     expect([t.exits[0]?.reason, t.exits[0]?.rip, activity], t.why).toEqual([R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('after'), 1n]);
   });
 });
+
+describe('virtual NMIs: an injected NMI blocks the NMI window until the guest\'s IRET', () => {
+  it.each(VNMI)('%s: NMI injected, NMI-window exiting on: the handler runs (no exit 8 yet), its IRET opens the window at the interrupted RIP', (model) => {
+    const GUEST = `
+bits 64
+start:  nop
+        hlt
+nmi:    mov ecx, 0x22
+        iretq
+`;
+    const t = trace(model, GUEST, (h, cpu, g) => {
+      idtGate(h, cpu, g, 2, 'nmi');
+      enable(h, cpu, 'pin', C.PIN_BASED_NMI_EXITING | C.PIN_BASED_VIRTUAL_NMIS);
+      enable(h, cpu, 'proc', C.CPU_BASED_NMI_WINDOW_EXITING);
+      write(h, cpu, 'VM_ENTRY_INTR_INFO_FIELD', 0x80000202n);
+    });
+    expect([t.exits[0]?.reason, t.exits[0]?.rip, t.exits[0]?.rcx, t.exits[0]!.interruptibility & 8], t.why)
+      .toEqual([R.EXIT_REASON_NMI_WINDOW, Number(t.guest.rip), 0x22n, 0]);
+  });
+});
