@@ -1079,6 +1079,15 @@ function stringAddr(lp: LogicalProcessor, reg: number, addrSize: number): number
   return addrSize === 4 ? lp.regLo[reg]! >>> 0 : lp.regLo[reg]! & 0xffff;
 }
 
+/**
+ * Iterations a REP string instruction runs before it restarts itself (RIP unchanged). One while VMX watches every
+ * instruction boundary (MTF, window exits, the preemption timer): with MTF, "an MTF VM exit is pending on the
+ * instruction boundary after that iteration". See SDM Vol. 3C, "Monitor Trap Flag".
+ */
+function repChunk(lp: LogicalProcessor): number {
+  return lp.vmx !== null && lp.vmx.nonRoot && lp.vmx.boundaryHook === true ? 1 : REP_CHUNK;
+}
+
 /** MOVS CMPS STOS LODS SCAS with optional REP/REPE/REPNE. See SDM Vol. 2B, "REP/REPE/REPZ/REPNE/REPNZ". */
 function stringOp(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const op = d.op;
@@ -1088,7 +1097,8 @@ function stringOp(lp: LogicalProcessor, d: Insn, next: number): boolean {
   const srcSeg = d.segOverride >= 0 ? d.segOverride : DS;
   const kind = op & 0xfe; // A4 MOVS, A6 CMPS, AA STOS, AC LODS, AE SCAS
   const rep = d.rep !== 0;
-  for (let i = 0; i < REP_CHUNK; i++) {
+  const chunk = repChunk(lp);
+  for (let i = 0; i < chunk; i++) {
     if (rep && counterIsZero(lp, as)) break;
     switch (kind) {
       case 0xa4: {
@@ -1137,7 +1147,7 @@ function stringOp(lp: LogicalProcessor, d: Insn, next: number): boolean {
       if ((d.rep === 0xf3 && !zf) || (d.rep === 0xf2 && zf)) break;
     }
     if (counterIsZero(lp, as)) break;
-    if (i === REP_CHUNK - 1) return true; // not finished: restart the instruction (RIP unchanged)
+    if (i === chunk - 1) return true; // not finished: restart the instruction (RIP unchanged)
   }
   lp.rip = next;
   return false;
@@ -1161,7 +1171,8 @@ function stringIo(lp: LogicalProcessor, d: Insn, next: number): boolean {
   })) return true;
   const delta = lp.rflagsRaw & DF_MASK ? -size : size;
   const rep = d.rep !== 0;
-  for (let i = 0; i < REP_CHUNK; i++) {
+  const chunk = repChunk(lp);
+  for (let i = 0; i < chunk; i++) {
     if (rep && counterIsZero(lp, as)) break;
     if (isIn) {
       const la = segmentLinear(lp, ES, stringAddr(lp, RDI, as), size);
@@ -1177,7 +1188,7 @@ function stringIo(lp: LogicalProcessor, d: Insn, next: number): boolean {
     decCounter(lp, as);
     lp.workDebt++;
     if (counterIsZero(lp, as)) break;
-    if (i === REP_CHUNK - 1) return true;
+    if (i === chunk - 1) return true;
   }
   lp.rip = next;
   return true;

@@ -441,3 +441,17 @@ nmi:    mov ecx, 0x22
       .toEqual([R.EXIT_REASON_NMI_WINDOW, Number(t.guest.rip), 0x22n, 0]);
   });
 });
+
+describe('MTF and REP string instructions', () => {
+  it.each(MTF)('%s: an MTF exit after each iteration: RIP stays at the REP STOSB and RCX counts down', (model) => {
+    const t = trace(model, 'bits 64\nstart:  mov ecx, 3\nsetdi:  lea rdi, [rsp - 64]\nrep:    rep stosb\nafter:  nop\n        hlt\n',
+      (h, cpu) => enable(h, cpu, 'proc', C.CPU_BASED_MONITOR_TRAP_FLAG), (e) => e.reason === R.EXIT_REASON_MONITOR_TRAP_FLAG);
+    expect(t.exits.slice(0, 5).map((e) => [e.reason, e.rip, e.rcx]), t.why).toEqual([
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('setdi'), 3n],
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('rep'), 3n],
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('rep'), 2n],
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('rep'), 1n],
+      [R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('after'), 0n],
+    ]);
+  });
+});
