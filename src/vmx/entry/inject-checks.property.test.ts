@@ -27,10 +27,11 @@ function expected(m: Model, raw: number, errorCode: number, length: number, rfla
   // 31; other event → 0."
   if ((type === 2 && vector !== 2) || (type === 3 && vector > 31) || (type === 7 && vector !== 0)) return fail('event-injection-vector');
   // "The field's deliver-error-code bit (bit 11) is 1 if each of the following holds: (1) the interruption type is
-  // hardware exception; (2) bit 0 (CR0.PE) is set in the CR0 field; (3) IA32_VMX_BASIC[56] is read as 0; and (4)
-  // the vector is #DF, #TS, #NP, #SS, #GP, #PF or #AC. It is 0 if any of the following holds: (1) the type is not
-  // hardware exception; (2) CR0.PE is clear; or (3) IA32_VMX_BASIC[56] is 0 and the vector is in 0–7, 9, 15, 16,
-  // or 18–31." These guests are in IA-32e mode, so CR0.PE = 1.
+  // hardware exception; (2) 'unrestricted guest' is 0 or bit 0 (CR0.PE) is set in the CR0 field; (3)
+  // IA32_VMX_BASIC[56] is read as 0; and (4) the vector is #DF, #TS, #NP, #SS, #GP, #PF or #AC. It is 0 if any of
+  // the following holds: (1) the type is not hardware exception; (2) 'unrestricted guest' is 1 and CR0.PE is clear;
+  // or (3) IA32_VMX_BASIC[56] is 0 and the vector is in 0–7, 9, 15, 16, or 18–31." These guests are in IA-32e mode
+  // (CR0.PE = 1), so (2) always holds; the real-mode case is tested in ./variants.test.ts.
   const pushes = [8, 10, 11, 12, 13, 14, 17].includes(vector);
   if (type === 3 && !m.anyErrorCode && deliver !== pushes) return fail('event-injection-deliver-error-code');
   if (type !== 3 && deliver) return fail('event-injection-deliver-error-code');
