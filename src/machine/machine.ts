@@ -119,17 +119,24 @@ export class Machine {
         const apic = lp.apic as LocalApic | null;
         // End the turn exactly when the APIC timer fires, so timer interrupts are deterministic and prompt.
         if (apic !== null) limit = Math.max(1, Math.min(limit, apic.cyclesUntilTimer()));
+        // Likewise a halted guest's VMX-preemption timer: its TSC runs on to the expiry, no further.
+        if (lp.activity === 'hlt') limit = Math.max(1, Math.min(limit, idleExitTicks(lp)));
         const turn = Math.min(limit, Math.max(1, this.quantum - this.overrun[id]!));
         const before = lp.instructions;
         const n = this.executors[id]!.run(limit, turn);
         this.overrun[id] = n > turn ? n - turn : 0;
         executed += n;
         if (n > 0) progress = true;
+        const elapsed = lp.instructions - before;
+        // The TSC counts retired instructions; a halted LP's runs on with the turn, as its APIC timer does (the
+        // TSC and the preemption timer count in the HLT state). See SDM Vol. 3B, "Time-Stamp Counter", and
+        // Vol. 3C, "VMX-Preemption Timer".
+        const idle = lp.activity === 'hlt' && elapsed === 0;
+        if (idle) lp.tscOffset += turn;
         if (apic !== null) {
           // One APIC timer clock per retired instruction; a halted LP's timer runs on with the turn.
-          const elapsed = lp.instructions - before;
           const pendingBefore = apic.pendingVector() >= 0;
-          apic.tick(lp.activity === 'hlt' && elapsed === 0 ? turn : elapsed);
+          apic.tick(idle ? turn : elapsed);
           // A halted LP may wake on an interrupt that just became pending. One that was pending already and did
           // not wake it is blocked (RFLAGS.IF = 0): that is no progress, or a `cli; hlt` would spin forever.
           if (lp.activity === 'hlt' && !pendingBefore && apic.pendingVector() >= 0) progress = true;
@@ -151,8 +158,10 @@ export class Machine {
     return { reason: 'budget', instructions: executed };
   }
 
+  /** A halted LP waits for its APIC timer or, in a guest, its VMX-preemption timer. */
   private anyTimerRunning(): boolean {
-    return this.cpus.some((lp) => lp.activity === 'hlt' && lp.apic !== null && (lp.apic as LocalApic).cyclesUntilTimer() !== Infinity);
+    return this.cpus.some((lp) => lp.activity === 'hlt' &&
+      ((lp.apic !== null && (lp.apic as LocalApic).cyclesUntilTimer() !== Infinity) || idleExitTicks(lp) !== Infinity));
   }
 
   /**
@@ -173,6 +182,12 @@ export class Machine {
   removeBreakpoint(rip: bigint | number, lp = 0): void {
     this.cpus[lp]!.executor!.breakpoints.delete(Number(BigInt.asIntN(64, BigInt(rip))));
   }
+}
+
+/** TSC ticks until a halted guest's boundary exit (the VMX-preemption timer), Infinity outside a guest or without one. */
+function idleExitTicks(lp: LogicalProcessor): number {
+  const vmx = lp.vmx;
+  return vmx !== null && vmx.nonRoot && vmx.ticksUntilIdleExit !== undefined ? vmx.ticksUntilIdleExit(lp) : Infinity;
 }
 
 /**

@@ -283,6 +283,13 @@ export interface VmxUnit {
   readonly boundaryHook?: boolean;
   atBoundary?(lp: LogicalProcessor): boolean;
   /**
+   * Optional, VMX non-root operation: TSC ticks until a boundary exit that needs no instruction happens (the
+   * VMX-preemption timer reaches 0), Infinity if none. The machine lets a halted LP's TSC run on to that point, no
+   * further, so the timer's exit from HLT comes at its exact TSC. The timer "counts down ... in the HLT ... activity
+   * state". See SDM Vol. 3C, "VMX-Preemption Timer".
+   */
+  ticksUntilIdleExit?(lp: LogicalProcessor): number;
+  /**
    * Optional, VMX non-root operation: a debug trap (`dr6`: the DR6 bits, e.g. BS for single-step) arose at the end of
    * an instruction. Return true if VMX keeps it pending instead of the CPU delivering it now — with the monitor trap
    * flag, "MTF VM exits take priority over debug-trap exceptions", and the exit saves the trap in the pending debug

@@ -262,6 +262,11 @@ export class VmxUnitImpl implements VmxUnit, NonRootContext {
     return this.boundary.atBoundary(this, lp);
   }
 
+  /** TSC ticks until the preemption timer's exit (Infinity: no timer), for a halted guest LP. */
+  ticksUntilIdleExit(lp: LogicalProcessor): number {
+    return this.state.nonRoot && this.boundaryHook ? this.boundary.ticksUntilTimerExpiry(lp) : Infinity;
+  }
+
   /** A debug trap at the end of a guest instruction: kept pending if a pending MTF VM exit outranks it. */
   holdDebugTrap(_lp: LogicalProcessor, dr6: number): boolean {
     return this.state.nonRoot && this.boundary.holdDebugTrap(this, dr6);

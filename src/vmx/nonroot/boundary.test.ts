@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { CPU_MODELS, type CpuModel } from '../../machine/cpu-model.ts';
 import { writeIdtGate } from '../../machine/testing/long-mode.ts';
-import { bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs, type Host, type ReferenceGuest } from '../../kernel/testing/reference-vm.ts';
+import { bootHost, enterVmx, explain, read, runGuests, write, writeReferenceVmcs, type Host, type ReferenceGuest, type RunResult } from '../../kernel/testing/reference-vm.ts';
 import type { HostCpu } from '../../kernel/host-cpu.ts';
 import type { VmcsFieldName } from '../fields.ts';
 import { RFLAGS } from '../../x86/flags.ts';
@@ -14,15 +14,16 @@ import { capabilitiesOf } from '../emulated-msrs.ts';
 import { EXIT_REASON as R } from '../exit-reasons.ts';
 
 interface Exit { reason: number; rip: number; rcx: bigint; interruptibility: number; timer: bigint; idtVectoring: bigint; pendingDbg: bigint }
-interface Trace { exits: Exit[]; guest: ReferenceGuest; label(name: string): number; why: string }
+interface Trace { exits: Exit[]; guest: ReferenceGuest; label(name: string): number; why: string; run: RunResult }
 
 /**
  * Run `source` on `model`; `setup` adjusts the VMCS before VMLAUNCH. Each exit is recorded; `onExit` returns true to
  * VMRESUME (after adjusting the VMCS, e.g. GUEST_RIP for an instruction exit), false to stop. At most 64 exits.
  */
 function trace(model: string, source: string, setup: (h: Host, cpu: HostCpu, g: ReferenceGuest) => void,
-  onExit: (e: Exit, h: Host, cpu: HostCpu) => boolean = () => false): Trace {
+  onExit: (e: Exit, h: Host, cpu: HostCpu) => boolean = () => false, quantum?: number): Trace {
   const host = bootHost({ model });
+  if (quantum !== undefined) host.machine.quantum = quantum;
   const k = host.kernel, cpu = k.cpu();
   enterVmx(host, cpu);
   const exits: Exit[] = [];
@@ -39,13 +40,13 @@ function trace(model: string, source: string, setup: (h: Host, cpu: HostCpu, g: 
   const guest = writeReferenceVmcs(host, cpu, rip, source);
   setup(host, cpu, guest);
   cpu.vmlaunch();
-  runGuests(host, 50_000);
+  const run = runGuests(host, 50_000);
   const label = (name: string): number => {
     const a = guest.labels.get(name);
     if (a === undefined) throw new Error(`no label ${name}`);
     return a;
   };
-  return { exits, guest, label, why: `model ${model}\n${explain(host, `exits: ${exits.map((e) => `${e.reason}@${e.rip.toString(16)}`).join(', ')}`)}` };
+  return { exits, guest, label, run, why: `model ${model}\n${explain(host, `exits: ${exits.map((e) => `${e.reason}@${e.rip.toString(16)}`).join(', ')}`)}` };
 }
 
 type Ctl = 'pin' | 'proc' | 'exit';
@@ -419,6 +420,61 @@ describe('boundary exits and HLT', () => {
     },
       (_e, _h, cpu) => { activity = read(cpu, 'GUEST_ACTIVITY_STATE'); return false; });
     expect([t.exits[0]?.reason, t.exits[0]?.rip, activity], t.why).toEqual([R.EXIT_REASON_MONITOR_TRAP_FLAG, t.label('after'), 1n]);
+  });
+});
+
+describe('the VMX-preemption timer in the HLT state', () => {
+  // The timer "counts down ... in the C-states C0, C1, and C2 ... and in the HLT, shutdown and wait-for-SIPI activity
+  // states"; the exit saves activity state 1 (HLT). The TSC runs on while halted (the machine counts the idle turn,
+  // as for the APIC timer), so the exit comes when TSC bit X has changed `value` times since VM entry.
+  // See SDM Vol. 3C, "VMX-Preemption Timer" and "Saving Non-Register State".
+  const HALT = 'bits 64\nstart:  rdtsc\n        hlt\nafter:  rdtsc\n        cpuid\n';
+  interface HaltRun { t: Trace; entryTsc: number; exitTsc: number; activity: bigint; resumedTsc: number }
+  const halted = (model: string, value: number | null, quantum?: number): HaltRun => {
+    let entryTsc = -1, exitTsc = -1, activity = -1n, resumedTsc = -1;
+    const t = trace(model, HALT, (h, cpu) => {
+      disable(h, cpu, 'proc', C.CPU_BASED_HLT_EXITING | C.CPU_BASED_RDTSC_EXITING | C.CPU_BASED_USE_TSC_OFFSETTING);
+      if (value === null) return;
+      enable(h, cpu, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER);
+      write(h, cpu, 'VMX_PREEMPTION_TIMER_VALUE', value);
+    }, (e, h, cpu) => {
+      const edxEax = (): number => Number((cpu.readGpr('rdx') & 0xffffffffn) << 32n | (cpu.readGpr('rax') & 0xffffffffn));
+      if (e.reason === R.EXIT_REASON_PREEMPTION_TIMER) {
+        exitTsc = Number(h.machine.cpus[0]!.readTsc());
+        activity = read(cpu, 'GUEST_ACTIVITY_STATE');
+        entryTsc = edxEax(); // the first RDTSC ran at the TSC of VM entry (no instruction retired before it)
+        // Resume the guest awake, without the timer: its second RDTSC shows the TSC after the halt.
+        write(h, cpu, 'GUEST_ACTIVITY_STATE', 0);
+        disable(h, cpu, 'pin', C.PIN_BASED_VMX_PREEMPTION_TIMER);
+        return true;
+      }
+      if (e.reason === R.EXIT_REASON_CPUID) resumedTsc = edxEax();
+      return false;
+    }, quantum);
+    return { t, entryTsc, exitTsc, activity, resumedTsc };
+  };
+  const rate = (model: string): number => capabilitiesOf(CPU_MODELS.find((m) => m.name === model)!).misc.preemptionTimerRate;
+
+  it.each(TIMER)('%s: a guest that HLTs with the timer armed exits (52) from HLT, activity state 1 saved, at the TSC value × 2^X implies', (model) => {
+    const unit = 2 ** rate(model), value = Math.ceil(3000 / unit); // several idle turns of 1000
+    const r = halted(model, value);
+    expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip, r.activity], r.t.why).toEqual([R.EXIT_REASON_PREEMPTION_TIMER, r.t.label('after'), 1n]);
+    // The timer reaches 0 at the `value`-th change of TSC bit X after the entry TSC.
+    expect(r.exitTsc, `${r.t.why}\nentry TSC ${r.entryTsc}, 2^X = ${unit}, value ${value}`).toBe((Math.floor(r.entryTsc / unit) + value) * unit);
+    // RDTSC after the halt: the TSC advanced by the idle time (and the host's few instructions of VMRESUME).
+    expect(r.resumedTsc >= r.exitTsc && r.resumedTsc - r.exitTsc < 1000, `${r.t.why}\nexit TSC ${r.exitTsc}, RDTSC after ${r.resumedTsc}`).toBe(true);
+  });
+
+  it.each(TIMER)('%s: the same exit TSC whatever the machine\'s quantum', (model) => {
+    const value = Math.ceil(3000 / 2 ** rate(model));
+    const runs = [1000, 7, 256].map((q) => halted(model, value, q));
+    const got = runs.map((r) => [r.t.exits[0]?.reason, r.exitTsc - r.entryTsc]);
+    expect(got, runs[1]!.t.why).toEqual([got[0], got[0], got[0]]);
+  });
+
+  it.each(TIMER)('%s: without the timer a halted guest still stops the machine (all halted), with no exit', (model) => {
+    const r = halted(model, null);
+    expect([r.t.exits.length, r.t.run.reason, r.t.run.instructions < 50_000], r.t.why).toEqual([0, 'idle', true]);
   });
 });
 

@@ -123,6 +123,18 @@ export class BoundaryState {
     return Math.max(0, this.timerLoaded - ticks);
   }
 
+  /**
+   * TSC ticks until the timer reaches 0 (0 if it has; Infinity without the timer): it does when TSC bit X has
+   * changed as many times as the loaded value, at the next multiple of 2^X after that many. See SDM Vol. 3C,
+   * "VMX-Preemption Timer".
+   */
+  ticksUntilTimerExpiry(lp: LogicalProcessor): number {
+    if (!this.timerActive) return Infinity;
+    const shift = 2 ** this.timerRate;
+    const expiry = (Math.floor(this.timerStartTsc / shift) + this.timerLoaded) * shift;
+    return Math.max(0, expiry - tsc(lp));
+  }
+
   /** One instruction boundary in VMX non-root operation: perform the highest-priority boundary exit, if any. */
   atBoundary(ctx: BoundaryContext, lp: LogicalProcessor): boolean {
     const proc = ctx.read32('CPU_BASED_VM_EXEC_CONTROL');
