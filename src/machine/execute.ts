@@ -391,7 +391,7 @@ export function execute(lp: LogicalProcessor, d: Insn): boolean {
       return true;
     case 0xcf:
       // Remember an IRET that unblocks NMIs until it completes: a fault on it is reported to VMX as such.
-      if (lp.nmiBlocked) lp.nmiUnblockedByIretAt = lp.instructions;
+      if (lp.virtualNmis ? lp.virtualNmiBlocked : lp.nmiBlocked) lp.nmiUnblockedByIretAt = lp.instructions;
       lp.caches.fence(); // serializing: drains the write-combining buffers (SDM Vol. 3A, "Serializing Instructions")
       iret(lp, d);
       lp.nmiUnblockedByIretAt = -1;
@@ -1013,7 +1013,10 @@ function group45(lp: LogicalProcessor, d: Insn, op: number, next: number): boole
 /** IRET/IRETD/IRETQ (same privilege or to CPL 3 in IA-32e mode; real mode). See SDM Vol. 2A, "IRET/IRETD/IRETQ—Interrupt Return". */
 function iret(lp: LogicalProcessor, d: Insn): void {
   const size = d.opSize;
-  lp.nmiBlocked = false;
+  // With virtual NMIs IRET removes virtual-NMI blocking, even if it faults; NMI blocking stays as it is. See SDM
+  // Vol. 3C, "Changes to Instruction Behavior in VMX Non-Root Operation" (IRET).
+  if (lp.virtualNmis) lp.virtualNmiBlocked = false;
+  else lp.nmiBlocked = false;
   if (!(lp.cr0 & CR0.PE)) {
     const ip = peek(lp, size, 0);
     const cs = peek(lp, size, size) & 0xffff;

@@ -96,7 +96,12 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
     if (evType === EVENT_HW_EXCEPTION && vector === DB_VECTOR && !injectedNow) lp.dr[7] = lp.dr[7]! & ~BigInt(DR7_GD);
     try {
       deliverEvent(lp, vector, errorCode, evType, returnRip);
-      if (evType === EVENT_NMI) lp.nmiBlocked = true;
+      // A (virtual) NMI delivered blocks further ones; with virtual NMIs it is virtual-NMI blocking. See SDM
+      // Vol. 3C, "Virtual NMIs".
+      if (evType === EVENT_NMI) {
+        if (lp.virtualNmis) lp.virtualNmiBlocked = true;
+        else lp.nmiBlocked = true;
+      }
       return;
     } catch (e) {
       if (!(e instanceof CpuFault)) throw e;

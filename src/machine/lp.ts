@@ -203,6 +203,15 @@ export class LogicalProcessor {
   /** NMIs are blocked from the delivery of an NMI until the next IRET. See SDM Vol. 3A, "NMI Handling While Processing an NMI". */
   nmiBlocked = false;
   /**
+   * VMX non-root operation with "virtual NMIs" = 1 (set by VMX from VM entry to VM exit): NMIs are not blocked (they
+   * cause VM exits), an NMI delivered to the guest is a virtual NMI and sets `virtualNmiBlocked`, and IRET clears
+   * that instead of NMI blocking. See SDM Vol. 3C, "Virtual NMIs" and "Changes to Instruction Behavior in VMX
+   * Non-Root Operation" (IRET).
+   */
+  virtualNmis = false;
+  /** Virtual-NMI blocking: the guest is not ready for an NMI (bit 3 of the interruptibility state with virtual NMIs). */
+  virtualNmiBlocked = false;
+  /**
    * `instructions` at an IRET that found NMIs blocked and unblocked them, while that IRET has not completed (−1:
    * none). If the IRET faults, the fault is one "on the IRET instruction" with NMIs unblocked: VMX reports it as
    * "NMI unblocking due to IRET". See SDM Vol. 3C, "Information for VM Exits Due to Vectored Events".
@@ -827,6 +836,8 @@ export class LogicalProcessor {
     this.shadowKind = '';
     this.nmiPending = false;
     this.nmiBlocked = false;
+    this.virtualNmis = false;
+    this.virtualNmiBlocked = false;
     this.nmiUnblockedByIretAt = -1;
     this.activity = 'active';
     this.shutdownReason = '';

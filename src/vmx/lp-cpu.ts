@@ -151,13 +151,19 @@ export class LpVmxCpu implements VmTransitionCpu {
 
   interruptibility(): number {
     const lp = this.lp;
-    let v = lp.nmiBlocked ? BLOCKING_BY_NMI : 0;
+    let v = (lp.virtualNmis ? lp.virtualNmiBlocked : lp.nmiBlocked) ? BLOCKING_BY_NMI : 0;
     if (lp.shadowAt === lp.instructions) v |= lp.shadowKind === 'mov-ss' ? BLOCKING_BY_MOV_SS : BLOCKING_BY_STI;
     return v;
   }
   setInterruptibility(value: number): void {
     const lp = this.lp;
-    lp.nmiBlocked = (value & BLOCKING_BY_NMI) !== 0;
+    // With virtual NMIs bit 3 is virtual-NMI blocking; it "does not affect the blocking of NMIs after VM entry. NMIs
+    // are not blocked in VMX non-root operation". See SDM Vol. 3C, "Interruptibility State" (in "Special Features
+    // of VM Entry").
+    if (lp.virtualNmis) {
+      lp.virtualNmiBlocked = (value & BLOCKING_BY_NMI) !== 0;
+      lp.nmiBlocked = false;
+    } else lp.nmiBlocked = (value & BLOCKING_BY_NMI) !== 0;
     if (value & (BLOCKING_BY_STI | BLOCKING_BY_MOV_SS)) {
       lp.shadowAt = lp.instructions;
       lp.shadowKind = value & BLOCKING_BY_MOV_SS ? 'mov-ss' : 'sti';
@@ -165,6 +171,10 @@ export class LpVmxCpu implements VmTransitionCpu {
       lp.shadowAt = -1;
       lp.shadowKind = '';
     }
+  }
+  setVirtualNmis(on: boolean): void {
+    this.lp.virtualNmis = on;
+    if (!on) this.lp.virtualNmiBlocked = false; // saved in the VMCS by then; the host has no virtual NMIs
   }
   pendingDebugExceptions(): bigint { return this.pendingDbg; }
   deliverEvent(e: InjectedEvent): void {

@@ -38,6 +38,7 @@ export function loadGuestState(v: EntryView, cpu: VmTransitionCpu): void {
 
   // --- Non-register state. See SDM Vol. 3C, "Updating Non-Register State".
   cpu.setActivityState(vmcs.readLow(GUEST_ACTIVITY_STATE));
+  cpu.setVirtualNmis?.((v.pin & VMX_CONTROL.PIN_BASED_VIRTUAL_NMIS) !== 0);
   cpu.setInterruptibility(vmcs.readLow(GUEST_INTERRUPTIBILITY_INFO));
   cpu.setPendingDebugExceptions(vmcs.read(GUEST_PENDING_DBG_EXCEPTIONS));
 }

@@ -498,6 +498,53 @@ nmi:    mov ecx, 0x22
   });
 });
 
+describe('virtual-NMI blocking is not NMI blocking', () => {
+  // With "virtual NMIs" = 1, bit 3 of the interruptibility state is virtual-NMI blocking: it "does not affect the
+  // blocking of NMIs after VM entry. NMIs are not blocked in VMX non-root operation", so a real NMI exits at once
+  // (NMI exiting is required); VM exits save virtual-NMI blocking in bit 3, the guest's IRET clears it.
+  // See SDM Vol. 3C, "Interruptibility State" (in "Special Features of VM Entry"), "Virtual NMIs" and "Saving
+  // Non-Register State".
+  const GUEST = 'bits 64\nstart:  nop\n        nop\n        hlt\nnmi:    cpuid\n        iretq\n';
+  const run = (model: string, virtualNmis: boolean, setup: (h: Host, cpu: HostCpu, g: ReferenceGuest) => void) => {
+    let info = -1n, hostNmiBlocked: boolean | null = null;
+    const t = trace(model, GUEST, (h, cpu, g) => {
+      enable(h, cpu, 'pin', C.PIN_BASED_NMI_EXITING | (virtualNmis ? C.PIN_BASED_VIRTUAL_NMIS : 0));
+      setup(h, cpu, g);
+    }, (_e, h, cpu) => {
+      info = read(cpu, 'VM_EXIT_INTR_INFO');
+      hostNmiBlocked = h.machine.cpus[0]!.nmiBlocked;
+      return false;
+    });
+    return { t, info, hostNmiBlocked };
+  };
+  const blockedWithNmi = (h: Host, cpu: HostCpu): void => {
+    write(h, cpu, 'GUEST_INTERRUPTIBILITY_INFO', 8);
+    h.machine.cpus[0]!.nmiPending = true;
+  };
+
+  it.each(VNMI)('%s: a real NMI while the guest has virtual-NMI blocking exits (0) at once, and the exit saves bit 3', (model) => {
+    const r = run(model, true, blockedWithNmi);
+    expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip, r.info, r.t.exits[0]!.interruptibility & 8], r.t.why)
+      .toEqual([R.EXIT_REASON_EXCEPTION_NMI, Number(r.t.guest.rip), 0x80000202n, 8]);
+    // "VM exits caused directly by non-maskable interrupts (NMIs) cause blocking by NMI" — the host's, not the guest's.
+    expect(r.hostNmiBlocked, r.t.why).toBe(true);
+  });
+
+  it.each(VNMI)('%s: without virtual NMIs bit 3 is NMI blocking: the same NMI waits (the guest reaches its HLT exit)', (model) => {
+    const r = run(model, false, blockedWithNmi);
+    expect(r.t.exits[0]?.reason, r.t.why).toBe(R.EXIT_REASON_HLT);
+  });
+
+  it.each(VNMI)('%s: an injected virtual NMI: an exit in its handler saves virtual-NMI blocking (bit 3); the host\'s NMIs are not blocked', (model) => {
+    const r = run(model, true, (h, cpu, g) => {
+      idtGate(h, cpu, g, 2, 'nmi');
+      write(h, cpu, 'VM_ENTRY_INTR_INFO_FIELD', 0x80000202n);
+    });
+    expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip, r.t.exits[0]!.interruptibility & 8, r.hostNmiBlocked], r.t.why)
+      .toEqual([R.EXIT_REASON_CPUID, r.t.label('nmi'), 8, false]);
+  });
+});
+
 describe('MTF and REP string instructions', () => {
   it.each(MTF)('%s: an MTF exit after each iteration: RIP stays at the REP STOSB and RCX counts down', (model) => {
     const t = trace(model, 'bits 64\nstart:  mov ecx, 3\nsetdi:  lea rdi, [rsp - 64]\nrep:    rep stosb\nafter:  nop\n        hlt\n',

@@ -167,8 +167,8 @@ export class BoundaryState {
     // STI and MOV-SS blocking hold off both windows for one instruction (this processor also blocks NMIs after
     // STI, so the NMI window too). See SDM Vol. 3C, "Interruptibility State".
     const shadow = lp.shadowAt === lp.instructions;
-    if ((proc & C.CPU_BASED_NMI_WINDOW_EXITING) !== 0 && !lp.nmiBlocked && !shadow) {
-      // With "virtual NMIs" = 1, the LP's NMI blocking is the guest's virtual-NMI blocking (./interrupts.ts).
+    // NMI-window exiting needs "virtual NMIs" (a VM-entry check): the window is the absence of virtual-NMI blocking.
+    if ((proc & C.CPU_BASED_NMI_WINDOW_EXITING) !== 0 && !lp.virtualNmiBlocked && !shadow) {
       ctx.exit({ reason: EXIT_REASON.EXIT_REASON_NMI_WINDOW, qualification: 0n });
       return true;
     }

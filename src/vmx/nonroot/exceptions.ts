@@ -66,8 +66,8 @@ function exceptionQualification(e: ExceptionEvent): bigint {
 /**
  * Bit 12, "NMI unblocking due to IRET": undefined with "NMI exiting" = 1 and "virtual NMIs" = 0, when the
  * IDT-vectoring information is valid, and for a double fault; otherwise 1 exactly for a fault on an IRET that
- * unblocked NMIs. TODO(chapter 9): with "virtual NMIs" = 1 it is virtual-NMI blocking that IRET removes; VMX Lab
- * keeps virtual-NMI blocking in the LP's NMI-blocking state, so the same flag answers.
+ * unblocked NMIs — with "virtual NMIs" = 1, one that removed virtual-NMI blocking (the CPU notes either, see
+ * src/machine/execute.ts).
  */
 function nmiUnblockingBit(ctx: NonRootContext, e: ExceptionEvent): 0 | 1 | 'undefined' {
   const pin = ctx.read32('PIN_BASED_VM_EXEC_CONTROL');

@@ -6,9 +6,10 @@
 //    field is invalid. The exit qualification is 0 and the instruction length undefined.
 //  - "NMI exiting" = 1: an NMI causes a VM exit (reason 0) with interruption information vector 2, type 2; the
 //    NMI is consumed, and NMIs are blocked after the exit (until the host's next IRET or VM entry).
-// NMI-window exiting is in ./boundary.ts. TODO: virtual-NMI blocking is kept in the LP's one NMI-blocking flag (not
-// separate from NMI blocking, so a real NMI that should exit waits while the guest's virtual NMI is blocked), and
-// posted interrupts ("process posted interrupts") are not modelled here.
+//  - "Virtual NMIs" = 1: virtual-NMI blocking is its own state (lp.virtualNmiBlocked, bit 3 of the interruptibility
+//    state while the guest runs); real NMIs are not blocked in VMX non-root operation, so one exits at once even
+//    while the guest's virtual NMI is blocked.
+// NMI-window exiting is in ./boundary.ts. TODO: posted interrupts ("process posted interrupts") are not modelled here.
 // See SDM Vol. 3C, "Pin-Based VM-Execution Controls", "Changes to Event Blocking", "Information for VM Exits Due
 // to Vectored Events" and "Updating Non-Register State".
 import { NATIVE } from '../../machine/vmx-seam.ts';

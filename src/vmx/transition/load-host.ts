@@ -58,6 +58,7 @@ export function loadHostState(access: VmcsAccess, cpu: VmTransitionCpu): void {
   // --- Non-register state: the host runs, with no STI or MOV-SS blocking and no pending debug exceptions.
   // See SDM Vol. 3C, "Updating Non-Register State".
   cpu.setActivityState(ACTIVITY_STATE.ACTIVE);
+  cpu.setVirtualNmis?.(false); // guest state saved: from here bit 3 is the LP's own NMI blocking
   cpu.setInterruptibility(cpu.interruptibility() & INTERRUPTIBILITY.BLOCKING_BY_NMI);
   cpu.setPendingDebugExceptions(0n);
 }

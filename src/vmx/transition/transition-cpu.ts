@@ -60,9 +60,17 @@ export interface VmTransitionCpu extends VmxCpu {
   /** Guest activity state (0 active, 1 HLT, 2 shutdown, 3 wait-for-SIPI). See SDM Vol. 3C, "Guest Non-Register State". */
   activityState(): number;
   setActivityState(state: number): void;
-  /** Interruptibility state in the VMCS layout (bit 0 STI, 1 MOV SS, 2 SMI, 3 NMI blocking). */
+  /**
+   * Interruptibility state in the VMCS layout (bit 0 STI, 1 MOV SS, 2 SMI, 3 NMI blocking — virtual-NMI blocking
+   * while `setVirtualNmis(true)` is in effect).
+   */
   interruptibility(): number;
   setInterruptibility(value: number): void;
+  /**
+   * Optional: "virtual NMIs" in effect (VM entry, before the interruptibility state is loaded) or not (VM exit and
+   * entry failure, before host state). See SDM Vol. 3C, "Guest Interruptibility State" and "Virtual NMIs".
+   */
+  setVirtualNmis?(on: boolean): void;
   /** Pending debug exceptions in the VMCS layout (B3–B0, enabled breakpoint, BS, RTM). */
   pendingDebugExceptions(): bigint;
   /**
