@@ -111,7 +111,7 @@ export class Executor {
         }
       }
       if (lp.activity !== 'active') {
-        // MTF VM exits (and the preemption timer) are not blocked in the HLT state. See SDM Vol. 3C, "Activity State".
+        // MTF, preemption-timer and window VM exits happen in the HLT state too. See SDM Vol. 3C, "Activity State".
         if (lp.activity === 'hlt' && lp.vmx !== null && lp.vmx.nonRoot && lp.vmx.boundaryHook && lp.vmx.atBoundary?.(lp)) continue;
         if (!this.wake()) break;
         continue;

@@ -478,6 +478,47 @@ describe('the VMX-preemption timer in the HLT state', () => {
   });
 });
 
+describe('window exits in the HLT state', () => {
+  // Interrupt-window exits "wake a logical processor from the same inactive states as would an external interrupt"
+  // (HLT, MWAIT); NMI-window exits from those an NMI would (HLT, MWAIT, shutdown). The exit happens in the HLT
+  // state, which it saves as the activity state (1). See SDM Vol. 3C, "Interrupt-Window Exiting and
+  // Virtual-Interrupt Delivery", "NMI-Window Exiting" and "Saving Non-Register State".
+  const saveActivity = (box: { activity: bigint }) => (_e: Exit, _h: Host, cpu: HostCpu): boolean => {
+    box.activity = read(cpu, 'GUEST_ACTIVITY_STATE');
+    return false;
+  };
+  const hltEntry = (model: string): boolean => capabilitiesOf(CPU_MODELS.find((m) => m.name === model)!).misc.activityHlt;
+
+  it.each(INTR_WINDOW)('%s: STI; HLT with interrupt-window exiting: the exit (7) comes from HLT, after the STI shadow', (model) => {
+    const box = { activity: -1n };
+    const t = trace(model, 'bits 64\nstart:  nop\n        sti\n        hlt\nafter:  nop\n', (h, cpu) => {
+      disable(h, cpu, 'proc', C.CPU_BASED_HLT_EXITING);
+      setIf(h, cpu, false);
+      enable(h, cpu, 'proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+    }, saveActivity(box));
+    expect([t.exits[0]?.reason, t.exits[0]?.rip, box.activity], t.why).toEqual([R.EXIT_REASON_INTERRUPT_WINDOW, t.label('after'), 1n]);
+  });
+
+  it.each(INTR_WINDOW)('%s: HLT with IF = 0: the interrupt window stays shut, the halted guest stops the machine', (model) => {
+    const t = trace(model, 'bits 64\nstart:  hlt\n', (h, cpu) => {
+      disable(h, cpu, 'proc', C.CPU_BASED_HLT_EXITING);
+      setIf(h, cpu, false);
+      enable(h, cpu, 'proc', C.CPU_BASED_INTR_WINDOW_EXITING);
+    });
+    expect([t.exits.length, t.run.reason], t.why).toEqual([0, 'idle']);
+  });
+
+  it.each(VNMI.filter(hltEntry))('%s: VM entry into the HLT state without virtual-NMI blocking: the NMI-window exit (8) comes from HLT', (model) => {
+    const box = { activity: -1n };
+    const t = trace(model, 'bits 64\nstart:  nop\n        hlt\n', (h, cpu) => {
+      enable(h, cpu, 'pin', C.PIN_BASED_NMI_EXITING | C.PIN_BASED_VIRTUAL_NMIS);
+      enable(h, cpu, 'proc', C.CPU_BASED_NMI_WINDOW_EXITING);
+      write(h, cpu, 'GUEST_ACTIVITY_STATE', 1);
+    }, saveActivity(box));
+    expect([t.exits[0]?.reason, t.exits[0]?.rip, box.activity], t.why).toEqual([R.EXIT_REASON_NMI_WINDOW, Number(t.guest.rip), 1n]);
+  });
+});
+
 describe('virtual NMIs: an injected NMI blocks the NMI window until the guest\'s IRET', () => {
   it.each(VNMI)('%s: NMI injected, NMI-window exiting on: the handler runs (no exit 8 yet), its IRET opens the window at the interrupted RIP', (model) => {
     const GUEST = `

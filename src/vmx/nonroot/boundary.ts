@@ -160,10 +160,12 @@ export class BoundaryState {
       ctx.exit({ reason: EXIT_REASON.EXIT_REASON_PREEMPTION_TIMER, qualification: 0n });
       return true;
     }
-    // In the HLT state only the exits above are considered here ("MTF VM exits are not blocked in the HLT activity
-    // state"; the exit saves HLT as the activity state); interrupts and NMIs wake the LP through the CPU.
-    // See SDM Vol. 3C, "Activity State" (in "Saving Non-Register State") and "VM Exits".
-    if (lp.activity !== 'active') return false;
+    // The windows too are open in the HLT state: interrupt-window exits "wake a logical processor from the same
+    // inactive states as would an external interrupt", NMI-window exits from those an NMI would (HLT among them);
+    // the exit saves HLT as the activity state. Neither occurs in wait-for-SIPI (nor the interrupt window in
+    // shutdown); the CPU asks here only in HLT. See SDM Vol. 3C, "Interrupt-Window Exiting and Virtual-Interrupt
+    // Delivery", "NMI-Window Exiting" and "Saving Non-Register State".
+    if (lp.activity !== 'active' && lp.activity !== 'hlt') return false;
     // STI and MOV-SS blocking hold off both windows for one instruction (this processor also blocks NMIs after
     // STI, so the NMI window too). See SDM Vol. 3C, "Interruptibility State".
     const shadow = lp.shadowAt === lp.instructions;
