@@ -11,10 +11,11 @@ import exits from './05-exits/chapter.ts';
 import ept from './06-ept/chapter.ts';
 import mtrr from './07-mtrr/chapter.ts';
 import smp from './08-smp/chapter.ts';
+import events from './09-events/chapter.ts';
 
 export type { Chapter, Exercise };
 
-export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch, exits, ept, mtrr, smp];
+export const CHAPTERS: readonly Chapter[] = [machine, vmxon, vmcs, capabilities, firstLaunch, exits, ept, mtrr, smp, events];
 
 export interface ExerciseRef {
   readonly chapter: Chapter;
