@@ -94,14 +94,13 @@ export function deliverWithDoubleFault(lp: LogicalProcessor, first: CpuFault | {
     // Entering the #DB handler clears DR7.GD, so the handler may use the debug registers. See SDM Vol. 3B,
     // "Debug Control Register (DR7)".
     if (evType === EVENT_HW_EXCEPTION && vector === DB_VECTOR && !injectedNow) lp.dr[7] = lp.dr[7]! & ~BigInt(DR7_GD);
+    // A virtual NMI blocks further ones from the start of its delivery: "virtual-NMI blocking is in effect before
+    // the VM exit" that a nested exception of that delivery causes. See SDM Vol. 3C, "Virtual NMIs" and
+    // "Architectural State Before a VM Exit".
+    if (evType === EVENT_NMI && lp.virtualNmis) lp.virtualNmiBlocked = true;
     try {
       deliverEvent(lp, vector, errorCode, evType, returnRip);
-      // A (virtual) NMI delivered blocks further ones; with virtual NMIs it is virtual-NMI blocking. See SDM
-      // Vol. 3C, "Virtual NMIs".
-      if (evType === EVENT_NMI) {
-        if (lp.virtualNmis) lp.virtualNmiBlocked = true;
-        else lp.nmiBlocked = true;
-      }
+      if (evType === EVENT_NMI && !lp.virtualNmis) lp.nmiBlocked = true;
       return;
     } catch (e) {
       if (!(e instanceof CpuFault)) throw e;

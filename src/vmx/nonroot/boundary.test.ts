@@ -584,6 +584,18 @@ describe('virtual-NMI blocking is not NMI blocking', () => {
     expect([r.t.exits[0]?.reason, r.t.exits[0]?.rip, r.t.exits[0]!.interruptibility & 8, r.hostNmiBlocked], r.t.why)
       .toEqual([R.EXIT_REASON_CPUID, r.t.label('nmi'), 8, false]);
   });
+
+  it.each(VNMI)('%s: an injected virtual NMI whose delivery faults into an exit: virtual-NMI blocking is saved (bit 3)', (model) => {
+    // The IDT is too short for vector 2: #GP during delivery, the exception bitmap takes it (exit 0, NMI vectoring).
+    const r = run(model, true, (h, cpu, g) => {
+      write(h, cpu, 'GUEST_IDTR_BASE', g.pa + BigInt(IDT));
+      write(h, cpu, 'GUEST_IDTR_LIMIT', 0xf);
+      write(h, cpu, 'EXCEPTION_BITMAP', 1 << 13);
+      write(h, cpu, 'VM_ENTRY_INTR_INFO_FIELD', 0x80000202n);
+    });
+    expect([r.t.exits[0]?.reason, r.info & 0xffn, r.t.exits[0]!.idtVectoring & 0x80000fffn, r.t.exits[0]!.interruptibility & 8], r.t.why)
+      .toEqual([R.EXIT_REASON_EXCEPTION_NMI, 13n, 0x80000202n, 8]);
+  });
 });
 
 describe('MTF and REP string instructions', () => {
