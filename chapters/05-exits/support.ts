@@ -273,8 +273,10 @@ export function runPart(opts: PartOptions): PartRun {
       return -22;
     }
     cpu.vmlaunch();
-    if (!cpu.inVmxNonRoot()) {
-      const f = cpu.rflags();
+    const f = cpu.rflags();
+    // Back in VMX root operation with CF = ZF = 0 is no VMfail: the entry happened and a VM exit followed at once
+    // (during the injected event's delivery, say) or the entry failed into HOST_RIP. The run loop calls the handler.
+    if (!cpu.inVmxNonRoot() && (f & (CF | ZF)) !== 0n) {
       outcome = { kind: 'vmfail', error: (f & ZF) !== 0n ? Number(read(cpu, 'VM_INSTRUCTION_ERROR')) : null };
       return -5;
     }
