@@ -12,8 +12,10 @@ export function painter(stream: NodeJS.WriteStream): (style: Style, text: string
   return (style, text) => (color ? styleText(style, text) : text);
 }
 
+/** `[###-----] 3/8`. Any progress shows at least one mark, and the bar is full only when everything is done. */
 export function progressBar(done: number, total: number, width = 20): string {
-  const filled = total === 0 ? 0 : Math.round((done / total) * width);
+  const share = total === 0 ? 0 : Math.round((done / total) * width);
+  const filled = done <= 0 || total === 0 ? 0 : done >= total ? width : Math.min(width - 1, Math.max(1, share));
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total}`;
 }
 
