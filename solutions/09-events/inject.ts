@@ -9,17 +9,10 @@ import type { HostCpu } from '../../src/kernel/host-cpu.ts';
 import { EXIT_REASON } from '../../src/vmx/exit-reasons.ts';
 import { describeVmxError, vmread, vmwrite } from '../02-vmcs/vmx-access.ts';
 import { RESUME, SETUP_OK, stop, type SetupResult, type VmmPart } from '../05-exits/hypervisor.ts';
+import { INTR_TYPE } from '../../src/vmx/transition/interruption-info.ts';
 
-/** Interruption types (bits 10:8). */
-export const INTR_TYPE = {
-  EXTERNAL_INTERRUPT: 0,
-  NMI: 2,
-  HARDWARE_EXCEPTION: 3,
-  SOFTWARE_INTERRUPT: 4,
-  PRIVILEGED_SOFTWARE_EXCEPTION: 5,
-  SOFTWARE_EXCEPTION: 6,
-  OTHER_EVENT: 7,
-} as const;
+/** Interruption types (bits 10:8): the kit's table (src/vmx/transition/interruption-info.ts), defined once. */
+export { INTR_TYPE };
 
 /** Exception vectors. See SDM Vol. 3A, "Exception and Interrupt Reference". */
 export const VECTOR = {
