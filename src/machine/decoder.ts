@@ -106,10 +106,12 @@ def([0xfe, 0xff], MODRM); // FF /2 /4 /6 get 64-bit default size from the decode
 const T = 0x100;
 def([T + 0x00, T + 0x01], MODRM);
 def(T + 0x06, 0); // CLTS
+def([T + 0x05, T + 0x07], 0); // SYSCALL, SYSRET (REX.W: to 64-bit code). See SDM Vol. 2B, "SYSCALL—Fast System Call".
 def([T + 0x08, T + 0x09, T + 0x0b], 0); // INVD WBINVD UD2
 def(range(T + 0x18, T + 0x1f), MODRM); // hint NOPs / NOP r/m
 def(range(T + 0x20, T + 0x23), MODRM | F64);
 def([T + 0x30, T + 0x31, T + 0x32, T + 0x33], 0); // WRMSR RDTSC RDMSR RDPMC
+def([T + 0x34, T + 0x35], 0); // SYSENTER, SYSEXIT (REX.W: to 64-bit code). See SDM Vol. 2B, "SYSENTER—Fast System Call".
 def(range(T + 0x40, T + 0x4f), MODRM);
 def([T + 0x78, T + 0x79], MODRM | F64); // VMREAD/VMWRITE: 64-bit operands in 64-bit mode
 def(range(T + 0x80, T + 0x8f), imm(I_RELZ) | F64);

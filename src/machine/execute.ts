@@ -43,6 +43,8 @@ import { fxsaveRestore } from './isa/fxsave.ts';
 import { ldStMxcsr } from './isa/mxcsr.ts';
 import { xsaveRestore } from './isa/xsave.ts';
 import { popcnt } from './isa/popcnt.ts';
+import { syscall, sysret } from './isa/syscall-sysret.ts';
+import { sysenter, sysexit } from './isa/sysenter-sysexit.ts';
 
 const CANON = 2 ** 47;
 const DF_MASK = RFLAGS.DF;
@@ -488,6 +490,8 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
   switch (op) {
     case 0x100: return group6(lp, d, next);
     case 0x101: return group7(lp, d, next);
+    case 0x105: return syscall(lp, next);
+    case 0x107: return sysret(lp, d);
     case 0x106: { // CLTS
       requireCpl0(lp, 'CLTS');
       const a = inVmxNonRoot(lp) ? nonRootAnswer(lp, { kind: 'cr-access', length: d.len, cr: 0, access: 2, gpr: 0, value: 0n, lmswSource: 0, lmswLinear: null }) : NATIVE;
@@ -555,6 +559,8 @@ function execute0F(lp: LogicalProcessor, d: Insn, next: number): boolean {
       lp.rip = next;
       return false;
     }
+    case 0x134: return sysenter(lp);
+    case 0x135: return sysexit(lp, d);
     case 0x178: case 0x179: return vmxInstruction(lp, d, next, op === 0x178 ? 'VMREAD' : 'VMWRITE');
     case 0x1a2: { // CPUID
       if (inVmxNonRoot(lp) && vmExitTakes(lp, { kind: 'cpuid', length: d.len })) return true;

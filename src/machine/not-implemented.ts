@@ -101,16 +101,6 @@ export const NOT_IMPLEMENTED: readonly NotImplementedRow[] = [
     example: { bytes: '66 0F 38 00 C1', bits: 64 }, matches: (f) => inRange(f.key, 0x200, 0x3ff),
   },
   {
-    id: 'syscall-sysret', name: 'SYSCALL/SYSRET', mnemonics: 'SYSCALL SYSRET', encoding: '0F 05, 0F 07', cpuid: 'SYSCALL (CPUID.80000001H:EDX[11])',
-    note: 'The fast system call of 64-bit kernels (IA32_STAR, IA32_LSTAR, IA32_FMASK).', instead: 'INT n through an interrupt gate',
-    example: { bytes: '0F 05', bits: 64 }, matches: (f) => f.key === T + 0x05 || f.key === T + 0x07,
-  },
-  {
-    id: 'sysenter-sysexit', name: 'SYSENTER/SYSEXIT', mnemonics: 'SYSENTER SYSEXIT', encoding: '0F 34, 0F 35', cpuid: 'SEP',
-    note: 'The fast system call of 32-bit kernels (IA32_SYSENTER_CS/ESP/EIP).', instead: 'INT n through an interrupt gate',
-    example: { bytes: '0F 34', bits: 64 }, matches: (f) => f.key === T + 0x34 || f.key === T + 0x35,
-  },
-  {
     id: 'xsaveopt', name: 'XSAVEOPT', mnemonics: 'XSAVEOPT', encoding: 'NP 0F AE /6 (memory)', cpuid: 'XSAVEOPT (CPUID.(EAX=0DH,ECX=1):EAX[0])',
     note: 'XSAVE and XRSTOR (0F AE /4, /5) are implemented.', instead: 'XSAVE',
     example: { bytes: '0F AE 30', bits: 64 }, matches: (f) => f.key === T + 0xae && f.mem === true && f.reg === 6 && !f.has66 && !f.rep,
