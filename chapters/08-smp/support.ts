@@ -4,11 +4,9 @@
 // learner's bookkeeping.
 import type { HostCpu } from '../../src/kernel/host-cpu.ts';
 import type { Kernel } from '../../src/kernel/kernel.ts';
-import { bootHost, enterVmx, explain, read, write, type Host } from '../../src/kernel/testing/reference-vm.ts';
-import { ACTIVITY, SMP_GUEST_LAYOUT, allocGuestMemory, loadSmpPrograms, writeRealModeVmcs } from '../../src/kernel/testing/smp-guest.ts';
+import { bootHost, explain, read, write, type Host } from '../../src/kernel/testing/reference-vm.ts';
+import { SMP_GUEST_LAYOUT, allocGuestMemory, canRunMpGuest, launchMpVcpus, loadSmpPrograms } from '../../src/kernel/testing/smp-guest.ts';
 import { CPU_MODELS, DEFAULT_CPU_MODEL } from '../../src/machine/cpu-model.ts';
-import { VMX_CONTROL } from '../../src/vmx/controls.ts';
-import { capabilitiesOf } from '../../src/vmx/emulated-msrs.ts';
 import { EXIT_REASON } from '../../src/vmx/exit-reasons.ts';
 import { CR4 } from '../../src/x86/control-registers.ts';
 
@@ -100,11 +98,7 @@ export interface MpRun {
 }
 
 /** Models whose VMX can run the MP guest: EPT, unrestricted guest, the HLT and wait-for-SIPI activity states. */
-export const MP_MODELS = CPU_MODELS.filter((m) => {
-  const c = capabilitiesOf(m);
-  const proc2 = VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT | VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST;
-  return c.misc.activityHlt && c.misc.activityWaitForSipi && (c.effective.proc2.allowed1 & proc2) === proc2;
-}).map((m) => m.name);
+export const MP_MODELS = CPU_MODELS.filter(canRunMpGuest).map((m) => m.name);
 
 /**
  * Boot `cpus` CPUs, launch one real-mode vCPU on each (the kit's VMCS; APs halted, the BSP at its program), and
@@ -140,17 +134,7 @@ export function runMpGuest(handlers: ApHandlers, opts: { cpus: number; seed?: nu
     cpu.vmresume();
   });
   // Each vCPU's VMCS is written and launched on its own CPU, the APs first: they wait, halted, for the BSP's INIT.
-  for (let id = opts.cpus - 1; id >= 0; id--) {
-    const start = id === 0
-      ? { csSelector: 0, csBase: 0, ip: SMP_GUEST_LAYOUT.bspEntry, activity: ACTIVITY.ACTIVE }
-      : { csSelector: 0, csBase: 0, ip: 0, activity: ACTIVITY.HLT };
-    k.smp_call_function_single(id, () => {
-      const cpu = k.cpu();
-      enterVmx(host, cpu);
-      if (!writeRealModeVmcs(host, cpu, mem.eptp, rip, start)) throw new Error(`kit: model ${host.model.name} cannot run a real-mode guest`);
-      cpu.vmlaunch();
-    });
-  }
+  launchMpVcpus(host, mem, rip);
   const r = k.run({ maxInstructions: 2_000_000 });
   const counter = k.read16(mem.va + BigInt(SMP_GUEST_LAYOUT.counter));
   const why = (): string => explain(host, [

@@ -11,6 +11,7 @@
 //   log      printk / dmesg
 //   modules  insmod/rmmod with oops reports for host faults
 //   entries  hostEntry(): a kernel-text address for a TypeScript function (for HOST_RIP)
+import { APIC_REG, SVR, x2apicMsr } from '../machine/apic.ts';
 import { CpuFault } from '../machine/fault.ts';
 import type { LogicalProcessor } from '../machine/lp.ts';
 import type { RunResult } from '../machine/machine.ts';
@@ -88,11 +89,10 @@ export type GfpFlags = 'GFP_KERNEL' | 'GFP_ATOMIC';
 const IDLE_HLT = 1;
 /** The idle loop's HLT as the LP's RIP holds it (a signed number). */
 const IDLE_RIP = Number(BigInt.asIntN(64, imageVa(IMAGE.TEXT + IDLE_HLT)));
+/** The spurious-interrupt vector the kernel programs into the SVR (Linux's SPURIOUS_APIC_VECTOR). */
+const SPURIOUS_VECTOR = 0xff;
 /** Instructions on_each_cpu runs the machine for, waiting for a CPU that runs a guest to take its IPI. */
 const IPI_WAIT_INSTRUCTIONS = 100_000;
-/** Local APIC registers: ICR low and high, EOI, SVR (xAPIC MMIO offsets; x2APIC MSRs). See SDM Vol. 3A, "Local APIC". */
-const XAPIC_ICR = 0x300, XAPIC_ICR2 = 0x310, XAPIC_EOI = 0xb0, XAPIC_SVR = 0xf0;
-const X2APIC_ICR = 0x830, X2APIC_EOI = 0x80b;
 /** Consecutive host-entry calls without a guest instruction that Kernel.run takes for a loop that never ends. */
 const MAX_HOST_CALLS_WITHOUT_GUEST = 1000;
 
@@ -165,7 +165,7 @@ export class Kernel {
       // setup_local_APIC(): software-enable the local APIC (SVR bit 8; spurious vector FFH), so the CPU accepts
       // fixed interrupts such as IPIs. The LVT entries stay masked. See SDM Vol. 3A, "Spurious-Interrupt Vector
       // Register (SVR)".
-      if (lp.apic?.mode === 'xapic') lp.apic.writeXapic?.(XAPIC_SVR, 0x1ff);
+      if (lp.apic?.mode === 'xapic') lp.apic.writeXapic?.(APIC_REG.APIC_SPIV, SVR.APIC_ENABLED | SPURIOUS_VECTOR);
       this.idle(lp);
     }
     const moduleText = imageVa(IMAGE.TEXT + 0x800);
@@ -332,10 +332,10 @@ export class Kernel {
   apic_icr_write(low: number, apicId: number): void {
     const apic = this.machine.cpus[this.current]?.apic;
     if (apic === undefined || apic === null) return;
-    if (apic.mode === 'x2apic') apic.writeMsr(X2APIC_ICR, (BigInt(apicId >>> 0) << 32n) | BigInt(low >>> 0));
+    if (apic.mode === 'x2apic') apic.writeMsr(x2apicMsr(APIC_REG.APIC_ICR), (BigInt(apicId >>> 0) << 32n) | BigInt(low >>> 0));
     else if (apic.mode === 'xapic') {
-      apic.writeXapic?.(XAPIC_ICR2, (apicId & 0xff) << 24);
-      apic.writeXapic?.(XAPIC_ICR, low >>> 0);
+      apic.writeXapic?.(APIC_REG.APIC_ICR2, (apicId & 0xff) << 24);
+      apic.writeXapic?.(APIC_REG.APIC_ICR, low >>> 0);
     }
   }
 
@@ -346,8 +346,8 @@ export class Kernel {
     if (apic !== null) {
       // "Acknowledge interrupt on exit" already moved it to the ISR; otherwise the host's handler acknowledges it.
       if (apic.pendingVector() === CALL_FUNCTION_VECTOR) apic.acknowledge(CALL_FUNCTION_VECTOR);
-      if (apic.mode === 'x2apic') apic.writeMsr(X2APIC_EOI, 0n);
-      else apic.writeXapic?.(XAPIC_EOI, 0);
+      if (apic.mode === 'x2apic') apic.writeMsr(x2apicMsr(APIC_REG.APIC_EOI), 0n);
+      else apic.writeXapic?.(APIC_REG.APIC_EOI, 0);
     }
     for (const fn of queue.splice(0)) this.runAsInterrupt(lp.id, fn);
   }

@@ -4,13 +4,16 @@
 // BSP sends INIT, SIPI, SIPI to each AP through the x2APIC ICR, the APs check in, the BSP waits for them.
 // See SDM Vol. 3A, "MP Initialization Protocol Algorithm for MP Systems", and SDM Vol. 3C, "Unrestricted Guests".
 import { assembleOrThrow } from '../../guest/assembler.ts';
+import { APIC_REG, x2apicMsr } from '../../machine/apic.ts';
+import type { CpuModel } from '../../machine/cpu-model.ts';
+import { capabilitiesOf } from '../../vmx/emulated-msrs.ts';
 import { VMX_CONTROL } from '../../vmx/controls.ts';
 import { CR0 } from '../../x86/control-registers.ts';
 import { RFLAGS } from '../../x86/flags.ts';
 import { AR, SYSTEM_TYPE } from '../../x86/segments.ts';
 import type { HostCpu } from '../host-cpu.ts';
 import type { Kernel, Page } from '../kernel.ts';
-import { write, writeReferenceControls, writeReferenceHostState, type Host } from './reference-vm.ts';
+import { enterVmx, explain, write, writeReferenceControls, writeReferenceHostState, type Host } from './reference-vm.ts';
 
 /** The guest's memory: 2^8 pages = 1 MiB, guest-physical [0, 100000H). */
 export const GUEST_MEMORY_ORDER = 8;
@@ -35,7 +38,7 @@ export const SMP_GUEST_LAYOUT = {
 } as const;
 
 /** x2APIC ICR (MSR 830H). See SDM Vol. 3A, "Interrupt Command Register (ICR) in x2APIC Mode". */
-export const MSR_X2APIC_ICR = 0x830;
+export const MSR_X2APIC_ICR = x2apicMsr(APIC_REG.APIC_ICR);
 /** ICR delivery modes (bits 10:8) and the level bit. See SDM Vol. 3A, "Interrupt Command Register (ICR)". */
 export const ICR = { DM_INIT: 5, DM_STARTUP: 6, DM_SHIFT: 8, LEVEL_ASSERT: 1 << 14 } as const;
 
@@ -108,6 +111,13 @@ export function writeRealModeControls(host: Host, cpu: HostCpu, eptp: bigint): b
   write(host, cpu, 'VM_ENTRY_CONTROLS', eff.entry.allowed0 >>> 0);
   write(host, cpu, 'EPT_POINTER', eptp);
   return true;
+}
+
+/** Can `model`'s VMX run this guest: EPT, "unrestricted guest", and the HLT and wait-for-SIPI activity states? */
+export function canRunMpGuest(model: CpuModel): boolean {
+  const c = capabilitiesOf(model);
+  const proc2 = VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT | VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST;
+  return c.misc.activityHlt && c.misc.activityWaitForSipi && (c.effective.proc2.allowed1 & proc2) === proc2;
 }
 
 /** Where a real-mode vCPU starts: CS selector and base, IP, and the activity state it enters in. */
@@ -253,4 +263,25 @@ export function loadSmpPrograms(k: Kernel, mem: GuestMemory, apCount: number): {
   k.writeBytes(mem.va + BigInt(SMP_GUEST_LAYOUT.bspEntry), bsp.bytes);
   k.writeBytes(mem.va + BigInt(SMP_GUEST_LAYOUT.sipiVector << 12), ap.bytes);
   return { bspLabels: bsp.labels, apLabels: ap.labels };
+}
+
+/**
+ * One real-mode vCPU per CPU, exits to `hostRip`: each VMCS written and launched on its own CPU (the host state is
+ * per CPU), the APs first, halted until the BSP's INIT reaches them, then the BSP at its program. Throws (with the
+ * VMX diagnosis) if the model cannot run the guest or a VMLAUNCH does not enter it.
+ */
+export function launchMpVcpus(host: Host, mem: GuestMemory, hostRip: bigint): void {
+  const k = host.kernel;
+  for (let id = k.num_online_cpus() - 1; id >= 0; id--) {
+    const start = id === 0
+      ? { csSelector: 0, csBase: 0, ip: SMP_GUEST_LAYOUT.bspEntry, activity: ACTIVITY.ACTIVE }
+      : { csSelector: 0, csBase: 0, ip: 0, activity: ACTIVITY.HLT };
+    k.smp_call_function_single(id, () => {
+      const cpu = k.cpu();
+      enterVmx(host, cpu);
+      if (!writeRealModeVmcs(host, cpu, mem.eptp, hostRip, start)) throw new Error(`smp guest: model ${host.model.name} cannot run a real-mode guest`);
+      cpu.vmlaunch();
+      if (!cpu.inVmxNonRoot()) throw new Error(`smp guest: VMLAUNCH on CPU ${id} did not enter the guest\n${explain(host)}`);
+    });
+  }
 }

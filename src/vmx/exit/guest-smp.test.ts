@@ -8,14 +8,12 @@
 import { describe, expect, it } from 'vitest';
 import { CPU_MODELS, DEFAULT_CPU_MODEL } from '../../machine/cpu-model.ts';
 import type { HostCpu } from '../../kernel/host-cpu.ts';
-import { bootHost, enterVmx, explain, read, runGuests, write, type Host } from '../../kernel/testing/reference-vm.ts';
+import { bootHost, explain, read, runGuests, write, type Host } from '../../kernel/testing/reference-vm.ts';
 import {
-  ACTIVITY, ICR, MSR_X2APIC_ICR, SMP_GUEST_LAYOUT, allocGuestMemory, loadSmpPrograms, startupState,
-  writeRealModeGuestState, writeRealModeVmcs,
+  ACTIVITY, ICR, MSR_X2APIC_ICR, SMP_GUEST_LAYOUT, allocGuestMemory, canRunMpGuest, launchMpVcpus, loadSmpPrograms, startupState,
+  writeRealModeGuestState,
 } from '../../kernel/testing/smp-guest.ts';
-import { capabilitiesOf } from '../emulated-msrs.ts';
 import { EXIT_REASON } from '../exit-reasons.ts';
-import { VMX_CONTROL } from '../controls.ts';
 
 const { EXIT_REASON_INIT_SIGNAL: INIT, EXIT_REASON_SIPI_SIGNAL: SIPI, EXIT_REASON_MSR_WRITE: WRMSR, EXIT_REASON_HLT: HLT } = EXIT_REASON;
 
@@ -102,18 +100,7 @@ function runSmpGuest(opts: { cpus: number; seed?: number; model?: string }): Smp
 
   // One vCPU per CPU, each VMCS filled and launched on its own CPU (host state is per CPU). APs first: they sit in
   // the HLT activity state until the BSP's INIT reaches them.
-  for (let id = opts.cpus - 1; id >= 0; id--) {
-    const start = id === 0
-      ? { csSelector: 0, csBase: 0, ip: SMP_GUEST_LAYOUT.bspEntry, activity: ACTIVITY.ACTIVE }
-      : { csSelector: 0, csBase: 0, ip: 0, activity: ACTIVITY.HLT };
-    expect(k.smp_call_function_single(id, () => {
-      const cpu = k.cpu();
-      enterVmx(host, cpu);
-      expect(writeRealModeVmcs(host, cpu, mem.eptp, rip, start), 'the model runs real-mode guests').toBe(true);
-      cpu.vmlaunch();
-      expect(cpu.inVmxNonRoot(), `VMLAUNCH on CPU ${id}: ${explain(host)}`).toBe(true);
-    })).toBe(0);
-  }
+  launchMpVcpus(host, mem, rip);
   const r = runGuests(host, 2_000_000);
   const counter = k.read16(mem.va + BigInt(SMP_GUEST_LAYOUT.counter));
   const why = (): string => explain(host, `run ended: ${r.reason}; exits per CPU: ${JSON.stringify(exits.map((e) => e.map((x) => x.reason)))}\nforwarded: ${JSON.stringify(forwarded)}`);
@@ -122,11 +109,7 @@ function runSmpGuest(opts: { cpus: number; seed?: number; model?: string }): Smp
 }
 
 /** Models whose VMX can run this guest: EPT, unrestricted guest, the HLT and wait-for-SIPI activity states. */
-const capable = CPU_MODELS.filter((m) => {
-  const c = capabilitiesOf(m);
-  const proc2 = VMX_CONTROL.SECONDARY_EXEC_ENABLE_EPT | VMX_CONTROL.SECONDARY_EXEC_UNRESTRICTED_GUEST;
-  return c.misc.activityHlt && c.misc.activityWaitForSipi && (c.effective.proc2.allowed1 & proc2) === proc2;
-}).map((m) => m.name);
+const capable = CPU_MODELS.filter(canRunMpGuest).map((m) => m.name);
 
 describe('a guest starts its APs with INIT-SIPI-SIPI', () => {
   it('the default model can run it', () => {
